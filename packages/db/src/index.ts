@@ -1,0 +1,8 @@
+export {
+  createPostgresDatabase,
+  type Database,
+  type PostgresDatabaseOptions,
+  type Queryable,
+  type QueryResult,
+} from "./database.ts";
+export { type Migration, migrate, readMigrations } from "./migrate.ts";

@@ -1,0 +1,140 @@
+import { Code } from "@connectrpc/connect";
+
+/** How one stable error code surfaces at each boundary. */
+export interface ErrorCodeInfo {
+  /** Connect/gRPC status at the RPC boundary. */
+  readonly connect: Code;
+  /** HTTP status at the REST boundary (RFC 9457 problem documents). */
+  readonly http: number;
+  /** Short, stable, human title for problem documents. */
+  readonly title: string;
+  /** CLI exit code (0 ok, 1 error, 2 invalid input, 3 auth, 4 not found, 5 sealed, 10 retryable). */
+  readonly exit: number;
+}
+
+/**
+ * Every error packrun reports, by stable code. Codes never change meaning once published;
+ * add new ones rather than reusing old ones. docs/errors.md lists them.
+ */
+export const errorCatalog = {
+  PACK_TOO_LARGE: {
+    connect: Code.InvalidArgument,
+    http: 413,
+    title: "Manifest too large",
+    exit: 2,
+  },
+  PACK_YAML_SYNTAX: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Manifest is not valid YAML",
+    exit: 2,
+  },
+  PACK_YAML_UNSAFE: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Manifest uses unsafe YAML",
+    exit: 2,
+  },
+  PACK_SCHEMA: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Manifest does not match the Task Pack schema",
+    exit: 2,
+  },
+  PACK_DUPLICATE_ID: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Duplicate step id",
+    exit: 2,
+  },
+  PACK_UNKNOWN_REFERENCE: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Reference to an undeclared name",
+    exit: 2,
+  },
+  PACK_EXPRESSION: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Invalid expression",
+    exit: 2,
+  },
+  PACK_LIMIT: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Manifest exceeds a limit",
+    exit: 2,
+  },
+  INPUT_MISSING: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Required input missing",
+    exit: 2,
+  },
+  INPUT_INVALID: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Input value invalid",
+    exit: 2,
+  },
+  INPUT_UNKNOWN: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Input not declared by the pack",
+    exit: 2,
+  },
+  SECRET_UNDECLARED: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Secret not declared by the pack",
+    exit: 2,
+  },
+  SECRET_MISSING: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Declared secret not supplied",
+    exit: 2,
+  },
+  REQUEST_INVALID: { connect: Code.InvalidArgument, http: 400, title: "Request invalid", exit: 2 },
+  PACK_NOT_FOUND: { connect: Code.NotFound, http: 404, title: "Pack not found", exit: 4 },
+  PACK_VERSION_CONFLICT: {
+    connect: Code.AlreadyExists,
+    http: 409,
+    title: "Pack version already published with different content",
+    exit: 1,
+  },
+  RUN_NOT_FOUND: { connect: Code.NotFound, http: 404, title: "Run not found", exit: 4 },
+  UNAUTHENTICATED: {
+    connect: Code.Unauthenticated,
+    http: 401,
+    title: "Authentication required",
+    exit: 3,
+  },
+  PERMISSION_DENIED: {
+    connect: Code.PermissionDenied,
+    http: 403,
+    title: "Permission denied",
+    exit: 3,
+  },
+  UNAVAILABLE: {
+    connect: Code.Unavailable,
+    http: 503,
+    title: "Service temporarily unavailable",
+    exit: 10,
+  },
+  CONFIG_INVALID: {
+    connect: Code.FailedPrecondition,
+    http: 500,
+    title: "Configuration invalid",
+    exit: 1,
+  },
+  INTERNAL: { connect: Code.Internal, http: 500, title: "Internal error", exit: 1 },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+/** A stable packrun error code. */
+export type ErrorCode = keyof typeof errorCatalog;
+
+/** True when `value` names an entry of the catalog. */
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(errorCatalog, value);
+}

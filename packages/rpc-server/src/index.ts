@@ -1,0 +1,8 @@
+export {
+  errorCodeHeader,
+  errorMappingInterceptor,
+  packrunErrorToConnect,
+  toConnectError,
+} from "./error-mapping.ts";
+export { HealthRegistry, ServingStatus } from "./health-service.ts";
+export { type RpcServer, type RpcServerOptions, startRpcServer } from "./rpc-server.ts";
