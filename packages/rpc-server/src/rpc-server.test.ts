@@ -114,10 +114,10 @@ test("a stock @grpc/grpc-js client can call the health service", async () => {
     server.url.replace("http://", ""),
     grpc.credentials.createInsecure(),
   );
+  type Callback = (error: grpc.ServiceError | null, value: { status: string }) => void;
+  const check = client.check as (request: object, callback: Callback) => void;
   const response = await new Promise<{ status: string }>((resolve, reject) =>
-    client.check({ service: "" }, (error: grpc.ServiceError | null, value: { status: string }) =>
-      error ? reject(error) : resolve(value),
-    ),
+    check.call(client, { service: "" }, (error, value) => (error ? reject(error) : resolve(value))),
   );
   client.close();
   assert.equal(response.status, "SERVING");

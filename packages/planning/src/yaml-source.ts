@@ -1,0 +1,246 @@
+import { createHash } from "node:crypto";
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseDocument,
+} from "yaml";
+import { type DocumentPath, PackValidationError, type SourcePosition } from "./diagnostic.ts";
+import type { PackLimits } from "./limits.ts";
+
+/** A parsed YAML document that can say where any value of it came from. */
+export interface YamlSource {
+  /** The document as plain JSON-compatible data. */
+  readonly value: unknown;
+  /** `sha256:<hex>` of the exact bytes parsed. */
+  readonly digest: string;
+  /**
+   * Position of the node at `path`, or of its nearest existing ancestor. With `key`, the
+   * position of the mapping key itself (for "unknown field" errors).
+   */
+  locate(path: DocumentPath, options?: { key?: boolean }): SourcePosition;
+}
+
+const forbiddenKeys = new Set(["__proto__", "constructor", "prototype"]);
+
+function fail(
+  code: "PACK_TOO_LARGE" | "PACK_YAML_SYNTAX" | "PACK_YAML_UNSAFE" | "PACK_LIMIT",
+  position: SourcePosition,
+  message: string,
+  path = "",
+): never {
+  throw new PackValidationError([{ code, path, ...position, message }]);
+}
+
+function positionAt(text: string, offset: number): SourcePosition {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = text.indexOf("\n"); i !== -1 && i < offset; i = text.indexOf("\n", i + 1)) {
+    line++;
+    lineStart = i + 1;
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
+/**
+ * Linear checks that run before the YAML parser, so hostile input is refused in well under a
+ * millisecond per kilobyte instead of being parsed: characters YAML forbids (C0 controls but
+ * tab, LF and CR; DEL; C1 controls but NEL), flow nesting deeper than the limit, and more
+ * `id:` keys than the step limit allows (an upper bound on the number of steps).
+ */
+function prescan(text: string, limits: PackLimits): void {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
+  const control = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u0080-\u0084\u0086-\u009f\ufeff]/;
+  const bad = control.exec(text);
+  if (bad !== null && !(bad[0] === "\ufeff" && bad.index === 0)) {
+    const code = bad[0].codePointAt(0)?.toString(16).padStart(4, "0") ?? "?";
+    fail(
+      "PACK_YAML_UNSAFE",
+      positionAt(text, bad.index),
+      `control character U+${code} is not allowed in a manifest`,
+    );
+  }
+  let depth = 0;
+  let quote = "";
+  let comment = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (comment) {
+      if (c === "\n") comment = false;
+    } else if (quote !== "") {
+      if (c === "\\" && quote === '"') i++;
+      else if (c === quote) quote = "";
+    } else if (c === '"' || c === "'") {
+      const before = text[i - 1];
+      // A quote only opens a quoted scalar at the start of a token, not inside a plain word.
+      if (before === undefined || " \t\n[{,:-".includes(before)) quote = c;
+    } else if (c === "#") {
+      const before = text[i - 1];
+      if (before === undefined || before === " " || before === "\t" || before === "\n")
+        comment = true;
+    } else if (c === "[" || c === "{") {
+      if (++depth > limits.maxDepth) {
+        fail(
+          "PACK_LIMIT",
+          positionAt(text, i),
+          `collections nest deeper than ${limits.maxDepth} levels`,
+        );
+      }
+    } else if ((c === "]" || c === "}") && depth > 0) {
+      depth--;
+    }
+  }
+  let ids = 0;
+  const idKey = /(?:^|[\s{,])-?\s*["']?id["']?\s*:/gm;
+  while (idKey.exec(text) !== null) {
+    if (++ids > limits.maxDeclaredSteps) {
+      fail(
+        "PACK_LIMIT",
+        { line: 0, column: 0 },
+        `more than ${limits.maxDeclaredSteps} steps (ids) declared; the limit is ${limits.maxDeclaredSteps}`,
+      );
+    }
+  }
+}
+
+/** Walks the node tree without recursion, checking depth and key names. */
+function checkTree(doc: Document, lineCounter: LineCounter, limits: PackLimits): void {
+  const stack: { node: unknown; depth: number; path: (string | number)[] }[] = [
+    { node: doc.contents, depth: 0, path: [] },
+  ];
+  while (stack.length > 0) {
+    const { node, depth, path } = stack.pop() as (typeof stack)[number];
+    if (isMap(node) || isSeq(node)) {
+      if (depth > limits.maxDepth) {
+        const offset = (node as Node).range?.[0] ?? 0;
+        const { line, col } = lineCounter.linePos(offset);
+        fail(
+          "PACK_LIMIT",
+          { line, column: col },
+          `collections nest deeper than ${limits.maxDepth} levels`,
+        );
+      }
+    }
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const key = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (typeof key !== "string" && typeof key !== "number" && typeof key !== "boolean") {
+          const offset = (pair.key as Node | null)?.range?.[0] ?? 0;
+          const { line, col } = lineCounter.linePos(offset);
+          fail("PACK_YAML_UNSAFE", { line, column: col }, "mapping keys must be plain scalars");
+        }
+        const name = String(key);
+        if (forbiddenKeys.has(name)) {
+          const offset = (pair.key as Node).range?.[0] ?? 0;
+          const { line, col } = lineCounter.linePos(offset);
+          fail(
+            "PACK_YAML_UNSAFE",
+            { line, column: col },
+            `the key "${name}" is not allowed`,
+            [...path].join("."),
+          );
+        }
+        stack.push({ node: pair.value, depth: depth + 1, path: [...path, name] });
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, index) => {
+        stack.push({ node: item, depth: depth + 1, path: [...path, index] });
+      });
+    } else if (isAlias(node)) {
+      // Aliases are resolved (and counted) by toJS; nothing to walk here.
+    }
+  }
+}
+
+/**
+ * Parses untrusted manifest text into data plus a position index. Rejects, each with a
+ * located diagnostic: oversize input, forbidden characters, syntax errors, duplicate keys,
+ * alias floods, excessive nesting, prototype-polluting keys and non-scalar keys.
+ */
+export function parseYamlSource(text: string, limits: PackLimits): YamlSource {
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > limits.maxBytes) {
+    fail(
+      "PACK_TOO_LARGE",
+      { line: 0, column: 0 },
+      `manifest is ${bytes} bytes; the limit is ${limits.maxBytes}`,
+    );
+  }
+  prescan(text, limits);
+  const lineCounter = new LineCounter();
+  let doc: Document;
+  try {
+    doc = parseDocument(text, {
+      lineCounter,
+      uniqueKeys: true,
+      prettyErrors: true,
+      strict: true,
+      version: "1.2",
+      schema: "core",
+      merge: false,
+    });
+  } catch (error) {
+    // The parser recurses on some shapes; a stack overflow means the input is too deep.
+    if (error instanceof RangeError)
+      fail("PACK_LIMIT", { line: 0, column: 0 }, "manifest nests too deeply to parse");
+    throw error;
+  }
+  const firstError = doc.errors[0];
+  if (firstError !== undefined) {
+    const position = firstError.linePos?.[0] ?? { line: 0, col: 0 };
+    const code = firstError.code === "DUPLICATE_KEY" ? "duplicate key" : "YAML syntax error";
+    const message = firstError.message.split(" at line ")[0] ?? firstError.message;
+    fail("PACK_YAML_SYNTAX", { line: position.line, column: position.col }, `${code}: ${message}`);
+  }
+  checkTree(doc, lineCounter, limits);
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: limits.maxAliases });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (/alias/i.test(message)) {
+      fail(
+        "PACK_YAML_UNSAFE",
+        { line: 0, column: 0 },
+        `too many alias expansions (limit ${limits.maxAliases}): ${message}`,
+      );
+    }
+    throw error;
+  }
+  const digest = `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`;
+  return {
+    value,
+    digest,
+    locate(path, options) {
+      if (options?.key === true && path.length > 0) {
+        const parent = doc.getIn(path.slice(0, -1), true);
+        if (isMap(parent)) {
+          const name = String(path[path.length - 1]);
+          const pair = parent.items.find(
+            (item) => isScalar(item.key) && String(item.key.value) === name,
+          );
+          const offset = (pair?.key as Node | undefined)?.range?.[0];
+          if (offset !== undefined) {
+            const { line, col } = lineCounter.linePos(offset);
+            return { line, column: col };
+          }
+        }
+      }
+      for (let length = path.length; length >= 0; length--) {
+        const node = doc.getIn(path.slice(0, length), true) as Node | undefined;
+        const offset = node?.range?.[0];
+        if (offset !== undefined) {
+          const { line, col } = lineCounter.linePos(offset);
+          return { line, column: col };
+        }
+      }
+      return { line: 0, column: 0 };
+    },
+  };
+}

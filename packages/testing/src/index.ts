@@ -1,0 +1,13 @@
+/**
+ * Test helpers for packrun: per-test PostgreSQL databases and Redis key spaces on the throwaway
+ * servers that `npm test` starts.
+ */
+export {
+  createTestDatabase,
+  type TestDatabase,
+  type TestDatabaseHandle,
+  useTestDatabase,
+} from "./test-database.ts";
+export { readTestEnv, type TestEnv } from "./test-env.ts";
+export { createTestRedis, type TestRedis } from "./test-redis.ts";
+export { uniqueName } from "./unique-name.ts";
