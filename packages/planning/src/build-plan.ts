@@ -263,6 +263,11 @@ class PlanBuilder {
             ),
           )
         : [];
+      // With run-time items the template is planned once without item/index (those values
+      // stay RuntimeValues); the executor expands it with expandMapTemplate when reached.
+      const template = Array.isArray(items)
+        ? null
+        : this.step(map.step, [...path, "map", "step"], childContext({ idPrefix: "" }));
       return {
         ...base,
         kind: "map",
@@ -272,6 +277,7 @@ class PlanBuilder {
           continueOnError: map.continueOnError ?? false,
           steps,
           templateId: map.step.id,
+          template,
         },
       };
     }

@@ -67,6 +67,8 @@ export interface PlannedMapStep extends PlannedStepBase {
     steps: PlannedStep[];
     /** Declared id of the step template (children are `<mapId>[<index>]::<templateId>`). */
     templateId: string;
+    /** The planned template while the items are a RuntimeValue; null once expanded. */
+    template: PlannedStep | null;
   };
 }
 

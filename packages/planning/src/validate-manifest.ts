@@ -93,8 +93,13 @@ function describe(error: ErrorObject): {
     case "minProperties":
     case "maxProperties":
       return { path, message: "must have exactly one of approval or policy" };
-    case "type":
-      return { path, message: `must be ${String(params.type).replace(",", " or ")}` };
+    case "type": {
+      const article = (type: string) => (/^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`);
+      return {
+        path,
+        message: `must be ${String(params.type).split(",").map(article).join(" or ")}`,
+      };
+    }
     default:
       return { path, message: error.message ?? "is invalid" };
   }
