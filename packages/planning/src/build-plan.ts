@@ -18,6 +18,7 @@ import type {
   RuntimeValue,
 } from "./plan-types.ts";
 import { resolveInputs } from "./resolve-inputs.ts";
+import { isRuntime, textLeaves } from "./runtime-values.ts";
 import { siteKey, type ValidatedManifest, validateManifest } from "./validate-manifest.ts";
 import { parseYamlSource } from "./yaml-source.ts";
 
@@ -304,26 +305,6 @@ class PlanBuilder {
       },
     };
   }
-}
-
-/**
- * Module parameters are text (argv elements, environment values, paths): a template that
- * evaluated to a number, boolean or list becomes its canonical JSON text, so `"{{ index }}"`
- * reaches a process as "0" whatever produced it.
- */
-function textLeaves(value: unknown): unknown {
-  if (isRuntime(value) || typeof value === "string") return value;
-  if (Array.isArray(value)) return value.map(textLeaves);
-  if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value).map(([key, inner]) => [key, textLeaves(inner)]),
-    );
-  }
-  return canonicalJson(value);
-}
-
-function isRuntime(value: unknown): value is RuntimeValue {
-  return typeof value === "object" && value !== null && Object.hasOwn(value, "$runtime");
 }
 
 function checkSecrets(model: ValidatedManifest, supplied: readonly string[] | undefined): void {

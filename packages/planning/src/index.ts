@@ -32,6 +32,14 @@ export { isKnownModule, type ModuleName, moduleCatalog } from "./module-catalog.
 export { canonicalJson, computePlanHash, sha256Digest } from "./plan-hash.ts";
 export * from "./plan-types.ts";
 export {
+  evaluateRuntimeValue,
+  expandMapTemplate,
+  resolveKnownRuntimeValues,
+  resolveRuntimeValues,
+  runtimeReferences,
+  textLeaves,
+} from "./runtime-values.ts";
+export {
   type SimulatedStep,
   type Simulation,
   type SimulationStatus,
