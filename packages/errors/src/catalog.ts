@@ -129,6 +129,99 @@ export const errorCatalog = {
     exit: 1,
   },
   INTERNAL: { connect: Code.Internal, http: 500, title: "Internal error", exit: 1 },
+  // Evidence: event log, artifacts, attestations, bundles.
+  RUN_FINISHED: {
+    connect: Code.FailedPrecondition,
+    http: 409,
+    title: "Run already finished",
+    exit: 1,
+  },
+  RUN_NOT_FINISHED: {
+    connect: Code.FailedPrecondition,
+    http: 409,
+    title: "Run has not finished",
+    exit: 1,
+  },
+  RUN_RECORD_INVALID: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Run record invalid",
+    exit: 2,
+  },
+  PLAN_HASH_MISMATCH: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Plan does not match its plan hash",
+    exit: 2,
+  },
+  SUBSCRIBER_TOO_SLOW: {
+    connect: Code.ResourceExhausted,
+    http: 429,
+    title: "Subscriber too far behind; resume from the last received sequence",
+    exit: 10,
+  },
+  ARTIFACT_NOT_FOUND: { connect: Code.NotFound, http: 404, title: "Artifact not found", exit: 4 },
+  ARTIFACT_DIGEST_MISMATCH: {
+    connect: Code.InvalidArgument,
+    http: 422,
+    title: "Artifact content does not match its expected digest",
+    exit: 2,
+  },
+  ARTIFACT_TOO_LARGE: {
+    connect: Code.InvalidArgument,
+    http: 413,
+    title: "Artifact too large",
+    exit: 2,
+  },
+  ARTIFACT_STORE_FULL: {
+    connect: Code.ResourceExhausted,
+    http: 507,
+    title: "Artifact store out of space",
+    exit: 1,
+  },
+  ARTIFACT_STORE_FAILED: {
+    connect: Code.Unavailable,
+    http: 503,
+    title: "Artifact store could not write",
+    exit: 1,
+  },
+  ATTESTATION_NOT_FOUND: {
+    connect: Code.NotFound,
+    http: 404,
+    title: "Attestation not found",
+    exit: 4,
+  },
+  KEY_INVALID: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Key invalid or unsupported",
+    exit: 2,
+  },
+  BUNDLE_INVALID: {
+    connect: Code.InvalidArgument,
+    http: 422,
+    title: "Evidence bundle failed verification",
+    exit: 2,
+  },
+  // Executor: runs, gates, queue.
+  GATE_NOT_AWAITING: {
+    connect: Code.FailedPrecondition,
+    http: 409,
+    title: "Gate is not awaiting a decision",
+    exit: 1,
+  },
+  APPROVAL_STALE: {
+    connect: Code.PermissionDenied,
+    http: 403,
+    title: "Approval does not match the run's plan",
+    exit: 3,
+  },
+  SECRETS_UNAVAILABLE: {
+    connect: Code.FailedPrecondition,
+    http: 409,
+    title: "The run's secrets are no longer available",
+    exit: 1,
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 /** A stable packrun error code. */

@@ -59,6 +59,10 @@ export interface TestDatabaseHandle {
  * Registers node:test hooks in the calling file (or suite): a fresh database is created in `before`
  * and dropped in `after`.
  *
+ * Top-level `before` hooks of one file may run concurrently: a hook that needs the database must
+ * be registered inside a `describe` after this call (hooks of a suite run in order), or call
+ * {@link createTestDatabase} itself.
+ *
  * ```ts
  * const db = useTestDatabase("planner");
  * test("…", async () => { const client = new pg.Client(db.url); … });

@@ -397,7 +397,7 @@ export declare type PlanSummary = Message<"packrun.pack.v1.PlanSummary"> & {
   packVersion: string;
 
   /**
-   * sha256:<hex> of the canonical manifest the plan was built from.
+   * sha256:<hex> of the exact manifest bytes the plan was built from.
    *
    * @generated from field: string pack_digest = 3;
    */
@@ -457,7 +457,7 @@ export declare type PlanSummaryJson = {
   packVersion?: string;
 
   /**
-   * sha256:<hex> of the canonical manifest the plan was built from.
+   * sha256:<hex> of the exact manifest bytes the plan was built from.
    *
    * @generated from field: string pack_digest = 3;
    */

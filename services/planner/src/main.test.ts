@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus } from "@packrun/proto/health/v1";
+import { PlannerService } from "@packrun/proto/planner/v1";
+import { createTestDatabase, type TestDatabase } from "@packrun/testing";
+
+const mainPath = fileURLToPath(new URL("./main.ts", import.meta.url));
+let testDatabase: TestDatabase | undefined;
+const children = new Set<ChildProcess>();
+
+before(async () => {
+  testDatabase = await createTestDatabase("planner_main");
+});
+after(async () => {
+  for (const child of children) child.kill("SIGKILL");
+  await testDatabase?.drop();
+});
+
+/** Starts the planner process with exactly `env` (plus PATH), collecting its output. */
+function startPlanner(env: Record<string, string>) {
+  const child = spawn(process.execPath, [mainPath], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  let stderr = "";
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const lines: Record<string, unknown>[] = [];
+  const ready = new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      lines.push(entry);
+      if (entry.msg === "planner ready") resolve(String(entry.url));
+    });
+    child.once("exit", (code) => reject(new Error(`planner exited (${code}): ${stderr}`)));
+  });
+  ready.catch(() => {});
+  return { child, ready, lines, stderr: () => stderr };
+}
+
+test("the process serves, answers health checks and stops cleanly on SIGTERM", async () => {
+  assert.ok(testDatabase);
+  const planner = startPlanner({
+    PACKRUN_PLANNER_DATABASE_URL: testDatabase.url,
+    PACKRUN_PLANNER_PORT: "0",
+    PACKRUN_LOG_LEVEL: "info",
+  });
+  const url = await planner.ready;
+  const transport = createGrpcTransport({ baseUrl: url });
+  const health = await createClient(Health, transport).check({
+    service: PlannerService.typeName,
+  });
+  assert.equal(health.status, HealthCheckResponse_ServingStatus.SERVING);
+  const validated = await createClient(PlannerService, transport).validateManifest({
+    manifest: "kind: TaskPack",
+  });
+  assert.equal(validated.valid, false);
+  assert.ok(planner.lines.some((line) => line.msg === "migrations applied"));
+
+  const exited = once(planner.child, "exit");
+  planner.child.kill("SIGTERM");
+  const [code] = await exited;
+  assert.equal(code, 0, planner.stderr());
+  assert.ok(planner.lines.some((line) => line.msg === "planner shutting down"));
+});
+
+test("bad configuration exits 2 with a message naming the variables, and no secrets", async () => {
+  const planner = startPlanner({ PACKRUN_PLANNER_PORT: "not-a-port" });
+  const [code] = await once(planner.child, "exit");
+  assert.equal(code, 2);
+  assert.match(planner.stderr(), /set PACKRUN_PLANNER_DATABASE_URL or DATABASE_URL/);
+  assert.match(planner.stderr(), /PACKRUN_PLANNER_PORT \(port\)/);
+
+  const withPassword = startPlanner({ DATABASE_URL: "mysql://user:hunter2@db/planner" });
+  const [again] = await once(withPassword.child, "exit");
+  assert.equal(again, 2);
+  assert.ok(!withPassword.stderr().includes("hunter2"), withPassword.stderr());
+});

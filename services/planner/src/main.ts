@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/**
+ * Planner process entry: `node services/planner/src/main.ts`. Configured by environment
+ * (see planner-config.ts); SIGINT or SIGTERM stops it gracefully.
+ */
+import { createPostgresDatabase } from "@packrun/db";
+import { isPackrunError } from "@packrun/errors";
+import { createLogger } from "@packrun/logging";
+import { loadPlannerConfig } from "./planner-config.ts";
+import { startPlannerServer } from "./planner-server.ts";
+
+let config: ReturnType<typeof loadPlannerConfig>;
+try {
+  config = loadPlannerConfig();
+} catch (error) {
+  // Plain stderr: the log level is part of what failed to load.
+  process.stderr.write(`planner: ${isPackrunError(error) ? error.message : String(error)}\n`);
+  process.exit(2);
+}
+
+const logger = createLogger({ service: "planner", level: config.logLevel });
+const database = createPostgresDatabase({
+  url: config.databaseUrl,
+  applicationName: "packrun-planner",
+});
+
+let server: Awaited<ReturnType<typeof startPlannerServer>>;
+try {
+  server = await startPlannerServer({
+    database,
+    logger,
+    port: config.port,
+    host: config.host,
+  });
+} catch (error) {
+  logger.fatal({ err: error }, "planner failed to start");
+  await database.close().catch(() => {});
+  process.exit(1);
+}
+logger.info({ url: server.url }, "planner ready");
+
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, "planner shutting down");
+  try {
+    await server.close();
+    await database.close();
+    process.exit(0);
+  } catch (error) {
+    logger.error({ err: error }, "planner shutdown failed");
+    process.exit(1);
+  }
+}
+process.on("SIGINT", (signal) => void shutdown(signal));
+process.on("SIGTERM", (signal) => void shutdown(signal));
