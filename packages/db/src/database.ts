@@ -31,6 +31,11 @@ export interface PostgresDatabaseOptions {
   maxConnections?: number;
   /** Application name shown in pg_stat_activity. */
   applicationName?: string;
+  /**
+   * The service's own schema, first on every connection's search_path so its SQL names its
+   * tables unqualified.
+   */
+  schema?: string;
 }
 
 /** A {@link Database} backed by a `pg` connection pool. */
@@ -39,6 +44,7 @@ export function createPostgresDatabase(options: PostgresDatabaseOptions): Databa
     connectionString: options.url,
     max: options.maxConnections ?? 10,
     application_name: options.applicationName ?? "packrun",
+    ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema},public` }),
   });
   // An idle client losing its connection (e.g. a Postgres restart) must not crash the process;
   // the pool discards it and the next query reconnects.

@@ -183,7 +183,7 @@ export const errorCatalog = {
     connect: Code.Unavailable,
     http: 503,
     title: "Artifact store could not write",
-    exit: 1,
+    exit: 10,
   },
   ATTESTATION_NOT_FOUND: {
     connect: Code.NotFound,
@@ -221,6 +221,12 @@ export const errorCatalog = {
     http: 409,
     title: "The run's secrets are no longer available",
     exit: 1,
+  },
+  SEALED_MODE_VIOLATION: {
+    connect: Code.FailedPrecondition,
+    http: 409,
+    title: "Sealed mode cannot be enforced for this step",
+    exit: 5,
   },
 } as const satisfies Record<string, ErrorCodeInfo>;
 

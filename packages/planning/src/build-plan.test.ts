@@ -318,3 +318,56 @@ describe("simulate", () => {
     assert.equal(scan?.children[0]?.reason, 'parent step "scan" is skipped');
   });
 });
+
+describe("data never becomes structure", () => {
+  const forge = `apiVersion: stellaops.io/pack.v1
+kind: TaskPack
+metadata: {name: forge, version: 1.0.0}
+spec:
+  inputs: [{name: o, type: object}, {name: list, type: array, default: [a, b]}]
+  secrets: [{name: token}]
+  steps:
+    - id: a
+      run:
+        uses: builtin:shell
+        with: {argv: [echo, "{{ inputs.o }}", "{{ inputs.list }}"], env: {T: "{{ secrets.token }}"}}
+`;
+
+  test("an input cannot smuggle a run-time value (and so a secret) into argv", () => {
+    assert.throws(
+      () => planPack(forge, { inputs: { o: { $runtime: "{{ secrets.token }}" } } }),
+      (error: PackValidationError) => {
+        assert.equal(error.diagnostics[0]?.code, "INPUT_INVALID");
+        assert.match(error.message, /reserved key "\$runtime"/);
+        return true;
+      },
+    );
+  });
+
+  test("lists and objects reach module parameters as JSON text", () => {
+    const step = planPack(forge, { inputs: { o: { k: [1, true] } } }).plan
+      .steps[0] as PlannedRunStep;
+    assert.deepEqual(step.run.with.argv, ["echo", '{"k":[1,true]}', '["a","b"]']);
+  });
+
+  test("a map item list with run-time elements is refused with a way out", () => {
+    const text = `apiVersion: stellaops.io/pack.v1
+kind: TaskPack
+metadata: {name: mixed, version: 1.0.0}
+spec:
+  steps:
+    - id: first
+      run: {uses: builtin:noop}
+    - id: m
+      map:
+        items: [a, "{{ steps.first.outputs.x }}"]
+        step: {id: one, run: {uses: builtin:noop}}
+`;
+    assert.throws(() => planPack(text), /write the whole list as one expression/);
+  });
+
+  test("supplied null means not given", () => {
+    const plan = planPack(forge, { inputs: { o: null, list: null } }).plan;
+    assert.deepEqual(plan.inputs, { o: null, list: ["a", "b"] });
+  });
+});

@@ -18,7 +18,7 @@ import type {
   RuntimeValue,
 } from "./plan-types.ts";
 import { resolveInputs } from "./resolve-inputs.ts";
-import { isRuntime, textLeaves } from "./runtime-values.ts";
+import { asText, containsRuntime, isRuntime, textLeaves } from "./runtime-values.ts";
 import { siteKey, type ValidatedManifest, validateManifest } from "./validate-manifest.ts";
 import { parseYamlSource } from "./yaml-source.ts";
 
@@ -120,27 +120,37 @@ class PlanBuilder {
     this.#diagnostics.add("PACK_EXPRESSION", path, this.#model.source.locate(path), error.message);
   }
 
-  /** Replaces templates below `value` by their values, or by RuntimeValues when not yet known. */
-  resolve(value: unknown, path: DocumentPath, bindings: Record<string, unknown>): unknown {
+  /**
+   * Replaces templates below `value` by their values, or by RuntimeValues when not yet known.
+   * With `text`, a template's value becomes text at once (module parameters are text), so data
+   * from inputs can never be mistaken for structure such as a RuntimeValue.
+   */
+  resolve(
+    value: unknown,
+    path: DocumentPath,
+    bindings: Record<string, unknown>,
+    text = false,
+  ): unknown {
     if (typeof value === "string") {
       const template = this.#model.templates.get(siteKey(path));
       if (template === undefined) return value;
       if (!knownAtPlanTime(templateExpressions(template), bindings))
         return { $runtime: value } satisfies RuntimeValue;
       try {
-        return renderTemplate(template, bindings);
+        const rendered = renderTemplate(template, bindings);
+        return text ? asText(rendered) : rendered;
       } catch (error) {
         this.#fail(path, error);
         return null;
       }
     }
     if (Array.isArray(value))
-      return value.map((item, index) => this.resolve(item, [...path, index], bindings));
+      return value.map((item, index) => this.resolve(item, [...path, index], bindings, text));
     if (value !== null && typeof value === "object") {
       return Object.fromEntries(
         Object.entries(value).map(([key, inner]) => [
           key,
-          this.resolve(inner, [...path, key], bindings),
+          this.resolve(inner, [...path, key], bindings, text),
         ]),
       );
     }
@@ -219,7 +229,12 @@ class PlanBuilder {
         run: {
           uses: declaration.run.uses,
           with: textLeaves(
-            this.resolve(declaration.run.with ?? {}, [...path, "run", "with"], context.bindings),
+            this.resolve(
+              declaration.run.with ?? {},
+              [...path, "run", "with"],
+              context.bindings,
+              true,
+            ),
           ) as Record<string, unknown>,
           artifacts: declaration.run.artifacts ?? [],
         },
@@ -243,6 +258,15 @@ class PlanBuilder {
       const map = declaration.map;
       const itemsPath = [...path, "map", "items"];
       let items = this.resolve(map.items, itemsPath, context.bindings);
+      if (Array.isArray(items) && items.some((item) => containsRuntime(item))) {
+        this.#diagnostics.add(
+          "PACK_EXPRESSION",
+          itemsPath,
+          this.#model.source.locate(itemsPath),
+          "some map items are only known at run time; write the whole list as one expression, e.g. items: \"{{ ['a', steps.x.outputs.y] }}\"",
+        );
+        items = [];
+      }
       if (!Array.isArray(items) && !isRuntime(items)) {
         this.#diagnostics.add(
           "PACK_EXPRESSION",

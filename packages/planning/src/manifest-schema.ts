@@ -7,8 +7,8 @@
 const name = { type: "string", pattern: "^[A-Za-z][A-Za-z0-9_-]{0,63}$" } as const;
 const duration = {
   oneOf: [
-    { type: "integer", minimum: 0 },
-    { type: "string", pattern: "^(\\d+(ms|s|m|h|d))+$" },
+    { type: "integer", minimum: 1 },
+    { type: "string", pattern: "^(?=\\d)(\\d+d)?(\\d+h)?(\\d+m)?(\\d+s)?(\\d+ms)?$" },
   ],
 } as const;
 

@@ -40,6 +40,15 @@ export function checkInputValue(input: InputDeclaration, value: unknown): string
   return undefined;
 }
 
+/** True when `$runtime` is a key anywhere in `value`: plans use it to mark run-time values. */
+function containsReservedKey(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(containsReservedKey);
+  if (value !== null && typeof value === "object") {
+    return Object.hasOwn(value, "$runtime") || Object.values(value).some(containsReservedKey);
+  }
+  return false;
+}
+
 /**
  * The input values a plan uses: supplied values checked against their declarations, defaults
  * filled in, optional inputs without a value set to null (so `inputs.x == null` is readable).
@@ -64,8 +73,22 @@ export function resolveInputs(
     }
   }
   const resolved: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(supplied)) {
+    if (containsReservedKey(value)) {
+      diagnostics.add(
+        "INPUT_INVALID",
+        ["inputs", name],
+        none,
+        `input "${name}" contains the reserved key "$runtime"`,
+      );
+    }
+  }
   declarations.forEach((input, index) => {
-    const given = Object.hasOwn(supplied, input.name) ? supplied[input.name] : undefined;
+    // A supplied null means "not given": the default applies, or the input is missing.
+    const given =
+      Object.hasOwn(supplied, input.name) && supplied[input.name] !== null
+        ? supplied[input.name]
+        : undefined;
     const value = given ?? input.default;
     if (value === undefined) {
       if (input.required === true) {

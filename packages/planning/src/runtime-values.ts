@@ -26,6 +26,20 @@ export function textLeaves(value: unknown): unknown {
   return canonicalJson(value);
 }
 
+/** A template's value as module-parameter text: strings as they are, the rest canonical JSON. */
+export function asText(value: unknown): string {
+  return typeof value === "string" ? value : canonicalJson(value);
+}
+
+/** True when a RuntimeValue occurs anywhere below `value`. */
+export function containsRuntime(value: unknown): boolean {
+  if (isRuntime(value)) return true;
+  if (Array.isArray(value)) return value.some(containsRuntime);
+  if (value !== null && typeof value === "object")
+    return Object.values(value).some(containsRuntime);
+  return false;
+}
+
 function mapRuntime(value: unknown, replace: (runtime: RuntimeValue) => unknown): unknown {
   if (isRuntime(value)) return replace(value);
   if (Array.isArray(value)) return value.map((item) => mapRuntime(item, replace));
@@ -68,8 +82,15 @@ export function evaluateRuntimeValue(
  * Replaces every RuntimeValue below `value` by its value under `bindings`
  * (`inputs`, `steps.<id>.outputs|status`, `secrets`, `item`, `index`).
  */
-export function resolveRuntimeValues(value: unknown, bindings: Record<string, unknown>): unknown {
-  return mapRuntime(value, (runtime) => evaluateRuntimeValue(runtime, bindings));
+export function resolveRuntimeValues(
+  value: unknown,
+  bindings: Record<string, unknown>,
+  options: { text?: boolean } = {},
+): unknown {
+  return mapRuntime(value, (runtime) => {
+    const resolved = evaluateRuntimeValue(runtime, bindings);
+    return options.text === true ? asText(resolved) : resolved;
+  });
 }
 
 /**
@@ -79,13 +100,16 @@ export function resolveRuntimeValues(value: unknown, bindings: Record<string, un
 export function resolveKnownRuntimeValues(
   value: unknown,
   bindings: Record<string, unknown>,
+  options: { text?: boolean } = {},
 ): unknown {
   return mapRuntime(value, (runtime) => {
     const references = runtimeReferences(runtime);
     const known = references.every(
       (ref) => Object.hasOwn(bindings, ref.root) && ref.root !== "secrets",
     );
-    return known ? evaluateRuntimeValue(runtime, bindings) : runtime;
+    if (!known) return runtime;
+    const resolved = evaluateRuntimeValue(runtime, bindings);
+    return options.text === true ? asText(resolved) : resolved;
   });
 }
 
@@ -121,7 +145,7 @@ export function expandMapTemplate(
           ...base,
           run: {
             ...base.run,
-            with: textLeaves(resolveKnownRuntimeValues(base.run.with, bindings)) as Record<
+            with: resolveKnownRuntimeValues(base.run.with, bindings, { text: true }) as Record<
               string,
               unknown
             >,

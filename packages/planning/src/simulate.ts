@@ -77,6 +77,10 @@ function simulateStep(
   }
   if (step.kind === "policy-gate") {
     out.gateRef = step.gate.policy;
+    if (hasRuntime(step.gate.parameters)) {
+      out.runtimeDependent = true;
+      notes.push("parameters are resolved at run time");
+    }
     out.status = "requires-policy";
     notes.push(`policy "${step.gate.policy}" must pass (on failure: ${step.gate.failAction})`);
   }

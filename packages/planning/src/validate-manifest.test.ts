@@ -222,3 +222,65 @@ describe("references and expressions", () => {
     );
   });
 });
+
+describe("parameters that could escape", () => {
+  const run = (body: string) => `${head}spec:\n  steps:\n    - id: a\n${body}`;
+
+  test("bundle.ingest refuses traversal in sha256 and filename", () => {
+    expectProblem(
+      run("      run: {uses: builtin:bundle.ingest, with: {path: b.tgz, sha256: ../../etc}}\n"),
+      "must be 64 lowercase hex characters",
+    );
+    expectProblem(
+      run(
+        `      run: {uses: builtin:bundle.ingest, with: {path: b.tgz, sha256: "${"a".repeat(64)}", filename: ../../x}}\n`,
+      ),
+      "must be a plain file name",
+    );
+  });
+
+  test("artifacts stay inside the workdir and have unique names", () => {
+    expectProblem(
+      run(
+        "      run: {uses: builtin:noop, artifacts: [{name: r, path: ../r.json}, {name: r, path: /etc/passwd}]}\n",
+      ),
+      "must be a relative path inside the step's workdir",
+    );
+    expectProblem(
+      run("      run: {uses: builtin:noop, artifacts: [{name: r, path: a}, {name: r, path: b}]}\n"),
+      'artifact "r" is declared twice',
+    );
+  });
+
+  test("reserved environment variables", () => {
+    expectProblem(
+      run("      run: {uses: builtin:shell, with: {argv: [x], env: {LD_PRELOAD: /tmp/evil.so}}}\n"),
+      "LD_PRELOAD is reserved",
+    );
+    expectProblem(
+      run("      run: {uses: builtin:shell, with: {argv: [x], env: {PACKRUN_OUTPUT: /etc/x}}}\n"),
+      "PACKRUN_OUTPUT is reserved",
+    );
+  });
+
+  test("a sealed pack cannot allow egress; durations are positive and ordered; versions canonical", () => {
+    expectProblem(
+      `${head}spec:\n  sandbox: {mode: sealed, egressAllowlist: [example.com]}\n  steps: [{id: a, run: {uses: builtin:noop}}]\n`,
+      "a sealed pack has no network",
+    );
+    expectProblem(run("      timeout: 0\n      run: {uses: builtin:noop}\n"), "must be a duration");
+    expectProblem(
+      run("      timeout: 30s1h\n      run: {uses: builtin:noop}\n"),
+      "must be a duration",
+    );
+    expectProblem(
+      head.replace("1.0.0", "v1.0.0") + "spec: {steps: [{id: a, run: {uses: builtin:noop}}]}\n",
+      /"v1.0.0" is not a semantic version/,
+    );
+  });
+
+  test("steps inside a map template cannot be read from outside", () => {
+    const text = `${head}spec:\n  steps:\n    - id: m\n      map:\n        items: [1]\n        step: {id: one, run: {uses: builtin:noop}}\n    - id: b\n      when: "steps.one.status == 'succeeded'"\n      run: {uses: builtin:noop}\n`;
+    expectProblem(text, 'step "one" runs once per map item; read the map step instead (steps.m)');
+  });
+});

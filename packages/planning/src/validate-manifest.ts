@@ -259,6 +259,9 @@ function checkReference(
       if (second !== undefined && second !== "outputs" && second !== "status") {
         return `steps.${first} has "outputs" and "status", not "${second}"`;
       }
+      if (target.inMapTemplate) {
+        return `step "${first}" runs once per map item; read the map step instead (steps.${target.parentId ?? "<map>"})`;
+      }
       if (scope.topIndex !== undefined && target.topIndex >= scope.topIndex) {
         return `step "${first}" does not finish before this point; only steps in earlier top-level positions can be read`;
       }
@@ -267,6 +270,62 @@ function checkReference(
     default:
       return `unknown name "${reference.root}"; expressions can read inputs, steps, secrets, item and index`;
   }
+}
+
+const reservedEnv = /^(PACKRUN_|LD_)/;
+const sha256Literal = /^(sha256:)?[0-9a-f]{64}$/;
+const plainFileName = /^(?!\.{1,2}$)[^/\\]+$/;
+
+/** Module-independent rules for run parameters that the module schemas cannot express. */
+function checkRunParameters(
+  run: NonNullable<StepDeclaration["run"]>,
+  withPath: DocumentPath,
+  runPath: DocumentPath,
+  add: (code: "PACK_SCHEMA", path: DocumentPath, message: string) => void,
+): void {
+  const parameters = run.with ?? {};
+  const env = parameters.env;
+  if (env !== null && typeof env === "object") {
+    for (const name of Object.keys(env)) {
+      if (reservedEnv.test(name))
+        add(
+          "PACK_SCHEMA",
+          [...withPath, "env", name],
+          `environment variable ${name} is reserved (PACKRUN_* and LD_* are set by packrun or could hijack the process)`,
+        );
+    }
+  }
+  if (run.uses === "builtin:bundle.ingest") {
+    const { sha256, filename } = parameters as { sha256?: unknown; filename?: unknown };
+    if (typeof sha256 === "string" && !sha256.includes("{{") && !sha256Literal.test(sha256)) {
+      add(
+        "PACK_SCHEMA",
+        [...withPath, "sha256"],
+        "must be 64 lowercase hex characters, optionally prefixed with sha256:",
+      );
+    }
+    if (typeof filename === "string" && !filename.includes("{{") && !plainFileName.test(filename)) {
+      add(
+        "PACK_SCHEMA",
+        [...withPath, "filename"],
+        "must be a plain file name (no directories, not . or ..)",
+      );
+    }
+  }
+  const names = new Set<string>();
+  (run.artifacts ?? []).forEach((artifact, index) => {
+    const at = [...runPath, "artifacts", index];
+    if (names.has(artifact.name))
+      add("PACK_SCHEMA", [...at, "name"], `artifact "${artifact.name}" is declared twice`);
+    names.add(artifact.name);
+    if (artifact.path.startsWith("/") || artifact.path.split(/[\\/]/).includes("..")) {
+      add(
+        "PACK_SCHEMA",
+        [...at, "path"],
+        "must be a relative path inside the step's workdir (no leading / and no ..)",
+      );
+    }
+  });
 }
 
 /** Validates structure and meaning of a parsed manifest; throws a {@link PackValidationError}. */
@@ -290,11 +349,11 @@ export function validateManifest(source: YamlSource, limits: PackLimits): Valida
   const add = (code: Parameters<DiagnosticList["add"]>[0], path: DocumentPath, message: string) =>
     diagnostics.add(code, path, source.locate(path), message);
 
-  if (semver.valid(manifest.metadata.version) === null) {
+  if (semver.valid(manifest.metadata.version) !== manifest.metadata.version) {
     add(
       "PACK_SCHEMA",
       ["metadata", "version"],
-      `"${manifest.metadata.version}" is not a semantic version such as 1.2.0`,
+      `"${manifest.metadata.version}" is not a semantic version in canonical form such as 1.2.0 (no "v" prefix, no build metadata)`,
     );
   }
   const unique = (
@@ -314,6 +373,18 @@ export function validateManifest(source: YamlSource, limits: PackLimits): Valida
       seen.add(value);
     });
   };
+  if (spec.sandbox?.mode === "sealed" && (spec.sandbox.egressAllowlist ?? []).length > 0) {
+    add(
+      "PACK_SCHEMA",
+      ["spec", "sandbox", "egressAllowlist"],
+      "a sealed pack has no network: remove egressAllowlist or use mode: open",
+    );
+  }
+  // A bare output expression reads like `when`: treat it as one `{{ }}` template.
+  for (const output of spec.outputs ?? []) {
+    if (output.expression !== undefined && !output.expression.includes("{{"))
+      output.expression = `{{ ${output.expression} }}`;
+  }
   unique(spec.inputs, "name", "inputs");
   unique(spec.secrets, "name", "secrets");
   unique(spec.approvals, "id", "approvals");
@@ -429,6 +500,7 @@ export function validateManifest(source: YamlSource, limits: PackLimits): Valida
             );
           }
         }
+        checkRunParameters(run, withPath, [...path, "run"], add);
         if (run.uses === "builtin:shell") {
           const hasArgv = run.with?.argv !== undefined;
           const hasScript = run.with?.script !== undefined;

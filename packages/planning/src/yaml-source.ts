@@ -10,7 +10,12 @@ import {
   type Node,
   parseDocument,
 } from "yaml";
-import { type DocumentPath, PackValidationError, type SourcePosition } from "./diagnostic.ts";
+import {
+  type DocumentPath,
+  formatPath,
+  PackValidationError,
+  type SourcePosition,
+} from "./diagnostic.ts";
 import type { PackLimits } from "./limits.ts";
 
 /** A parsed YAML document that can say where any value of it came from. */
@@ -26,7 +31,16 @@ export interface YamlSource {
   locate(path: DocumentPath, options?: { key?: boolean }): SourcePosition;
 }
 
-const forbiddenKeys = new Set(["__proto__", "constructor", "prototype"]);
+/** Keys that could pollute prototypes, and `$runtime`, which marks run-time values in plans. */
+const forbiddenKeys = new Set(["__proto__", "constructor", "prototype", "$runtime"]);
+
+/** The only tags a manifest may carry: the YAML 1.2 core schema's (no binary, set, timestamp…). */
+const allowedTags = new Set(
+  ["str", "int", "float", "bool", "null", "map", "seq"].map((tag) => `tag:yaml.org,2002:${tag}`),
+);
+
+// Bidirectional controls can make reviewed text differ from what runs ("Trojan Source").
+const bidiControls = /[\u202a-\u202e\u2066-\u2069]/;
 
 function fail(
   code: "PACK_TOO_LARGE" | "PACK_YAML_SYNTAX" | "PACK_YAML_UNSAFE" | "PACK_LIMIT",
@@ -65,6 +79,15 @@ function prescan(text: string, limits: PackLimits): void {
       `control character U+${code} is not allowed in a manifest`,
     );
   }
+  const bidi = bidiControls.exec(text);
+  if (bidi !== null) {
+    const code = bidi[0].codePointAt(0)?.toString(16).padStart(4, "0") ?? "?";
+    fail(
+      "PACK_YAML_UNSAFE",
+      positionAt(text, bidi.index),
+      `bidirectional control character U+${code} is not allowed in a manifest`,
+    );
+  }
   let depth = 0;
   let quote = "";
   let comment = false;
@@ -76,9 +99,12 @@ function prescan(text: string, limits: PackLimits): void {
       if (c === "\\" && quote === '"') i++;
       else if (c === quote) quote = "";
     } else if (c === '"' || c === "'") {
-      const before = text[i - 1];
-      // A quote only opens a quoted scalar at the start of a token, not inside a plain word.
-      if (before === undefined || " \t\n[{,:-".includes(before)) quote = c;
+      // A quote opens a quoted scalar only where a scalar can start (after `:`, `-`, `[`, `{`,
+      // `,`, `?` or at a line start), never inside a plain scalar such as `it's`.
+      let j = i - 1;
+      while (j >= 0 && (text[j] === " " || text[j] === "\t")) j--;
+      const before = j < 0 ? "\n" : text[j];
+      if (before !== undefined && "\n[{,:-?".includes(before)) quote = c;
     } else if (c === "#") {
       const before = text[i - 1];
       if (before === undefined || before === " " || before === "\t" || before === "\n")
@@ -115,6 +141,17 @@ function checkTree(doc: Document, lineCounter: LineCounter, limits: PackLimits):
   ];
   while (stack.length > 0) {
     const { node, depth, path } = stack.pop() as (typeof stack)[number];
+    const tag = (node as { tag?: string } | null)?.tag;
+    if (tag !== undefined && !allowedTags.has(tag)) {
+      const offset = (node as Node).range?.[0] ?? 0;
+      const { line, col } = lineCounter.linePos(offset);
+      fail(
+        "PACK_YAML_UNSAFE",
+        { line, column: col },
+        `the YAML tag ${tag} is not allowed; manifests use plain strings, numbers, booleans, null, lists and mappings`,
+        formatPath(path),
+      );
+    }
     if (isMap(node) || isSeq(node)) {
       if (depth > limits.maxDepth) {
         const offset = (node as Node).range?.[0] ?? 0;
@@ -143,7 +180,7 @@ function checkTree(doc: Document, lineCounter: LineCounter, limits: PackLimits):
             "PACK_YAML_UNSAFE",
             { line, column: col },
             `the key "${name}" is not allowed`,
-            [...path].join("."),
+            formatPath([...path, name]),
           );
         }
         stack.push({ node: pair.value, depth: depth + 1, path: [...path, name] });
@@ -154,6 +191,29 @@ function checkTree(doc: Document, lineCounter: LineCounter, limits: PackLimits):
       });
     } else if (isAlias(node)) {
       // Aliases are resolved (and counted) by toJS; nothing to walk here.
+    }
+  }
+}
+
+/** Refuses values JSON cannot carry (`.inf`, `.nan`), so plans and hashes stay well defined. */
+function checkValues(root: unknown, locate: (path: (string | number)[]) => SourcePosition): void {
+  const stack: { value: unknown; path: (string | number)[] }[] = [{ value: root, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop() as (typeof stack)[number];
+    if (typeof value === "number" && !Number.isFinite(value)) {
+      fail(
+        "PACK_YAML_UNSAFE",
+        locate(path),
+        `${value} is not allowed: manifest numbers must be finite`,
+        formatPath(path),
+      );
+    } else if (Array.isArray(value)) {
+      value.forEach((item, index) => {
+        stack.push({ value: item, path: [...path, index] });
+      });
+    } else if (value !== null && typeof value === "object") {
+      for (const [key, inner] of Object.entries(value))
+        stack.push({ value: inner, path: [...path, key] });
     }
   }
 }
@@ -192,6 +252,9 @@ export function parseYamlSource(text: string, limits: PackLimits): YamlSource {
     throw error;
   }
   const firstError = doc.errors[0];
+  if (firstError !== undefined && /call stack/i.test(firstError.message)) {
+    fail("PACK_LIMIT", { line: 0, column: 0 }, "manifest nests too deeply to parse");
+  }
   if (firstError !== undefined) {
     const position = firstError.linePos?.[0] ?? { line: 0, col: 0 };
     const code = firstError.code === "DUPLICATE_KEY" ? "duplicate key" : "YAML syntax error";
@@ -204,6 +267,9 @@ export function parseYamlSource(text: string, limits: PackLimits): YamlSource {
     value = doc.toJS({ maxAliasCount: limits.maxAliases });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    if (/unresolved alias/i.test(message)) {
+      fail("PACK_YAML_SYNTAX", { line: 0, column: 0 }, `YAML syntax error: ${message}`);
+    }
     if (/alias/i.test(message)) {
       fail(
         "PACK_YAML_UNSAFE",
@@ -213,6 +279,11 @@ export function parseYamlSource(text: string, limits: PackLimits): YamlSource {
     }
     throw error;
   }
+  checkValues(value, (path) => {
+    const node = doc.getIn(path, true) as Node | undefined;
+    const { line, col } = lineCounter.linePos(node?.range?.[0] ?? 0);
+    return { line, column: col };
+  });
   const digest = `sha256:${createHash("sha256").update(text, "utf8").digest("hex")}`;
   return {
     value,

@@ -12,7 +12,6 @@ export {
   type PageRequest,
   type PublishedPack,
   type RegisterResult,
-  unpublishableVersion,
 } from "./pack-registry.ts";
 export { defaultPlannerPort, loadPlannerConfig, type PlannerConfig } from "./planner-config.ts";
 export {

@@ -141,22 +141,6 @@ function toRecord(row: VersionRow): PackVersionRecord {
   };
 }
 
-/**
- * Why a valid manifest's version cannot be published, or undefined when it can. loadManifest
- * accepts any version semver parses (`v1.0.0`, `1.0.0+build`); the registry needs one spelling
- * per precedence so versions stay unambiguous.
- */
-export function unpublishableVersion(model: ValidatedManifest): Diagnostic | undefined {
-  const { version } = model.manifest.metadata;
-  if (isCanonicalVersion(version)) return undefined;
-  return {
-    code: "PACK_SCHEMA",
-    path: "metadata.version",
-    ...model.source.locate(["metadata", "version"]),
-    message: `"${version}" cannot be published: use the canonical form such as 1.2.0 or 2.0.0-rc.1 (no "v" prefix, no build metadata)`,
-  };
-}
-
 /** `sha256:<hex>` of the exact UTF-8 bytes of a manifest. */
 export function manifestDigest(manifest: string): string {
   return `sha256:${createHash("sha256").update(manifest, "utf8").digest("hex")}`;
@@ -183,8 +167,7 @@ export function createPackRegistry(db: Queryable): PackRegistry {
     }
     const model = loadManifest(request.manifest);
     const { metadata } = model.manifest;
-    const versionProblem = unpublishableVersion(model);
-    if (versionProblem !== undefined) throw new PackValidationError([versionProblem]);
+    // loadManifest has refused non-canonical versions: one spelling per version.
     const order = versionOrder(metadata.version);
     const digest = manifestDigest(request.manifest);
     const inserted = await db.query<VersionRow>(

@@ -84,7 +84,7 @@ export function planSummaryMessage(result: PlanResult): PlanSummary {
         id: approval.id,
         grants: approval.grants,
         required: approval.required,
-        expiresAfterSeconds: BigInt(approval.expiresAfterSeconds ?? 0),
+        expiresAfterSeconds: BigInt(Math.ceil(approval.expiresAfterSeconds ?? 0)),
         reason: approval.reason,
       }),
     ),

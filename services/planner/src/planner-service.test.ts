@@ -318,12 +318,12 @@ test("ValidateManifest returns diagnostics as data", async () => {
   assert.equal(diagnostic?.severity, DiagnosticSeverity.ERROR);
   assert.match(diagnostic?.message ?? "", /builtin:nope/);
 
-  // Plannable, but not publishable: a warning, still valid.
+  // Versions must be canonical semver: one spelling per version in every registry.
   const prefixed = await planner.validateManifest({
     manifest: imageScan.replace("version: 1.0.0", "version: v1.0.0"),
   });
-  assert.equal(prefixed.valid, true);
-  assert.equal(prefixed.diagnostics[0]?.severity, DiagnosticSeverity.WARNING);
+  assert.equal(prefixed.valid, false);
+  assert.equal(prefixed.diagnostics[0]?.severity, DiagnosticSeverity.ERROR);
   assert.equal(prefixed.diagnostics[0]?.path, "metadata.version");
   assert.equal(prefixed.diagnostics[0]?.line, 5);
 

@@ -15,11 +15,7 @@ import {
   PackVersionSchema,
   type PlannerService,
 } from "@packrun/proto/planner/v1";
-import {
-  type PackRegistry,
-  type PackVersionRecord,
-  unpublishableVersion,
-} from "./pack-registry.ts";
+import type { PackRegistry, PackVersionRecord } from "./pack-registry.ts";
 import {
   declaredOutputMessage,
   diagnosticMessage,
@@ -97,14 +93,9 @@ export function createPlannerService(registry: PackRegistry): ServiceImpl<typeof
     validateManifest(request) {
       try {
         const model = loadManifest(request.manifest);
-        // Valid for planning, but RegisterPack would refuse it: say so now.
-        const versionProblem = unpublishableVersion(model);
         return {
           valid: true,
-          diagnostics:
-            versionProblem === undefined
-              ? []
-              : [diagnosticMessage(versionProblem, DiagnosticSeverity.WARNING)],
+          diagnostics: [],
           packName: model.manifest.metadata.name,
           packVersion: model.manifest.metadata.version,
         };

@@ -264,7 +264,7 @@ export declare type ApprovalRequirement = Message<"packrun.pack.v1.ApprovalRequi
   required: number;
 
   /**
-   * ISO 8601 duration or seconds as declared, normalised to seconds; 0 = never expires.
+   * The declared expiresAfter in whole seconds (rounded up); 0 = never expires.
    *
    * @generated from field: uint64 expires_after_seconds = 4;
    */
@@ -298,7 +298,7 @@ export declare type ApprovalRequirementJson = {
   required?: number;
 
   /**
-   * ISO 8601 duration or seconds as declared, normalised to seconds; 0 = never expires.
+   * The declared expiresAfter in whole seconds (rounded up); 0 = never expires.
    *
    * @generated from field: uint64 expires_after_seconds = 4;
    */
