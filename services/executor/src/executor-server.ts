@@ -1,0 +1,164 @@
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { type Database, migrate } from "@packrun/db";
+import type { Logger } from "@packrun/logging";
+import { ExecutorService } from "@packrun/proto/executor/v1";
+import { PlannerService } from "@packrun/proto/planner/v1";
+import { startRpcServer } from "@packrun/rpc-server";
+import { createExecutorService } from "./executor-service.ts";
+import { createLogWriter } from "./log-writer.ts";
+import { createReconciler, type Reconciler } from "./reconciler.ts";
+import { createRunService, type PlanFetcher, type RunService } from "./run-service.ts";
+import type { SecretVault } from "./secret-vault.ts";
+import { type StepRunner, StepWorker, type StepWorkerOptions } from "./step-worker.ts";
+import type { WorkQueue } from "./work-queue.ts";
+
+/** The Postgres schema the executor owns; no other service reads it. */
+export const executorSchema = "executor";
+
+/** Directory of the executor's numbered SQL migrations. */
+export const executorMigrationsDir = fileURLToPath(new URL("../migrations", import.meta.url));
+
+/** Options for {@link startExecutor}. */
+export interface ExecutorOptions {
+  /** The executor's database, with `executor` first on its search_path. */
+  database: Database;
+  queue: WorkQueue;
+  vault: SecretVault;
+  logger: Logger;
+  /** Where the planner serves (the executor asks it for every plan). */
+  plannerUrl: string;
+  runStep: StepRunner;
+  workRoot: string;
+  /** Serve the RPCs (false for a worker-only process). */
+  serve?: boolean;
+  /** Run a worker in this process (false for an API-only process). */
+  work?: boolean;
+  port?: number;
+  host?: string;
+  worker?: Partial<
+    Pick<
+      StepWorkerOptions,
+      "concurrency" | "leaseMs" | "tenantConcurrency" | "killGraceMs" | "limits" | "workerId"
+    >
+  >;
+  reconcileIntervalMs?: number;
+  requeueAfterMs?: number;
+}
+
+/** A running executor process part. */
+export interface Executor {
+  /** Empty when not serving. */
+  readonly url: string;
+  readonly runs: RunService;
+  readonly worker: StepWorker | undefined;
+  readonly reconciler: Reconciler;
+  /** Graceful stop: stop claiming, let steps finish within `graceMs`, hand the rest back. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** A PlanFetcher that calls the planner service over gRPC; `close` ends its HTTP/2 session. */
+export function plannerPlanFetcher(plannerUrl: string): PlanFetcher & { close(): void } {
+  const sessions = new Http2SessionManager(plannerUrl);
+  const client = createClient(
+    PlannerService,
+    createGrpcTransport({ baseUrl: plannerUrl, sessionManager: sessions }),
+  );
+  const fetch: PlanFetcher = async (request) => {
+    const response = await client.planPack({
+      tenant: request.tenant,
+      pack: {
+        source:
+          "manifest" in request.pack
+            ? { case: "manifest", value: request.pack.manifest }
+            : { case: "ref", value: request.pack.ref },
+      },
+      inputs: request.inputs as never,
+      suppliedSecretNames: request.secretNames,
+    });
+    return {
+      planHash: response.planHash,
+      planJson: response.planJson,
+      manifest: response.manifest,
+      packName: response.summary?.packName ?? "",
+      packVersion: response.summary?.packVersion ?? "",
+      packDigest: response.summary?.packDigest ?? "",
+    };
+  };
+  return Object.assign(fetch, { close: () => sessions.abort() });
+}
+
+/**
+ * Starts the executor: migrates its schema, serves ExecutorService, runs a worker and the
+ * reconciler. Several executor processes may share one database and queue.
+ */
+export async function startExecutor(options: ExecutorOptions): Promise<Executor> {
+  const applied = await migrate(options.database, executorSchema, executorMigrationsDir);
+  if (applied.length > 0)
+    options.logger.info({ schema: executorSchema, migrations: applied }, "migrations applied");
+  const logs = createLogWriter(options.database, options.logger);
+  const onRunFinished = (runId: string) => {
+    // Secrets are needed by no step once the run ended.
+    void options.vault.delete(runId).catch(() => {});
+  };
+  const planner = plannerPlanFetcher(options.plannerUrl);
+  const runs = createRunService({
+    database: options.database,
+    queue: options.queue,
+    vault: options.vault,
+    plan: planner,
+    logger: options.logger,
+  });
+  const reconciler = createReconciler({
+    database: options.database,
+    logger: options.logger,
+    enqueue: runs.enqueue,
+    onRunFinished,
+    ...(options.reconcileIntervalMs === undefined
+      ? {}
+      : { intervalMs: options.reconcileIntervalMs }),
+    ...(options.requeueAfterMs === undefined ? {} : { requeueAfterMs: options.requeueAfterMs }),
+  });
+  let worker: StepWorker | undefined;
+  if (options.work !== false) {
+    worker = new StepWorker({
+      database: options.database,
+      queue: options.queue,
+      vault: options.vault,
+      logs,
+      logger: options.logger,
+      runStep: options.runStep,
+      workRoot: options.workRoot,
+      enqueue: runs.enqueue,
+      onRunFinished,
+      ...options.worker,
+    });
+    await worker.start();
+  }
+  reconciler.start();
+  const server =
+    options.serve === false
+      ? undefined
+      : await startRpcServer({
+          routes: (router) =>
+            router.service(ExecutorService, createExecutorService(runs, options.database)),
+          serviceNames: [ExecutorService.typeName],
+          logger: options.logger,
+          ...(options.host === undefined ? {} : { host: options.host }),
+          ...(options.port === undefined ? {} : { port: options.port }),
+        });
+  return {
+    url: server?.url ?? "",
+    runs,
+    worker,
+    reconciler,
+    async close(graceMs = 10_000) {
+      await server?.close();
+      await worker?.drain(graceMs);
+      await reconciler.stop();
+      await logs.close();
+      planner.close();
+    },
+  };
+}

@@ -1,0 +1,181 @@
+import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Database } from "@packrun/db";
+import { PackrunError } from "@packrun/errors";
+import {
+  CancelRunResponseSchema,
+  DecideApprovalResponseSchema,
+  type ExecutorService,
+  GetRunResponseSchema,
+  GetWorkerHealthResponseSchema,
+  ListRunsResponseSchema,
+  SubmitRunResponseSchema,
+  WatchRunResponseSchema,
+  WorkerHealthSchema,
+} from "@packrun/proto/executor/v1";
+import { runMessage, runStateFromMessage, runSummaryMessage } from "./run-messages.ts";
+import type { RunService, RunSubmission } from "./run-service.ts";
+import type { RunState } from "./state-machine.ts";
+import { terminalRunStates } from "./state-machine.ts";
+
+const tenantPattern = /^[A-Za-z0-9._:@/-]{1,128}$/;
+
+function requireTenant(tenant: string): string {
+  if (!tenantPattern.test(tenant))
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      "tenant must be 1-128 letters, digits or . _ : @ / -",
+    );
+  return tenant;
+}
+
+/** The ExecutorService RPCs over a {@link RunService}. */
+export function createExecutorService(
+  runs: RunService,
+  database: Database,
+  options: { watchIntervalMs?: number } = {},
+): ServiceImpl<typeof ExecutorService> {
+  return {
+    async submitRun(request) {
+      const tenant = requireTenant(request.tenant);
+      const source = request.pack?.source;
+      let pack: RunSubmission["pack"];
+      if (source?.case === "manifest") pack = { manifest: source.value };
+      else if (source?.case === "ref")
+        pack = { ref: { name: source.value.name, version: source.value.version } };
+      else
+        throw new PackrunError(
+          "REQUEST_INVALID",
+          "pack must be an inline manifest or a registry reference",
+        );
+      const { view, created } = await runs.submit({
+        tenant,
+        pack,
+        inputs: (request.inputs ?? {}) as Record<string, unknown>,
+        secrets: request.secrets,
+        priority: request.priority,
+        idempotencyKey: request.idempotencyKey,
+        submittedBy: request.submittedBy,
+        labels: request.labels,
+      });
+      return create(SubmitRunResponseSchema, { run: runMessage(view), created });
+    },
+
+    async getRun(request) {
+      return create(GetRunResponseSchema, {
+        run: runMessage(await runs.get(requireTenant(request.tenant), request.runId)),
+      });
+    },
+
+    async listRuns(request) {
+      const states = request.states.map((value) => {
+        const state = runStateFromMessage(value);
+        if (state === undefined)
+          throw new PackrunError("REQUEST_INVALID", `unknown run state ${value}`);
+        return state;
+      });
+      const page = await runs.list({
+        tenant: requireTenant(request.tenant),
+        states,
+        packName: request.packName,
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
+      });
+      return create(ListRunsResponseSchema, {
+        runs: page.runs.map(runSummaryMessage),
+        nextPageToken: page.nextPageToken,
+      });
+    },
+
+    async cancelRun(request) {
+      const view = await runs.cancel(
+        requireTenant(request.tenant),
+        request.runId,
+        request.reason,
+        request.requestedBy,
+      );
+      return create(CancelRunResponseSchema, { run: runMessage(view) });
+    },
+
+    async decideApproval(request) {
+      if (request.approver === "")
+        throw new PackrunError("REQUEST_INVALID", "approver is required");
+      const { view, gateStepId, recorded } = await runs.decideApproval({
+        tenant: requireTenant(request.tenant),
+        runId: request.runId,
+        approvalId: request.approvalId,
+        planHash: request.planHash,
+        approver: request.approver,
+        approve: request.approve,
+        comment: request.comment,
+      });
+      const run = runMessage(view);
+      return create(DecideApprovalResponseSchema, {
+        gate: run.gates.find((gate) => gate.stepId === gateStepId),
+        recorded,
+        runState: run.state,
+      });
+    },
+
+    async *watchRun(request, context) {
+      const tenant = requireTenant(request.tenant);
+      let last = "";
+      for (;;) {
+        const view = await runs.get(tenant, request.runId);
+        const fingerprint = createHash("sha256")
+          .update(
+            JSON.stringify([
+              view.run.state,
+              view.steps.map((step) => [step.step_id, step.state, step.attempt]),
+              view.decisions.length,
+            ]),
+          )
+          .digest("hex");
+        if (fingerprint !== last) {
+          last = fingerprint;
+          yield create(WatchRunResponseSchema, { run: runMessage(view) });
+        }
+        if (
+          terminalRunStates.has(view.run.state as RunState) &&
+          !view.steps.some((step) => step.state === "running")
+        )
+          return;
+        await sleep(options.watchIntervalMs ?? 200, undefined, { signal: context.signal }).catch(
+          () => {},
+        );
+        if (context.signal.aborted) return;
+      }
+    },
+
+    async getWorkerHealth() {
+      const rows = (
+        await database.query<{
+          id: string;
+          host: string;
+          last_heartbeat_at: Date;
+          in_flight: number;
+          capacity: number;
+          status: string;
+          lost: boolean;
+        }>(
+          "SELECT *, last_heartbeat_at < now() - interval '30 seconds' AS lost FROM workers ORDER BY id",
+        )
+      ).rows;
+      return create(GetWorkerHealthResponseSchema, {
+        workers: rows.map((row) =>
+          create(WorkerHealthSchema, {
+            workerId: row.id,
+            host: row.host,
+            lastHeartbeatAt: timestampFromDate(row.last_heartbeat_at),
+            inFlight: row.in_flight,
+            capacity: row.capacity,
+            status: row.status === "stopped" ? "stopped" : row.lost ? "lost" : row.status,
+          }),
+        ),
+      });
+    },
+  };
+}

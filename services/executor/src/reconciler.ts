@@ -1,0 +1,215 @@
+import type { Database } from "@packrun/db";
+import type { Logger } from "@packrun/logging";
+import type { ReadyWork, StepRow } from "./run-rows.ts";
+import { dbNow, RunScheduler } from "./scheduler.ts";
+
+/** Options for {@link createReconciler}. */
+export interface ReconcilerOptions {
+  database: Database;
+  logger: Logger;
+  enqueue: (ready: readonly ReadyWork[]) => Promise<void>;
+  /** How often to sweep. */
+  intervalMs?: number;
+  /** A claimable step not picked up for this long is put on the queue again. */
+  requeueAfterMs?: number;
+  /** Lease losses retried without using the step's retry budget (then the step fails). */
+  maxLostAttempts?: number;
+  /** Called for runs this sweep moved to a terminal state. */
+  onRunFinished?: (runId: string) => void;
+}
+
+/** What one sweep did, for logs and tests. */
+export interface SweepReport {
+  leasesExpired: number;
+  requeued: number;
+  gatesExpired: number;
+}
+
+/** Periodic repair of everything the database says should be happening but is not. */
+export interface Reconciler {
+  /** One sweep now (tests and startup). */
+  sweep(): Promise<SweepReport>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * The reconciler makes Postgres the truth for the queue and the workers:
+ * - a running step whose lease expired (its worker died or was cut off) gets a new fencing
+ *   token, so the old worker's late writes are rejected, and goes back to pending (or fails
+ *   after too many losses);
+ * - a claimable step that has not been picked up for a while is queued again, which rebuilds
+ *   the queue after Redis lost its data;
+ * - approval gates past their expiry are expired, which fails their run.
+ */
+export function createReconciler(options: ReconcilerOptions): Reconciler {
+  const { database, logger } = options;
+  const requeueAfter = (options.requeueAfterMs ?? 3000) / 1000;
+  const maxLost = options.maxLostAttempts ?? 3;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+
+  const expireLeases = async (): Promise<number> => {
+    const expired = (
+      await database.query<{ run_id: string; step_id: string }>(
+        "SELECT run_id, step_id FROM steps WHERE state = 'running' AND lease_owner IS NOT NULL AND lease_expires_at < now() ORDER BY lease_expires_at LIMIT 200",
+      )
+    ).rows;
+    for (const { run_id, step_id } of expired) {
+      const result = await database.transaction(async (tx) => {
+        const scheduler = await RunScheduler.lock(tx, run_id);
+        if (scheduler === undefined) return undefined;
+        const step = (
+          await tx.query<StepRow>(
+            "SELECT * FROM steps WHERE run_id = $1 AND step_id = $2 AND state = 'running' AND lease_expires_at < now() FOR UPDATE",
+            [run_id, step_id],
+          )
+        ).rows[0];
+        if (step === undefined) return undefined;
+        const lostBy = step.lease_owner;
+        // New fence first: whatever the lost worker writes from now on matches nothing.
+        await tx.query("UPDATE steps SET fence = fence + 1 WHERE run_id = $1 AND step_id = $2", [
+          run_id,
+          step_id,
+        ]);
+        await tx.query(
+          "UPDATE step_attempts SET state = 'lost', finished_at = now(), reason = $4 WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
+          [run_id, step_id, step.attempt, `lease expired (worker ${lostBy} lost)`],
+        );
+        const current = { ...step, fence: step.fence + 1 };
+        const common = { lease_owner: null, lease_expires_at: null };
+        if (scheduler.run.state === "cancelled" || scheduler.run.state === "failed") {
+          const done = await scheduler.transition(current, "cancelled", {
+            ...common,
+            finished_at: dbNow,
+            reason: `worker ${lostBy} lost after the run ended`,
+          });
+          if (done !== undefined) await scheduler.stepFinished(done);
+        } else if (step.lost_attempts + 1 > maxLost) {
+          const done = await scheduler.transition(current, "failed", {
+            ...common,
+            finished_at: dbNow,
+            lost_attempts: step.lost_attempts + 1,
+            reason: `lost its worker ${step.lost_attempts + 1} times`,
+          });
+          if (done !== undefined) await scheduler.stepFinished(done);
+        } else {
+          const next = await scheduler.transition(current, "pending", {
+            ...common,
+            ready_at: dbNow,
+            lost_attempts: step.lost_attempts + 1,
+            reason: `attempt ${step.attempt} lost with worker ${lostBy}; retrying elsewhere`,
+          });
+          if (next !== undefined)
+            scheduler.ready.push({
+              runId: run_id,
+              stepId: step_id,
+              tenant: step.tenant,
+              priority: scheduler.run.priority,
+              attempt: next.attempt,
+              delayMs: 0,
+            });
+        }
+        await scheduler.syncRunState();
+        logger.warn(
+          { runId: run_id, stepId: step_id, worker: lostBy },
+          "lease expired; step taken back",
+        );
+        return { ready: scheduler.ready, finished: scheduler.finishedState !== undefined };
+      });
+      if (result === undefined) continue;
+      await options.enqueue(result.ready);
+      if (result.finished) options.onRunFinished?.(run_id);
+    }
+    return expired.length;
+  };
+
+  const requeue = async (): Promise<number> => {
+    const rows = (
+      await database.query<{
+        run_id: string;
+        step_id: string;
+        tenant: string;
+        priority: number;
+        attempt: number;
+        wait_ms: number;
+      }>(
+        `SELECT s.run_id, s.step_id, s.tenant, r.priority, s.attempt
+         FROM steps s JOIN runs r ON r.id = s.run_id
+        WHERE s.state = 'pending' AND s.ready_at IS NOT NULL AND s.kind = 'run'
+          AND s.ready_at < now() - make_interval(secs => $1)
+          AND r.state IN ('running', 'awaiting-approval')
+        ORDER BY s.ready_at LIMIT 5000`,
+        [requeueAfter],
+      )
+    ).rows;
+    await options.enqueue(
+      rows.map((row) => ({
+        runId: row.run_id,
+        stepId: row.step_id,
+        tenant: row.tenant,
+        priority: row.priority,
+        attempt: row.attempt,
+        delayMs: 0,
+      })),
+    );
+    return rows.length;
+  };
+
+  const expireGates = async (): Promise<number> => {
+    const gates = (
+      await database.query<{ run_id: string; step_id: string }>(
+        "SELECT run_id, step_id FROM steps WHERE state = 'awaiting-approval' AND expires_at < now() LIMIT 200",
+      )
+    ).rows;
+    for (const { run_id, step_id } of gates) {
+      const result = await database.transaction(async (tx) => {
+        const scheduler = await RunScheduler.lock(tx, run_id);
+        const step = scheduler === undefined ? undefined : await scheduler.step(step_id);
+        if (scheduler === undefined || step === undefined || step.state !== "awaiting-approval")
+          return undefined;
+        const done = await scheduler.transition(step, "expired", {
+          finished_at: dbNow,
+          reason: "approval request expired",
+        });
+        if (done !== undefined) await scheduler.stepFinished(done);
+        return { ready: scheduler.ready, finished: scheduler.finishedState !== undefined };
+      });
+      if (result === undefined) continue;
+      await options.enqueue(result.ready);
+      if (result.finished) options.onRunFinished?.(run_id);
+    }
+    return gates.length;
+  };
+
+  const sweep = async (): Promise<SweepReport> => {
+    // Sweeps of several executors may overlap: every repair re-checks its condition under the
+    // run's row lock, and queue entries are deduplicated, so overlapping sweeps are harmless.
+    const leasesExpired = await expireLeases();
+    const gatesExpired = await expireGates();
+    const requeued = await requeue();
+    await database.query(
+      "UPDATE workers SET status = 'stopped' WHERE status <> 'stopped' AND last_heartbeat_at < now() - interval '1 minute'",
+    );
+    return { leasesExpired, requeued, gatesExpired };
+  };
+
+  return {
+    sweep,
+    start() {
+      const tick = () => {
+        running = sweep()
+          .catch((error) => logger.warn({ err: error }, "reconciler sweep failed"))
+          .finally(() => {
+            if (timer !== undefined) timer = setTimeout(tick, options.intervalMs ?? 1000);
+          });
+      };
+      timer = setTimeout(tick, 0);
+    },
+    async stop() {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      await running;
+    },
+  };
+}

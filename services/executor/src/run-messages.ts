@@ -1,0 +1,162 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  ApprovalDecisionSchema,
+  GateSchema,
+  type Run,
+  RunSchema,
+  RunState as RunStateEnum,
+  type Step,
+  StepAttemptSchema,
+  StepSchema,
+  StepState as StepStateEnum,
+} from "@packrun/proto/executor/v1";
+import { StepKind } from "@packrun/proto/pack/v1";
+import type { RunRow, StepRow } from "./run-rows.ts";
+import type { RunView } from "./run-service.ts";
+import type { RunState, StepState } from "./state-machine.ts";
+
+const runStates: Record<RunState, RunStateEnum> = {
+  queued: RunStateEnum.QUEUED,
+  running: RunStateEnum.RUNNING,
+  "awaiting-approval": RunStateEnum.AWAITING_APPROVAL,
+  succeeded: RunStateEnum.SUCCEEDED,
+  failed: RunStateEnum.FAILED,
+  cancelled: RunStateEnum.CANCELLED,
+};
+
+const stepStates: Record<StepState, StepStateEnum> = {
+  pending: StepStateEnum.PENDING,
+  running: StepStateEnum.RUNNING,
+  succeeded: StepStateEnum.SUCCEEDED,
+  failed: StepStateEnum.FAILED,
+  timed_out: StepStateEnum.TIMED_OUT,
+  cancelled: StepStateEnum.CANCELLED,
+  skipped: StepStateEnum.SKIPPED,
+  "awaiting-approval": StepStateEnum.AWAITING_APPROVAL,
+  rejected: StepStateEnum.REJECTED,
+  expired: StepStateEnum.EXPIRED,
+};
+
+const stepKinds: Record<StepRow["kind"], StepKind> = {
+  run: StepKind.RUN,
+  parallel: StepKind.PARALLEL,
+  map: StepKind.MAP,
+  "approval-gate": StepKind.APPROVAL_GATE,
+  "policy-gate": StepKind.POLICY_GATE,
+};
+
+/** Enum value of a run state. */
+export function runStateMessage(state: RunState): RunStateEnum {
+  return runStates[state];
+}
+
+/** Run state of an enum value; undefined for UNSPECIFIED or unknown values. */
+export function runStateFromMessage(value: RunStateEnum): RunState | undefined {
+  return (Object.entries(runStates) as [RunState, RunStateEnum][]).find(
+    ([, candidate]) => candidate === value,
+  )?.[0];
+}
+
+const time = (value: Date | null) => (value === null ? undefined : timestampFromDate(value));
+
+function stepMessage(step: StepRow, view: RunView): Step {
+  const duration =
+    step.started_at !== null && step.finished_at !== null
+      ? step.finished_at.getTime() - step.started_at.getTime()
+      : 0;
+  return create(StepSchema, {
+    id: step.step_id,
+    parentId: step.parent_id ?? "",
+    kind: stepKinds[step.kind],
+    state: stepStates[step.state],
+    attempt: step.attempt,
+    maxAttempts: step.max_attempts,
+    nextAttemptAt: time(step.next_attempt_at),
+    reason: step.reason,
+    exitCode: step.exit_code ?? -1,
+    startedAt: time(step.started_at),
+    finishedAt: time(step.finished_at),
+    durationMs: BigInt(Math.max(0, duration)),
+    outputs: step.outputs as never,
+    attempts: view.attempts
+      .filter((attempt) => attempt.step_id === step.step_id)
+      .map((attempt) =>
+        create(StepAttemptSchema, {
+          attempt: attempt.attempt,
+          state: stepStates[(attempt.state in stepStates ? attempt.state : "failed") as StepState],
+          startedAt: time(attempt.started_at),
+          finishedAt: time(attempt.finished_at),
+          exitCode: attempt.exit_code ?? -1,
+          reason:
+            attempt.state === "lost" || attempt.state === "handed-back"
+              ? `${attempt.state}: ${attempt.reason}`
+              : attempt.reason,
+          workerId: attempt.worker_id,
+          cpuMicros: BigInt(attempt.cpu_micros ?? 0),
+          peakMemoryBytes: BigInt(attempt.peak_memory_bytes ?? 0),
+        }),
+      ),
+  });
+}
+
+/** A run summary (no steps), as listings return it. */
+export function runSummaryMessage(run: RunRow): Run {
+  return create(RunSchema, {
+    id: run.id,
+    tenant: run.tenant,
+    packName: run.pack_name,
+    packVersion: run.pack_version,
+    packDigest: run.pack_digest,
+    planHash: run.plan_hash,
+    state: runStates[run.state],
+    priority: run.priority,
+    reason: run.reason,
+    createdAt: time(run.created_at),
+    startedAt: time(run.started_at),
+    finishedAt: time(run.finished_at),
+    submittedBy: run.submitted_by,
+    labels: run.labels,
+    outputs: run.outputs as never,
+  });
+}
+
+/** A run with its steps, attempts and gates. */
+export function runMessage(view: RunView): Run {
+  const run = runSummaryMessage(view.run);
+  run.steps = view.steps.map((step) => stepMessage(step, view));
+  run.gates = view.steps
+    .filter((step) => step.kind === "approval-gate" || step.kind === "policy-gate")
+    .map((step) => {
+      const planned = step.planned;
+      return create(GateSchema, {
+        stepId: step.step_id,
+        gateRef:
+          planned.kind === "approval-gate"
+            ? planned.gate.approvalId
+            : planned.kind === "policy-gate"
+              ? planned.gate.policy
+              : "",
+        kind: stepKinds[step.kind],
+        state: stepStates[step.state],
+        requiredApprovals:
+          planned.kind === "approval-gate"
+            ? (view.approvals.find((approval) => approval.id === planned.gate.approvalId)
+                ?.required ?? 1)
+            : 0,
+        decisions: view.decisions
+          .filter((decision) => decision.step_id === step.step_id)
+          .map((decision) =>
+            create(ApprovalDecisionSchema, {
+              approver: decision.approver,
+              approved: decision.approved,
+              comment: decision.comment,
+              decidedAt: time(decision.decided_at),
+            }),
+          ),
+        expiresAt: time(step.expires_at),
+        message: planned.kind === "approval-gate" ? planned.gate.message : step.reason,
+      });
+    });
+  return run;
+}

@@ -1,0 +1,455 @@
+import { randomUUID } from "node:crypto";
+import type { Database } from "@packrun/db";
+import { PackrunError } from "@packrun/errors";
+import type { Logger } from "@packrun/logging";
+import { computePlanHash, type Plan } from "@packrun/planning";
+import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
+import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
+import { dbNow, RunScheduler } from "./scheduler.ts";
+import type { SecretVault } from "./secret-vault.ts";
+import type { RunState } from "./state-machine.ts";
+import type { WorkQueue } from "./work-queue.ts";
+
+/** A plan as the planner returns it. */
+export interface PlannedPack {
+  planHash: string;
+  planJson: string;
+  manifest: string;
+  packName: string;
+  packVersion: string;
+  packDigest: string;
+}
+
+/** What a run is submitted with. */
+export interface RunSubmission {
+  tenant: string;
+  /** Inline manifest or registry reference, passed to the planner as is. */
+  pack: { manifest: string } | { ref: { name: string; version: string } };
+  inputs: Record<string, unknown>;
+  secrets: Record<string, string>;
+  priority: number;
+  idempotencyKey: string;
+  submittedBy: string;
+  labels: Record<string, string>;
+}
+
+/** Asks the planner for a plan (the executor never plans by itself). */
+export type PlanFetcher = (request: {
+  tenant: string;
+  pack: RunSubmission["pack"];
+  inputs: Record<string, unknown>;
+  secretNames: string[];
+}) => Promise<PlannedPack>;
+
+/** A run with its steps, attempts and gate decisions, as reads return it. */
+export interface RunView {
+  run: RunRow;
+  /** Approval requirements from the plan. */
+  approvals: { id: string; required: number; grants: string[] }[];
+  steps: StepRow[];
+  attempts: AttemptRow[];
+  decisions: DecisionRow[];
+}
+
+export interface AttemptRow {
+  run_id: string;
+  step_id: string;
+  attempt: number;
+  state: string;
+  worker_id: string;
+  started_at: Date;
+  finished_at: Date | null;
+  exit_code: number | null;
+  reason: string;
+  cpu_micros: number | null;
+  peak_memory_bytes: number | null;
+}
+
+export interface DecisionRow {
+  step_id: string;
+  approver: string;
+  approved: boolean;
+  comment: string;
+  decided_at: Date;
+}
+
+/** Dependencies of {@link createRunService}. */
+export interface RunServiceOptions {
+  database: Database;
+  queue: WorkQueue;
+  vault: SecretVault;
+  plan: PlanFetcher;
+  logger: Logger;
+}
+
+/** Runs as the executor's RPCs see them: submit, read, list, cancel, decide approvals. */
+export interface RunService {
+  submit(submission: RunSubmission): Promise<{ view: RunView; created: boolean }>;
+  get(tenant: string, runId: string): Promise<RunView>;
+  list(query: {
+    tenant: string;
+    states: RunState[];
+    packName: string;
+    pageSize: number;
+    pageToken: string;
+  }): Promise<{ runs: RunRow[]; nextPageToken: string }>;
+  cancel(tenant: string, runId: string, reason: string, requestedBy: string): Promise<RunView>;
+  decideApproval(decision: {
+    tenant: string;
+    runId: string;
+    approvalId: string;
+    planHash: string;
+    approver: string;
+    approve: boolean;
+    comment: string;
+  }): Promise<{ view: RunView; gateStepId: string; recorded: boolean }>;
+  /** Queues steps that became claimable; failures are logged (the reconciler retries). */
+  enqueue(ready: readonly ReadyWork[]): Promise<void>;
+}
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function encodeToken(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString("base64url");
+}
+
+function decodeToken(token: string): { createdAt: string; id: string } {
+  try {
+    const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+    if (typeof value?.createdAt === "string" && typeof value?.id === "string") return value;
+  } catch {}
+  throw new PackrunError("REQUEST_INVALID", "page_token is not a token this service issued");
+}
+
+/** Creates the run service over the executor's database, queue and secret vault. */
+export function createRunService(options: RunServiceOptions): RunService {
+  const { database, queue, vault, logger } = options;
+
+  const enqueue = async (ready: readonly ReadyWork[]) => {
+    if (ready.length === 0) return;
+    try {
+      await queue.enqueue(ready);
+    } catch (error) {
+      // The steps are claimable in Postgres; the reconciler queues them once the queue is back.
+      logger.warn(
+        { err: error, steps: ready.length },
+        "queueing failed; the reconciler will queue these steps",
+      );
+    }
+  };
+
+  const view = async (tenant: string, runId: string): Promise<RunView> => {
+    if (!uuid.test(runId)) throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
+    const row = (
+      await database.query<RunRow & { approvals: RunView["approvals"] }>(
+        `SELECT ${runColumns}, (plan_json::jsonb)->'approvals' AS approvals FROM runs WHERE id = $1 AND tenant = $2`,
+        [runId, tenant],
+      )
+    ).rows[0];
+    if (row === undefined) throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
+    const { approvals, ...run } = row;
+    const [steps, attempts, decisions] = await Promise.all([
+      database.query<StepRow>(
+        "SELECT * FROM steps WHERE run_id = $1 ORDER BY parent_id NULLS FIRST, position",
+        [runId],
+      ),
+      database.query<AttemptRow>(
+        "SELECT * FROM step_attempts WHERE run_id = $1 ORDER BY step_id, attempt",
+        [runId],
+      ),
+      database.query<DecisionRow>(
+        "SELECT * FROM gate_decisions WHERE run_id = $1 ORDER BY decided_at",
+        [runId],
+      ),
+    ]);
+    return {
+      run,
+      approvals,
+      steps: steps.rows,
+      attempts: attempts.rows,
+      decisions: decisions.rows,
+    };
+  };
+
+  return {
+    enqueue,
+    get: view,
+
+    async submit(submission) {
+      if (submission.idempotencyKey !== "") {
+        const existing = (
+          await database.query<{ id: string }>(
+            "SELECT id FROM runs WHERE tenant = $1 AND idempotency_key = $2",
+            [submission.tenant, submission.idempotencyKey],
+          )
+        ).rows[0];
+        if (existing !== undefined)
+          return { view: await view(submission.tenant, existing.id), created: false };
+      }
+      const planned = await options.plan({
+        tenant: submission.tenant,
+        pack: submission.pack,
+        inputs: submission.inputs,
+        secretNames: Object.keys(submission.secrets),
+      });
+      const plan = JSON.parse(planned.planJson) as Plan;
+      if (computePlanHash(plan) !== planned.planHash) {
+        throw new PackrunError(
+          "PLAN_HASH_MISMATCH",
+          `the planner's plan does not hash to its planHash ${planned.planHash}`,
+        );
+      }
+      const missing = plan.secrets.filter((name) => !Object.hasOwn(submission.secrets, name));
+      const extra = Object.keys(submission.secrets).filter((name) => !plan.secrets.includes(name));
+      if (missing.length > 0 || extra.length > 0) {
+        const parts = [
+          ...missing.map((name) => `secret "${name}" is declared but not supplied`),
+          ...extra.map((name) => `secret "${name}" is not declared by the pack`),
+        ];
+        throw new PackrunError(
+          missing.length > 0 ? "SECRET_MISSING" : "SECRET_UNDECLARED",
+          parts.join("; "),
+        );
+      }
+      const runId = randomUUID();
+      try {
+        await vault.put(runId, submission.secrets);
+      } catch (cause) {
+        throw new PackrunError(
+          "UNAVAILABLE",
+          "the secret store is unavailable; nothing was stored, retry later",
+          { cause },
+        );
+      }
+      let ready: ReadyWork[] = [];
+      try {
+        ready = await database.transaction(async (tx) => {
+          await tx.query(
+            `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+            [
+              runId,
+              submission.tenant,
+              planned.packName,
+              planned.packVersion,
+              planned.packDigest,
+              planned.planHash,
+              planned.planJson,
+              planned.manifest,
+              JSON.stringify(plan.inputs),
+              plan.secrets,
+              submission.priority,
+              submission.submittedBy,
+              JSON.stringify(submission.labels),
+              submission.idempotencyKey === "" ? null : submission.idempotencyKey,
+            ],
+          );
+          await insertStepRows(
+            tx,
+            { id: runId, tenant: submission.tenant },
+            flattenPlannedSteps(plan.steps),
+          );
+          const scheduler = await RunScheduler.lock(tx, runId);
+          if (scheduler === undefined)
+            throw new PackrunError("INTERNAL", "run vanished during submission");
+          await scheduler.events([
+            {
+              type: "run.queued",
+              level: "info",
+              message: `run of ${planned.packName}@${planned.packVersion} queued`,
+              metadata: {
+                planHash: planned.planHash,
+                submittedBy: submission.submittedBy,
+                priority: submission.priority,
+              },
+              idempotencyKey: `${runId}/run/queued`,
+            },
+          ]);
+          await scheduler.startRun();
+          return scheduler.ready;
+        });
+      } catch (error) {
+        await vault.delete(runId).catch(() => {});
+        // A concurrent submission with the same idempotency key won the race: return it.
+        if ((error as { code?: string }).code === "23505" && submission.idempotencyKey !== "") {
+          const existing = (
+            await database.query<{ id: string }>(
+              "SELECT id FROM runs WHERE tenant = $1 AND idempotency_key = $2",
+              [submission.tenant, submission.idempotencyKey],
+            )
+          ).rows[0];
+          if (existing !== undefined)
+            return { view: await view(submission.tenant, existing.id), created: false };
+        }
+        throw error;
+      }
+      await enqueue(ready);
+      logger.info(
+        {
+          runId,
+          tenant: submission.tenant,
+          pack: `${planned.packName}@${planned.packVersion}`,
+          planHash: planned.planHash,
+        },
+        "run submitted",
+      );
+      return { view: await view(submission.tenant, runId), created: true };
+    },
+
+    async list(query) {
+      const size = Math.min(Math.max(query.pageSize || 50, 1), 500);
+      const after = query.pageToken === "" ? undefined : decodeToken(query.pageToken);
+      const rows = (
+        await database.query<RunRow>(
+          `SELECT ${runColumns} FROM runs
+          WHERE tenant = $1
+            AND (cardinality($2::text[]) = 0 OR state = ANY($2))
+            AND ($3 = '' OR pack_name = $3)
+            AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
+          ORDER BY created_at DESC, id DESC LIMIT $6`,
+          [
+            query.tenant,
+            query.states,
+            query.packName,
+            after?.createdAt ?? null,
+            after?.id ?? "00000000-0000-0000-0000-000000000000",
+            size + 1,
+          ],
+        )
+      ).rows;
+      const page = rows.slice(0, size);
+      const last = page.at(-1);
+      const nextPageToken =
+        rows.length > size && last !== undefined
+          ? encodeToken({ createdAt: last.created_at.toISOString(), id: last.id })
+          : "";
+      return { runs: page, nextPageToken };
+    },
+
+    async cancel(tenant, runId, reason, requestedBy) {
+      if (!uuid.test(runId)) throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
+      await database.transaction(async (tx) => {
+        const scheduler = await RunScheduler.lock(tx, runId, tenant);
+        if (scheduler === undefined)
+          throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
+        if (
+          scheduler.run.state === "succeeded" ||
+          scheduler.run.state === "failed" ||
+          scheduler.run.state === "cancelled"
+        )
+          return;
+        await scheduler.endRun(
+          "cancelled",
+          reason === "" ? `cancelled by ${requestedBy || "a user"}` : reason,
+          "cancelled",
+        );
+      });
+      logger.info({ runId, tenant, requestedBy }, "run cancelled");
+      return view(tenant, runId);
+    },
+
+    async decideApproval(decision) {
+      if (!uuid.test(decision.runId))
+        throw new PackrunError("RUN_NOT_FOUND", `run ${decision.runId} not found`);
+      const outcome = await database.transaction(async (tx) => {
+        const scheduler = await RunScheduler.lock(tx, decision.runId, decision.tenant);
+        if (scheduler === undefined)
+          throw new PackrunError("RUN_NOT_FOUND", `run ${decision.runId} not found`);
+        if (decision.planHash !== scheduler.run.plan_hash) {
+          throw new PackrunError(
+            "APPROVAL_STALE",
+            `the approval is for plan ${decision.planHash || "(none)"}, but run ${decision.runId} has plan ${scheduler.run.plan_hash}`,
+          );
+        }
+        const gates = (
+          await tx.query<StepRow>(
+            "SELECT * FROM steps WHERE run_id = $1 AND kind = 'approval-gate' AND planned->'gate'->>'approvalId' = $2 ORDER BY (state = 'awaiting-approval') DESC, position",
+            [decision.runId, decision.approvalId],
+          )
+        ).rows;
+        const gate = gates[0];
+        if (gate === undefined)
+          throw new PackrunError(
+            "GATE_NOT_AWAITING",
+            `run ${decision.runId} has no approval gate "${decision.approvalId}"`,
+          );
+        const prior = (
+          await tx.query<DecisionRow>(
+            "SELECT * FROM gate_decisions WHERE run_id = $1 AND step_id = $2 AND approver = $3",
+            [decision.runId, gate.step_id, decision.approver],
+          )
+        ).rows[0];
+        if (prior !== undefined) {
+          if (prior.approved !== decision.approve)
+            throw new PackrunError(
+              "GATE_NOT_AWAITING",
+              `${decision.approver} already ${prior.approved ? "approved" : "rejected"} gate "${decision.approvalId}"`,
+            );
+          return { gateStepId: gate.step_id, recorded: false, ready: [] as ReadyWork[] };
+        }
+        if (gate.state !== "awaiting-approval")
+          throw new PackrunError(
+            "GATE_NOT_AWAITING",
+            `approval gate "${decision.approvalId}" is ${gate.state}, not awaiting a decision`,
+          );
+        await tx.query(
+          "INSERT INTO gate_decisions (run_id, step_id, approver, approved, comment) VALUES ($1, $2, $3, $4, $5)",
+          [decision.runId, gate.step_id, decision.approver, decision.approve, decision.comment],
+        );
+        await scheduler.events([
+          {
+            type: decision.approve ? "gate.approved" : "gate.rejected",
+            level: decision.approve ? "info" : "warn",
+            stepId: gate.step_id,
+            message: `${decision.approver} ${decision.approve ? "approved" : "rejected"}${decision.comment ? `: ${decision.comment}` : ""}`,
+            metadata: { approver: decision.approver, approvalId: decision.approvalId },
+            idempotencyKey: `${decision.runId}/${gate.step_id}/decision/${decision.approver}`,
+          },
+        ]);
+        if (!decision.approve) {
+          const rejected = await scheduler.transition(gate, "rejected", {
+            finished_at: dbNow,
+            reason: `rejected by ${decision.approver}${decision.comment ? `: ${decision.comment}` : ""}`,
+          });
+          if (rejected !== undefined) await scheduler.stepFinished(rejected);
+        } else {
+          const plan = (
+            await tx.query<{ required: number }>(
+              "SELECT (a->>'required')::int AS required FROM runs, jsonb_array_elements((plan_json::jsonb)->'approvals') AS a WHERE id = $1 AND a->>'id' = $2",
+              [decision.runId, decision.approvalId],
+            )
+          ).rows[0];
+          const approvals =
+            (
+              await tx.query<{ n: number }>(
+                "SELECT count(*)::int AS n FROM gate_decisions WHERE run_id = $1 AND step_id = $2 AND approved",
+                [decision.runId, gate.step_id],
+              )
+            ).rows[0]?.n ?? 0;
+          if (approvals >= (plan?.required ?? 1)) {
+            const reopened = await scheduler.transition(gate, "pending", {
+              reason: `approved by ${approvals} approver(s)`,
+            });
+            const running =
+              reopened === undefined
+                ? undefined
+                : await scheduler.transition(reopened, "running", { started_at: dbNow });
+            const done =
+              running === undefined
+                ? undefined
+                : await scheduler.transition(running, "succeeded", { finished_at: dbNow });
+            if (done !== undefined) await scheduler.stepFinished(done);
+          }
+        }
+        await scheduler.syncRunState();
+        return { gateStepId: gate.step_id, recorded: true, ready: scheduler.ready };
+      });
+      await enqueue(outcome.ready);
+      return {
+        view: await view(decision.tenant, decision.runId),
+        gateStepId: outcome.gateStepId,
+        recorded: outcome.recorded,
+      };
+    },
+  };
+}

@@ -1,0 +1,252 @@
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { readCgroupUsage, removeCgroupTree } from "./cgroup-usage.ts";
+import type { LogSink } from "./log-sink.ts";
+import { LABELS, podmanGlobalArgs, podmanUlimits, workerCgroup } from "./podman.ts";
+import { lastLine, runTool } from "./run-tool.ts";
+
+/** Where the attempt workdir is mounted inside the container. */
+export const CONTAINER_WORKSPACE = "/workspace";
+
+/**
+ * Values longer than this, or containing a newline, cannot go through podman's env-file
+ * (line-based, 64 KiB line buffer); they are passed by name from podman's own environment.
+ */
+const ENV_FILE_MAX_VALUE = 32 * 1024;
+/** Names podman itself reads from its environment: a step value must not reach podman under them. */
+const PODMAN_SENSITIVE =
+  /^(CONTAINERS_|PODMAN_|BUILDAH_|STORAGE_|REGISTRY_|XDG_|DOCKER_|TMPDIR$|HOME$|PATH$|SSL_CERT_)/;
+/** Bound on podman housekeeping commands (create, stop, inspect, rm). */
+const PODMAN_COMMAND_TIMEOUT_MS = 120_000;
+
+/** One container step. */
+export interface ContainerSpec {
+  /** Path of the podman binary. */
+  podman: string;
+  image: string;
+  command: readonly string[] | undefined;
+  /** Container environment (the step's env plus PACKRUN_OUTPUT). */
+  env: Readonly<Record<string, string>>;
+  /** Host path of the attempt workdir, mounted read-write at /workspace. */
+  workdir: string;
+  /** Working directory inside the container. */
+  containerCwd: string;
+  /** Mounted read-only at the same path. */
+  stagingRoot: string;
+  sealed: boolean;
+  memoryBytes: number | undefined;
+  pids: number | undefined;
+  timeoutMs: number | null;
+  killGraceMs: number;
+  signal: AbortSignal;
+  labels: { workerId: string; runId: string; stepId: string; attempt: number };
+}
+
+/** How a container step ended. */
+export interface ContainerExit {
+  /** Set when podman could not create or start the container (the step never ran). */
+  setupError: string | null;
+  exitCode: number | null;
+  oomKilled: boolean;
+  stoppedFor: "timeout" | "cancel" | null;
+  cpuMicros: number;
+  peakMemoryBytes: number;
+}
+
+/**
+ * Runs one container through its whole lifecycle: `podman create` (labelled with worker, run,
+ * step and attempt so `reapOrphans` can find it), `podman start --attach` streaming stdout and
+ * stderr into the sink, on timeout or cancel `podman stop -t <grace>` (SIGTERM, then SIGKILL
+ * after the grace period), exit code from `podman inspect`, usage from the container's cgroup,
+ * and `podman rm -f` whatever happened. A `--timeout` backstop makes conmon kill the container
+ * even if this worker dies before it can.
+ */
+export async function runContainer(spec: ContainerSpec, sink: LogSink): Promise<ContainerExit> {
+  const podman = spec.podman;
+  const global = podmanGlobalArgs();
+  const name = `packrun-${randomUUID()}`;
+  const cgroupParent = `${workerCgroup(spec.labels.workerId)}/${name}`;
+  const secretsDir = await mkdtemp(path.join(tmpdir(), "packrun-env-"));
+  const result: ContainerExit = {
+    setupError: null,
+    exitCode: null,
+    oomKilled: false,
+    stoppedFor: null,
+    cpuMicros: 0,
+    peakMemoryBytes: 0,
+  };
+  try {
+    const envArgs = await environmentArgs(spec.env, secretsDir);
+    if (typeof envArgs === "string") return { ...result, setupError: envArgs };
+    const createArgs = [
+      ...global,
+      "create",
+      "--name",
+      name,
+      "--label",
+      `${LABELS.worker}=${spec.labels.workerId}`,
+      "--label",
+      `${LABELS.run}=${spec.labels.runId}`,
+      "--label",
+      `${LABELS.step}=${spec.labels.stepId}`,
+      "--label",
+      `${LABELS.attempt}=${spec.labels.attempt}`,
+      // Output is streamed through the attach socket; a log file would store GBs on disk again.
+      "--log-driver",
+      "none",
+      // Host proxy variables must not leak into step containers.
+      "--http-proxy=false",
+      "--pull",
+      spec.sealed ? "never" : "missing",
+      ...(spec.sealed ? ["--network", "none"] : []),
+      ...(await podmanUlimits()),
+      ...(spec.memoryBytes !== undefined
+        ? ["--memory", `${spec.memoryBytes}b`, "--memory-swap", `${spec.memoryBytes}b`]
+        : []),
+      ...(spec.pids !== undefined ? ["--pids-limit", String(spec.pids)] : []),
+      "--cgroup-parent",
+      cgroupParent,
+      ...(spec.timeoutMs !== null
+        ? ["--timeout", String(Math.ceil((spec.timeoutMs + spec.killGraceMs) / 1000) + 60)]
+        : []),
+      "--volume",
+      `${spec.workdir}:${CONTAINER_WORKSPACE}:rw`,
+      "--volume",
+      `${spec.stagingRoot}:${spec.stagingRoot}:ro`,
+      "--workdir",
+      spec.containerCwd,
+      ...envArgs.args,
+      spec.image,
+      ...(spec.command ?? []),
+    ];
+    const created = await runTool(podman, createArgs, {
+      timeoutMs: PODMAN_COMMAND_TIMEOUT_MS,
+      env: envArgs.podmanEnv,
+    });
+    // The env file held secret values: gone as soon as podman has read it.
+    await rm(secretsDir, { recursive: true, force: true });
+    if (created.code !== 0) {
+      return { ...result, setupError: `podman create failed: ${describe(created)}` };
+    }
+
+    const attached = await attachAndWait(podman, global, name, spec, sink);
+    result.stoppedFor = attached.stoppedFor;
+    if (attached.setupError) return { ...result, setupError: attached.setupError };
+
+    const inspected = await runTool(
+      podman,
+      [...global, "inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", name],
+      { timeoutMs: PODMAN_COMMAND_TIMEOUT_MS },
+    );
+    const [code, oom] = inspected.stdout.trim().split(" ");
+    result.exitCode = inspected.code === 0 && code !== undefined ? Number(code) : attached.exitCode;
+    result.oomKilled = oom === "true";
+    const usage = await readCgroupUsage(cgroupParent);
+    result.cpuMicros = usage.cpuMicros;
+    result.peakMemoryBytes = usage.peakMemoryBytes;
+    return result;
+  } finally {
+    await rm(secretsDir, { recursive: true, force: true });
+    await runTool(podman, [...global, "rm", "--force", "--time", "0", name], {
+      timeoutMs: PODMAN_COMMAND_TIMEOUT_MS,
+    });
+    await removeCgroupTree(cgroupParent);
+  }
+}
+
+/**
+ * `--env-file` for ordinary values (so no secret appears in podman's argv, which every local
+ * user can read in /proc) and `--env NAME` (taken from podman's own environment) for values the
+ * env-file format cannot carry; PACKRUN_OUTPUT is not secret and goes inline.
+ */
+async function environmentArgs(
+  env: Readonly<Record<string, string>>,
+  secretsDir: string,
+): Promise<{ args: string[]; podmanEnv: NodeJS.ProcessEnv } | string> {
+  const fileLines: string[] = [];
+  const args: string[] = [];
+  const podmanEnv: NodeJS.ProcessEnv = { ...process.env };
+  for (const [key, value] of Object.entries(env)) {
+    if (!value.includes("\n") && !value.includes("\r") && value.length <= ENV_FILE_MAX_VALUE) {
+      fileLines.push(`${key}=${value}`);
+      continue;
+    }
+    if (PODMAN_SENSITIVE.test(key) || key in process.env) {
+      return `environment variable ${key} has a multi-line or very long value, which builtin:container can only pass under a name podman itself does not use`;
+    }
+    podmanEnv[key] = value;
+    args.push("--env", key);
+  }
+  await chmod(secretsDir, 0o700);
+  const envFile = path.join(secretsDir, "env");
+  await writeFile(envFile, fileLines.map((line) => `${line}\n`).join(""), { mode: 0o600 });
+  return { args: ["--env-file", envFile, ...args], podmanEnv };
+}
+
+async function attachAndWait(
+  podman: string,
+  global: string[],
+  name: string,
+  spec: ContainerSpec,
+  sink: LogSink,
+): Promise<{
+  exitCode: number | null;
+  stoppedFor: "timeout" | "cancel" | null;
+  setupError: string | null;
+}> {
+  const stdout = sink.stream("stdout");
+  const stderr = sink.stream("stderr");
+  const child = spawn(podman, [...global, "start", "--attach", name], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout.on("data", (chunk: Buffer) => stdout.write(chunk));
+  child.stderr.on("data", (chunk: Buffer) => stderr.write(chunk));
+  child.stdout.on("error", () => {});
+  child.stderr.on("error", () => {});
+
+  let stoppedFor: "timeout" | "cancel" | null = null;
+  let stopping: Promise<unknown> | null = null;
+  const stop = (reason: "timeout" | "cancel"): void => {
+    if (stoppedFor !== null) return;
+    stoppedFor = reason;
+    const grace = Math.ceil(spec.killGraceMs / 1000);
+    // podman stop sends the stop signal (SIGTERM), waits `grace` seconds, then SIGKILLs.
+    stopping = runTool(podman, [...global, "stop", "--time", String(grace), name], {
+      timeoutMs: PODMAN_COMMAND_TIMEOUT_MS,
+    }).then((stopped) =>
+      stopped.code === 0
+        ? stopped
+        : runTool(podman, [...global, "kill", "--signal", "KILL", name], {
+            timeoutMs: PODMAN_COMMAND_TIMEOUT_MS,
+          }),
+    );
+  };
+  const onAbort = (): void => stop("cancel");
+  spec.signal.addEventListener("abort", onAbort, { once: true });
+  if (spec.signal.aborted) stop("cancel");
+  const timer =
+    spec.timeoutMs !== null
+      ? setTimeout(() => stop("timeout"), Math.min(spec.timeoutMs, 2_147_483_647))
+      : undefined;
+
+  const { code, error } = await new Promise<{ code: number | null; error: string | null }>(
+    (resolve) => {
+      child.on("error", (spawnError) => resolve({ code: null, error: spawnError.message }));
+      child.on("close", (exitCode) => resolve({ code: exitCode, error: null }));
+    },
+  );
+  clearTimeout(timer);
+  spec.signal.removeEventListener("abort", onAbort);
+  stdout.end();
+  stderr.end();
+  if (stopping) await stopping;
+  if (error) return { exitCode: null, stoppedFor, setupError: `podman start failed: ${error}` };
+  return { exitCode: code, stoppedFor, setupError: null };
+}
+
+function describe(result: { code: number | null; stderr: string; error: string | null }): string {
+  return result.error ?? (lastLine(result.stderr) || `exit code ${result.code}`);
+}

@@ -1,0 +1,127 @@
+import { mkdir, rm } from "node:fs/promises";
+import { hostname } from "node:os";
+import { collectArtifacts } from "./artifacts.ts";
+import { LogSink } from "./log-sink.ts";
+import { createMasker, type Masker } from "./masking.ts";
+import type { ModuleContext, ModuleResult } from "./module-result.ts";
+import { failedBeforeStart } from "./module-result.ts";
+import { runBundleIngest } from "./modules/bundle-ingest.ts";
+import { runContainerModule } from "./modules/container.ts";
+import { runNoop } from "./modules/noop.ts";
+import { runShell } from "./modules/shell.ts";
+import { DEFAULT_MAX_OUTPUT_FILE_BYTES, readOutputFile } from "./output-file.ts";
+import { attemptLayout } from "./step-env.ts";
+import { type RuntimeSupport, runtimeSupport } from "./support.ts";
+import type { StepExecutionRequest, StepExecutionResult } from "./types.ts";
+
+/** Worker id used when the request names none. */
+export const DEFAULT_WORKER_ID = `${hostname()}-${process.pid}`;
+
+/**
+ * Runs one step attempt. Never rejects for anything the step or its parameters do (those become
+ * a failed result with a reason); rejects only when `onLog` threw or on an unexpected fault of
+ * the worker itself (e.g. the workdir cannot be written).
+ */
+export function executeStep(request: StepExecutionRequest): Promise<StepExecutionResult> {
+  return executeStepWith(request, runtimeSupport());
+}
+
+/**
+ * executeStep with given machine support instead of the probed one; tests use it to exercise
+ * the fallbacks (no bubblewrap, no sandbox) on a machine that has everything.
+ */
+export async function executeStepWith(
+  request: StepExecutionRequest,
+  supportPromise: Promise<RuntimeSupport> | RuntimeSupport,
+): Promise<StepExecutionResult> {
+  const started = performance.now();
+  const masker = createMasker(request.secrets);
+  const sink = new LogSink({
+    masker,
+    maxLogBytes: request.limits.maxLogBytes,
+    maxLineBytes: request.limits.maxLineBytes,
+    onLog: request.onLog,
+  });
+  const layout = attemptLayout(request.workdir);
+
+  let result: ModuleResult;
+  if (request.signal.aborted) {
+    result = { ...failedBeforeStart("cancelled before start"), outcome: "cancelled" };
+  } else {
+    await mkdir(layout.tmpDir, { recursive: true });
+    // A reused workdir must not hand a previous attempt's outputs or measurements to this one.
+    await rm(layout.outputFile, { force: true });
+    await rm(layout.timeReportFile, { force: true });
+    await mkdir(request.stagingRoot, { recursive: true });
+    const context: ModuleContext = {
+      request,
+      sink,
+      layout,
+      support: await supportPromise,
+      workerId: request.workerId ?? DEFAULT_WORKER_ID,
+    };
+    result = await runModule(context);
+  }
+
+  let { outcome, reason } = result;
+  let outputs: Record<string, string> = result.outputs ?? {};
+  if (result.readsOutputFile && outcome === "succeeded") {
+    const parsed = await readOutputFile(
+      request.workdir,
+      layout.outputFile,
+      request.limits.maxOutputFileBytes ?? DEFAULT_MAX_OUTPUT_FILE_BYTES,
+    );
+    if (parsed.ok) outputs = parsed.outputs;
+    else {
+      outcome = "failed";
+      reason = parsed.error;
+    }
+  }
+  const collected =
+    request.artifacts.length > 0 && result.readsOutputFile
+      ? await collectArtifacts(request.workdir, request.artifacts, outcome === "succeeded")
+      : { artifacts: [], error: null };
+  if (collected.error && outcome === "succeeded") {
+    outcome = "failed";
+    reason = collected.error;
+  }
+  if (sink.callbackError !== null) {
+    throw new Error("onLog callback threw; the step's log is incomplete", {
+      cause: sink.callbackError,
+    });
+  }
+  return {
+    outcome,
+    exitCode: result.exitCode,
+    signal: result.signal,
+    reason: masker.mask(reason),
+    durationMs: Math.round(performance.now() - started),
+    cpuMicros: result.cpuMicros,
+    peakMemoryBytes: result.peakMemoryBytes,
+    outputs: maskValues(outputs, masker),
+    artifacts: collected.artifacts,
+    logTruncated: sink.truncated,
+  };
+}
+
+function runModule(context: ModuleContext): Promise<ModuleResult> | ModuleResult {
+  switch (context.request.uses) {
+    case "builtin:shell":
+      return runShell(context);
+    case "builtin:container":
+      return runContainerModule(context);
+    case "builtin:bundle.ingest":
+      return runBundleIngest(context);
+    case "builtin:noop":
+      return runNoop(context);
+    default:
+      return failedBeforeStart(`unknown module ${JSON.stringify(context.request.uses)}`);
+  }
+}
+
+/** Outputs leave the step like log lines do, so secrets in them are masked too. */
+function maskValues(outputs: Record<string, string>, masker: Masker): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(outputs).map(([name, value]) => [name, masker.mask(value)]),
+  );
+}

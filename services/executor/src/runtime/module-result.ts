@@ -1,0 +1,58 @@
+import type { LogSink } from "./log-sink.ts";
+import type { AttemptLayout } from "./step-env.ts";
+import type { RuntimeSupport } from "./support.ts";
+import type { StepExecutionRequest, StepOutcome } from "./types.ts";
+
+/** What a module hands back to executeStep, which adds outputs, artifacts and the duration. */
+export interface ModuleResult {
+  outcome: StepOutcome;
+  exitCode: number | null;
+  signal: string | null;
+  reason: string;
+  cpuMicros: number;
+  peakMemoryBytes: number;
+  /** Outputs produced by the module itself (bundle.ingest). */
+  outputs?: Record<string, string>;
+  /** The step could write `$PACKRUN_OUTPUT` (shell, container). */
+  readsOutputFile: boolean;
+}
+
+/** Everything a module needs to run one attempt. */
+export interface ModuleContext {
+  request: StepExecutionRequest;
+  sink: LogSink;
+  layout: AttemptLayout;
+  support: RuntimeSupport;
+  workerId: string;
+}
+
+/** A result for a step that failed before anything ran (bad parameters, missing runtime). */
+export function failedBeforeStart(reason: string): ModuleResult {
+  return {
+    outcome: "failed",
+    exitCode: null,
+    signal: null,
+    reason,
+    cpuMicros: 0,
+    peakMemoryBytes: 0,
+    readsOutputFile: false,
+  };
+}
+
+/** Outcome and reason of a process that ran, from how it ended. */
+export function describeExit(
+  exit: {
+    exitCode: number | null;
+    signal: string | null;
+    stoppedFor: "timeout" | "cancel" | null;
+  },
+  timeoutText: string,
+): { outcome: StepOutcome; reason: string } {
+  if (exit.stoppedFor === "timeout")
+    return { outcome: "timed_out", reason: `timed out after ${timeoutText}` };
+  if (exit.stoppedFor === "cancel") return { outcome: "cancelled", reason: "cancelled" };
+  if (exit.exitCode === 0) return { outcome: "succeeded", reason: "exited with code 0" };
+  if (exit.exitCode !== null)
+    return { outcome: "failed", reason: `exited with code ${exit.exitCode}` };
+  return { outcome: "failed", reason: `killed by signal ${exit.signal ?? "unknown"}` };
+}

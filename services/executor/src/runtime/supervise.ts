@@ -1,0 +1,221 @@
+import { spawn } from "node:child_process";
+import type { Readable } from "node:stream";
+import { openFileInside } from "./contained-path.ts";
+import type { LogSink } from "./log-sink.ts";
+import { listProcesses, sendSignal } from "./proc-scan.ts";
+import { parseTimeReport, signalName, type TimeReport } from "./time-report.ts";
+
+/** File descriptor on which bubblewrap writes its `--info-fd` JSON. */
+export const BWRAP_INFO_FD = 4;
+
+/** How long to keep reading pipes after the step exited, for output still in flight. */
+const DRAIN_AFTER_EXIT_MS = 5_000;
+/** Cap of what is read from the time report and the info descriptor (the step can write there). */
+const SIDE_CHANNEL_BYTES = 64 * 1024;
+/** setTimeout's maximum delay. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** The fully built command line of a step and how its process tree is laid out. */
+export interface LaunchPlan {
+  command: string;
+  args: readonly string[];
+  /** The complete environment of the step (nothing is inherited from the worker). */
+  env: Record<string, string>;
+  cwd: string;
+  /** bubblewrap with `--unshare-pid` and `--info-fd 4`: the step lives in its own PID namespace. */
+  pidNamespace: boolean;
+  /**
+   * GNU time wraps the step (PID 2 of the namespace, or the spawned process itself) and writes
+   * its report to this file inside the workdir. A file, not a descriptor: Node's extra stdio
+   * "pipes" are sockets, which cannot be reopened through /dev/fd.
+   */
+  timeReport: { workdir: string; file: string } | null;
+}
+
+/** Termination settings and where output goes. */
+export interface SuperviseOptions {
+  sink: LogSink;
+  timeoutMs: number | null;
+  killGraceMs: number;
+  signal: AbortSignal;
+}
+
+/** How the supervised process ended. */
+export interface SupervisedExit {
+  exitCode: number | null;
+  signal: string | null;
+  /** Set when we stopped it. */
+  stoppedFor: "timeout" | "cancel" | null;
+  report: TimeReport | null;
+  /** The command could not be started at all. */
+  spawnError: string | null;
+}
+
+/**
+ * Runs a launch plan to completion: streams stdout/stderr into the sink, enforces the timeout
+ * and cancellation (SIGTERM to the step's processes, SIGKILL to all of them after the grace
+ * period) and kills whatever is left when the step's main process ends.
+ *
+ * Process layout: the spawned process is detached, i.e. leader of a new session and process
+ * group. In PID-namespace mode that is the outer bubblewrap; the namespace's PID 1 is
+ * bubblewrap's reaper and PID 2 is GNU time, and killing PID 1 makes the kernel kill every
+ * process in the namespace, including `setsid` double-forked daemons. SIGTERM spares those two
+ * wrappers (killing them would skip the grace period and lose the measurements) and goes to
+ * everything else in the namespace. Without a namespace the step's process group gets the
+ * signals (sparing GNU time the same way), and a process that left the group escapes.
+ */
+export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<SupervisedExit> {
+  return new Promise((resolve) => {
+    const { sink } = options;
+    let stoppedFor: SupervisedExit["stoppedFor"] = null;
+    let namespaceInit: number | null = null;
+    let namespaceInode: number | null = null;
+    let info = "";
+    let killTimer: NodeJS.Timeout | undefined;
+    let timeoutTimer: NodeJS.Timeout | undefined;
+    let exited = false;
+    let finished = false;
+    let spawnError: string | null = null;
+
+    const child = spawn(plan.command, [...plan.args], {
+      cwd: plan.cwd,
+      env: plan.env,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe", "ignore", plan.pidNamespace ? "pipe" : "ignore"],
+    });
+
+    const stdout = sink.stream("stdout");
+    const stderr = sink.stream("stderr");
+    const [outPipe, errPipe] = [child.stdout, child.stderr] as [Readable, Readable];
+    const infoPipe = child.stdio[BWRAP_INFO_FD] as Readable | null;
+    const streams = infoPipe ? [outPipe, errPipe, infoPipe] : [outPipe, errPipe];
+    outPipe.on("data", (chunk: Buffer) => stdout.write(chunk));
+    outPipe.on("end", () => stdout.end());
+    errPipe.on("data", (chunk: Buffer) => stderr.write(chunk));
+    errPipe.on("end", () => stderr.end());
+    infoPipe?.on("data", (chunk: Buffer) => {
+      if (namespaceInit !== null || info.length > SIDE_CHANNEL_BYTES) return;
+      info += chunk.toString("utf8");
+      try {
+        const parsed = JSON.parse(info) as { "child-pid"?: number; "pid-namespace"?: number };
+        namespaceInit = parsed["child-pid"] ?? null;
+        namespaceInode = parsed["pid-namespace"] ?? null;
+      } catch {
+        // incomplete JSON so far
+      }
+    });
+    for (const stream of streams) stream.on("error", () => {});
+
+    const groupId = child.pid ?? null;
+
+    const terminate = async (signal: NodeJS.Signals): Promise<void> => {
+      if (groupId === null) return;
+      if (signal === "SIGKILL") {
+        if (namespaceInit !== null) sendSignal(namespaceInit, "SIGKILL");
+        sendSignal(-groupId, "SIGKILL");
+        return;
+      }
+      if (plan.pidNamespace && namespaceInode === null) {
+        // bubblewrap has not set up the namespace yet: nothing of the step runs, kill outright.
+        sendSignal(-groupId, "SIGKILL");
+        return;
+      }
+      if (!plan.pidNamespace && !plan.timeReport) {
+        sendSignal(-groupId, signal);
+        return;
+      }
+      const wrappers = plan.timeReport ? 2 : 1;
+      for (const proc of await listProcesses()) {
+        const inStep = plan.pidNamespace
+          ? proc.pidNamespace === namespaceInode && proc.innermostPid > wrappers
+          : proc.processGroup === groupId && proc.pid !== groupId;
+        if (inStep) sendSignal(proc.pid, signal);
+      }
+    };
+
+    const stop = (reason: "timeout" | "cancel"): void => {
+      if (stoppedFor !== null || exited) return;
+      stoppedFor = reason;
+      killTimer = setTimeout(() => void terminate("SIGKILL"), options.killGraceMs);
+      terminate("SIGTERM").catch(() => terminate("SIGKILL"));
+    };
+
+    const onAbort = (): void => stop("cancel");
+    options.signal.addEventListener("abort", onAbort, { once: true });
+    if (options.timeoutMs !== null) {
+      timeoutTimer = setTimeout(
+        () => stop("timeout"),
+        Math.min(Math.max(options.timeoutMs, 0), MAX_TIMER_MS),
+      );
+    }
+
+    child.on("error", (error) => {
+      spawnError = error.message;
+      if (!exited) finish(null, null);
+    });
+    child.on("exit", (code, signal) => {
+      exited = true;
+      clearTimeout(timeoutTimer);
+      clearTimeout(killTimer);
+      options.signal.removeEventListener("abort", onAbort);
+      // Whatever the step left behind in its group dies now (the namespace is already gone).
+      if (groupId !== null) sendSignal(-groupId, "SIGKILL");
+      const drain = setTimeout(() => {
+        // Something outside our reach still holds the pipes open (a process that escaped the
+        // group without a PID namespace); stop listening rather than wait forever.
+        for (const stream of streams) stream.destroy();
+        finish(code, signal);
+      }, DRAIN_AFTER_EXIT_MS);
+      child.once("close", () => {
+        clearTimeout(drain);
+        finish(code, signal);
+      });
+    });
+
+    const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (finished) return;
+      finished = true;
+      void readTimeReport(plan.timeReport).then((text) => complete(code, signal, text));
+    };
+    const complete = (
+      code: number | null,
+      signal: NodeJS.Signals | null,
+      timeReport: string,
+    ): void => {
+      clearTimeout(timeoutTimer);
+      clearTimeout(killTimer);
+      options.signal.removeEventListener("abort", onAbort);
+      stdout.end();
+      stderr.end();
+      const report = parseTimeReport(timeReport);
+      let exitCode = report ? report.exitCode : code;
+      let signalOut = report ? report.signal : signal;
+      if (!report && plan.pidNamespace && exitCode !== null && exitCode > 128) {
+        // bubblewrap turns "killed by signal N" into exit status 128+N.
+        signalOut = signalName(exitCode - 128);
+        exitCode = null;
+      }
+      resolve({ exitCode, signal: signalOut, stoppedFor, report, spawnError });
+    };
+  });
+}
+
+/** The time report's text ("" when absent or refused: then the step simply has no metrics). */
+async function readTimeReport(location: LaunchPlan["timeReport"]): Promise<string> {
+  if (!location) return "";
+  try {
+    const opened = await openFileInside(location.workdir, location.file, "time report");
+    if (!opened) return "";
+    try {
+      const buffer = Buffer.alloc(Math.min(opened.sizeBytes, SIDE_CHANNEL_BYTES));
+      // The report is the last thing written; keep the end if the step padded the file.
+      const position = Math.max(0, opened.sizeBytes - buffer.length);
+      const { bytesRead } = await opened.handle.read(buffer, 0, buffer.length, position);
+      return buffer.subarray(0, bytesRead).toString("utf8");
+    } finally {
+      await opened.handle.close();
+    }
+  } catch {
+    return "";
+  }
+}

@@ -1,0 +1,144 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { buildLaunchPlan, type LaunchSupport } from "./launch-plan.ts";
+import { podmanGlobalArgs } from "./podman.ts";
+import { lastLine, runTool } from "./run-tool.ts";
+import { attemptLayout } from "./step-env.ts";
+import { findExecutable } from "./tools.ts";
+
+const PROBE_TIMEOUT_MS = 30_000;
+
+/** Tools found on this machine and which runtimes work with them. */
+export interface RuntimeSupport extends LaunchSupport {
+  /** The sandbox runtime works (bubblewrap with every namespace it uses). */
+  sandbox: boolean;
+  podman: string | null;
+  /** podman answers with the configured global options. */
+  container: boolean;
+  details: string[];
+}
+
+let probed: Promise<RuntimeSupport> | undefined;
+
+/** Probes the machine once per process (later calls share the first probe). */
+export function runtimeSupport(): Promise<RuntimeSupport> {
+  probed ??= probe();
+  return probed;
+}
+
+async function probe(): Promise<RuntimeSupport> {
+  const [bwrap, time, prlimit, podman] = await Promise.all(
+    ["bwrap", "time", "prlimit", "podman"].map(findExecutable),
+  );
+  const details: string[] = [];
+  const support: RuntimeSupport = {
+    bwrap: bwrap ?? null,
+    time: time ?? null,
+    prlimit: prlimit ?? null,
+    podman: podman ?? null,
+    pidNamespace: false,
+    sandbox: false,
+    container: false,
+    details,
+  };
+
+  if (support.time) details.push(`GNU time at ${support.time}: CPU time and peak memory measured`);
+  else details.push("GNU time missing (Debian package time): CPU time and peak memory report 0");
+  if (!support.prlimit)
+    details.push("prlimit missing: memory/pids limits not applied to process and sandbox steps");
+
+  if (support.bwrap) {
+    const version = await runTool(support.bwrap, ["--version"], { timeoutMs: PROBE_TIMEOUT_MS });
+    details.push(`bubblewrap: ${version.stdout.trim() || "unknown version"}`);
+    const pidCheck = await runTool(
+      support.bwrap,
+      [
+        "--dev-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--unshare-pid",
+        "--die-with-parent",
+        "--",
+        "true",
+      ],
+      { timeoutMs: PROBE_TIMEOUT_MS },
+    );
+    support.pidNamespace = pidCheck.code === 0;
+    details.push(
+      support.pidNamespace
+        ? "process runtime: PID namespace via bubblewrap (no descendant outlives the step)"
+        : `process runtime: bubblewrap cannot create a PID namespace (${reasonOf(pidCheck)}); process-group kill only, a setsid/double-forked descendant can survive`,
+    );
+    const sandboxCheck = await checkSandbox(support);
+    support.sandbox = sandboxCheck === null;
+    details.push(
+      support.sandbox
+        ? "sandbox runtime: available (sealed steps run without network)"
+        : `sandbox runtime: unavailable (${sandboxCheck}); sealed steps fail closed`,
+    );
+  } else {
+    details.push(
+      "bubblewrap missing (Debian package bubblewrap): process runtime uses process-group kill only (a setsid/double-forked descendant can survive); sandbox runtime unavailable; sealed steps fail closed",
+    );
+  }
+
+  if (support.podman) {
+    const info = await runTool(
+      support.podman,
+      [
+        ...podmanGlobalArgs(),
+        "info",
+        "--format",
+        "{{.Version.Version}} {{.Host.OCIRuntime.Name}} cgroups-{{.Host.CgroupsVersion}}",
+      ],
+      { timeoutMs: PROBE_TIMEOUT_MS },
+    );
+    support.container = info.code === 0;
+    details.push(
+      support.container
+        ? `container runtime: podman ${info.stdout.trim()} (${podmanGlobalArgs().join(" ")})`
+        : `container runtime: podman does not work here (${reasonOf(info)})`,
+    );
+  } else {
+    details.push("podman missing (Debian packages podman, runc): container runtime unavailable");
+  }
+  return support;
+}
+
+/** Runs `true` with exactly the sandbox flags steps get (sealed variant); null when it works. */
+async function checkSandbox(support: RuntimeSupport): Promise<string | null> {
+  const root = await mkdtemp(path.join(tmpdir(), "packrun-probe-"));
+  try {
+    const layout = attemptLayout(root);
+    const plan = await buildLaunchPlan(
+      "sandbox",
+      {
+        argv: ["true"],
+        env: { PATH: "/usr/bin:/bin" },
+        cwd: root,
+        layout,
+        stagingRoot: root,
+        sealed: true,
+      },
+      { ...support, time: null, prlimit: null },
+    );
+    // The probe is not supervised, so it gets no info descriptor to write to.
+    const args = plan.args.filter(
+      (arg, index, all) => arg !== "--info-fd" && all[index - 1] !== "--info-fd",
+    );
+    const result = await runTool(plan.command, args, {
+      timeoutMs: PROBE_TIMEOUT_MS,
+      env: plan.env,
+    });
+    return result.code === 0 ? null : reasonOf(result);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+function reasonOf(result: { code: number | null; stderr: string; error: string | null }): string {
+  return result.error ?? (lastLine(result.stderr) || `exit code ${result.code}`);
+}

@@ -1,0 +1,671 @@
+import type { Queryable } from "@packrun/db";
+import {
+  ExpressionError,
+  evaluateExpression,
+  evaluateRuntimeValue,
+  expandMapTemplate,
+  isRuntimeValue,
+  type PlannedStep,
+  parseExpression,
+  resolveRuntimeValues,
+  runtimeReferences,
+} from "@packrun/planning";
+import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
+import { type RunEvent, recordEvents } from "./run-events.ts";
+import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
+import {
+  assertRunTransition,
+  assertStepTransition,
+  failedStepStates,
+  type RunState,
+  type StepState,
+  terminalRunStates,
+} from "./state-machine.ts";
+
+/** Most steps a run may hold after run-time map expansion (the planner's limit too). */
+const maxStepsPerRun = 10_000;
+
+/** SQL for "now" in a field value: the database clock is the only clock scheduling uses. */
+export const dbNow = { sql: "now()" } as const;
+type FieldValue = unknown | typeof dbNow | { sql: string; param: unknown };
+
+/**
+ * Decides and records what happens next in one run, inside one transaction that holds the
+ * run's row lock (so transitions of a run are serialised). Steps that become claimable are
+ * collected in {@link ready}; the caller queues them after the commit.
+ */
+export class RunScheduler {
+  readonly ready: ReadyWork[] = [];
+  /** Set when the run reached a terminal state in this transaction. */
+  finishedState: RunState | undefined;
+  readonly tx: Queryable;
+  run: RunRow;
+
+  private constructor(tx: Queryable, run: RunRow) {
+    this.tx = tx;
+    this.run = run;
+  }
+
+  /** Locks the run row; undefined when the run does not exist (or not in this tenant). */
+  static async lock(
+    tx: Queryable,
+    runId: string,
+    tenant?: string,
+  ): Promise<RunScheduler | undefined> {
+    const result = await tx.query<RunRow>(
+      `SELECT ${runColumns} FROM runs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2) FOR UPDATE`,
+      [runId, tenant ?? null],
+    );
+    const run = result.rows[0];
+    return run === undefined ? undefined : new RunScheduler(tx, run);
+  }
+
+  /** Records events in the outbox with this run's identity. */
+  async events(events: readonly RunEvent[]): Promise<void> {
+    await recordEvents(this.tx, this.run, events);
+  }
+
+  async step(stepId: string): Promise<StepRow | undefined> {
+    const result = await this.tx.query<StepRow>(
+      "SELECT * FROM steps WHERE run_id = $1 AND step_id = $2",
+      [this.run.id, stepId],
+    );
+    return result.rows[0];
+  }
+
+  /**
+   * Moves a step to `to`, setting `fields`, only if it is still in `step.state` (the state
+   * machine is checked here and by a trigger). Returns the updated row, or undefined when the
+   * step had already moved on (a concurrent claim won).
+   */
+  async transition(
+    step: StepRow,
+    to: StepState,
+    fields: Record<string, FieldValue> = {},
+    note?: string,
+  ): Promise<StepRow | undefined> {
+    assertStepTransition(step.step_id, step.state, to);
+    const sets = ["state = $3"];
+    const params: unknown[] = [this.run.id, step.step_id, to, step.state];
+    for (const [column, value] of Object.entries(fields)) {
+      if (value === dbNow) sets.push(`${column} = now()`);
+      else if (typeof value === "object" && value !== null && "sql" in value && "param" in value) {
+        params.push((value as { param: unknown }).param);
+        sets.push(
+          `${column} = ${(value as { sql: string }).sql.replace("?", `$${params.length}`)}`,
+        );
+      } else {
+        params.push(
+          value !== null && typeof value === "object" && !(value instanceof Date)
+            ? JSON.stringify(value)
+            : value,
+        );
+        sets.push(`${column} = $${params.length}`);
+      }
+    }
+    const result = await this.tx.query<StepRow>(
+      `UPDATE steps SET ${sets.join(", ")} WHERE run_id = $1 AND step_id = $2 AND state = $4 RETURNING *`,
+      params,
+    );
+    const updated = result.rows[0];
+    if (updated === undefined) return undefined;
+    await this.events([stepEvent(updated, step.state, note)]);
+    return updated;
+  }
+
+  /** Starts a queued run: activates its first step. */
+  async startRun(): Promise<void> {
+    if (this.run.state !== "queued") return;
+    await this.setRunState("running", "");
+    await this.tx.query("UPDATE runs SET started_at = now() WHERE id = $1", [this.run.id]);
+    await this.advanceTopLevel(-1);
+    await this.syncRunState();
+  }
+
+  /**
+   * Propagates a step that just reached a terminal state: up through the blocks it closes,
+   * then along the top-level sequence.
+   */
+  async stepFinished(step: StepRow): Promise<void> {
+    let current: StepRow | undefined = step;
+    // Blocks are closed even after the run ended (e.g. cancelled while children ran).
+    while (current !== undefined && current.parent_id !== null)
+      current = await this.progressContainer(current.parent_id);
+    if (current !== undefined && !terminalRunStates.has(this.run.state)) {
+      if (failedStepStates.has(current.state)) {
+        await this.failRun(
+          `step "${current.step_id}" ${current.state.replace("_", " ")}${current.reason ? `: ${current.reason}` : ""}`,
+        );
+      } else {
+        await this.advanceTopLevel(current.position);
+      }
+    }
+    await this.syncRunState();
+  }
+
+  /** Activates top-level steps after `position` until one keeps running or the run ends. */
+  private async advanceTopLevel(position: number): Promise<void> {
+    let next = position + 1;
+    for (;;) {
+      if (terminalRunStates.has(this.run.state)) return;
+      const row = (
+        await this.tx.query<StepRow>(
+          "SELECT * FROM steps WHERE run_id = $1 AND parent_id IS NULL AND position = $2",
+          [this.run.id, next],
+        )
+      ).rows[0];
+      if (row === undefined) {
+        await this.finishRun("succeeded", "");
+        return;
+      }
+      const done = await this.activate(row);
+      if (done === undefined) return;
+      if (failedStepStates.has(done.state)) {
+        await this.failRun(
+          `step "${done.step_id}" ${done.state.replace("_", " ")}${done.reason ? `: ${done.reason}` : ""}`,
+        );
+        return;
+      }
+      next++;
+    }
+  }
+
+  private async bindings(step: StepRow, value: unknown): Promise<Record<string, unknown>> {
+    const ids = [
+      ...new Set(
+        runtimeReferences(value)
+          .filter((ref) => ref.root === "steps" && ref.path[0] !== undefined)
+          .map((ref) => ref.path[0] as string),
+      ),
+    ];
+    const rows =
+      ids.length === 0
+        ? []
+        : (
+            await this.tx.query<{
+              step_id: string;
+              state: string;
+              outputs: Record<string, unknown>;
+            }>(
+              "SELECT step_id, state, outputs FROM steps WHERE run_id = $1 AND step_id = ANY($2)",
+              [this.run.id, ids],
+            )
+          ).rows;
+    return {
+      inputs: this.run.inputs,
+      steps: Object.fromEntries(
+        rows.map((row) => [row.step_id, { outputs: row.outputs, status: row.state }]),
+      ),
+      ...step.bindings,
+    };
+  }
+
+  /** Fails a pending step whose run-time expression could not be evaluated. */
+  private async failPending(step: StepRow, reason: string): Promise<StepRow> {
+    const running = (await this.transition(step, "running", { started_at: dbNow })) ?? step;
+    return (await this.transition(running, "failed", { finished_at: dbNow, reason })) ?? running;
+  }
+
+  /**
+   * Reaches a pending step. Returns the step when it finished immediately (skipped, failed,
+   * decided gate, empty block); undefined when it is now running, queued or awaiting a decision.
+   */
+  async activate(step: StepRow): Promise<StepRow | undefined> {
+    if (step.state !== "pending" || step.ready_at !== null) return undefined;
+    const planned = step.planned;
+    if (planned.enabled === false) {
+      return this.transition(step, "skipped", {
+        finished_at: dbNow,
+        reason: planned.skipReason ?? "disabled",
+      });
+    }
+    if (isRuntimeValue(planned.enabled)) {
+      let enabled: unknown;
+      try {
+        enabled = evaluateRuntimeValue(planned.enabled, await this.bindings(step, planned.enabled));
+      } catch (error) {
+        return this.failPending(
+          step,
+          error instanceof ExpressionError ? error.message : String(error),
+        );
+      }
+      if (typeof enabled !== "boolean")
+        return this.failPending(
+          step,
+          `when must evaluate to true or false; \`${planned.enabled.$runtime}\` gave ${JSON.stringify(enabled)}`,
+        );
+      if (!enabled)
+        return this.transition(step, "skipped", {
+          finished_at: dbNow,
+          reason: `when \`${planned.enabled.$runtime}\` is false`,
+        });
+    }
+    switch (planned.kind) {
+      case "run": {
+        const updated = await this.transition(step, "pending", { ready_at: dbNow }, "ready");
+        if (updated !== undefined)
+          this.ready.push({
+            runId: this.run.id,
+            stepId: step.step_id,
+            tenant: this.run.tenant,
+            priority: this.run.priority,
+            attempt: step.attempt,
+            delayMs: 0,
+          });
+        return undefined;
+      }
+      case "parallel":
+      case "map": {
+        const running = await this.transition(step, "running", {
+          started_at: dbNow,
+          ready_at: dbNow,
+        });
+        if (running === undefined) return undefined;
+        if (planned.kind === "map" && isRuntimeValue(planned.map.items)) {
+          const failure = await this.expandMap(running, planned);
+          if (failure !== undefined)
+            return this.transition(running, "failed", { finished_at: dbNow, reason: failure });
+        }
+        return this.progressContainer(step.step_id);
+      }
+      case "approval-gate":
+        return this.awaitApproval(step, planned);
+      case "policy-gate":
+        return this.evaluatePolicy(step, planned);
+    }
+  }
+
+  private async expandMap(
+    container: StepRow,
+    planned: Extract<PlannedStep, { kind: "map" }>,
+  ): Promise<string | undefined> {
+    if (!isRuntimeValue(planned.map.items) || planned.map.template === null) return undefined;
+    let items: unknown;
+    try {
+      items = evaluateRuntimeValue(
+        planned.map.items,
+        await this.bindings(container, planned.map.items),
+      );
+    } catch (error) {
+      return error instanceof ExpressionError ? error.message : String(error);
+    }
+    if (!Array.isArray(items))
+      return `map items must evaluate to a list; got ${items === null ? "null" : typeof items}`;
+    const template = planned.map.template;
+    const children = items.map((item, index) =>
+      expandMapTemplate(template, container.step_id, index, item, this.run.inputs),
+    );
+    const rows = flattenPlannedSteps(children);
+    const count =
+      (
+        await this.tx.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM steps WHERE run_id = $1",
+          [this.run.id],
+        )
+      ).rows[0]?.n ?? 0;
+    if (count + rows.length > maxStepsPerRun)
+      return `map expands to ${rows.length} steps; a run holds at most ${maxStepsPerRun}`;
+    await insertStepRows(this.tx, this.run, rows);
+    await this.events([
+      {
+        type: "step.expanded",
+        level: "info",
+        stepId: container.step_id,
+        message: `map expanded to ${items.length} items`,
+        metadata: { items: items.length },
+        idempotencyKey: `${this.run.id}/${container.step_id}/expanded`,
+      },
+    ]);
+    return undefined;
+  }
+
+  private async awaitApproval(
+    step: StepRow,
+    planned: Extract<PlannedStep, { kind: "approval-gate" }>,
+  ): Promise<StepRow | undefined> {
+    const plan = await this.approvals();
+    const approval = plan.find((candidate) => candidate.id === planned.gate.approvalId);
+    const seconds = approval?.expiresAfterSeconds ?? null;
+    await this.transition(step, "awaiting-approval", {
+      ready_at: dbNow,
+      expires_at:
+        seconds === null ? null : { sql: "now() + make_interval(secs => ?)", param: seconds },
+      reason: `awaiting ${approval?.required ?? 1} approval(s) "${planned.gate.approvalId}"`,
+    });
+    return undefined;
+  }
+
+  private async approvals(): Promise<
+    { id: string; required: number; expiresAfterSeconds: number | null }[]
+  > {
+    const result = await this.tx.query<{
+      approvals: { id: string; required: number; expiresAfterSeconds: number | null }[];
+    }>("SELECT (plan_json::jsonb)->'approvals' AS approvals FROM runs WHERE id = $1", [
+      this.run.id,
+    ]);
+    return result.rows[0]?.approvals ?? [];
+  }
+
+  private async evaluatePolicy(
+    step: StepRow,
+    planned: Extract<PlannedStep, { kind: "policy-gate" }>,
+  ): Promise<StepRow | undefined> {
+    const policies =
+      (
+        await this.tx.query<{ policies: { name: string; expression: string }[] }>(
+          "SELECT (plan_json::jsonb)->'policies' AS policies FROM runs WHERE id = $1",
+          [this.run.id],
+        )
+      ).rows[0]?.policies ?? [];
+    const policy = policies.find((candidate) => candidate.name === planned.gate.policy);
+    const running = await this.transition(step, "running", { started_at: dbNow });
+    if (running === undefined) return undefined;
+    let passed = false;
+    let reason: string;
+    try {
+      if (policy === undefined)
+        throw new ExpressionError(`policy "${planned.gate.policy}" is not in the plan`);
+      const steps = (
+        await this.tx.query<{ step_id: string; state: string; outputs: Record<string, unknown> }>(
+          "SELECT step_id, state, outputs FROM steps WHERE run_id = $1",
+          [this.run.id],
+        )
+      ).rows;
+      const bindings = {
+        inputs: this.run.inputs,
+        steps: Object.fromEntries(
+          steps.map((row) => [row.step_id, { outputs: row.outputs, status: row.state }]),
+        ),
+        run: {
+          id: this.run.id,
+          tenant: this.run.tenant,
+          packName: this.run.pack_name,
+          packVersion: this.run.pack_version,
+          planHash: this.run.plan_hash,
+        },
+        parameters: resolveRuntimeValues(planned.gate.parameters, {
+          inputs: this.run.inputs,
+          ...step.bindings,
+        }),
+      };
+      const value = evaluateExpression(parseExpression(policy.expression), bindings);
+      if (typeof value !== "boolean")
+        throw new ExpressionError(
+          `policy must evaluate to true or false; gave ${JSON.stringify(value)}`,
+        );
+      passed = value;
+      reason = passed
+        ? `policy "${policy.name}" passed`
+        : `policy "${policy.name}" denied: \`${policy.expression}\` is false`;
+    } catch (error) {
+      reason = `policy "${planned.gate.policy}" could not be evaluated: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    const warnOnly = !passed && planned.gate.failAction === "warn";
+    const outputs = {
+      decision: passed ? "allow" : "deny",
+      failAction: planned.gate.failAction,
+      reason,
+    };
+    await this.events([
+      {
+        type: "gate.policy",
+        level: passed ? "info" : warnOnly ? "warn" : "error",
+        stepId: step.step_id,
+        message: reason,
+        metadata: outputs,
+        idempotencyKey: `${this.run.id}/${step.step_id}/policy`,
+      },
+    ]);
+    return this.transition(running, passed || warnOnly ? "succeeded" : "failed", {
+      finished_at: dbNow,
+      outputs,
+      reason: warnOnly ? `${reason} (failAction warn)` : reason,
+    });
+  }
+
+  /**
+   * Starts further children of a running parallel/map step within its maxParallel, and
+   * finishes it when no child is left. Returns the container when it finished.
+   */
+  async progressContainer(containerId: string): Promise<StepRow | undefined> {
+    for (;;) {
+      const container = await this.step(containerId);
+      if (container === undefined || container.state !== "running") return undefined;
+      const planned = container.planned;
+      const block =
+        planned.kind === "parallel"
+          ? planned.parallel
+          : planned.kind === "map"
+            ? planned.map
+            : undefined;
+      if (block === undefined) return undefined;
+      const counts = (
+        await this.tx.query<{ state: StepState; activated: boolean; n: number }>(
+          "SELECT state, ready_at IS NOT NULL AS activated, count(*)::int AS n FROM steps WHERE run_id = $1 AND parent_id = $2 GROUP BY 1, 2",
+          [this.run.id, containerId],
+        )
+      ).rows;
+      const sum = (test: (row: (typeof counts)[number]) => boolean) =>
+        counts.filter(test).reduce((total, row) => total + row.n, 0);
+      const total = sum(() => true);
+      const failed = sum((row) => failedStepStates.has(row.state));
+      const active = sum(
+        (row) =>
+          row.state === "running" ||
+          row.state === "awaiting-approval" ||
+          (row.state === "pending" && row.activated),
+      );
+      const waiting = sum((row) => row.state === "pending" && !row.activated);
+      const ended = terminalRunStates.has(this.run.state);
+      const stopping = ended || (failed > 0 && !block.continueOnError);
+      if (stopping && waiting > 0) {
+        await this.skipChildren(containerId, `block "${containerId}" stopped after a child failed`);
+        continue;
+      }
+      if (!stopping && waiting > 0) {
+        const slots = block.maxParallel === 0 ? waiting : block.maxParallel - active;
+        if (slots <= 0) return undefined;
+        const next = (
+          await this.tx.query<StepRow>(
+            "SELECT * FROM steps WHERE run_id = $1 AND parent_id = $2 AND state = 'pending' AND ready_at IS NULL ORDER BY position LIMIT $3",
+            [this.run.id, containerId, slots],
+          )
+        ).rows;
+        let finishedNow = 0;
+        for (const child of next) if ((await this.activate(child)) !== undefined) finishedNow++;
+        if (finishedNow === 0) return undefined;
+        continue;
+      }
+      if (active > 0) return undefined;
+      const failedNote = failed > 0 ? `${failed} of ${total} children failed` : "";
+      if (ended && failed === 0)
+        return this.transition(container, "cancelled", {
+          finished_at: dbNow,
+          reason: `run ${this.run.state}`,
+        });
+      if (stopping)
+        return this.transition(container, "failed", { finished_at: dbNow, reason: failedNote });
+      return this.transition(container, "succeeded", {
+        finished_at: dbNow,
+        reason: failedNote === "" ? "" : `${failedNote} (continueOnError)`,
+      });
+    }
+  }
+
+  /** Skips every not-yet-started step below `parentId` (recursively). */
+  private async skipChildren(parentId: string, reason: string): Promise<void> {
+    let parents = [parentId];
+    while (parents.length > 0) {
+      const skipped = (
+        await this.tx.query<StepRow>(
+          "UPDATE steps SET state = 'skipped', finished_at = now(), reason = $3 WHERE run_id = $1 AND parent_id = ANY($2) AND state = 'pending' AND ready_at IS NULL RETURNING *",
+          [this.run.id, parents, reason],
+        )
+      ).rows;
+      await this.events(skipped.map((row) => stepEvent(row, "pending")));
+      parents = skipped
+        .filter((row) => row.kind === "parallel" || row.kind === "map")
+        .map((row) => row.step_id);
+    }
+  }
+
+  private async setRunState(to: RunState, reason: string): Promise<void> {
+    if (this.run.state === to) return;
+    assertRunTransition(this.run.id, this.run.state, to);
+    const from = this.run.state;
+    await this.tx.query("UPDATE runs SET state = $2, reason = $3 WHERE id = $1", [
+      this.run.id,
+      to,
+      reason,
+    ]);
+    this.run = { ...this.run, state: to, reason };
+    await this.events([
+      {
+        type: `run.${to}`,
+        level: to === "failed" ? "error" : "info",
+        message: reason || `run ${to}`,
+        metadata: { from, to },
+        idempotencyKey: `${this.run.id}/run/${to}`,
+      },
+    ]);
+  }
+
+  /** Fails the run: the remaining not-started steps are skipped; running ones finish on their own. */
+  async failRun(reason: string): Promise<void> {
+    await this.endRun("failed", reason, "skipped");
+  }
+
+  /**
+   * Ends the run: steps not started yet become `notStarted` (skipped on failure, cancelled on
+   * cancel), blocks with nothing left running are closed; running steps finish on their own
+   * (their workers see the run state and stop).
+   */
+  async endRun(
+    state: "failed" | "cancelled",
+    reason: string,
+    notStarted: "skipped" | "cancelled",
+  ): Promise<void> {
+    const untouched = (
+      await this.tx.query<StepRow & { old_state: StepState }>(
+        `UPDATE steps s SET state = CASE WHEN old.state = 'pending' THEN $2 ELSE 'cancelled' END,
+              finished_at = now(), reason = $3
+         FROM (SELECT step_id, state FROM steps
+                WHERE run_id = $1 AND state IN ('pending', 'awaiting-approval') FOR UPDATE) old
+        WHERE s.run_id = $1 AND s.step_id = old.step_id
+        RETURNING s.*, old.state AS old_state`,
+        [this.run.id, notStarted, `run ${state}: ${reason}`],
+      )
+    ).rows;
+    await this.events(untouched.map((row) => stepEvent(row, row.old_state)));
+    await this.finishRun(state, reason);
+    // Close blocks with nothing left running, innermost first, until nothing changes.
+    for (let changed = true; changed; ) {
+      changed = false;
+      const blocks = (
+        await this.tx.query<{ step_id: string }>(
+          "SELECT step_id FROM steps WHERE run_id = $1 AND state = 'running' AND kind IN ('parallel', 'map')",
+          [this.run.id],
+        )
+      ).rows;
+      for (const block of blocks)
+        if ((await this.progressContainer(block.step_id)) !== undefined) changed = true;
+    }
+  }
+
+  /** Moves the run to a terminal state and computes its outputs. */
+  async finishRun(state: "succeeded" | "failed" | "cancelled", reason: string): Promise<void> {
+    if (terminalRunStates.has(this.run.state)) return;
+    let outputs: Record<string, unknown> = {};
+    if (state === "succeeded") {
+      try {
+        outputs = await this.runOutputs();
+      } catch (error) {
+        state = "failed";
+        reason = `outputs could not be evaluated: ${error instanceof Error ? error.message : String(error)}`;
+      }
+    }
+    if (this.run.state === "queued" && state === "succeeded") await this.setRunState("running", "");
+    await this.setRunState(state, reason);
+    await this.tx.query("UPDATE runs SET finished_at = now(), outputs = $2 WHERE id = $1", [
+      this.run.id,
+      JSON.stringify(outputs),
+    ]);
+    this.finishedState = state;
+  }
+
+  private async runOutputs(): Promise<Record<string, unknown>> {
+    const declared =
+      (
+        await this.tx.query<{ outputs: { name: string; path: unknown; expression: unknown }[] }>(
+          "SELECT (plan_json::jsonb)->'outputs' AS outputs FROM runs WHERE id = $1",
+          [this.run.id],
+        )
+      ).rows[0]?.outputs ?? [];
+    if (declared.length === 0) return {};
+    const steps = (
+      await this.tx.query<{ step_id: string; state: string; outputs: Record<string, unknown> }>(
+        "SELECT step_id, state, outputs FROM steps WHERE run_id = $1",
+        [this.run.id],
+      )
+    ).rows;
+    const bindings = {
+      inputs: this.run.inputs,
+      steps: Object.fromEntries(
+        steps.map((row) => [row.step_id, { outputs: row.outputs, status: row.state }]),
+      ),
+    };
+    return Object.fromEntries(
+      declared.map((output) => [
+        output.name,
+        resolveRuntimeValues(output.expression ?? output.path, bindings),
+      ]),
+    );
+  }
+
+  /** running ⇄ awaiting-approval: the run waits when a gate waits and nothing else can move. */
+  async syncRunState(): Promise<void> {
+    if (this.run.state !== "running" && this.run.state !== "awaiting-approval") return;
+    const result = await this.tx.query<{ waiting: boolean; moving: boolean }>(
+      `SELECT bool_or(state = 'awaiting-approval') AS waiting,
+              bool_or((state = 'running' AND lease_owner IS NOT NULL) OR (state = 'pending' AND ready_at IS NOT NULL)) AS moving
+         FROM steps WHERE run_id = $1`,
+      [this.run.id],
+    );
+    const { waiting, moving } = result.rows[0] ?? { waiting: false, moving: false };
+    await this.setRunStateQuietly(waiting && !moving ? "awaiting-approval" : "running");
+  }
+
+  private async setRunStateQuietly(to: "running" | "awaiting-approval"): Promise<void> {
+    if (this.run.state === to) return;
+    assertRunTransition(this.run.id, this.run.state, to);
+    await this.tx.query("UPDATE runs SET state = $2 WHERE id = $1", [this.run.id, to]);
+    this.run = { ...this.run, state: to };
+    await this.events([
+      {
+        type: `run.${to}`,
+        level: "info",
+        message: `run ${to}`,
+        idempotencyKey: `${this.run.id}/run/${to}/${Date.now()}-${Math.random().toString(36).slice(2)}`,
+      },
+    ]);
+  }
+}
+
+/** The event for a step transition; its idempotency key is unique per attempt and fence. */
+export function stepEvent(step: StepRow, from: StepState, note?: string): RunEvent {
+  const failed = failedStepStates.has(step.state) && step.state !== "cancelled";
+  return {
+    type: `step.${note === "ready" ? "ready" : step.state}`,
+    level: failed ? "error" : "info",
+    stepId: step.step_id,
+    message: step.reason || `step ${note === "ready" ? "ready" : step.state}`,
+    metadata: {
+      from,
+      to: step.state,
+      attempt: step.attempt,
+      ...(step.exit_code === null ? {} : { exitCode: step.exit_code }),
+      ...(step.next_attempt_at === null ? {} : { nextAttemptAt: step.next_attempt_at }),
+    },
+    idempotencyKey: `${step.run_id}/${step.step_id}/${note ?? step.state}/${step.attempt}/${step.fence}`,
+  };
+}

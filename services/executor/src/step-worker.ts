@@ -1,0 +1,577 @@
+import { mkdir, rm } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { Database, Queryable } from "@packrun/db";
+import { type Logger, runLogger } from "@packrun/logging";
+import {
+  computePlanHash,
+  ExpressionError,
+  type Plan,
+  type PlannedRunStep,
+  resolveRuntimeValues,
+  runtimeReferences,
+} from "@packrun/planning";
+import type { LogWriter } from "./log-writer.ts";
+import { retryDelaySeconds } from "./retry-delay.ts";
+import { recordEvents } from "./run-events.ts";
+import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
+import type {
+  ModuleName,
+  RuntimeKind,
+  StepExecutionRequest,
+  StepExecutionResult,
+} from "./runtime/types.ts";
+import { dbNow, RunScheduler, stepEvent } from "./scheduler.ts";
+import type { SecretVault } from "./secret-vault.ts";
+import type { WorkItem, WorkOutcome, WorkQueue } from "./work-queue.ts";
+
+/** Runs one step attempt on this machine (the runtime module's `executeStep`). */
+export type StepRunner = (request: StepExecutionRequest) => Promise<StepExecutionResult>;
+
+/** Options for {@link StepWorker}. */
+export interface StepWorkerOptions {
+  database: Database;
+  queue: WorkQueue;
+  vault: SecretVault;
+  logs: LogWriter;
+  logger: Logger;
+  runStep: StepRunner;
+  /** Where attempt workdirs and run staging areas are created. */
+  workRoot: string;
+  workerId?: string;
+  /** Steps run at once by this worker. */
+  concurrency?: number;
+  /** A claim is valid this long without a heartbeat. */
+  leaseMs?: number;
+  /** Running steps of one tenant across all workers; 0 = unlimited. */
+  tenantConcurrency?: number;
+  killGraceMs?: number;
+  limits?: StepExecutionRequest["limits"];
+  /** Called with steps that became claimable, to put them on the queue. */
+  enqueue: (ready: readonly ReadyWork[]) => Promise<void>;
+  /** Called when a run reached a terminal state (secrets cleanup, finalisation). */
+  onRunFinished?: (runId: string) => void;
+}
+
+interface Claimed {
+  run: RunRow;
+  step: StepRow;
+  fence: number;
+}
+
+/** A result plus how the worker, not the step, ended it. */
+type RecordedResult = StepExecutionResult & { permanent?: boolean; handedBack?: boolean };
+
+/** Failures whose cause is in the pack itself: retrying cannot help. */
+class PermanentStepError extends Error {}
+
+/**
+ * An executor worker: takes items from the queue, claims the step in Postgres (fencing token +
+ * lease), runs it, heartbeats while it runs, and records the result only if its claim is
+ * still the current one. Any worker can run any ready step.
+ */
+export class StepWorker {
+  readonly id: string;
+  readonly #options: Required<Omit<StepWorkerOptions, "onRunFinished" | "workerId">> &
+    Pick<StepWorkerOptions, "onRunFinished">;
+  readonly #inFlight = new Map<string, AbortController>();
+  readonly #verifiedPlans = new Map<string, Plan>();
+  #draining = false;
+  #heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(options: StepWorkerOptions) {
+    this.id =
+      options.workerId ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    this.#options = {
+      concurrency: 4,
+      leaseMs: 15_000,
+      tenantConcurrency: 0,
+      killGraceMs: 5_000,
+      limits: { maxLogBytes: 8 * 1024 * 1024, maxLineBytes: 16 * 1024 },
+      ...options,
+    };
+  }
+
+  /** Registers the worker and starts taking work. */
+  async start(): Promise<void> {
+    await this.#options.database.query(
+      `INSERT INTO workers (id, host, capacity) VALUES ($1, $2, $3)
+       ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = now(), status = 'active', capacity = $3`,
+      [this.id, hostname(), this.#options.concurrency],
+    );
+    this.#heartbeat = setInterval(
+      () => void this.#reportHealth(),
+      Math.min(5_000, this.#options.leaseMs / 3),
+    );
+    this.#heartbeat.unref();
+    this.#options.queue.consume((item) => this.handle(item), this.#options.concurrency);
+  }
+
+  async #reportHealth(): Promise<void> {
+    await this.#options.database
+      .query(
+        "UPDATE workers SET last_heartbeat_at = now(), in_flight = $2, status = $3 WHERE id = $1",
+        [this.id, this.#inFlight.size, this.#draining ? "draining" : "active"],
+      )
+      .catch((error) => this.#options.logger.warn({ err: error }, "worker heartbeat failed"));
+  }
+
+  /**
+   * Stops claiming; lets in-flight steps finish within `graceMs`, then stops the rest and hands
+   * their steps back (they are retried elsewhere without using their retry budget).
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.#draining = true;
+    const stopped = this.#options.queue.stopConsuming();
+    const timer = setTimeout(() => {
+      for (const controller of this.#inFlight.values()) controller.abort(new HandBack());
+    }, graceMs);
+    await stopped;
+    clearTimeout(timer);
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    await this.#options.logs.flush();
+    await this.#options.database
+      .query(
+        "UPDATE workers SET status = 'stopped', in_flight = 0, last_heartbeat_at = now() WHERE id = $1",
+        [this.id],
+      )
+      .catch(() => {});
+  }
+
+  /** Handles one queue item; exposed for tests. */
+  async handle(item: WorkItem): Promise<WorkOutcome> {
+    if (this.#draining) return { kind: "later", delayMs: 0 };
+    const claim = await this.#claim(item);
+    if (claim.kind !== "claimed")
+      return claim.kind === "later" ? { kind: "later", delayMs: claim.delayMs } : { kind: "done" };
+    const { run, step } = claim.claimed;
+    const log = runLogger(this.#options.logger, {
+      runId: run.id,
+      stepId: step.step_id,
+      attempt: step.attempt,
+    });
+    const controller = new AbortController();
+    const key = `${run.id}/${step.step_id}`;
+    this.#inFlight.set(key, controller);
+    try {
+      const result = await this.#execute(claim.claimed, controller, log);
+      await this.#options.logs.flush();
+      // A draining worker stopped the step on purpose: it goes back to the queue, not to retry.
+      const handedBack = controller.signal.reason instanceof HandBack;
+      await this.#complete(claim.claimed, handedBack ? { ...result, handedBack } : result, log);
+    } catch (error) {
+      log.error({ err: error }, "step execution failed inside the worker");
+      await this.#complete(
+        claim.claimed,
+        failure(
+          error instanceof PermanentStepError
+            ? error.message
+            : `worker error: ${error instanceof Error ? error.message : String(error)}`,
+          error instanceof PermanentStepError,
+        ),
+        log,
+      ).catch((inner) => log.error({ err: inner }, "could not record the failure"));
+    } finally {
+      this.#inFlight.delete(key);
+    }
+    return { kind: "done" };
+  }
+
+  async #claim(
+    item: WorkItem,
+  ): Promise<
+    { kind: "claimed"; claimed: Claimed } | { kind: "stale" } | { kind: "later"; delayMs: number }
+  > {
+    const { database, tenantConcurrency, leaseMs } = this.#options;
+    return database.transaction(async (tx) => {
+      if (tenantConcurrency > 0) {
+        await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [
+          `packrun.tenant.${item.tenant}`,
+        ]);
+        const running =
+          (
+            await tx.query<{ n: number }>(
+              "SELECT count(*)::int AS n FROM steps WHERE tenant = $1 AND state = 'running' AND lease_owner IS NOT NULL",
+              [item.tenant],
+            )
+          ).rows[0]?.n ?? 0;
+        if (running >= tenantConcurrency) return { kind: "later", delayMs: 200 };
+      }
+      const claimed = (
+        await tx.query<StepRow>(
+          `UPDATE steps s SET state = 'running', attempt = attempt + 1, fence = fence + 1,
+                lease_owner = $3, lease_expires_at = now() + make_interval(secs => $4),
+                started_at = coalesce(started_at, now()), next_attempt_at = NULL
+          WHERE run_id = $1 AND step_id = $2 AND state = 'pending' AND ready_at <= now() AND kind = 'run'
+            AND EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id AND r.state IN ('running', 'awaiting-approval'))
+          RETURNING *`,
+          [item.runId, item.stepId, this.id, leaseMs / 1000],
+        )
+      ).rows[0];
+      if (claimed === undefined) {
+        const due = (
+          await tx.query<{ wait_ms: number }>(
+            "SELECT greatest(0, extract(epoch FROM ready_at - now()) * 1000)::float8 AS wait_ms FROM steps WHERE run_id = $1 AND step_id = $2 AND state = 'pending' AND ready_at > now()",
+            [item.runId, item.stepId],
+          )
+        ).rows[0];
+        // Early (clocks differ between queue and database): wait until the database says so.
+        return due === undefined
+          ? { kind: "stale" }
+          : { kind: "later", delayMs: Math.ceil(due.wait_ms) + 5 };
+      }
+      const run = (
+        await tx.query<RunRow>(`SELECT ${runColumns} FROM runs WHERE id = $1`, [item.runId])
+      ).rows[0] as RunRow;
+      await tx.query(
+        "INSERT INTO step_attempts (run_id, step_id, attempt, state, worker_id, fence) VALUES ($1, $2, $3, 'running', $4, $5)",
+        [item.runId, item.stepId, claimed.attempt, this.id, claimed.fence],
+      );
+      await recordEvents(tx, run, [stepEvent(claimed, "pending")]);
+      return { kind: "claimed", claimed: { run, step: claimed, fence: claimed.fence } };
+    });
+  }
+
+  /**
+   * Re-hashes the stored plan and compares it with the run's planHash, once per run per worker:
+   * a plan changed after submission is never executed.
+   */
+  async #verifyPlan(runId: string): Promise<Plan> {
+    const row = (
+      await this.#options.database.query<{ plan_json: string; plan_hash: string }>(
+        "SELECT plan_json, plan_hash FROM runs WHERE id = $1",
+        [runId],
+      )
+    ).rows[0];
+    if (row === undefined) throw new PermanentStepError("run not found");
+    const plan = JSON.parse(row.plan_json) as Plan;
+    const actual = computePlanHash(plan);
+    if (actual !== row.plan_hash)
+      throw new PermanentStepError(
+        `plan hash mismatch: the stored plan hashes to ${actual} but the run's planHash is ${row.plan_hash}; refusing to execute`,
+      );
+    if (this.#verifiedPlans.size > 1000) this.#verifiedPlans.clear();
+    this.#verifiedPlans.set(runId, plan);
+    return plan;
+  }
+
+  async #parameters(
+    claimed: Claimed,
+    planned: PlannedRunStep,
+  ): Promise<{ with: Record<string, unknown>; secrets: Record<string, string> }> {
+    const { run, step } = claimed;
+    const references = runtimeReferences(planned.run.with);
+    let secrets: Record<string, string> = {};
+    if (run.secret_names.length > 0) {
+      const stored = await this.#options.vault.get(run.id);
+      if (stored === undefined)
+        throw new PermanentStepError(
+          "the run's secrets are no longer available (expired or lost with the queue store); resubmit the run",
+        );
+      secrets = stored;
+    }
+    const ids = [
+      ...new Set(
+        references
+          .filter((ref) => ref.root === "steps" && ref.path[0] !== undefined)
+          .map((ref) => ref.path[0] as string),
+      ),
+    ];
+    const rows =
+      ids.length === 0
+        ? []
+        : (
+            await this.#options.database.query<{
+              step_id: string;
+              state: string;
+              outputs: Record<string, unknown>;
+            }>(
+              "SELECT step_id, state, outputs FROM steps WHERE run_id = $1 AND step_id = ANY($2)",
+              [run.id, ids],
+            )
+          ).rows;
+    try {
+      const resolved = resolveRuntimeValues(
+        planned.run.with,
+        {
+          inputs: run.inputs,
+          steps: Object.fromEntries(
+            rows.map((row) => [row.step_id, { outputs: row.outputs, status: row.state }]),
+          ),
+          secrets,
+          ...step.bindings,
+        },
+        { text: true },
+      );
+      return { with: resolved as Record<string, unknown>, secrets };
+    } catch (error) {
+      if (error instanceof ExpressionError) throw new PermanentStepError(error.message);
+      throw error;
+    }
+  }
+
+  async #execute(
+    claimed: Claimed,
+    controller: AbortController,
+    log: Logger,
+  ): Promise<StepExecutionResult> {
+    const { run, step, fence } = claimed;
+    const plan = this.#verifiedPlans.get(run.id) ?? (await this.#verifyPlan(run.id));
+    const planned = step.planned as PlannedRunStep;
+    const parameters = await this.#parameters(claimed, planned);
+    const workdir = join(
+      this.#options.workRoot,
+      "attempts",
+      run.id,
+      `${encodeURIComponent(step.step_id)}.${step.attempt}`,
+    );
+    const stagingRoot = join(this.#options.workRoot, "staging", run.id);
+    await mkdir(workdir, { recursive: true });
+    await mkdir(stagingRoot, { recursive: true });
+    let lineNumber = 0;
+    const beat = setInterval(
+      () => void this.#extendLease(claimed, controller, log),
+      Math.max(200, this.#options.leaseMs / 3),
+    );
+    const uses = planned.run.uses as ModuleName;
+    const runtime: RuntimeKind =
+      uses === "builtin:container"
+        ? "container"
+        : plan.sandbox.mode === "sealed"
+          ? "sandbox"
+          : "process";
+    log.info({ uses, runtime, fence }, "step started");
+    try {
+      return await this.#options.runStep({
+        runId: run.id,
+        stepId: step.step_id,
+        attempt: step.attempt,
+        uses,
+        with: parameters.with,
+        secrets: parameters.secrets,
+        workdir,
+        stagingRoot,
+        sandbox: plan.sandbox,
+        runtime,
+        timeoutMs: planned.timeoutSeconds === null ? null : planned.timeoutSeconds * 1000,
+        killGraceMs: this.#options.killGraceMs,
+        limits: this.#options.limits,
+        artifacts: planned.run.artifacts,
+        signal: controller.signal,
+        workerId: this.id,
+        onLog: (line) => {
+          lineNumber++;
+          this.#options.logs.append(run, {
+            type: `log.${line.stream}`,
+            level: line.stream === "stderr" ? "warn" : "info",
+            stepId: step.step_id,
+            message: line.text,
+            metadata: { attempt: step.attempt, line: lineNumber },
+            idempotencyKey: `${run.id}/${step.step_id}/${step.attempt}/log/${lineNumber}`,
+          });
+        },
+      });
+    } finally {
+      clearInterval(beat);
+      await rm(workdir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  /** Extends the lease; aborts the step when the claim is gone or the run was cancelled. */
+  async #extendLease(claimed: Claimed, controller: AbortController, log: Logger): Promise<void> {
+    if (controller.signal.aborted) return;
+    try {
+      const row = (
+        await this.#options.database.query<{ run_state: string }>(
+          `UPDATE steps s SET lease_expires_at = now() + make_interval(secs => $4)
+          FROM runs r WHERE s.run_id = $1 AND s.step_id = $2 AND s.fence = $3 AND s.state = 'running' AND r.id = s.run_id
+          RETURNING r.state AS run_state`,
+          [claimed.run.id, claimed.step.step_id, claimed.fence, this.#options.leaseMs / 1000],
+        )
+      ).rows[0];
+      if (row === undefined) {
+        log.warn("lease lost (another worker took the step over); stopping it");
+        controller.abort(new LeaseLost());
+      } else if (row.run_state === "cancelled" || row.run_state === "failed") {
+        log.info({ runState: row.run_state }, "run ended; stopping the step");
+        controller.abort(new RunEnded());
+      }
+    } catch (error) {
+      log.warn({ err: error }, "lease heartbeat failed; will retry");
+    }
+  }
+
+  async #complete(claimed: Claimed, result: RecordedResult, log: Logger): Promise<void> {
+    const outcome = await this.#options.database.transaction(async (tx) => {
+      const scheduler = await RunScheduler.lock(tx, claimed.run.id);
+      if (scheduler === undefined) return "gone" as const;
+      const step = (
+        await tx.query<StepRow>(
+          "SELECT * FROM steps WHERE run_id = $1 AND step_id = $2 AND fence = $3 AND state = 'running' AND lease_owner = $4",
+          [claimed.run.id, claimed.step.step_id, claimed.fence, this.id],
+        )
+      ).rows[0];
+      if (step === undefined) return "fenced" as const;
+      return this.#record(tx, scheduler, step, result);
+    });
+    if (outcome === "fenced") {
+      log.warn(
+        { fence: claimed.fence },
+        "result discarded: this worker's claim was superseded (fencing)",
+      );
+      return;
+    }
+    if (outcome === "gone") return;
+    await this.#options.enqueue(outcome.ready);
+    if (outcome.finished) this.#options.onRunFinished?.(claimed.run.id);
+    log.info(
+      {
+        outcome: result.outcome,
+        exitCode: result.exitCode,
+        durationMs: result.durationMs,
+        state: outcome.state,
+      },
+      "step finished",
+    );
+  }
+
+  async #record(
+    tx: Queryable,
+    scheduler: RunScheduler,
+    step: StepRow,
+    result: RecordedResult,
+  ): Promise<{ ready: ReadyWork[]; finished: boolean; state: string }> {
+    const permanent = result.permanent === true;
+    const handedBack = result.handedBack === true;
+    await tx.query(
+      `UPDATE step_attempts SET state = $4, finished_at = now(), exit_code = $5, reason = $6, cpu_micros = $7, peak_memory_bytes = $8
+        WHERE run_id = $1 AND step_id = $2 AND attempt = $3`,
+      [
+        step.run_id,
+        step.step_id,
+        step.attempt,
+        handedBack ? "handed-back" : result.outcome,
+        result.exitCode,
+        result.reason,
+        Math.round(result.cpuMicros),
+        Math.round(result.peakMemoryBytes),
+      ],
+    );
+    const common = {
+      lease_owner: null,
+      lease_expires_at: null,
+      exit_code: result.exitCode,
+      reason: result.reason,
+    };
+    if (handedBack) {
+      const next = await scheduler.transition(step, "pending", {
+        ...common,
+        ready_at: dbNow,
+        lost_attempts: step.lost_attempts + 1,
+        reason: "handed back by a draining worker",
+      });
+      if (next !== undefined)
+        scheduler.ready.push({
+          runId: step.run_id,
+          stepId: step.step_id,
+          tenant: step.tenant,
+          priority: scheduler.run.priority,
+          attempt: next.attempt,
+          delayMs: 0,
+        });
+      return { ready: scheduler.ready, finished: false, state: "pending" };
+    }
+    if (result.outcome === "succeeded") {
+      const done = await scheduler.transition(step, "succeeded", {
+        ...common,
+        finished_at: dbNow,
+        outputs: {
+          ...result.outputs,
+          ...Object.fromEntries(
+            result.artifacts.map((artifact) => [`artifact:${artifact.name}`, artifact.digest]),
+          ),
+        },
+      });
+      if (done !== undefined) await scheduler.stepFinished(done);
+    } else if (result.outcome === "cancelled") {
+      const done = await scheduler.transition(step, "cancelled", { ...common, finished_at: dbNow });
+      if (done !== undefined) await scheduler.stepFinished(done);
+    } else {
+      const failures = step.failed_attempts + 1;
+      const planned = step.planned;
+      if (
+        !permanent &&
+        failures < step.max_attempts &&
+        scheduler.run.state !== "cancelled" &&
+        scheduler.run.state !== "failed"
+      ) {
+        const delay = retryDelaySeconds(planned.failure, failures);
+        const next = await scheduler.transition(step, "pending", {
+          ...common,
+          failed_attempts: failures,
+          next_attempt_at: { sql: "now() + make_interval(secs => ?)", param: delay },
+          ready_at: { sql: "now() + make_interval(secs => ?)", param: delay },
+          reason: `attempt ${step.attempt} ${result.outcome.replace("_", " ")}: ${result.reason}; retrying in ${delay}s`,
+        });
+        if (next !== undefined)
+          scheduler.ready.push({
+            runId: step.run_id,
+            stepId: step.step_id,
+            tenant: step.tenant,
+            priority: scheduler.run.priority,
+            attempt: next.attempt,
+            delayMs: delay * 1000,
+          });
+      } else {
+        const done = await scheduler.transition(step, result.outcome, {
+          ...common,
+          failed_attempts: failures,
+          finished_at: dbNow,
+        });
+        await tx.query(
+          "INSERT INTO dead_letters (run_id, step_id, attempt, reason) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+          [step.run_id, step.step_id, step.attempt, result.reason],
+        );
+        await this.#options.queue
+          .deadLetter(
+            {
+              runId: step.run_id,
+              stepId: step.step_id,
+              tenant: step.tenant,
+              priority: scheduler.run.priority,
+              attempt: step.attempt,
+            },
+            result.reason,
+          )
+          .catch(() => {});
+        if (done !== undefined) await scheduler.stepFinished(done);
+      }
+    }
+    await scheduler.syncRunState();
+    return {
+      ready: scheduler.ready,
+      finished: scheduler.finishedState !== undefined,
+      state: scheduler.run.state,
+    };
+  }
+}
+
+class LeaseLost extends Error {}
+class RunEnded extends Error {}
+class HandBack extends Error {}
+
+function failure(reason: string, permanent: boolean): RecordedResult {
+  return {
+    outcome: "failed",
+    exitCode: null,
+    signal: null,
+    reason,
+    durationMs: 0,
+    cpuMicros: 0,
+    peakMemoryBytes: 0,
+    outputs: {},
+    artifacts: [],
+    logTruncated: false,
+    permanent,
+  };
+}
