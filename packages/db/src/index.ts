@@ -6,3 +6,4 @@ export {
   type QueryResult,
 } from "./database.ts";
 export { type Migration, migrate, readMigrations } from "./migrate.ts";
+export { createPgliteDatabase, type PgliteDatabaseOptions } from "./pglite-database.ts";
