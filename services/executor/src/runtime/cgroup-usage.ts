@@ -1,3 +1,4 @@
+import type { Dirent } from "node:fs";
 import { readdir, readFile, rmdir } from "node:fs/promises";
 import path from "node:path";
 
@@ -35,19 +36,40 @@ export async function readCgroupUsage(relative: string): Promise<CgroupUsage> {
  * has processes cannot be removed (EBUSY) and is left alone.
  */
 export async function removeCgroupTree(relative: string): Promise<void> {
+  const roots = await hierarchyRoots();
+  await Promise.all(roots.map((root) => removeTree(path.join(root, relative))));
+}
+
+/** Names of the sub-cgroups of a cgroup, across every hierarchy. */
+export async function listCgroupChildren(relative: string): Promise<string[]> {
+  const names = new Set<string>();
+  for (const root of await hierarchyRoots()) {
+    try {
+      for (const entry of await readdir(path.join(root, relative), { withFileTypes: true })) {
+        if (entry.isDirectory()) names.add(entry.name);
+      }
+    } catch {
+      // not in this hierarchy
+    }
+  }
+  return [...names];
+}
+
+/** The cgroup v2 root and, on v1/hybrid systems, every mounted v1 hierarchy. */
+async function hierarchyRoots(): Promise<string[]> {
   const roots = [CGROUP_ROOT];
   try {
     for (const entry of await readdir(CGROUP_ROOT, { withFileTypes: true })) {
       if (entry.isDirectory()) roots.push(path.join(CGROUP_ROOT, entry.name));
     }
   } catch {
-    return;
+    return [];
   }
-  await Promise.all(roots.map((root) => removeTree(path.join(root, relative))));
+  return roots;
 }
 
 async function removeTree(dir: string): Promise<void> {
-  let entries: import("node:fs").Dirent[];
+  let entries: Dirent[];
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch {

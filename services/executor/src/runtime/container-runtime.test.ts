@@ -137,6 +137,59 @@ test("container timeout: SIGTERM first, SIGKILL after the grace period, then rem
   }
 });
 
+test("container memory and pids limits are hard cgroup limits", { skip }, async () => {
+  const dirs = await makeDirs();
+  try {
+    const limits = {
+      maxLogBytes: 65536,
+      maxLineBytes: 1024,
+      memoryBytes: 32 * 1024 * 1024,
+      pids: 16,
+    };
+    const memory = await executeStep(
+      stepRequest(dirs, {
+        uses: "builtin:container",
+        runtime: "container",
+        limits,
+        with: {
+          image,
+          command: ["/bin/sh", "-c", "head -c 100000000 /dev/zero | tr '\\0' a | sort > /dev/null"],
+        },
+      }),
+    );
+    assert.equal(memory.outcome, "failed");
+    assert.equal(memory.exitCode, 137, memory.reason);
+    // Usage is read from the parent cgroup, which also holds conmon (outside the limit).
+    assert.ok(
+      memory.peakMemoryBytes > 16 * 1024 * 1024 &&
+        memory.peakMemoryBytes < limits.memoryBytes + 16 * 1024 * 1024,
+      `${memory.peakMemoryBytes}`,
+    );
+    assert.ok(memory.cpuMicros > 0);
+
+    const logs = collectLogs();
+    const pids = await executeStep(
+      stepRequest(dirs, {
+        uses: "builtin:container",
+        runtime: "container",
+        limits,
+        with: {
+          image,
+          command: ["/bin/sh", "-c", "for i in $(seq 1 40); do sleep 5 & done; echo spawned"],
+        },
+        onLog: logs.onLog,
+      }),
+    );
+    assert.equal(pids.outcome, "failed");
+    assert.ok(
+      logs.texts("stderr").some((line) => /fork|resource/i.test(line)),
+      logs.texts().join("|"),
+    );
+  } finally {
+    await dirs.cleanup();
+  }
+});
+
 test("a missing image in sealed mode fails clearly without pulling", { skip }, async () => {
   const dirs = await makeDirs();
   try {

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { readCgroupUsage, removeCgroupTree } from "./cgroup-usage.ts";
 import type { LogSink } from "./log-sink.ts";
-import { LABELS, podmanGlobalArgs, podmanUlimits, workerCgroup } from "./podman.ts";
+import { containerCgroup, LABELS, podmanGlobalArgs, podmanUlimits } from "./podman.ts";
 import { lastLine, runTool } from "./run-tool.ts";
 
 /** Where the attempt workdir is mounted inside the container. */
@@ -68,7 +68,7 @@ export async function runContainer(spec: ContainerSpec, sink: LogSink): Promise<
   const podman = spec.podman;
   const global = podmanGlobalArgs();
   const name = `packrun-${randomUUID()}`;
-  const cgroupParent = `${workerCgroup(spec.labels.workerId)}/${name}`;
+  const cgroupParent = containerCgroup(spec.labels.workerId, name);
   const secretsDir = await mkdtemp(path.join(tmpdir(), "packrun-env-"));
   const result: ContainerExit = {
     setupError: null,

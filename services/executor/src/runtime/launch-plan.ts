@@ -116,6 +116,10 @@ async function sandboxArgs(input: LaunchInput): Promise<string[]> {
     "--ro-bind",
     "/etc",
     "/etc",
+    // Where /etc/resolv.conf points on systemd-resolved hosts (absent elsewhere).
+    "--ro-bind-try",
+    "/run/systemd/resolve",
+    "/run/systemd/resolve",
     "--dev",
     "/dev",
     "--proc",

@@ -53,7 +53,14 @@ export function safeId(id: string): string {
   return id.replace(/[^A-Za-z0-9_.-]/g, "_").slice(0, 100) || "_";
 }
 
-/** The cgroup parent under which a worker's step containers are created. */
-export function workerCgroup(workerId: string): string {
-  return `/packrun/${safeId(workerId)}`;
+/** Directory (relative to each cgroup hierarchy root) holding the step containers' cgroups. */
+export const CGROUP_DIR = "/packrun";
+
+/**
+ * The cgroup parent of one step container: `/packrun/<worker>.<container name>`, flat so that
+ * removing it after the step leaves nothing behind, and prefixed so that reapOrphans finds a
+ * dead worker's leftovers.
+ */
+export function containerCgroup(workerId: string, containerName: string): string {
+  return `${CGROUP_DIR}/${safeId(workerId)}.${containerName}`;
 }

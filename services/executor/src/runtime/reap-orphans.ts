@@ -1,5 +1,5 @@
-import { removeCgroupTree } from "./cgroup-usage.ts";
-import { LABELS, podmanGlobalArgs, workerCgroup } from "./podman.ts";
+import { listCgroupChildren, removeCgroupTree } from "./cgroup-usage.ts";
+import { CGROUP_DIR, LABELS, podmanGlobalArgs, safeId } from "./podman.ts";
 import { listProcesses, readEnviron, sendSignal } from "./proc-scan.ts";
 import { runTool } from "./run-tool.ts";
 import { REAP_TAG_VARIABLE } from "./step-env.ts";
@@ -39,6 +39,9 @@ export async function reapOrphans(workerId: string): Promise<number> {
     if ((await readEnviron(proc.pid)).includes(tag) && sendSignal(proc.pid, "SIGKILL")) reaped++;
   }
 
-  await removeCgroupTree(workerCgroup(workerId));
+  const prefix = `${safeId(workerId)}.`;
+  for (const name of await listCgroupChildren(CGROUP_DIR)) {
+    if (name.startsWith(prefix)) await removeCgroupTree(`${CGROUP_DIR}/${name}`);
+  }
   return reaped;
 }

@@ -32,6 +32,12 @@ export interface StepExecutionRequest {
   workdir: string;
   /** Where builtin:bundle.ingest stages files (bundles/<sha256>/<filename>), shared by the run. */
   stagingRoot: string;
+  /**
+   * Directories builtin:bundle.ingest may read bundles from besides the attempt workdir
+   * (e.g. an import drop directory). Default: the worker's PACKRUN_BUNDLE_ROOTS environment
+   * variable (colon-separated absolute paths), else none.
+   */
+  bundleRoots?: readonly string[];
   sandbox: { mode: "open" | "sealed"; egressAllowlist: readonly string[] };
   /**
    * "process" (own process group / PID namespace), "sandbox" (bubblewrap), "container" (podman).

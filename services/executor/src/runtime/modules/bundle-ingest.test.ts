@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { test } from "node:test";
 import { executeStep } from "../execute-step.ts";
@@ -105,5 +105,32 @@ test("staging the same bundle again under another name reuses its directory", as
     );
     assert.equal(result.outcome, "succeeded", result.reason);
     assert.equal(result.outputs.path, path.join(dirs.stagingRoot, "bundles", SHA, "renamed.tar"));
+  });
+});
+
+test("bundles are read only from the workdir and the configured bundle roots", async () => {
+  await withBundle(async (dirs) => {
+    const dropDir = path.join(dirs.root, "drop");
+    await mkdir(dropDir, { recursive: true });
+    await writeFile(path.join(dropDir, "bundle.tar"), CONTENT);
+    await symlink(path.join(dropDir, "bundle.tar"), path.join(dirs.workdir, "in", "link.tar"));
+    const ingest = (source: string, bundleRoots?: string[]) =>
+      executeStep(
+        stepRequest(dirs, {
+          uses: "builtin:bundle.ingest",
+          with: { path: source, sha256: SHA },
+          ...(bundleRoots ? { bundleRoots } : {}),
+        }),
+      );
+
+    for (const source of [path.join(dropDir, "bundle.tar"), "in/link.tar", "/etc/hostname"]) {
+      const refused = await ingest(source);
+      assert.equal(refused.outcome, "failed", source);
+      assert.match(refused.reason, /outside the directories bundles may be read from/, source);
+    }
+    const allowed = await ingest(path.join(dropDir, "bundle.tar"), [dropDir]);
+    assert.equal(allowed.outcome, "succeeded", allowed.reason);
+    const viaLink = await ingest("in/link.tar", [dropDir]);
+    assert.equal(viaLink.outcome, "succeeded", viaLink.reason);
   });
 });

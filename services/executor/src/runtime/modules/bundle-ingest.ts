@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { isNotFound } from "../contained-path.ts";
+import { openFileInside, PathError } from "../contained-path.ts";
 import { describeTimeout } from "../durations.ts";
 import { failedBeforeStart, type ModuleContext, type ModuleResult } from "../module-result.ts";
 import { bundleIngestParams, parseParams } from "./params.ts";
@@ -22,12 +22,26 @@ export interface BundleMetadata {
 }
 
 /**
+ * Directories bundles may be read from besides the attempt workdir, from the colon-separated
+ * PACKRUN_BUNDLE_ROOTS environment variable of the worker (operator configuration).
+ */
+export function bundleRootsFromEnvironment(): string[] {
+  return (process.env.PACKRUN_BUNDLE_ROOTS ?? "")
+    .split(":")
+    .filter((root) => path.isAbsolute(root));
+}
+
+/**
  * builtin:bundle.ingest: copies `path` (relative to the attempt workdir, or absolute) to
  * `<stagingRoot>/bundles/<sha256>/<filename>` while hashing it, and only if the SHA-256 of the
  * bytes copied equals `sha256` (bare hex or `sha256:` prefixed) renames the copy into place;
  * then writes `metadata.json` the same way (temp file + rename, so readers never see a partial
  * file). Hashing the copy rather than the source means what is staged is what was verified.
  * Outputs: `path`, `sha256` (hex), `digest` (`sha256:<hex>`), `sizeBytes`, `metadata`.
+ *
+ * The module runs in the worker process, so the source must resolve (symlinks followed) inside
+ * the attempt workdir or one of the bundle roots: otherwise a manifest could stage the worker's
+ * own files (keys, /etc/shadow) where its steps can read them.
  */
 export async function runBundleIngest(context: ModuleContext): Promise<ModuleResult> {
   const { request, sink, layout } = context;
@@ -37,14 +51,26 @@ export async function runBundleIngest(context: ModuleContext): Promise<ModuleRes
   const source = path.resolve(layout.workdir, params.value.path);
   const filename = params.value.filename ?? path.basename(source);
 
-  try {
-    const stats = await stat(source);
-    if (!stats.isFile())
-      return failedBeforeStart(`bundle ${params.value.path} is not a regular file`);
-  } catch (error) {
-    if (isNotFound(error)) return failedBeforeStart(`bundle not found: ${params.value.path}`);
-    throw error;
+  const roots = [layout.workdir, ...(request.bundleRoots ?? bundleRootsFromEnvironment())];
+  let opened: Awaited<ReturnType<typeof openFileInside>> = null;
+  const refusals: string[] = [];
+  for (const root of roots) {
+    try {
+      opened = await openFileInside(root, source, `bundle ${params.value.path}`);
+      break;
+    } catch (error) {
+      if (!(error instanceof PathError)) throw error;
+      refusals.push(error.message);
+    }
   }
+  if (!opened && refusals.length === roots.length) {
+    const notRegular = refusals.find((message) => message.endsWith("not a regular file"));
+    return failedBeforeStart(
+      notRegular ??
+        `bundle ${params.value.path} is outside the directories bundles may be read from (the attempt workdir and the configured bundle roots)`,
+    );
+  }
+  if (!opened) return failedBeforeStart(`bundle not found: ${params.value.path}`);
 
   const directory = path.join(request.stagingRoot, "bundles", expected);
   const target = path.join(directory, filename);
@@ -65,7 +91,7 @@ export async function runBundleIngest(context: ModuleContext): Promise<ModuleRes
   const stop = AbortSignal.any(signals);
   try {
     await pipeline(
-      createReadStream(source),
+      opened.handle.createReadStream(),
       hashing,
       createWriteStream(temporary, { flags: "wx", mode: 0o644, flush: true }),
       { signal: stop },

@@ -83,9 +83,10 @@ export async function runContainerModule(context: ModuleContext): Promise<Module
     { exitCode: exit.exitCode, signal: null, stoppedFor: exit.stoppedFor },
     describeTimeout(request.timeoutMs ?? 0),
   );
+  // The container's main process was killed by the kernel for exceeding the memory limit.
   const reason =
     exit.oomKilled && described.outcome === "failed"
-      ? `${described.reason} (out of memory: killed at the ${request.limits.memoryBytes ?? "container"} byte limit)`
+      ? `${described.reason} (out of memory)`
       : described.reason;
   return {
     outcome: described.outcome,
