@@ -201,6 +201,9 @@ async function attachAndWait(
   const stderr = sink.stream("stderr");
   const child = spawn(podman, [...global, "start", "--attach", name], {
     stdio: ["ignore", "pipe", "pipe"],
+    // conmon writes an `oom` marker into its working directory when the container is
+    // OOM-killed: keep that out of the worker's own directory.
+    cwd: tmpdir(),
   });
   child.stdout.on("data", (chunk: Buffer) => stdout.write(chunk));
   child.stderr.on("data", (chunk: Buffer) => stderr.write(chunk));

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { tmpdir } from "node:os";
 
 /** Result of running an OS tool to completion. */
 export interface ToolResult {
@@ -33,6 +34,8 @@ export function runTool(
         killSignal: "SIGKILL",
         maxBuffer: 16 * 1024 * 1024,
         env: options.env ?? process.env,
+        // Tools such as podman/conmon may drop files into their working directory.
+        cwd: tmpdir(),
         encoding: "utf8",
       },
       (error, stdout, stderr) => {
