@@ -6,4 +6,8 @@ export {
   type QueryResult,
 } from "./database.ts";
 export { type Migration, migrate, readMigrations } from "./migrate.ts";
-export { createPgliteDatabase, type PgliteDatabaseOptions } from "./pglite-database.ts";
+export {
+  createPgliteDatabase,
+  type PgliteDatabase,
+  type PgliteDatabaseOptions,
+} from "./pglite-database.ts";

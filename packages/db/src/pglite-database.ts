@@ -10,12 +10,20 @@ export interface PgliteDatabaseOptions {
   schema?: string;
 }
 
+/** A PGlite-backed database that can also LISTEN (the embedded default has no other server). */
+export interface PgliteDatabase extends Database {
+  /** Calls `handler` with each NOTIFY payload on `channel`; resolves to the unsubscribe function. */
+  listen(channel: string, handler: (payload: string) => void): Promise<() => Promise<void>>;
+}
+
 /**
  * A {@link Database} on PGlite: real Postgres compiled to WebAssembly, in this process, for the
  * embedded default. Same SQL, same migrations, same semantics; one session, so transactions of
  * concurrent callers run one after another.
  */
-export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}): Promise<Database> {
+export async function createPgliteDatabase(
+  options: PgliteDatabaseOptions = {},
+): Promise<PgliteDatabase> {
   if (options.dataDir !== undefined) await mkdir(options.dataDir, { recursive: true });
   const db = await PGlite.create({
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
@@ -51,5 +59,6 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}):
         work({ query: (text, params) => run(tx, text, params) } satisfies Queryable),
       ),
     close: () => db.close(),
+    listen: (channel, handler) => db.listen(channel, handler),
   };
 }

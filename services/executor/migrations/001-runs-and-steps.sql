@@ -24,13 +24,15 @@ CREATE TABLE runs (
   created_at timestamptz NOT NULL DEFAULT now(),
   started_at timestamptz,
   finished_at timestamptz,
+  -- Terminal and no step running any more: the terminal event has been recorded.
+  settled_at timestamptz,
   -- Set once the evidence service has signed the run's attestation.
   finalized_at timestamptz,
   UNIQUE (tenant, idempotency_key)
 );
 
 CREATE INDEX runs_by_tenant ON runs (tenant, created_at DESC, id DESC);
-CREATE INDEX runs_to_finalize ON runs (finished_at) WHERE finished_at IS NOT NULL AND finalized_at IS NULL;
+CREATE INDEX runs_to_finalize ON runs (settled_at) WHERE settled_at IS NOT NULL AND finalized_at IS NULL;
 CREATE INDEX runs_active ON runs (state) WHERE state IN ('queued', 'running', 'awaiting-approval');
 
 CREATE TABLE steps (

@@ -59,7 +59,9 @@ export function createBullmqWorkQueue(options: BullmqWorkQueueOptions): WorkQueu
             priority: bullPriority(item.priority),
             delay: Math.max(0, Math.round(item.delayMs)),
             removeOnComplete: true,
-            removeOnFail: 1000,
+            // A failed job (its handler threw, e.g. the database was unreachable) must not stay:
+            // its id would make the reconciler's re-queue of the same attempt a no-op.
+            removeOnFail: true,
           },
         })),
       );

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -6,6 +7,7 @@ import type { Logger } from "@packrun/logging";
 import { ExecutorService } from "@packrun/proto/executor/v1";
 import { PlannerService } from "@packrun/proto/planner/v1";
 import { startRpcServer } from "@packrun/rpc-server";
+import { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
 import { createExecutorService } from "./executor-service.ts";
 import { createLogWriter } from "./log-writer.ts";
 import { createReconciler, type Reconciler } from "./reconciler.ts";
@@ -45,6 +47,17 @@ export interface ExecutorOptions {
   >;
   reconcileIntervalMs?: number;
   requeueAfterMs?: number;
+  /** A worker without a heartbeat for this long is declared lost (default 1 minute). */
+  workerLostAfterMs?: number;
+  /**
+   * Kills what a lost worker of this machine left running (the runtime's `reapOrphans`); without
+   * it, only the runtimes' own die-with-parent protection applies.
+   */
+  reapOrphans?: (workerId: string) => Promise<unknown>;
+  /** Where the evidence service serves; events and finalisation are shipped there. */
+  evidenceUrl?: string;
+  /** Stable identity of this executor deployment, recorded in attestations. */
+  executorId?: string;
 }
 
 /** A running executor process part. */
@@ -54,6 +67,7 @@ export interface Executor {
   readonly runs: RunService;
   readonly worker: StepWorker | undefined;
   readonly reconciler: Reconciler;
+  readonly evidence: EvidenceSink | undefined;
   /** Graceful stop: stop claiming, let steps finish within `graceMs`, hand the rest back. */
   close(graceMs?: number): Promise<void>;
 }
@@ -119,6 +133,10 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
       ? {}
       : { intervalMs: options.reconcileIntervalMs }),
     ...(options.requeueAfterMs === undefined ? {} : { requeueAfterMs: options.requeueAfterMs }),
+    ...(options.workerLostAfterMs === undefined
+      ? {}
+      : { workerLostAfterMs: options.workerLostAfterMs }),
+    ...(options.reapOrphans === undefined ? {} : { reapWorker: options.reapOrphans }),
   });
   let worker: StepWorker | undefined;
   if (options.work !== false) {
@@ -137,6 +155,16 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
     await worker.start();
   }
   reconciler.start();
+  const sink =
+    options.evidenceUrl === undefined
+      ? undefined
+      : createEvidenceSink({
+          database: options.database,
+          logger: options.logger,
+          evidenceUrl: options.evidenceUrl,
+          executorId: options.executorId ?? `executor@${hostname()}`,
+        });
+  sink?.start();
   const server =
     options.serve === false
       ? undefined
@@ -153,11 +181,13 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
     runs,
     worker,
     reconciler,
+    evidence: sink,
     async close(graceMs = 10_000) {
       await server?.close();
       await worker?.drain(graceMs);
       await reconciler.stop();
       await logs.close();
+      await sink?.stop();
       planner.close();
     },
   };

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import type { Database } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
 import type { ReadyWork, StepRow } from "./run-rows.ts";
@@ -16,6 +17,13 @@ export interface ReconcilerOptions {
   maxLostAttempts?: number;
   /** Called for runs this sweep moved to a terminal state. */
   onRunFinished?: (runId: string) => void;
+  /** A worker without a heartbeat for this long is declared stopped (default 1 minute). */
+  workerLostAfterMs?: number;
+  /**
+   * Called (without waiting) with the id of a worker of this machine that was just declared
+   * lost: kills what its steps left running here (the runtime's `reapOrphans`).
+   */
+  reapWorker?: (workerId: string) => Promise<unknown>;
 }
 
 /** What one sweep did, for logs and tests. */
@@ -40,14 +48,17 @@ export interface Reconciler {
  *   after too many losses);
  * - a claimable step that has not been picked up for a while is queued again, which rebuilds
  *   the queue after Redis lost its data;
- * - approval gates past their expiry are expired, which fails their run.
+ * - approval gates past their expiry are expired, which fails their run;
+ * - workers silent for too long are declared stopped, and those of this machine reaped.
  */
 export function createReconciler(options: ReconcilerOptions): Reconciler {
   const { database, logger } = options;
   const requeueAfter = (options.requeueAfterMs ?? 3000) / 1000;
   const maxLost = options.maxLostAttempts ?? 3;
+  const lostAfter = (options.workerLostAfterMs ?? 60_000) / 1000;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
+  const reaping = new Set<Promise<unknown>>();
 
   const expireLeases = async (): Promise<number> => {
     const expired = (
@@ -182,15 +193,40 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     return gates.length;
   };
 
+  /**
+   * Declares silent workers stopped. Lost workers of this machine are reaped here (their
+   * leftover processes and containers killed); other machines' workers are declared stopped
+   * only after twice as long, so that their own machine's executor gets to reap them first.
+   */
+  const expireWorkers = async (): Promise<void> => {
+    const local = (
+      await database.query<{ id: string }>(
+        "UPDATE workers SET status = 'stopped' WHERE status <> 'stopped' AND host = $1 AND last_heartbeat_at < now() - make_interval(secs => $2) RETURNING id",
+        [hostname(), lostAfter],
+      )
+    ).rows;
+    await database.query(
+      "UPDATE workers SET status = 'stopped' WHERE status <> 'stopped' AND last_heartbeat_at < now() - make_interval(secs => $1)",
+      [lostAfter * 2],
+    );
+    for (const { id } of local) {
+      if (options.reapWorker === undefined) break;
+      logger.warn({ worker: id }, "worker lost; reaping what its steps left running");
+      const done = options
+        .reapWorker(id)
+        .catch((error) => logger.warn({ err: error, worker: id }, "reaping orphans failed"))
+        .finally(() => reaping.delete(done));
+      reaping.add(done);
+    }
+  };
+
   const sweep = async (): Promise<SweepReport> => {
     // Sweeps of several executors may overlap: every repair re-checks its condition under the
     // run's row lock, and queue entries are deduplicated, so overlapping sweeps are harmless.
     const leasesExpired = await expireLeases();
     const gatesExpired = await expireGates();
     const requeued = await requeue();
-    await database.query(
-      "UPDATE workers SET status = 'stopped' WHERE status <> 'stopped' AND last_heartbeat_at < now() - interval '1 minute'",
-    );
+    await expireWorkers();
     return { leasesExpired, requeued, gatesExpired };
   };
 
@@ -210,6 +246,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;
       await running;
+      await Promise.all(reaping);
     },
   };
 }

@@ -38,6 +38,8 @@ export class RunScheduler {
   readonly ready: ReadyWork[] = [];
   /** Set when the run reached a terminal state in this transaction. */
   finishedState: RunState | undefined;
+  /** Set when the run settled (terminal event recorded) in this transaction. */
+  settled = false;
   readonly tx: Queryable;
   run: RunRow;
 
@@ -141,6 +143,34 @@ export class RunScheduler {
       }
     }
     await this.syncRunState();
+    await this.settle();
+  }
+
+  /**
+   * Records the run's terminal event once the run is terminal and no step runs any more (a
+   * cancelled run's steps may still be stopping): the evidence log accepts nothing after it.
+   */
+  async settle(): Promise<void> {
+    if (!terminalRunStates.has(this.run.state)) return;
+    const row = (
+      await this.tx.query<{ settled: boolean; running: number }>(
+        "SELECT settled_at IS NOT NULL AS settled, (SELECT count(*)::int FROM steps WHERE run_id = $1 AND state = 'running') AS running FROM runs WHERE id = $1",
+        [this.run.id],
+      )
+    ).rows[0];
+    if (row === undefined || row.settled || row.running > 0) return;
+    await this.tx.query("UPDATE runs SET settled_at = now() WHERE id = $1", [this.run.id]);
+    const state = this.run.state;
+    await this.events([
+      {
+        type: `run.${state}`,
+        level: state === "failed" ? "error" : "info",
+        message: this.run.reason || `run ${state}`,
+        metadata: { state },
+        idempotencyKey: `${this.run.id}/run/${state}`,
+      },
+    ]);
+    this.settled = true;
   }
 
   /** Activates top-level steps after `position` until one keeps running or the run ends. */
@@ -519,6 +549,8 @@ export class RunScheduler {
       reason,
     ]);
     this.run = { ...this.run, state: to, reason };
+    // The terminal event is the last event of a run: it is recorded when the run settles.
+    if (terminalRunStates.has(to)) return;
     await this.events([
       {
         type: `run.${to}`,
@@ -570,6 +602,7 @@ export class RunScheduler {
       for (const block of blocks)
         if ((await this.progressContainer(block.step_id)) !== undefined) changed = true;
     }
+    await this.settle();
   }
 
   /** Moves the run to a terminal state and computes its outputs. */
@@ -591,6 +624,7 @@ export class RunScheduler {
       JSON.stringify(outputs),
     ]);
     this.finishedState = state;
+    await this.settle();
   }
 
   private async runOutputs(): Promise<Record<string, unknown>> {

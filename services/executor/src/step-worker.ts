@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Database, Queryable } from "@packrun/db";
 import { type Logger, runLogger } from "@packrun/logging";
 import {
+  canonicalJson,
   computePlanHash,
   ExpressionError,
   type Plan,
@@ -12,6 +13,7 @@ import {
   runtimeReferences,
 } from "@packrun/planning";
 import type { LogWriter } from "./log-writer.ts";
+import { flattenPlannedSteps } from "./plan-rows.ts";
 import { retryDelaySeconds } from "./retry-delay.ts";
 import { recordEvents } from "./run-events.ts";
 import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
@@ -75,7 +77,10 @@ export class StepWorker {
   readonly #options: Required<Omit<StepWorkerOptions, "onRunFinished" | "workerId">> &
     Pick<StepWorkerOptions, "onRunFinished">;
   readonly #inFlight = new Map<string, AbortController>();
-  readonly #verifiedPlans = new Map<string, Plan>();
+  readonly #verifiedPlans = new Map<
+    string,
+    { hash: string; plan: Plan; steps: Map<string, string> }
+  >();
   #draining = false;
   #heartbeat: NodeJS.Timeout | undefined;
 
@@ -233,26 +238,56 @@ export class StepWorker {
   }
 
   /**
-   * Re-hashes the stored plan and compares it with the run's planHash, once per run per worker:
-   * a plan changed after submission is never executed.
+   * Checks, before every attempt, that the stored plan still hashes to the run's planHash (the
+   * database hashes the stored text, so only 32 bytes travel per check) and that the step row
+   * about to run is the step of that plan. The parsed plan is cached per run, but only reused
+   * while the stored text still hashes to planHash: a plan changed after submission is never
+   * executed, whichever worker already ran a step of the run.
    */
-  async #verifyPlan(runId: string): Promise<Plan> {
+  async #verifyPlan(step: StepRow): Promise<Plan> {
     const row = (
-      await this.#options.database.query<{ plan_json: string; plan_hash: string }>(
-        "SELECT plan_json, plan_hash FROM runs WHERE id = $1",
-        [runId],
+      await this.#options.database.query<{ stored_hash: string; plan_hash: string }>(
+        "SELECT 'sha256:' || encode(sha256(convert_to(plan_json, 'UTF8')), 'hex') AS stored_hash, plan_hash FROM runs WHERE id = $1",
+        [step.run_id],
       )
     ).rows[0];
     if (row === undefined) throw new PermanentStepError("run not found");
-    const plan = JSON.parse(row.plan_json) as Plan;
-    const actual = computePlanHash(plan);
-    if (actual !== row.plan_hash)
+    if (row.stored_hash !== row.plan_hash)
       throw new PermanentStepError(
-        `plan hash mismatch: the stored plan hashes to ${actual} but the run's planHash is ${row.plan_hash}; refusing to execute`,
+        `plan hash mismatch: the stored plan hashes to ${row.stored_hash} but the run's planHash is ${row.plan_hash}; refusing to execute`,
       );
-    if (this.#verifiedPlans.size > 1000) this.#verifiedPlans.clear();
-    this.#verifiedPlans.set(runId, plan);
-    return plan;
+    let verified = this.#verifiedPlans.get(step.run_id);
+    if (verified?.hash !== row.plan_hash) {
+      const text = (
+        await this.#options.database.query<{ plan_json: string }>(
+          "SELECT plan_json FROM runs WHERE id = $1",
+          [step.run_id],
+        )
+      ).rows[0]?.plan_json;
+      const plan = JSON.parse(text ?? "null") as Plan;
+      const actual = computePlanHash(plan);
+      if (actual !== row.plan_hash)
+        throw new PermanentStepError(
+          `plan hash mismatch: the stored plan hashes to ${actual} but the run's planHash is ${row.plan_hash}; refusing to execute`,
+        );
+      const steps = new Map(
+        flattenPlannedSteps(plan.steps).map((entry) => [
+          entry.step_id,
+          canonicalJson(entry.planned),
+        ]),
+      );
+      verified = { hash: row.plan_hash, plan, steps };
+      if (this.#verifiedPlans.size > 1000) this.#verifiedPlans.clear();
+      this.#verifiedPlans.set(step.run_id, verified);
+    }
+    // Children of a map whose items were only known at run time are not in the plan; their
+    // definitions come from the plan's template (see docs/state-machine.md).
+    const planned = verified.steps.get(step.step_id);
+    if (planned !== undefined && planned !== canonicalJson(step.planned))
+      throw new PermanentStepError(
+        `plan mismatch: the stored definition of step "${step.step_id}" differs from the step in the hashed plan; refusing to execute`,
+      );
+    return verified.plan;
   }
 
   async #parameters(
@@ -316,7 +351,7 @@ export class StepWorker {
     log: Logger,
   ): Promise<StepExecutionResult> {
     const { run, step, fence } = claimed;
-    const plan = this.#verifiedPlans.get(run.id) ?? (await this.#verifyPlan(run.id));
+    const plan = await this.#verifyPlan(step);
     const planned = step.planned as PlannedRunStep;
     const parameters = await this.#parameters(claimed, planned);
     const workdir = join(

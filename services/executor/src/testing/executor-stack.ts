@@ -1,6 +1,9 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -17,9 +20,31 @@ import {
 import { Redis } from "ioredis";
 import { createBullmqWorkQueue } from "../bullmq-work-queue.ts";
 import { type Executor, type ExecutorOptions, startExecutor } from "../executor-server.ts";
-import { executeStep } from "../runtime/index.ts";
-import { createRedisSecretVault } from "../secret-vault.ts";
+import { executeStep, reapOrphans } from "../runtime/index.ts";
+import { createRedisSecretVault, type SecretVault } from "../secret-vault.ts";
 import type { WorkQueue } from "../work-queue.ts";
+import type { WorkerProcessConfig } from "./worker-process.ts";
+
+const workerScript = new URL("./worker-process.ts", import.meta.url).pathname;
+
+/** A worker-only executor running in a process of its own (see worker-process.ts). */
+export interface WorkerProcess {
+  readonly workerId: string;
+  readonly child: ChildProcess;
+  /** Resolves once the process exited; its exit code (null when killed) and signal. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Events the process printed on stdout so far (`ready`, `draining`, `stopped`). */
+  readonly events: string[];
+  stderr(): string;
+}
+
+/** Settings of {@link ExecutorStack.spawnWorker}. */
+export type WorkerProcessOptions = Partial<
+  Pick<
+    WorkerProcessConfig,
+    "workerId" | "leaseMs" | "concurrency" | "tenantConcurrency" | "killGraceMs" | "graceMs"
+  >
+>;
 
 /** A planner and an executor on real Postgres and Redis, for integration tests. */
 export interface ExecutorStack {
@@ -32,9 +57,20 @@ export interface ExecutorStack {
   readonly queue: WorkQueue;
   readonly workRoot: string;
   readonly secretsKey: Buffer;
+  readonly vault: SecretVault;
   readonly client: ReturnType<typeof createClient<typeof ExecutorService>>;
   /** Starts another executor (worker) process part in this process on the same database and queue. */
   addExecutor(overrides?: Partial<ExecutorOptions>): Promise<Executor>;
+  /**
+   * Starts a worker-only executor in a separate Node process on the same database, queue and
+   * secrets key; resolves once it takes work. `close` kills what is still running.
+   */
+  spawnWorker(options?: WorkerProcessOptions): Promise<WorkerProcess>;
+  /**
+   * Deletes every Redis key of this stack (queue and secret vault), as a Redis restart without
+   * persistence would; other tests' keys on the shared server are untouched.
+   */
+  flushRedis(): Promise<number>;
   /** Submits an inline manifest and returns the run id. */
   submit(
     manifest: string,
@@ -78,6 +114,7 @@ export async function startExecutorStack(
   const secretsKey = Buffer.alloc(32, 7);
   const vaultRedis = new Redis(redis.url);
   const executors: Executor[] = [];
+  const workerProcesses: WorkerProcess[] = [];
   const queues: WorkQueue[] = [];
   const newQueue = () => {
     const queue = createBullmqWorkQueue({
@@ -94,7 +131,7 @@ export async function startExecutorStack(
     keyPrefix: `${redis.keyPrefix}secrets:`,
   });
   const addExecutor = async (overrides: Partial<ExecutorOptions> = {}) => {
-    const executor = await startExecutor({
+    const started = await startExecutor({
       database,
       queue: newQueue(),
       vault,
@@ -105,10 +142,81 @@ export async function startExecutorStack(
       reconcileIntervalMs: 200,
       requeueAfterMs: 1500,
       worker: { leaseMs: 3000, killGraceMs: 1000, concurrency: 4 },
+      workerLostAfterMs: 10_000,
+      reapOrphans,
       ...overrides,
     });
+    // Tests close some executors themselves; the stack closes the rest, each only once.
+    let closing: Promise<void> | undefined;
+    const executor: Executor = {
+      ...started,
+      close: (graceMs?: number) => {
+        closing ??= started.close(graceMs);
+        return closing;
+      },
+    };
     executors.push(executor);
     return executor;
+  };
+  const spawnWorker = async (workerOptions: WorkerProcessOptions = {}) => {
+    const config: WorkerProcessConfig = {
+      databaseUrl: testDatabase.url,
+      redisUrl: redis.url,
+      queueName,
+      queuePrefix: redis.keyPrefix.slice(0, -1),
+      vaultPrefix: `${redis.keyPrefix}secrets:`,
+      secretsKey: secretsKey.toString("base64"),
+      plannerUrl: planner.url,
+      workRoot,
+      workerId: `proc-${randomBytes(4).toString("hex")}`,
+      leaseMs: 3000,
+      concurrency: 4,
+      tenantConcurrency: 0,
+      killGraceMs: 1000,
+      graceMs: 10_000,
+      reconcileIntervalMs: 200,
+      requeueAfterMs: 1500,
+      ...workerOptions,
+    };
+    const child = spawn(process.execPath, [workerScript], {
+      env: { ...process.env, PACKRUN_TEST_WORKER: JSON.stringify(config) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const events: string[] = [];
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once("exit", (code, signal) => resolve({ code, signal })),
+    );
+    const ready = new Promise<void>((resolve, reject) => {
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+        const event = (JSON.parse(line) as { event: string }).event;
+        events.push(event);
+        if (event === "ready") resolve();
+      });
+      void exited.then(({ code, signal }) =>
+        reject(
+          new Error(`worker process exited (${code ?? signal}) before it was ready: ${stderr}`),
+        ),
+      );
+    });
+    const worker: WorkerProcess = {
+      workerId: config.workerId,
+      child,
+      exited,
+      events,
+      stderr: () => stderr,
+    };
+    workerProcesses.push(worker);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    try {
+      await ready;
+    } finally {
+      clearTimeout(timer);
+    }
+    return worker;
   };
   const executor = await addExecutor(options);
   const sessions = new Http2SessionManager(executor.url);
@@ -126,8 +234,31 @@ export async function startExecutorStack(
     queue: queues[0] as WorkQueue,
     workRoot,
     secretsKey,
+    vault,
     client,
     addExecutor,
+    spawnWorker,
+    async flushRedis() {
+      const admin = new Redis(redis.url);
+      let deleted = 0;
+      try {
+        let cursor = "0";
+        do {
+          const [next, keys] = await admin.scan(
+            cursor,
+            "MATCH",
+            `${redis.keyPrefix.replace(/[*?[\]\\]/g, "\\$&")}*`,
+            "COUNT",
+            1000,
+          );
+          if (keys.length > 0) deleted += await admin.del(...keys);
+          cursor = next;
+        } while (cursor !== "0");
+      } finally {
+        admin.disconnect();
+      }
+      return deleted;
+    },
     async submit(manifest, submitOptions = {}) {
       const response = await client.submitRun({
         tenant: submitOptions.tenant ?? "acme",
@@ -159,6 +290,11 @@ export async function startExecutorStack(
     },
     async close() {
       sessions.abort();
+      for (const worker of workerProcesses) {
+        if (worker.child.exitCode === null && worker.child.signalCode === null)
+          worker.child.kill("SIGKILL");
+        await worker.exited;
+      }
       for (const each of executors.reverse()) await each.close(2000).catch(() => {});
       for (const queue of queues) await queue.close().catch(() => {});
       await planner.close();

@@ -1,0 +1,226 @@
+import assert from "node:assert/strict";
+import { Readable } from "node:stream";
+import { describe, test } from "node:test";
+import { createGunzip } from "node:zlib";
+import tar from "tar-stream";
+import { bundlePaths, keyMemberPath } from "./bundle-layout.ts";
+import { generateSigningKeyPem, loadSigningKey, loadVerificationKey } from "./keys.ts";
+import { collectBytes, packTarGz, readTarGz } from "./tar-gz.ts";
+import { fixtureBundleSource, fixtureTranscript } from "./test-fixtures.ts";
+import { verifyBundle } from "./verify-bundle.ts";
+import { writeBundleToBuffer } from "./write-bundle.ts";
+
+const key = loadSigningKey(generateSigningKeyPem("ed25519"));
+const trusted = [loadVerificationKey(key.publicKeyPem)];
+
+async function members(bundle: Buffer): Promise<Map<string, Buffer>> {
+  const read = await readTarGz(bundle);
+  assert.ok(read.ok);
+  return read.members;
+}
+
+async function repack(files: Map<string, Buffer>): Promise<Buffer> {
+  return collectBytes(packTarGz([...files].map(([path, content]) => ({ path, content }))));
+}
+
+describe("evidence bundle", () => {
+  test("rebuilding gives the same bytes; members sorted with fixed metadata", async () => {
+    const first = await writeBundleToBuffer(fixtureBundleSource(key));
+    const second = await writeBundleToBuffer(fixtureBundleSource(key));
+    assert.ok(first.equals(second));
+    assert.equal(first[9], 0xff, "gzip OS byte is 'unknown'");
+    assert.equal(first.readUInt32LE(4), 0, "gzip header has no timestamp");
+    const extract = tar.extract();
+    Readable.from([first]).pipe(createGunzip()).pipe(extract);
+    const headers: tar.Header[] = [];
+    for await (const entry of extract) {
+      headers.push(entry.header);
+      entry.resume();
+    }
+    const names = headers.map((header) => header.name);
+    assert.deepEqual(names, [...names].sort());
+    assert.deepEqual(
+      names.filter((name) => !name.startsWith("artifacts/sha256/")),
+      [
+        bundlePaths.approvals,
+        bundlePaths.artifactsIndex,
+        bundlePaths.attestation,
+        bundlePaths.inputs,
+        keyMemberPath(key.keyId),
+        bundlePaths.manifest,
+        bundlePaths.outputs,
+        bundlePaths.plan,
+        bundlePaths.transcript,
+      ],
+    );
+    for (const header of headers) {
+      assert.equal(header.mtime?.getTime(), 0);
+      assert.equal(header.uid, 0);
+      assert.equal(header.gid, 0);
+      assert.equal(header.mode, 0o644);
+      assert.equal(header.type, "file");
+    }
+  });
+
+  test("a genuine bundle verifies: every check passes, with the trusted key", async () => {
+    const bundle = await writeBundleToBuffer(fixtureBundleSource(key));
+    const report = await verifyBundle(bundle, { keys: trusted });
+    assert.deepEqual(report.failures, []);
+    assert.equal(report.ok, true);
+    assert.equal(report.keyTrusted, true);
+    assert.equal(report.keyId, key.keyId);
+    assert.equal(report.runId, "run-fixture-1");
+    assert.equal(report.status, "succeeded");
+    const kinds = new Set(report.checks.map((check) => check.check));
+    for (const kind of [
+      "signature",
+      "statement",
+      "plan-hash",
+      "plan-consistency",
+      "content",
+      "artifact",
+      "transcript-digest",
+      "transcript-sequence",
+      "transcript-consistency",
+      "member-digest",
+      "manifest",
+      "key",
+    ]) {
+      assert.ok(kinds.has(kind), `check ${kind} ran`);
+    }
+    const files = await members(bundle);
+    const plan = files.get(bundlePaths.plan) as Buffer;
+    assert.equal(
+      report.planHash?.slice(7),
+      (await import("node:crypto")).createHash("sha256").update(plan).digest("hex"),
+    );
+  });
+
+  test("without trusted keys it verifies with the embedded key but says so", async () => {
+    const report = await verifyBundle(await writeBundleToBuffer(fixtureBundleSource(key)));
+    assert.equal(report.ok, true);
+    assert.equal(report.keyTrusted, false);
+    assert.match(
+      report.checks.find((check) => check.check === "signature")?.message ?? "",
+      /bundle's own key/,
+    );
+  });
+
+  test("flipping one byte of any member fails verification and names exactly that member", async () => {
+    const bundle = await writeBundleToBuffer(fixtureBundleSource(key));
+    const original = await members(bundle);
+    assert.equal(original.size, 11);
+    for (const [path, content] of original) {
+      for (const at of [0, Math.floor(content.length / 2), content.length - 2]) {
+        const tampered = new Map(original);
+        const copy = Buffer.from(content);
+        copy[at] = (copy[at] as number) ^ 0x01;
+        tampered.set(path, copy);
+        const report = await verifyBundle(await repack(tampered), { keys: trusted });
+        assert.equal(report.ok, false, `${path}@${at}: tampering went unnoticed`);
+        const blamed = new Set(report.failures.map((failure) => failure.member));
+        assert.deepEqual(
+          [...blamed],
+          [path],
+          `${path}@${at}: blamed ${[...blamed].join(", ")}: ${JSON.stringify(report.failures)}`,
+        );
+      }
+    }
+  });
+
+  test("a missing member, an extra member and a corrupt archive are reported", async () => {
+    const bundle = await writeBundleToBuffer(fixtureBundleSource(key));
+    const original = await members(bundle);
+    const without = new Map(original);
+    without.delete(bundlePaths.approvals);
+    const missing = await verifyBundle(await repack(without), { keys: trusted });
+    assert.ok(
+      missing.failures.some(
+        (failure) => failure.member === bundlePaths.approvals && failure.check === "member-present",
+      ),
+    );
+    const extra = new Map(original);
+    extra.set("evil.sh", Buffer.from("rm -rf /"));
+    const added = await verifyBundle(await repack(extra), { keys: trusted });
+    assert.deepEqual(
+      added.failures.map((failure) => failure.member),
+      ["evil.sh"],
+    );
+    const corrupt = Buffer.from(bundle);
+    const middle = Math.floor(corrupt.length / 2);
+    corrupt[middle] = (corrupt[middle] as number) ^ 0x55;
+    const broken = await verifyBundle(corrupt, { keys: trusted });
+    assert.equal(broken.ok, false);
+    const truncated = await verifyBundle(bundle.subarray(0, bundle.length - 30), { keys: trusted });
+    assert.equal(truncated.ok, false);
+    assert.equal(truncated.failures[0]?.check, "archive");
+    assert.equal((await verifyBundle(Buffer.from("not a bundle"))).failures[0]?.check, "archive");
+  });
+
+  test("key rotation: an old bundle verifies with the old key among the trusted keys, not without it", async () => {
+    const next = loadSigningKey(generateSigningKeyPem("ecdsa-p256"));
+    const oldBundle = await writeBundleToBuffer(fixtureBundleSource(key, "run-old"));
+    const newBundle = await writeBundleToBuffer(fixtureBundleSource(next, "run-new"));
+    const ring = [next.publicKeyPem, key.publicKeyPem];
+    assert.equal((await verifyBundle(oldBundle, { keys: ring })).ok, true);
+    const fresh = await verifyBundle(newBundle, { keys: ring });
+    assert.equal(fresh.ok, true);
+    assert.equal(fresh.keyId, next.keyId);
+    const rotatedOut = await verifyBundle(oldBundle, { keys: [next.publicKeyPem] });
+    assert.equal(rotatedOut.ok, false);
+    assert.deepEqual(
+      rotatedOut.failures.map((failure) => [failure.check, failure.member]),
+      [["signature", bundlePaths.attestation]],
+    );
+  });
+
+  test("a signed transcript with a gap or a missing terminal event still fails the continuity checks", async () => {
+    const events = fixtureTranscript("run-gap");
+    const gap = events.filter((event) => event.sequence !== 4);
+    const report = await verifyBundle(
+      await writeBundleToBuffer(fixtureBundleSource(key, "run-gap", gap)),
+      {
+        keys: trusted,
+      },
+    );
+    const failure = report.failures.find((check) => check.check === "transcript-sequence");
+    assert.match(failure?.message ?? "", /sequence 5, expected 4/);
+    const unfinished = events.slice(0, -1);
+    const open = await verifyBundle(
+      await writeBundleToBuffer(fixtureBundleSource(key, "run-gap", unfinished)),
+      {
+        keys: trusted,
+      },
+    );
+    assert.match(
+      open.failures.find((check) => check.check === "transcript-consistency")?.message ?? "",
+      /last event is not the run's terminal event/,
+    );
+  });
+
+  test("a bundle whose source contradicts its attestation cannot be written", async () => {
+    const source = fixtureBundleSource(key);
+    await assert.rejects(writeBundleToBuffer({ ...source, planJson: `${source.planJson} ` }), {
+      code: "PLAN_HASH_MISMATCH",
+    });
+    await assert.rejects(writeBundleToBuffer({ ...source, inputValues: { region: "elsewhere" } }), {
+      code: "INTERNAL",
+    });
+    const [file] = source.artifactFiles;
+    assert.ok(file);
+    await assert.rejects(
+      writeBundleToBuffer({
+        ...source,
+        artifactFiles: [
+          {
+            ...file,
+            open: async function* () {
+              yield Buffer.from("corrupted in the store");
+            },
+          },
+        ],
+      }),
+      /content changed/,
+    );
+  });
+});

@@ -1,0 +1,110 @@
+/**
+ * Proves that packrun's DSSE envelopes are accepted by an independent implementation: Sigstore's
+ * own verifier (@sigstore/verify), fed a Sigstore bundle v0.3 that carries our envelope and names
+ * our public key by hint, with no transparency log, CT log or timestamp authority required.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { bundleFromJSON } from "@sigstore/bundle";
+import { type TrustMaterial, toSignedEntity, Verifier } from "@sigstore/verify";
+import type { DsseEnvelope } from "./dsse-envelope.ts";
+import { buildStatement, inTotoPayloadType, serializeStatement } from "./in-toto.ts";
+import {
+  generateSigningKeyPem,
+  type KeyAlgorithm,
+  loadSigningKey,
+  type VerificationKey,
+} from "./keys.ts";
+import { buildPredicate } from "./pack-run-predicate.ts";
+import { parseRunRecord } from "./run-record.ts";
+import { signEnvelope } from "./sign-envelope.ts";
+import { fixtureRunRecord } from "./test-fixtures.ts";
+
+function sigstoreBundle(envelope: DsseEnvelope, keyId: string) {
+  return bundleFromJSON({
+    mediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
+    verificationMaterial: {
+      publicKey: { hint: keyId },
+      tlogEntries: [],
+      timestampVerificationData: { rfc3161Timestamps: [] },
+    },
+    dsseEnvelope: {
+      payload: envelope.payload,
+      payloadType: envelope.payloadType,
+      signatures: envelope.signatures.map(({ keyid, sig }) => ({ keyid, sig })),
+    },
+  });
+}
+
+function trustMaterial(keys: readonly VerificationKey[]): TrustMaterial {
+  return {
+    certificateAuthorities: [],
+    timestampAuthorities: [],
+    tlogs: [],
+    ctlogs: [],
+    publicKey: (hint) => {
+      const key = keys.find((candidate) => candidate.keyId === hint);
+      if (key === undefined) throw new Error(`no trusted key ${hint}`);
+      return { publicKey: key.publicKey, validFor: () => true };
+    },
+  };
+}
+
+const verifier = (keys: readonly VerificationKey[]) =>
+  new Verifier(trustMaterial(keys), { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 });
+
+function attestation(algorithm: KeyAlgorithm) {
+  const key = loadSigningKey(generateSigningKeyPem(algorithm));
+  const predicate = buildPredicate(parseRunRecord(fixtureRunRecord("run-3p")), {
+    artifacts: [],
+    transcript: { events: 1, sizeBytes: 10, digest: `sha256:${"0".repeat(64)}` },
+  });
+  const envelope = signEnvelope(
+    inTotoPayloadType,
+    serializeStatement(buildStatement(predicate)),
+    key,
+  );
+  return { key, envelope };
+}
+
+for (const algorithm of ["ed25519", "ecdsa-p256"] as const) {
+  test(`@sigstore/verify accepts a packrun attestation signed with ${algorithm}`, () => {
+    const { key, envelope } = attestation(algorithm);
+    const entity = toSignedEntity(sigstoreBundle(envelope, key.keyId));
+    const signer = verifier([key]).verify(entity);
+    assert.equal(signer.key.export({ type: "spki", format: "pem" }), key.publicKeyPem);
+  });
+
+  test(`@sigstore/verify rejects a tampered ${algorithm} attestation and a foreign key`, () => {
+    const { key, envelope } = attestation(algorithm);
+    const statement = JSON.parse(Buffer.from(envelope.payload, "base64").toString());
+    statement.predicate.status = "failed";
+    const tampered = {
+      ...envelope,
+      payload: Buffer.from(JSON.stringify(statement)).toString("base64"),
+    };
+    assert.throws(
+      () => verifier([key]).verify(toSignedEntity(sigstoreBundle(tampered, key.keyId))),
+      {
+        name: "VerificationError",
+        code: "SIGNATURE_ERROR",
+      },
+    );
+    const other = loadSigningKey(generateSigningKeyPem(algorithm));
+    const impostor = { ...other, keyId: key.keyId };
+    assert.throws(
+      () => verifier([impostor]).verify(toSignedEntity(sigstoreBundle(envelope, key.keyId))),
+      {
+        name: "VerificationError",
+        code: "SIGNATURE_ERROR",
+      },
+    );
+  });
+}
+
+test("ECDSA signatures are DER-encoded (ASN.1 SEQUENCE of r and s)", () => {
+  const { envelope } = attestation("ecdsa-p256");
+  const der = Buffer.from(envelope.signatures[0]?.sig ?? "", "base64");
+  assert.equal(der[0], 0x30);
+  assert.equal(der[1], der.length - 2);
+});

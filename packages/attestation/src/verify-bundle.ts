@@ -1,0 +1,560 @@
+import { createHash } from "node:crypto";
+import { computePlanHash } from "@packrun/planning";
+import {
+  approvalsDocument,
+  artifactsIndexDocument,
+  bundlePaths,
+  inputsDocument,
+  keyMemberPath,
+  type ManifestMember,
+  manifestDocument,
+  outputsDocument,
+} from "./bundle-layout.ts";
+import { parseEnvelope, serializeEnvelope } from "./dsse-envelope.ts";
+import { evidenceJson, type JsonValue } from "./evidence-json.ts";
+import { inTotoPayloadType, type PackRunStatement, parseStatement, subjectsOf } from "./in-toto.ts";
+import { loadVerificationKey, type VerificationKey } from "./keys.ts";
+import type { PackRunPredicate } from "./pack-run-predicate.ts";
+import { planConsistencyProblems } from "./plan-consistency.ts";
+import { type ReadArchiveLimits, readTarGz } from "./tar-gz.ts";
+import { terminalEventTypes } from "./transcript.ts";
+import { verifyEnvelope } from "./verify-envelope.ts";
+
+/** One verification check and its outcome. */
+export interface BundleCheck {
+  /** What was checked, e.g. "signature", "member-digest", "transcript-sequence". */
+  check: string;
+  /** The bundle member the check is about (the one to blame when it fails). */
+  member?: string;
+  ok: boolean;
+  message: string;
+}
+
+/** What {@link verifyBundle} found. */
+export interface BundleReport {
+  /** True when every check passed. */
+  ok: boolean;
+  checks: BundleCheck[];
+  /** The failed checks (a subset of `checks`). */
+  failures: BundleCheck[];
+  runId?: string;
+  status?: string;
+  pack?: { name: string; version: string; digest: string };
+  planHash?: string;
+  /** Key id that verified the signature. */
+  keyId?: string;
+  /**
+   * True when the signature verified with a key the caller supplied; false when only the
+   * bundle's own embedded key was available, which proves integrity but not origin.
+   */
+  keyTrusted: boolean;
+}
+
+/** Options for {@link verifyBundle}. */
+export interface VerifyBundleOptions {
+  /**
+   * Trusted verification keys (loaded keys or PEM text), e.g. from ListVerificationKeys or
+   * `--key`. Without them the bundle's embedded key is used and `keyTrusted` is false.
+   */
+  keys?: readonly (VerificationKey | string)[];
+  limits?: ReadArchiveLimits;
+}
+
+const sha256 = (bytes: Uint8Array) => `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function parseJson(bytes: Buffer): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(bytes.toString("utf8")) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+function valuesByName(list: unknown, key: string): Record<string, JsonValue> | undefined {
+  if (!Array.isArray(list)) return undefined;
+  const values: Record<string, JsonValue> = {};
+  for (const item of list) {
+    if (!isRecord(item) || typeof item.name !== "string") return undefined;
+    if (Object.hasOwn(item, "value")) values[item.name] = item[key] as JsonValue;
+  }
+  return values;
+}
+
+const fixedMembers = [
+  bundlePaths.manifest,
+  bundlePaths.plan,
+  bundlePaths.inputs,
+  bundlePaths.outputs,
+  bundlePaths.transcript,
+  bundlePaths.artifactsIndex,
+  bundlePaths.approvals,
+  bundlePaths.attestation,
+];
+
+/**
+ * Verifies an evidence bundle offline and reports every check: the DSSE signature, the statement,
+ * every member against what the signed statement binds (plan hash, inputs, outputs, approvals,
+ * artifacts, transcript digest), the manifest, the transcript's sequence continuity 1..n and its
+ * consistency with the statement. A failure names the member that was altered. Never throws for
+ * a bad bundle.
+ */
+export async function verifyBundle(
+  bytes: Uint8Array,
+  options: VerifyBundleOptions = {},
+): Promise<BundleReport> {
+  const checks: BundleCheck[] = [];
+  const report = (check: string, member: string | undefined, ok: boolean, message: string) => {
+    checks.push({ check, ...(member === undefined ? {} : { member }), ok, message });
+  };
+  const result: BundleReport = { ok: false, checks, failures: [], keyTrusted: false };
+  const finish = (): BundleReport => {
+    result.failures = checks.filter((check) => !check.ok);
+    result.ok = result.failures.length === 0;
+    return result;
+  };
+
+  const archive = await readTarGz(bytes, options.limits);
+  if (!archive.ok) {
+    report("archive", undefined, false, archive.reason);
+    return finish();
+  }
+  const members = archive.members;
+  report("archive", undefined, true, `${members.size} members`);
+  /** Members whose bytes are confirmed by the signed statement (or are the statement itself). */
+  const bound = new Set<string>();
+  const bind = (member: string, ok: boolean, check: string, message: string) => {
+    report(check, member, ok, message);
+    if (ok) bound.add(member);
+  };
+
+  for (const path of fixedMembers) {
+    if (!members.has(path)) report("member-present", path, false, `${path} is missing`);
+  }
+
+  // Embedded public keys.
+  const embedded: VerificationKey[] = [];
+  for (const [path, content] of members) {
+    if (!path.startsWith("keys/")) continue;
+    try {
+      const key = loadVerificationKey(content, path);
+      const canonical = key.publicKeyPem === content.toString("utf8");
+      const named = path === keyMemberPath(key.keyId);
+      bind(
+        path,
+        canonical && named,
+        "key",
+        !named
+          ? `${path} holds key ${key.keyId}, not the key its name says`
+          : canonical
+            ? `public key ${key.keyId} (${key.algorithm})`
+            : `${path} is not in canonical PEM form (altered)`,
+      );
+      if (named) embedded.push(key);
+    } catch {
+      bind(path, false, "key", `${path} is not a supported PEM public key`);
+    }
+  }
+
+  // Signature and statement.
+  let statement: PackRunStatement | undefined;
+  const envelopeBytes = members.get(bundlePaths.attestation);
+  if (envelopeBytes !== undefined) {
+    const json = parseJson(envelopeBytes);
+    const parsed = json.ok ? parseEnvelope(json.value) : undefined;
+    if (parsed === undefined || !parsed.ok) {
+      report(
+        "signature",
+        bundlePaths.attestation,
+        false,
+        parsed === undefined ? "not JSON" : `not a DSSE envelope: ${parsed.reason}`,
+      );
+    } else {
+      let trusted: VerificationKey[] = [];
+      let keyProblem: string | undefined;
+      try {
+        trusted = (options.keys ?? []).map((key) =>
+          typeof key === "string" ? loadVerificationKey(key, "trusted key") : key,
+        );
+      } catch (error) {
+        keyProblem = (error as Error).message;
+      }
+      const useEmbedded = options.keys === undefined;
+      const verification = verifyEnvelope(parsed.envelope, useEmbedded ? embedded : trusted);
+      const canonical = serializeEnvelope(parsed.envelope) === envelopeBytes.toString("utf8");
+      if (verification.ok) {
+        result.keyId = verification.keyId;
+        result.keyTrusted = !useEmbedded;
+        report(
+          "signature",
+          bundlePaths.attestation,
+          true,
+          useEmbedded
+            ? `signed by ${verification.keyId}, verified with the bundle's own key only: supply a trusted key to prove origin`
+            : `signed by trusted key ${verification.keyId}`,
+        );
+        if (!members.has(keyMemberPath(verification.keyId))) {
+          report(
+            "key",
+            keyMemberPath(verification.keyId),
+            false,
+            "the signing key's PEM is missing",
+          );
+        }
+      } else {
+        report("signature", bundlePaths.attestation, false, keyProblem ?? verification.reason);
+      }
+      if (!canonical) {
+        report(
+          "canonical-form",
+          bundlePaths.attestation,
+          false,
+          "envelope JSON is not in its written form (altered)",
+        );
+      }
+      const typeOk = parsed.envelope.payloadType === inTotoPayloadType;
+      if (!typeOk) {
+        report(
+          "statement",
+          bundlePaths.attestation,
+          false,
+          `payloadType is ${parsed.envelope.payloadType}, expected ${inTotoPayloadType}`,
+        );
+      }
+      const parsedStatement = parseStatement(parsed.payload);
+      if (!parsedStatement.ok) {
+        report("statement", bundlePaths.attestation, false, parsedStatement.reason);
+      } else {
+        const subjectsOk =
+          JSON.stringify(parsedStatement.statement.subject) ===
+          JSON.stringify(subjectsOf(parsedStatement.statement.predicate));
+        report(
+          "statement",
+          bundlePaths.attestation,
+          subjectsOk,
+          subjectsOk
+            ? "in-toto Statement v1 with a pack-run predicate; subjects match the predicate"
+            : "statement subjects do not match its predicate's plan, artifacts and outputs",
+        );
+        if (verification.ok && canonical && typeOk && subjectsOk) {
+          statement = parsedStatement.statement;
+          bound.add(bundlePaths.attestation);
+        }
+      }
+    }
+  }
+  const predicate = statement?.predicate;
+  if (predicate !== undefined) {
+    result.runId = predicate.runId;
+    result.status = predicate.status;
+    result.pack = predicate.pack;
+    result.planHash = predicate.planHash;
+    checkBoundMembers(members, predicate, bind, report);
+  }
+  checkTranscript(members.get(bundlePaths.transcript), predicate, report);
+  checkManifest(members, predicate, bound, report);
+  return finish();
+}
+
+type Report = (check: string, member: string | undefined, ok: boolean, message: string) => void;
+type Bind = (member: string, ok: boolean, check: string, message: string) => void;
+
+function checkDocument(
+  members: Map<string, Buffer>,
+  path: string,
+  bind: Bind,
+  expected: (value: unknown) => unknown,
+): void {
+  const bytes = members.get(path);
+  if (bytes === undefined) return;
+  const json = parseJson(bytes);
+  if (!json.ok) {
+    bind(path, false, "content", `${path} is not JSON`);
+    return;
+  }
+  let text: string;
+  try {
+    text = evidenceJson(expected(json.value));
+  } catch (error) {
+    bind(path, false, "content", `${path}: ${(error as Error).message}`);
+    return;
+  }
+  const ok = text === bytes.toString("utf8");
+  bind(
+    path,
+    ok,
+    "content",
+    ok ? `${path} matches the attestation` : `${path} differs from what the attestation binds`,
+  );
+}
+
+function checkBoundMembers(
+  members: Map<string, Buffer>,
+  predicate: PackRunPredicate,
+  bind: Bind,
+  report: Report,
+): void {
+  const plan = members.get(bundlePaths.plan);
+  if (plan !== undefined) {
+    const digest = sha256(plan);
+    bind(
+      bundlePaths.plan,
+      digest === predicate.planHash,
+      "plan-hash",
+      digest === predicate.planHash
+        ? `plan.json hashes to the attested planHash ${predicate.planHash}`
+        : `plan.json hashes to ${digest}, the attestation says ${predicate.planHash}`,
+    );
+    const json = parseJson(plan);
+    if (json.ok && digest === predicate.planHash) {
+      const recomputed = computePlanHash(json.value);
+      const problems = planConsistencyProblems(json.value, {
+        pack: predicate.pack,
+        stepIds: predicate.steps.map((step) => step.id),
+        approvalIds: predicate.approvals.map((approval) => approval.approvalId),
+        policyStepIds: predicate.policyDecisions.map((decision) => decision.stepId),
+        inputDigests: new Map(predicate.inputs.map((input) => [input.name, input.digest])),
+      });
+      if (recomputed !== predicate.planHash) {
+        problems.unshift(`plan.json is not canonical JSON (recomputed planHash ${recomputed})`);
+      }
+      report(
+        "plan-consistency",
+        bundlePaths.attestation,
+        problems.length === 0,
+        problems.length === 0
+          ? "the attested pack, steps, approvals and inputs agree with the plan"
+          : problems.join("; "),
+      );
+    }
+  }
+  checkDocument(members, bundlePaths.inputs, bind, (value) => {
+    const values = valuesByName(isRecord(value) ? value.inputs : undefined, "value");
+    if (values === undefined)
+      throw new Error("expected {inputs: [{name, digest, value}], secrets}");
+    return inputsDocument(predicate, values);
+  });
+  checkDocument(members, bundlePaths.outputs, bind, (value) => {
+    const values = valuesByName(isRecord(value) ? value.outputs : undefined, "value");
+    if (values === undefined) throw new Error("expected {outputs: [{name, type, digest, value?}]}");
+    return outputsDocument(predicate, values);
+  });
+  checkDocument(members, bundlePaths.approvals, bind, () => approvalsDocument(predicate));
+  // Artifact files are judged against the signed predicate; the index must then say exactly
+  // which attested artifacts are present.
+  const attested = new Set(predicate.artifacts.map((artifact) => artifact.digest));
+  const present = new Set<string>();
+  for (const [path, content] of members) {
+    if (!path.startsWith("artifacts/sha256/")) continue;
+    const digest = `sha256:${path.slice("artifacts/sha256/".length)}`;
+    const actual = sha256(content);
+    if (attested.has(digest)) present.add(digest);
+    if (!attested.has(digest)) {
+      bind(path, false, "artifact", `${path} is not an artifact the attestation names`);
+    } else if (actual !== digest) {
+      bind(path, false, "artifact", `${path} hashes to ${actual}`);
+    } else {
+      bind(path, true, "artifact", `${path} matches its attested digest`);
+    }
+  }
+  checkDocument(members, bundlePaths.artifactsIndex, bind, () =>
+    artifactsIndexDocument(predicate, present),
+  );
+  const transcript = members.get(bundlePaths.transcript);
+  if (transcript !== undefined) {
+    const digest = sha256(transcript);
+    const ok =
+      digest === predicate.transcript.digest &&
+      transcript.length === predicate.transcript.sizeBytes;
+    bind(
+      bundlePaths.transcript,
+      ok,
+      "transcript-digest",
+      ok
+        ? `transcript.ndjson matches the attested digest (${predicate.transcript.events} events)`
+        : `transcript.ndjson hashes to ${digest} (${transcript.length} bytes), the attestation says ${predicate.transcript.digest} (${predicate.transcript.sizeBytes} bytes)`,
+    );
+  }
+}
+
+function checkTranscript(
+  bytes: Buffer | undefined,
+  predicate: PackRunPredicate | undefined,
+  report: Report,
+): void {
+  if (bytes === undefined) return;
+  const member = bundlePaths.transcript;
+  const text = bytes.toString("utf8");
+  if (text.length > 0 && !text.endsWith("\n")) {
+    report("transcript-sequence", member, false, "transcript.ndjson does not end with a newline");
+    return;
+  }
+  const lines = text.length === 0 ? [] : text.slice(0, -1).split("\n");
+  const problems: string[] = [];
+  const consistency: string[] = [];
+  let expected = 1;
+  let terminalAt = -1;
+  let terminalType = "";
+  for (const [index, line] of lines.entries()) {
+    const json = parseJson(Buffer.from(line));
+    if (!json.ok || !isRecord(json.value)) {
+      problems.push(`line ${index + 1} is not a JSON object`);
+      break;
+    }
+    const event = json.value;
+    if (event.sequence !== expected) {
+      problems.push(
+        `line ${index + 1} has sequence ${String(event.sequence)}, expected ${expected} (gap, duplicate or reorder)`,
+      );
+      break;
+    }
+    expected++;
+    if (predicate !== undefined && event.runId !== predicate.runId) {
+      consistency.push(`event ${String(event.sequence)} belongs to run ${String(event.runId)}`);
+    }
+    if (typeof event.type === "string" && Object.hasOwn(terminalEventTypes, event.type)) {
+      if (terminalAt !== -1)
+        consistency.push(`second terminal event at sequence ${String(event.sequence)}`);
+      terminalAt = index;
+      terminalType = event.type;
+    }
+  }
+  if (lines.length === 0) problems.push("transcript is empty");
+  report(
+    "transcript-sequence",
+    member,
+    problems.length === 0,
+    problems.length === 0
+      ? `sequences 1..${lines.length}, no gap or duplicate`
+      : problems.join("; "),
+  );
+  if (predicate === undefined || problems.length > 0) return;
+  if (lines.length !== predicate.transcript.events) {
+    consistency.push(`${lines.length} events, the attestation says ${predicate.transcript.events}`);
+  }
+  if (terminalAt !== lines.length - 1) {
+    consistency.push("the last event is not the run's terminal event");
+  } else if (terminalEventTypes[terminalType] !== predicate.status) {
+    consistency.push(`terminal event ${terminalType} contradicts status ${predicate.status}`);
+  }
+  report(
+    "transcript-consistency",
+    member,
+    consistency.length === 0,
+    consistency.length === 0
+      ? `ends with run.${predicate.status}, as attested`
+      : consistency.join("; "),
+  );
+}
+
+function checkManifest(
+  members: Map<string, Buffer>,
+  predicate: PackRunPredicate | undefined,
+  bound: ReadonlySet<string>,
+  report: Report,
+): void {
+  const manifestPath = bundlePaths.manifest;
+  const bytes = members.get(manifestPath);
+  const actual = [...members.keys()].filter((path) => path !== manifestPath);
+  if (bytes === undefined) return;
+  const json = parseJson(bytes);
+  const entries: ManifestMember[] = [];
+  let wellFormed = json.ok && isRecord(json.value) && Array.isArray(json.value.members);
+  if (wellFormed && json.ok && isRecord(json.value)) {
+    for (const entry of json.value.members as unknown[]) {
+      if (
+        !isRecord(entry) ||
+        typeof entry.path !== "string" ||
+        typeof entry.digest !== "string" ||
+        typeof entry.sizeBytes !== "number"
+      ) {
+        wellFormed = false;
+        break;
+      }
+      entries.push({ path: entry.path, digest: entry.digest, sizeBytes: entry.sizeBytes });
+    }
+  }
+  if (!wellFormed || !json.ok || !isRecord(json.value)) {
+    report("manifest", manifestPath, false, "manifest.json is not a valid manifest");
+    for (const path of actual) {
+      if (!bound.has(path))
+        report(
+          "member-digest",
+          path,
+          false,
+          `${path} cannot be checked: the manifest is unreadable`,
+        );
+    }
+    return;
+  }
+  const manifest = json.value;
+  const listed = new Map(entries.map((entry) => [entry.path, entry]));
+  let manifestOk = listed.size === entries.length;
+  for (const path of actual) {
+    const content = members.get(path) as Buffer;
+    const entry = listed.get(path);
+    const digest = sha256(content);
+    if (entry === undefined) {
+      if (bound.has(path)) {
+        manifestOk = false;
+        report("member-digest", manifestPath, false, `manifest.json does not list ${path}`);
+      } else {
+        report("member-digest", path, false, `${path} is not listed in manifest.json`);
+      }
+    } else if (entry.digest !== digest || entry.sizeBytes !== content.length) {
+      if (bound.has(path)) {
+        manifestOk = false;
+        report(
+          "member-digest",
+          manifestPath,
+          false,
+          `manifest.json lists ${entry.digest} for ${path}, which matches the attestation and hashes to ${digest}`,
+        );
+      } else {
+        report(
+          "member-digest",
+          path,
+          false,
+          `${path} hashes to ${digest} (${content.length} bytes), manifest.json lists ${entry.digest} (${entry.sizeBytes} bytes)`,
+        );
+      }
+    } else {
+      report("member-digest", path, true, `${path} ${digest}`);
+    }
+  }
+  for (const entry of entries) {
+    if (!members.has(entry.path) || entry.path === manifestPath) {
+      manifestOk = false;
+      report(
+        "member-digest",
+        manifestPath,
+        false,
+        `manifest.json lists ${entry.path}, which is not in the bundle`,
+      );
+    }
+  }
+  const header = {
+    runId: typeof manifest.runId === "string" ? manifest.runId : "",
+    planHash: typeof manifest.planHash === "string" ? manifest.planHash : "",
+  };
+  const canonical = evidenceJson(manifestDocument(header, entries)) === bytes.toString("utf8");
+  const agrees =
+    predicate === undefined ||
+    (header.runId === predicate.runId && header.planHash === predicate.planHash);
+  const ok = manifestOk && canonical && agrees;
+  report(
+    "manifest",
+    manifestPath,
+    ok,
+    ok
+      ? `manifest.json lists all ${entries.length} members`
+      : !agrees
+        ? "manifest.json names another run or plan"
+        : !canonical
+          ? "manifest.json is not in its written form (altered)"
+          : "manifest.json does not describe the bundle",
+  );
+}

@@ -1,0 +1,142 @@
+import { createHash } from "node:crypto";
+import { PackrunError } from "@packrun/errors";
+import {
+  approvalsDocument,
+  artifactMemberPath,
+  artifactsIndexDocument,
+  bundlePaths,
+  inputsDocument,
+  keyMemberPath,
+  type ManifestMember,
+  manifestDocument,
+  outputsDocument,
+} from "./bundle-layout.ts";
+import { type DsseEnvelope, parseEnvelope, serializeEnvelope } from "./dsse-envelope.ts";
+import { evidenceJson, type JsonValue } from "./evidence-json.ts";
+import { parseStatement } from "./in-toto.ts";
+import { loadVerificationKey } from "./keys.ts";
+import { type ArchiveMember, collectBytes, packTarGz, type StreamedMember } from "./tar-gz.ts";
+
+/** Content of an artifact to include in a bundle; size and digest are checked while copying. */
+export interface BundleArtifactFile {
+  digest: string;
+  sizeBytes: number;
+  open(): AsyncIterable<Uint8Array>;
+}
+
+/** Everything a bundle is made of. The attestation's predicate decides what must be present. */
+export interface BundleSource {
+  /** The signed attestation. */
+  envelope: DsseEnvelope;
+  /** The canonical plan JSON; its SHA-256 must be the attested planHash. */
+  planJson: string;
+  /** Input values by name (non-secret). */
+  inputValues: Readonly<Record<string, JsonValue>>;
+  /** Values of object outputs by name. */
+  outputValues: Readonly<Record<string, JsonValue>>;
+  /** PEM of the public key that verifies the envelope. */
+  publicKeyPem: string;
+  /** transcript.ndjson; its size and digest must be those attested. */
+  transcript: Uint8Array | { open(): AsyncIterable<Uint8Array> };
+  /** Artifact contents to include (typically those up to a size limit). */
+  artifactFiles: readonly BundleArtifactFile[];
+}
+
+function sha256(bytes: Uint8Array): string {
+  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+}
+
+/**
+ * Streams a run's evidence bundle (.tar.gz). Deterministic: the same source gives the same bytes.
+ * Layout in docs/evidence.md.
+ * @throws PackrunError INTERNAL when the source contradicts its own attestation
+ */
+export async function* writeBundle(source: BundleSource): AsyncIterable<Buffer> {
+  const parsed = parseEnvelope(source.envelope);
+  if (!parsed.ok) throw new PackrunError("INTERNAL", `bundle: ${parsed.reason}`);
+  const statement = parseStatement(parsed.payload);
+  if (!statement.ok) throw new PackrunError("INTERNAL", `bundle: ${statement.reason}`);
+  const { predicate } = statement.statement;
+  const planBytes = Buffer.from(source.planJson, "utf8");
+  if (sha256(planBytes) !== predicate.planHash) {
+    throw new PackrunError(
+      "PLAN_HASH_MISMATCH",
+      "bundle: plan JSON does not hash to the attested planHash",
+    );
+  }
+  const key = loadVerificationKey(source.publicKeyPem, "bundle public key");
+  const attested = new Map(predicate.artifacts.map((artifact) => [artifact.digest, artifact]));
+  const included = new Set<string>();
+  const streamed: StreamedMember[] = [];
+  for (const file of source.artifactFiles) {
+    if (!attested.has(file.digest)) {
+      throw new PackrunError("INTERNAL", `bundle: artifact ${file.digest} is not attested`);
+    }
+    if (included.has(file.digest)) continue;
+    included.add(file.digest);
+    streamed.push({
+      path: artifactMemberPath(file.digest),
+      sizeBytes: file.sizeBytes,
+      digest: file.digest,
+      open: () => file.open(),
+    });
+  }
+  const { transcript } = source;
+  if (
+    transcript instanceof Uint8Array &&
+    (sha256(transcript) !== predicate.transcript.digest ||
+      transcript.length !== predicate.transcript.sizeBytes)
+  ) {
+    throw new PackrunError("INTERNAL", "bundle: transcript differs from the attested one");
+  }
+  let documents: Record<string, string>;
+  try {
+    documents = {
+      [bundlePaths.inputs]: evidenceJson(inputsDocument(predicate, source.inputValues)),
+      [bundlePaths.outputs]: evidenceJson(outputsDocument(predicate, source.outputValues)),
+      [bundlePaths.approvals]: evidenceJson(approvalsDocument(predicate)),
+      [bundlePaths.artifactsIndex]: evidenceJson(artifactsIndexDocument(predicate, included)),
+    };
+  } catch (error) {
+    throw new PackrunError("INTERNAL", `bundle: ${(error as Error).message}`, { cause: error });
+  }
+  const buffers: { path: string; content: Uint8Array }[] = [
+    ...Object.entries(documents).map(([path, text]) => ({ path, content: Buffer.from(text) })),
+    { path: bundlePaths.plan, content: planBytes },
+    { path: bundlePaths.attestation, content: Buffer.from(serializeEnvelope(parsed.envelope)) },
+    { path: keyMemberPath(key.keyId), content: Buffer.from(key.publicKeyPem) },
+  ];
+  const transcriptMember: ArchiveMember =
+    transcript instanceof Uint8Array
+      ? { path: bundlePaths.transcript, content: transcript }
+      : {
+          path: bundlePaths.transcript,
+          sizeBytes: predicate.transcript.sizeBytes,
+          digest: predicate.transcript.digest,
+          open: () => transcript.open(),
+        };
+  const manifestMembers: ManifestMember[] = [
+    ...buffers.map(({ path, content }) => ({
+      path,
+      digest: sha256(content),
+      sizeBytes: content.length,
+    })),
+    ...[transcriptMember, ...streamed].map((member) =>
+      "content" in member
+        ? { path: member.path, digest: sha256(member.content), sizeBytes: member.content.length }
+        : { path: member.path, digest: member.digest, sizeBytes: member.sizeBytes },
+    ),
+  ];
+  const manifest = evidenceJson(manifestDocument(predicate, manifestMembers));
+  yield* packTarGz([
+    ...buffers,
+    transcriptMember,
+    ...streamed,
+    { path: bundlePaths.manifest, content: Buffer.from(manifest) },
+  ]);
+}
+
+/** {@link writeBundle} into one Buffer. */
+export function writeBundleToBuffer(source: BundleSource): Promise<Buffer> {
+  return collectBytes(writeBundle(source));
+}

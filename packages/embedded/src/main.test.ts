@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+
+const main = join(import.meta.dirname, "main.ts");
+const homes: string[] = [];
+after(() => Promise.all(homes.map((home) => rm(home, { recursive: true, force: true }))));
+
+function runOnce(home: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [main, "--once"], {
+      env: { ...process.env, PACKRUN_HOME: home },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test("the embedded default runs the quickstart end to end, and again on the persisted data", {
+  timeout: 180_000,
+}, async () => {
+  const home = await mkdtemp(join(tmpdir(), "packrun-embedded-"));
+  homes.push(home);
+  for (const round of [1, 2]) {
+    const { code, stdout, stderr } = await runOnce(home);
+    assert.equal(code, 0, `round ${round} failed:\n${stdout}\n${stderr}`);
+    assert.match(stdout, /build +│ the token is \*\*\* \(masked in every log\)/);
+    assert.match(stdout, /approving as embedded-demo/);
+    assert.match(stdout, /✔ run succeeded/);
+    assert.match(stdout, /evidence bundle verified offline/);
+    assert.ok(
+      !stdout.includes("tok-3f9a-demo-secret") && !stderr.includes("tok-3f9a-demo-secret"),
+      "the secret never shows",
+    );
+  }
+  // Both runs' bundles are there: the second start found the first run's data.
+  assert.equal((await readdir(join(home, "bundles"))).length, 2);
+});

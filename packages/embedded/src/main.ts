@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+/**
+ * `npm start`: the embedded default. Starts planner, executor and evidence in this process on
+ * embedded storage, runs examples/quickstart end to end, then keeps serving until Ctrl-C
+ * (`--once` exits after the quickstart with its result as the exit code).
+ */
+import { resolve } from "node:path";
+import { createLogger } from "@packrun/logging";
+import { runQuickstart } from "./quickstart.ts";
+import { startEmbedded } from "./start-embedded.ts";
+
+const once = process.argv.includes("--once");
+const home = resolve(process.env.PACKRUN_HOME ?? ".packrun");
+const repository = resolve(import.meta.dirname, "../../..");
+// Service logs go to a file-like stream only when asked: the terminal shows the run itself.
+const logger = createLogger({ service: "packrun", level: process.env.PACKRUN_LOG_LEVEL ?? "warn" });
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+const startedAt = performance.now();
+const services = await startEmbedded({ home, logger });
+print(
+  `packrun embedded: started in ${Math.round(performance.now() - startedAt)} ms (data in ${home})`,
+);
+print(`  planner   ${services.plannerUrl}`);
+print(`  executor  ${services.executorUrl}`);
+print(`  evidence  ${services.evidenceUrl}`);
+print("");
+
+let stopping = false;
+const stop = async (code: number) => {
+  if (stopping) return;
+  stopping = true;
+  await services.close();
+  process.exit(code);
+};
+process.on("SIGINT", () => void stop(0));
+process.on("SIGTERM", () => void stop(0));
+
+let exitCode = 0;
+try {
+  const result = await runQuickstart(services, {
+    packDir: resolve(repository, "examples/quickstart"),
+    home,
+    print,
+  });
+  exitCode = result.state === "succeeded" && result.bundleVerified ? 0 : 1;
+} catch (error) {
+  print(`✖ quickstart failed: ${error instanceof Error ? error.message : String(error)}`);
+  exitCode = 1;
+}
+if (once) await stop(exitCode);
+else print("\nServices keep running; Ctrl-C stops them.");

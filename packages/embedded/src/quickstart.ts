@@ -1,0 +1,171 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { verifyBundle } from "@packrun/attestation";
+import { EvidenceService } from "@packrun/proto/evidence/v1";
+import { ExecutorService, RunState, StepState } from "@packrun/proto/executor/v1";
+import type { Embedded } from "./start-embedded.ts";
+
+/** What the quickstart proved, for the caller (and tests). */
+export interface QuickstartResult {
+  runId: string;
+  state: "succeeded" | "failed" | "cancelled";
+  outputs: Record<string, unknown>;
+  events: number;
+  bundlePath: string;
+  bundleVerified: boolean;
+}
+
+const stateNames: Record<number, string> = {
+  [StepState.PENDING]: "pending",
+  [StepState.RUNNING]: "running",
+  [StepState.SUCCEEDED]: "succeeded",
+  [StepState.FAILED]: "failed",
+  [StepState.TIMED_OUT]: "timed out",
+  [StepState.CANCELLED]: "cancelled",
+  [StepState.SKIPPED]: "skipped",
+  [StepState.AWAITING_APPROVAL]: "awaiting approval",
+  [StepState.REJECTED]: "rejected",
+  [StepState.EXPIRED]: "expired",
+};
+
+/**
+ * Runs examples/quickstart end to end against running services: submits it, streams its events
+ * live, approves its gate (as "embedded-demo"), waits for the signed attestation, downloads the
+ * evidence bundle and verifies it offline. `print` receives the lines to show.
+ */
+export async function runQuickstart(
+  services: Embedded,
+  options: { packDir: string; home: string; print: (line: string) => void },
+): Promise<QuickstartResult> {
+  const { print } = options;
+  const executorSessions = new Http2SessionManager(services.executorUrl);
+  const evidenceSessions = new Http2SessionManager(services.evidenceUrl);
+  const executor = createClient(
+    ExecutorService,
+    createGrpcTransport({ baseUrl: services.executorUrl, sessionManager: executorSessions }),
+  );
+  const evidence = createClient(
+    EvidenceService,
+    createGrpcTransport({ baseUrl: services.evidenceUrl, sessionManager: evidenceSessions }),
+  );
+  try {
+    const manifest = await readFile(join(options.packDir, "pack.yaml"), "utf8");
+    const inputs = JSON.parse(await readFile(join(options.packDir, "inputs.json"), "utf8"));
+    const started = performance.now();
+    const submitted = await executor.submitRun({
+      tenant: "demo",
+      pack: { source: { case: "manifest", value: manifest } },
+      inputs,
+      secrets: { deployToken: "tok-3f9a-demo-secret" },
+      submittedBy: "embedded-demo",
+    });
+    const run = submitted.run;
+    if (run === undefined) throw new Error("the executor returned no run");
+    print(
+      `▶ run ${run.id}  ${run.packName}@${run.packVersion}  plan ${run.planHash.slice(0, 19)}…`,
+    );
+
+    let approved = false;
+    let events = 0;
+    const stepWidth = Math.max(...run.steps.map((step) => step.id.length), 8);
+    // The run's first events reach the evidence log a moment after submission: wait for them.
+    for (let tries = 0; ; tries++) {
+      const known = await evidence.listEvents({ tenant: "demo", runId: run.id, pageSize: 1 }).then(
+        () => true,
+        (error: unknown) => {
+          if (ConnectError.from(error).code !== Code.NotFound || tries > 300) throw error;
+          return false;
+        },
+      );
+      if (known) break;
+      await sleep(50);
+    }
+    for await (const { event } of evidence.subscribeEvents({ tenant: "demo", runId: run.id })) {
+      if (event === undefined) continue;
+      events++;
+      const step = event.stepId.padEnd(stepWidth);
+      if (event.type.startsWith("log.")) print(`  ${step} │ ${event.message}`);
+      else if (
+        event.type === "step.running" ||
+        (event.type.startsWith("step.") &&
+          [
+            "succeeded",
+            "failed",
+            "timed_out",
+            "skipped",
+            "awaiting-approval",
+            "rejected",
+            "expired",
+            "cancelled",
+          ].includes(event.type.slice(5)))
+      ) {
+        print(
+          `  ${step}   ${event.type.slice(5).replace("_", " ")}${event.message && !event.message.startsWith("step ") ? `: ${event.message}` : ""}`,
+        );
+      } else if (event.type.startsWith("gate.")) print(`  ${step}   ${event.message}`);
+      if (event.type === "step.awaiting-approval" && !approved) {
+        approved = true;
+        print(
+          `  ${step}   → approving as embedded-demo (in a deployment, a person with packs.approve does this)`,
+        );
+        await executor.decideApproval({
+          tenant: "demo",
+          runId: run.id,
+          approvalId: "release",
+          planHash: run.planHash,
+          approver: "embedded-demo",
+          approve: true,
+          comment: "quickstart",
+        });
+      }
+    }
+    const finished = (await executor.getRun({ tenant: "demo", runId: run.id })).run;
+    const state =
+      finished?.state === RunState.SUCCEEDED
+        ? "succeeded"
+        : finished?.state === RunState.CANCELLED
+          ? "cancelled"
+          : "failed";
+    const outputs = (finished?.outputs ?? {}) as Record<string, unknown>;
+    print(
+      `${state === "succeeded" ? "✔" : "✖"} run ${state} in ${((performance.now() - started) / 1000).toFixed(1)} s; outputs ${JSON.stringify(outputs)}`,
+    );
+    for (const step of finished?.steps ?? [])
+      if (step.state !== StepState.SUCCEEDED)
+        print(`    ${step.id}: ${stateNames[step.state] ?? step.state} ${step.reason}`);
+
+    // The attestation is signed once every event reached the evidence log.
+    const deadline = Date.now() + 30_000;
+    let keyId = "";
+    while (keyId === "" && Date.now() < deadline) {
+      keyId = await evidence.getAttestation({ tenant: "demo", runId: run.id }).then(
+        (response) => response.attestation?.keyId ?? "",
+        () => "",
+      );
+      if (keyId === "") await sleep(100);
+    }
+    if (keyId === "") throw new Error("no attestation was signed within 30 s");
+    const chunks: Uint8Array[] = [];
+    for await (const part of evidence.getBundle({ tenant: "demo", runId: run.id }))
+      chunks.push(part.chunk);
+    const bundle = Buffer.concat(chunks);
+    await mkdir(join(options.home, "bundles"), { recursive: true });
+    const bundlePath = join(options.home, "bundles", `${run.id}.tar.gz`);
+    await writeFile(bundlePath, bundle);
+    const report = await verifyBundle(bundle);
+    print(
+      `${report.ok ? "✔" : "✖"} attestation signed by key ${keyId.slice(0, 16)}…; evidence bundle ${report.ok ? "verified offline" : "FAILED verification"} (${report.checks.length} checks, ${events} events): ${bundlePath}`,
+    );
+    for (const failure of report.failures)
+      print(
+        `    ${failure.check}${failure.member ? ` ${failure.member}` : ""}: ${failure.message}`,
+      );
+    return { runId: run.id, state, outputs, events, bundlePath, bundleVerified: report.ok };
+  } finally {
+    executorSessions.abort();
+    evidenceSessions.abort();
+  }
+}

@@ -1,0 +1,167 @@
+import { create, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  type EventLevelName,
+  eventLevels,
+  type TranscriptEvent,
+  terminalEventTypes,
+} from "@packrun/attestation";
+import { PackrunError } from "@packrun/errors";
+import { type Event, EventLevel, EventSchema } from "@packrun/proto/evidence/v1";
+import { requireIdentifier } from "./identifiers.ts";
+
+/** An event as stored in `evidence.events`. */
+export interface EventRow {
+  run_id: string;
+  sequence: number;
+  idempotency_key: string;
+  time: Date;
+  /** 1 trace .. 5 error */
+  level: number;
+  type: string;
+  step_id: string;
+  message: string;
+  metadata: JsonObject;
+}
+
+/** A validated event on its way into the log (no sequence yet). */
+export interface NewEvent {
+  tenant: string;
+  runId: string;
+  idempotencyKey: string;
+  time: Date;
+  level: number;
+  type: string;
+  stepId: string;
+  message: string;
+  metadata: JsonObject;
+}
+
+/** Size limits for one event. */
+export const eventLimits = Object.freeze({
+  messageBytes: 256 * 1024,
+  metadataBytes: 64 * 1024,
+  stepIdLength: 500,
+  idempotencyKeyLength: 200,
+});
+
+const eventType = /^(run|step|log|artifact|gate)\.[a-z0-9][a-z0-9._-]{0,99}$/;
+
+/** True for run.succeeded, run.failed and run.cancelled: nothing may follow them. */
+export function isTerminalType(type: string): boolean {
+  return Object.hasOwn(terminalEventTypes, type);
+}
+
+// PostgreSQL text and jsonb cannot hold U+0000; the log keeps a visible replacement instead.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: U+0000 is exactly what it replaces
+const nul = /\u0000/g;
+const replaceNul = (text: string) => text.replace(nul, "\uFFFD");
+
+function withoutNul(value: JsonValue): JsonValue {
+  if (typeof value === "string") return replaceNul(value);
+  if (Array.isArray(value)) return value.map(withoutNul);
+  if (value !== null && typeof value === "object") {
+    const out: JsonObject = {};
+    for (const [key, item] of Object.entries(value)) out[replaceNul(key)] = withoutNul(item);
+    return out;
+  }
+  return value;
+}
+
+/** Level number (1..5) of a proto level; UNSPECIFIED means info. */
+export function levelNumber(level: EventLevel): number {
+  if (level === EventLevel.UNSPECIFIED) return EventLevel.INFO;
+  if (level < EventLevel.TRACE || level > EventLevel.ERROR) {
+    throw new PackrunError("REQUEST_INVALID", `event.level ${level} is not a known level`);
+  }
+  return level;
+}
+
+/** Name of a stored level number. */
+export function levelName(level: number): EventLevelName {
+  return eventLevels[level - 1] ?? "info";
+}
+
+/**
+ * Validates an ingested event and normalises it (UTC time, NUL characters replaced).
+ * @throws PackrunError REQUEST_INVALID saying which field is wrong
+ */
+export function validateEvent(event: Event | undefined): NewEvent {
+  if (event === undefined) throw new PackrunError("REQUEST_INVALID", "event is required");
+  const tenant = requireIdentifier("event.tenant", event.tenant);
+  const runId = requireIdentifier("event.run_id", event.runId);
+  const key = event.idempotencyKey;
+  if (key.length === 0 || key.length > eventLimits.idempotencyKeyLength) {
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `event.idempotency_key must be 1-${eventLimits.idempotencyKeyLength} characters`,
+    );
+  }
+  if (!eventType.test(event.type)) {
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `event.type ${JSON.stringify(event.type.slice(0, 120))} must be run.*, step.*, log.*, artifact.* or gate.* (lowercase)`,
+    );
+  }
+  if (event.stepId.length > eventLimits.stepIdLength) {
+    throw new PackrunError("REQUEST_INVALID", "event.step_id is too long");
+  }
+  if (Buffer.byteLength(event.message) > eventLimits.messageBytes) {
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `event.message exceeds ${eventLimits.messageBytes} bytes; split or truncate log lines`,
+    );
+  }
+  const metadata = withoutNul(event.metadata ?? {}) as JsonObject;
+  if (Buffer.byteLength(JSON.stringify(metadata)) > eventLimits.metadataBytes) {
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `event.metadata exceeds ${eventLimits.metadataBytes} bytes`,
+    );
+  }
+  const time = event.time === undefined ? new Date() : timestampDate(event.time);
+  if (Number.isNaN(time.getTime()))
+    throw new PackrunError("REQUEST_INVALID", "event.time is invalid");
+  return {
+    tenant,
+    runId,
+    idempotencyKey: replaceNul(key),
+    time,
+    level: levelNumber(event.level),
+    type: event.type,
+    stepId: replaceNul(event.stepId),
+    message: replaceNul(event.message),
+    metadata,
+  };
+}
+
+/** The proto message of a stored event. */
+export function eventMessage(row: EventRow, tenant: string): Event {
+  return create(EventSchema, {
+    tenant,
+    runId: row.run_id,
+    sequence: BigInt(row.sequence),
+    idempotencyKey: row.idempotency_key,
+    time: timestampFromDate(row.time),
+    level: row.level as EventLevel,
+    type: row.type,
+    stepId: row.step_id,
+    message: row.message,
+    metadata: row.metadata,
+  });
+}
+
+/** The transcript.ndjson form of a stored event. */
+export function transcriptEvent(row: EventRow): TranscriptEvent {
+  return {
+    sequence: row.sequence,
+    runId: row.run_id,
+    time: row.time.toISOString(),
+    level: levelName(row.level),
+    type: row.type,
+    stepId: row.step_id,
+    message: row.message,
+    metadata: row.metadata,
+    idempotencyKey: row.idempotency_key,
+  };
+}

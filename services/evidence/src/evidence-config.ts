@@ -1,0 +1,63 @@
+import { loadConfig, logLevelSchema, portSchema, postgresUrlSchema } from "@packrun/config";
+import { z } from "zod";
+
+/** Port the evidence service listens on when PACKRUN_EVIDENCE_PORT is not set. */
+export const defaultEvidencePort = 7003;
+
+const byteCount = z.coerce.number().int().min(0);
+const pathList = z.string().transform((value) =>
+  value
+    .split(",")
+    .map((path) => path.trim())
+    .filter((path) => path !== ""),
+);
+
+const evidenceConfigSchema = z
+  .object({
+    databaseUrl: z
+      .string({ error: "is required: set PACKRUN_EVIDENCE_DATABASE_URL or DATABASE_URL" })
+      .pipe(postgresUrlSchema),
+    port: portSchema.default(defaultEvidencePort),
+    host: z.string().min(1).default("127.0.0.1"),
+    artifactRoot: z.string({ error: "is required: set PACKRUN_EVIDENCE_ARTIFACT_ROOT" }).min(1),
+    signingKeyPath: z.string().min(1).optional(),
+    verificationKeyPaths: pathList.default([]),
+    devKeyPath: z.string().min(1).optional(),
+    bundleArtifactMaxBytes: byteCount.default(16 * 1024 ** 2),
+    maxArtifactBytes: byteCount.default(4 * 1024 ** 3),
+    subscriberMaxBacklog: z.coerce.number().int().min(1).default(10_000),
+    logLevel: logLevelSchema.default("info"),
+  })
+  .refine((config) => config.signingKeyPath !== undefined || config.devKeyPath !== undefined, {
+    message:
+      "no signing key: set PACKRUN_EVIDENCE_SIGNING_KEY (or PACKRUN_EVIDENCE_DEV_KEY_PATH for development)",
+    path: ["signingKeyPath"],
+  });
+
+/** The evidence process's settings. */
+export type EvidenceConfig = z.infer<typeof evidenceConfigSchema>;
+
+// Later entries win: the evidence-specific URL overrides the shared DATABASE_URL.
+const envMap = {
+  DATABASE_URL: "databaseUrl",
+  PACKRUN_EVIDENCE_DATABASE_URL: "databaseUrl",
+  PACKRUN_EVIDENCE_PORT: "port",
+  PACKRUN_EVIDENCE_HOST: "host",
+  PACKRUN_EVIDENCE_ARTIFACT_ROOT: "artifactRoot",
+  PACKRUN_EVIDENCE_SIGNING_KEY: "signingKeyPath",
+  PACKRUN_EVIDENCE_VERIFICATION_KEYS: "verificationKeyPaths",
+  PACKRUN_EVIDENCE_DEV_KEY_PATH: "devKeyPath",
+  PACKRUN_EVIDENCE_BUNDLE_ARTIFACT_MAX_BYTES: "bundleArtifactMaxBytes",
+  PACKRUN_EVIDENCE_MAX_ARTIFACT_BYTES: "maxArtifactBytes",
+  PACKRUN_EVIDENCE_SUBSCRIBER_MAX_BACKLOG: "subscriberMaxBacklog",
+  PACKRUN_LOG_LEVEL: "logLevel",
+};
+
+/**
+ * Reads the evidence service's settings from the environment (and the optional PACKRUN_CONFIG
+ * file). PACKRUN_EVIDENCE_VERIFICATION_KEYS is a comma-separated list of PEM paths.
+ * @throws PackrunError CONFIG_INVALID naming every bad or missing variable
+ */
+export function loadEvidenceConfig(env: NodeJS.ProcessEnv = process.env): EvidenceConfig {
+  return loadConfig(evidenceConfigSchema, { envMap, env });
+}

@@ -1,0 +1,37 @@
+/**
+ * The evidence service: the ordered event log of every run, live subscriptions, the artifact
+ * store, DSSE attestations and evidence bundles, over Connect/gRPC.
+ */
+export {
+  type ArtifactFileSystem,
+  type ArtifactStore,
+  createArtifactStore,
+  nodeArtifactFileSystem,
+  type PutOptions,
+  type StoredContent,
+  type WritableFile,
+} from "./artifact-store.ts";
+export { createPostgresNotifier, type EventNotifier } from "./event-notifier.ts";
+export { eventsChannel } from "./event-store.ts";
+export { defaultEvidencePort, type EvidenceConfig, loadEvidenceConfig } from "./evidence-config.ts";
+export {
+  type EvidenceServer,
+  type EvidenceServerOptions,
+  evidenceMigrationsDir,
+  evidenceSchema,
+  startEvidenceServer,
+} from "./evidence-server.ts";
+export {
+  createEvidenceService,
+  defaultEvidenceLimits,
+  type EvidenceLimits,
+  type EvidenceServiceDeps,
+} from "./evidence-service.ts";
+export {
+  createKeyRing,
+  ensureDevKey,
+  type KeyFiles,
+  type KeyRing,
+  loadKeyRing,
+} from "./key-ring.ts";
+export { resumeAfterTrailer } from "./subscribe-events.ts";

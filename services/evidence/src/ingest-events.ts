@@ -1,0 +1,107 @@
+import { create } from "@bufbuild/protobuf";
+import type { Database } from "@packrun/db";
+import type { Logger } from "@packrun/logging";
+import {
+  type IngestEventsRequest,
+  type IngestEventsResponse,
+  IngestEventsResponseSchema,
+} from "@packrun/proto/evidence/v1";
+import { type NewEvent, validateEvent } from "./event-model.ts";
+import { appendEvents } from "./event-store.ts";
+
+/** Tuning of ingestion. */
+export interface IngestLimits {
+  /** Most events committed in one transaction. */
+  maxBatch: number;
+  /** Events read ahead from the stream while a batch commits (HTTP/2 flow control beyond). */
+  maxQueued: number;
+}
+
+/**
+ * Serves one IngestEvents stream. Requests are read ahead while the previous batch commits;
+ * each batch is one transaction, and every event is acknowledged (in order) only after its
+ * transaction committed. An invalid or refused event ends the stream with its error after the
+ * events before it were acknowledged; the producer resends unacknowledged events on a new
+ * stream and gets duplicates acknowledged with their original sequence.
+ */
+export async function* ingestEvents(
+  deps: { database: Database; logger: Logger; limits: IngestLimits },
+  requests: AsyncIterable<IngestEventsRequest>,
+): AsyncGenerator<IngestEventsResponse> {
+  const queue: IngestEventsRequest[] = [];
+  let ended = false;
+  let stopped = false;
+  let failure: unknown;
+  let wakeConsumer: (() => void) | undefined;
+  let wakeReader: (() => void) | undefined;
+  const reader = (async () => {
+    try {
+      for await (const request of requests) {
+        if (stopped) break;
+        queue.push(request);
+        wakeConsumer?.();
+        while (queue.length >= deps.limits.maxQueued && !stopped) {
+          await new Promise<void>((resolve) => (wakeReader = resolve));
+        }
+      }
+    } catch (error) {
+      failure = error;
+    } finally {
+      ended = true;
+      wakeConsumer?.();
+    }
+  })();
+  try {
+    for (;;) {
+      if (queue.length === 0) {
+        if (ended) {
+          if (failure !== undefined) throw failure;
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          wakeConsumer = resolve;
+          if (queue.length > 0 || ended) resolve();
+        });
+        wakeConsumer = undefined;
+        continue;
+      }
+      const batch = queue.splice(0, deps.limits.maxBatch);
+      wakeReader?.();
+      const events: NewEvent[] = [];
+      let invalid: unknown;
+      for (const request of batch) {
+        try {
+          events.push(validateEvent(request.event));
+        } catch (error) {
+          invalid = error;
+          break;
+        }
+      }
+      if (events.length > 0) {
+        const started = performance.now();
+        const results = await appendEvents(deps.database, events);
+        deps.logger.debug(
+          {
+            events: events.length,
+            runIds: [...new Set(events.map((event) => event.runId))],
+            ms: Math.round(performance.now() - started),
+          },
+          "events committed",
+        );
+        for (const [index, result] of results.entries()) {
+          if (!result.ok) throw result.error;
+          yield create(IngestEventsResponseSchema, {
+            idempotencyKey: batch[index]?.event?.idempotencyKey ?? "",
+            sequence: BigInt(result.sequence),
+            duplicate: result.duplicate,
+          });
+        }
+      }
+      if (invalid !== undefined) throw invalid;
+    }
+  } finally {
+    stopped = true;
+    wakeReader?.();
+    reader.catch(() => {});
+  }
+}

@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { EvidenceService } from "@packrun/proto/evidence/v1";
+import { useTestDatabase } from "@packrun/testing";
+import { loadEvidenceConfig } from "./evidence-config.ts";
+
+const mainPath = fileURLToPath(new URL("./main.ts", import.meta.url));
+
+describe("evidence process", () => {
+  const db = useTestDatabase("evidence_main");
+
+  test("starts from the environment with a generated dev key, serves, and stops on SIGTERM", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "packrun-evidence-main-"));
+    const child = spawn(process.execPath, [mainPath], {
+      env: {
+        ...process.env,
+        DATABASE_URL: db.url,
+        PACKRUN_EVIDENCE_PORT: "0",
+        PACKRUN_EVIDENCE_ARTIFACT_ROOT: join(dir, "artifacts"),
+        PACKRUN_EVIDENCE_DEV_KEY_PATH: join(dir, "dev-key.pem"),
+        PACKRUN_LOG_LEVEL: "info",
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    const ready = new Promise<string>((resolve, reject) => {
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+        output += chunk;
+        const match = /"url":"(http:\/\/[^"]+)","msg":"evidence ready"/.exec(output);
+        if (match) resolve(match[1] as string);
+      });
+      child.once("exit", (code) => reject(new Error(`exited ${code}: ${output}`)));
+    });
+    const url = await ready;
+    const client = createClient(EvidenceService, createGrpcTransport({ baseUrl: url }));
+    const { keys } = await client.listVerificationKeys({});
+    assert.equal(keys.length, 1);
+    assert.equal(keys[0]?.algorithm, "ed25519");
+    assert.match(output, /signing with a development key/);
+    child.kill("SIGTERM");
+    const [code] = await once(child, "exit");
+    assert.equal(code, 0);
+  });
+
+  test("configuration errors name the variables", () => {
+    assert.throws(
+      () => loadEvidenceConfig({ DATABASE_URL: "mysql://x", PACKRUN_EVIDENCE_PORT: "nope" }),
+      (error: Error) => {
+        assert.match(error.message, /DATABASE_URL \(databaseUrl\): expected a postgres:\/\//);
+        assert.match(error.message, /PACKRUN_EVIDENCE_PORT \(port\)/);
+        assert.match(
+          error.message,
+          /artifactRoot: is required: set PACKRUN_EVIDENCE_ARTIFACT_ROOT/,
+        );
+        return true;
+      },
+    );
+    const config = loadEvidenceConfig({
+      DATABASE_URL: "postgres://shared",
+      PACKRUN_EVIDENCE_DATABASE_URL: "postgres://evidence",
+      PACKRUN_EVIDENCE_ARTIFACT_ROOT: "/var/lib/packrun/artifacts",
+      PACKRUN_EVIDENCE_SIGNING_KEY: "/etc/packrun/signing.pem",
+      PACKRUN_EVIDENCE_VERIFICATION_KEYS: "/etc/packrun/old-1.pem, /etc/packrun/old-2.pem",
+    });
+    assert.equal(config.databaseUrl, "postgres://evidence");
+    assert.equal(config.host, "127.0.0.1");
+    assert.equal(config.port, 7003);
+    assert.deepEqual(config.verificationKeyPaths, [
+      "/etc/packrun/old-1.pem",
+      "/etc/packrun/old-2.pem",
+    ]);
+    assert.throws(
+      () =>
+        loadEvidenceConfig({ DATABASE_URL: "postgres://x", PACKRUN_EVIDENCE_ARTIFACT_ROOT: "/a" }),
+      /no signing key: set PACKRUN_EVIDENCE_SIGNING_KEY/,
+    );
+  });
+});

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+/**
+ * Evidence process entry: `node services/evidence/src/main.ts`. Configured by environment
+ * (see evidence-config.ts); SIGINT or SIGTERM stops it gracefully.
+ */
+import { createPostgresDatabase } from "@packrun/db";
+import { isPackrunError } from "@packrun/errors";
+import { createLogger } from "@packrun/logging";
+import { type EvidenceConfig, loadEvidenceConfig } from "./evidence-config.ts";
+import { type EvidenceServer, startEvidenceServer } from "./evidence-server.ts";
+import { loadKeyRing } from "./key-ring.ts";
+
+let config: EvidenceConfig;
+try {
+  config = loadEvidenceConfig();
+} catch (error) {
+  // Plain stderr: the log level is part of what failed to load.
+  process.stderr.write(`evidence: ${isPackrunError(error) ? error.message : String(error)}\n`);
+  process.exit(2);
+}
+
+const logger = createLogger({ service: "evidence", level: config.logLevel });
+const database = createPostgresDatabase({
+  url: config.databaseUrl,
+  applicationName: "packrun-evidence",
+});
+
+let server: EvidenceServer;
+try {
+  const keys = await loadKeyRing(
+    {
+      signingKeyPath: config.signingKeyPath,
+      verificationKeyPaths: config.verificationKeyPaths,
+      devKeyPath: config.devKeyPath,
+    },
+    logger,
+  );
+  server = await startEvidenceServer({
+    database,
+    databaseUrl: config.databaseUrl,
+    logger,
+    artifactRoot: config.artifactRoot,
+    signingKey: keys.signing,
+    verificationKeys: keys.verification,
+    limits: {
+      bundleArtifactMaxBytes: config.bundleArtifactMaxBytes,
+      maxArtifactBytes: config.maxArtifactBytes,
+      subscriberMaxBacklog: config.subscriberMaxBacklog,
+    },
+    port: config.port,
+    host: config.host,
+  });
+} catch (error) {
+  logger.fatal({ err: error }, "evidence failed to start");
+  await database.close().catch(() => {});
+  process.exit(1);
+}
+logger.info({ url: server.url }, "evidence ready");
+
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, "evidence shutting down");
+  try {
+    await server.close();
+    await database.close();
+    process.exit(0);
+  } catch (error) {
+    logger.error({ err: error }, "evidence shutdown failed");
+    process.exit(1);
+  }
+}
+process.on("SIGINT", (signal) => void shutdown(signal));
+process.on("SIGTERM", (signal) => void shutdown(signal));

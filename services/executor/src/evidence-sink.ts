@@ -1,0 +1,212 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import type { Database } from "@packrun/db";
+import type { Logger } from "@packrun/logging";
+import {
+  EventLevel,
+  EvidenceService,
+  type IngestEventsRequest,
+  IngestEventsRequestSchema,
+} from "@packrun/proto/evidence/v1";
+import { errorCodeHeader } from "@packrun/rpc-server";
+import type { RunEvent } from "./run-events.ts";
+import { buildRunRecord } from "./run-record.ts";
+
+/** Options for {@link createEvidenceSink}. */
+export interface EvidenceSinkOptions {
+  database: Database;
+  logger: Logger;
+  evidenceUrl: string;
+  /** Stable identity of this executor deployment, recorded in attestations. */
+  executorId: string;
+  batchSize?: number;
+  intervalMs?: number;
+}
+
+/** Forwards the outbox to the evidence service and finalises settled runs. */
+export interface EvidenceSink {
+  /** Ships one batch and finalises what can be; returns what it did (tests, shutdown). */
+  runOnce(): Promise<{ shipped: number; dropped: number; finalized: number }>;
+  start(): void;
+  /** Stops the loop after one last round. */
+  stop(): Promise<void>;
+}
+
+const levels: Record<string, EventLevel> = {
+  trace: EventLevel.TRACE,
+  debug: EventLevel.DEBUG,
+  info: EventLevel.INFO,
+  warn: EventLevel.WARN,
+  error: EventLevel.ERROR,
+};
+
+type StoredEvent = RunEvent & { runId: string; tenant: string; time: string };
+
+function request(event: StoredEvent): IngestEventsRequest {
+  return create(IngestEventsRequestSchema, {
+    event: {
+      tenant: event.tenant,
+      runId: event.runId,
+      idempotencyKey: event.idempotencyKey,
+      time: timestampFromDate(new Date(event.time)),
+      level: levels[event.level] ?? EventLevel.INFO,
+      type: event.type,
+      stepId: event.stepId ?? "",
+      message: event.message,
+      metadata: (event.metadata ?? {}) as never,
+    },
+  });
+}
+
+// Refusals that resending cannot fix: the event is logged and dropped so it does not block the rest.
+const permanentRefusals = new Set(["RUN_FINISHED", "REQUEST_INVALID"]);
+
+/**
+ * The transactional outbox's shipper: reads the oldest events, streams them to the evidence
+ * service over IngestEvents, and deletes exactly the acknowledged ones, in one transaction
+ * holding an advisory lock, so several executors ship one at a time and in order. Unacknowledged
+ * events stay and are resent later; the evidence service deduplicates them by idempotency key.
+ * Runs that settled and whose events are all shipped are then finalised (FinalizeRun).
+ */
+export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
+  const { database, logger } = options;
+  const sessions = new Http2SessionManager(options.evidenceUrl);
+  const client = createClient(
+    EvidenceService,
+    createGrpcTransport({ baseUrl: options.evidenceUrl, sessionManager: sessions }),
+  );
+  const batchSize = options.batchSize ?? 500;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+
+  const ship = () =>
+    database.transaction(async (tx) => {
+      const locked = (
+        await tx.query<{ locked: boolean }>(
+          "SELECT pg_try_advisory_xact_lock(hashtext('packrun.executor.outbox')) AS locked",
+        )
+      ).rows[0];
+      if (locked?.locked !== true) return { shipped: 0, dropped: 0 };
+      const rows = (
+        await tx.query<{ id: number; event: StoredEvent }>(
+          "SELECT id, event FROM outbox ORDER BY id LIMIT $1",
+          [batchSize],
+        )
+      ).rows;
+      if (rows.length === 0) return { shipped: 0, dropped: 0 };
+      let acked = 0;
+      let dropped: number | undefined;
+      try {
+        for await (const ack of client.ingestEvents(
+          (async function* () {
+            for (const row of rows) yield request(row.event);
+          })(),
+          { timeoutMs: 30_000 },
+        )) {
+          if (ack.idempotencyKey !== rows[acked]?.event.idempotencyKey)
+            throw new Error(`evidence acknowledged ${ack.idempotencyKey} out of order`);
+          acked++;
+        }
+      } catch (error) {
+        const connectError = ConnectError.from(error);
+        const code = connectError.metadata.get(errorCodeHeader) ?? "";
+        const refused = rows[acked];
+        if (
+          refused !== undefined &&
+          (permanentRefusals.has(code) || connectError.code === Code.InvalidArgument)
+        ) {
+          logger.error(
+            {
+              runId: refused.event.runId,
+              event: refused.event.type,
+              key: refused.event.idempotencyKey,
+              code,
+              err: connectError.rawMessage,
+            },
+            "evidence refused an event permanently; dropping it",
+          );
+          dropped = refused.id;
+        } else {
+          logger.warn(
+            { err: connectError.rawMessage, acked, pending: rows.length },
+            "shipping events to evidence failed; will resend",
+          );
+        }
+      }
+      const done = rows.slice(0, acked).map((row) => row.id);
+      if (dropped !== undefined) done.push(dropped);
+      if (done.length > 0) await tx.query("DELETE FROM outbox WHERE id = ANY($1)", [done]);
+      return { shipped: acked, dropped: dropped === undefined ? 0 : 1 };
+    });
+
+  const finalize = async (): Promise<number> => {
+    const runs = (
+      await database.query<{ id: string }>(
+        "SELECT id FROM runs r WHERE settled_at IS NOT NULL AND finalized_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.run_id = r.id) ORDER BY settled_at LIMIT 20",
+      )
+    ).rows;
+    let finalized = 0;
+    for (const { id } of runs) {
+      try {
+        const { tenant, record, planJson } = await buildRunRecord(database, id, options.executorId);
+        const response = await client.finalizeRun({
+          tenant,
+          runId: id,
+          runRecord: record as never,
+          planJson,
+        });
+        await database.query(
+          "UPDATE runs SET finalized_at = now() WHERE id = $1 AND finalized_at IS NULL",
+          [id],
+        );
+        finalized++;
+        logger.info(
+          { runId: id, keyId: response.attestation?.keyId, created: response.created },
+          "run finalised: attestation signed",
+        );
+      } catch (error) {
+        logger.warn(
+          { runId: id, err: ConnectError.from(error).rawMessage },
+          "finalising the run failed; will retry",
+        );
+      }
+    }
+    return finalized;
+  };
+
+  const runOnce = async () => {
+    let shipped = 0;
+    let dropped = 0;
+    for (;;) {
+      const batch = await ship();
+      shipped += batch.shipped;
+      dropped += batch.dropped;
+      if (batch.shipped + batch.dropped < batchSize) break;
+    }
+    return { shipped, dropped, finalized: await finalize() };
+  };
+
+  return {
+    runOnce,
+    start() {
+      const tick = () => {
+        running = runOnce()
+          .catch((error) => logger.warn({ err: error }, "evidence sink round failed"))
+          .finally(() => {
+            if (timer !== undefined) timer = setTimeout(tick, options.intervalMs ?? 200);
+          });
+      };
+      timer = setTimeout(tick, 0);
+    },
+    async stop() {
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      await running;
+      // One last round so what a draining worker recorded still reaches the evidence service.
+      await runOnce().catch((error) => logger.warn({ err: error }, "final evidence round failed"));
+      sessions.abort();
+    },
+  };
+}

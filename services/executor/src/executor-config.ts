@@ -1,0 +1,125 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  loadConfig,
+  logLevelSchema,
+  portSchema,
+  postgresUrlSchema,
+  redisUrlSchema,
+} from "@packrun/config";
+import { z } from "zod";
+
+/** Port the executor listens on when PACKRUN_EXECUTOR_PORT is not set. */
+export const defaultExecutorPort = 7002;
+
+/** What an executor process does: everything, only the RPCs, or only run steps. */
+export type ExecutorRole = "all" | "api" | "worker";
+
+const whole = (name: string, min: number) =>
+  z.coerce.number().int(`${name} must be a whole number`).min(min);
+
+/**
+ * The secrets key: base64 of exactly 32 random bytes. Messages never repeat the value: a config
+ * error is printed, and this is a secret.
+ */
+const secretsKeySchema = z
+  .string({
+    error:
+      "is required: set PACKRUN_SECRETS_KEY to base64 of 32 random bytes (openssl rand -base64 32)",
+  })
+  .transform((value, context) => {
+    const trimmed = value.trim();
+    const key = Buffer.from(trimmed, "base64");
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(trimmed) || key.length !== 32) {
+      context.addIssue({
+        code: "custom",
+        message: `must be base64 of exactly 32 bytes (openssl rand -base64 32); the value given ${
+          /^[A-Za-z0-9+/]+={0,2}$/.test(trimmed)
+            ? `decodes to ${key.length} bytes`
+            : "is not base64"
+        }`,
+      });
+      return z.NEVER;
+    }
+    return key;
+  });
+
+const executorConfigSchema = z.object({
+  databaseUrl: z
+    .string({ error: "is required: set PACKRUN_EXECUTOR_DATABASE_URL or DATABASE_URL" })
+    .pipe(postgresUrlSchema),
+  redisUrl: z
+    .string({ error: "is required: set PACKRUN_EXECUTOR_REDIS_URL or REDIS_URL" })
+    .pipe(redisUrlSchema),
+  plannerUrl: z
+    .string()
+    .regex(/^https?:\/\/[^\s/]+/, "expected an http:// or https:// URL of the planner")
+    .default("http://127.0.0.1:7001"),
+  secretsKey: secretsKeySchema,
+  role: z.enum(["all", "api", "worker"]).default("all"),
+  port: portSchema.default(defaultExecutorPort),
+  host: z.string().min(1).default("127.0.0.1"),
+  workRoot: z
+    .string()
+    .regex(/^\//, "must be an absolute path")
+    .default(join(tmpdir(), "packrun-executor")),
+  /** Steps this process runs at once. */
+  concurrency: whole("concurrency", 1).max(256).default(4),
+  /** A step's claim is valid this long without a heartbeat. */
+  leaseMs: whole("lease", 1000).default(15_000),
+  /** Running steps of one tenant across all workers; 0 = unlimited. */
+  tenantConcurrency: whole("tenant concurrency", 0).default(0),
+  /** SIGTERM: how long running steps may take to finish before they are handed back. */
+  graceMs: whole("grace period", 0).default(30_000),
+  /** A stopped or timed-out step: SIGTERM → this long → SIGKILL. */
+  killGraceMs: whole("kill grace period", 0).default(5_000),
+  queueName: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits, . _ - only")
+    .default("packrun-steps"),
+  queuePrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits, . _ - only")
+    .default("packrun"),
+  workerId: z.string().min(1).max(200).optional(),
+  evidenceUrl: z
+    .string()
+    .regex(/^https?:\/\/[^\s/]+/, "expected an http:// or https:// URL of the evidence service")
+    .optional(),
+  logLevel: logLevelSchema.default("info"),
+});
+
+/** The executor process's settings. */
+export type ExecutorConfig = z.infer<typeof executorConfigSchema>;
+
+// Later entries win: the executor-specific variables override the shared ones.
+const envMap = {
+  DATABASE_URL: "databaseUrl",
+  PACKRUN_EXECUTOR_DATABASE_URL: "databaseUrl",
+  REDIS_URL: "redisUrl",
+  PACKRUN_EXECUTOR_REDIS_URL: "redisUrl",
+  PACKRUN_PLANNER_URL: "plannerUrl",
+  PACKRUN_EVIDENCE_URL: "evidenceUrl",
+  PACKRUN_SECRETS_KEY: "secretsKey",
+  PACKRUN_EXECUTOR_ROLE: "role",
+  PACKRUN_EXECUTOR_PORT: "port",
+  PACKRUN_EXECUTOR_HOST: "host",
+  PACKRUN_EXECUTOR_WORK_ROOT: "workRoot",
+  PACKRUN_EXECUTOR_CONCURRENCY: "concurrency",
+  PACKRUN_EXECUTOR_LEASE_MS: "leaseMs",
+  PACKRUN_EXECUTOR_TENANT_CONCURRENCY: "tenantConcurrency",
+  PACKRUN_EXECUTOR_GRACE_MS: "graceMs",
+  PACKRUN_EXECUTOR_KILL_GRACE_MS: "killGraceMs",
+  PACKRUN_EXECUTOR_QUEUE_NAME: "queueName",
+  PACKRUN_EXECUTOR_QUEUE_PREFIX: "queuePrefix",
+  PACKRUN_EXECUTOR_WORKER_ID: "workerId",
+  PACKRUN_LOG_LEVEL: "logLevel",
+};
+
+/**
+ * Reads the executor's settings from the environment (and the optional PACKRUN_CONFIG file).
+ * @throws PackrunError CONFIG_INVALID naming every bad or missing variable (never its value)
+ */
+export function loadExecutorConfig(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
+  return loadConfig(executorConfigSchema, { envMap, env });
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * Executor process entry: `node services/executor/src/main.ts`. Configured by environment (see
+ * executor-config.ts); PACKRUN_EXECUTOR_ROLE picks what it does: `all` (RPCs and a worker),
+ * `api` (RPCs only) or `worker` (steps only). Every role runs the reconciler. SIGINT or SIGTERM
+ * drains it: no new claims, running steps get the grace period, the rest are handed back; then
+ * it exits 0. A configuration error exits 2.
+ */
+import { createPostgresDatabase } from "@packrun/db";
+import { isPackrunError } from "@packrun/errors";
+import { createLogger } from "@packrun/logging";
+import { Redis } from "ioredis";
+import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
+import { loadExecutorConfig } from "./executor-config.ts";
+import { type Executor, executorSchema, startExecutor } from "./executor-server.ts";
+import { executeStep, probeRuntimes, reapOrphans } from "./runtime/index.ts";
+import { createRedisSecretVault } from "./secret-vault.ts";
+
+let config: ReturnType<typeof loadExecutorConfig>;
+try {
+  config = loadExecutorConfig();
+} catch (error) {
+  // Plain stderr: the log level is part of what failed to load. Messages name variables, never values.
+  process.stderr.write(`executor: ${isPackrunError(error) ? error.message : String(error)}\n`);
+  process.exit(2);
+}
+
+const logger = createLogger({ service: "executor", level: config.logLevel });
+const works = config.role !== "api";
+const database = createPostgresDatabase({
+  url: config.databaseUrl,
+  schema: executorSchema,
+  applicationName: `packrun-executor-${config.role}`,
+  maxConnections: Math.max(10, (works ? config.concurrency : 0) * 2 + 6),
+});
+const queue = createBullmqWorkQueue({
+  redisUrl: config.redisUrl,
+  name: config.queueName,
+  prefix: config.queuePrefix,
+});
+const vaultRedis = new Redis(config.redisUrl);
+vaultRedis.on("error", (error) => logger.warn({ err: error }, "secret vault connection error"));
+
+async function release(): Promise<void> {
+  await queue.close().catch(() => {});
+  vaultRedis.disconnect();
+  await database.close().catch(() => {});
+}
+
+let executor: Executor;
+try {
+  if (works) {
+    const runtimes = await probeRuntimes();
+    logger.info({ runtimes: runtimes.details }, "step runtimes probed");
+    // A stable worker id may be restarting after a crash: kill what the previous run left.
+    if (config.workerId !== undefined) {
+      const reaped = await reapOrphans(config.workerId);
+      if (reaped > 0) logger.warn({ reaped }, "killed leftovers of a previous run of this worker");
+    }
+  }
+  executor = await startExecutor({
+    database,
+    queue,
+    vault: createRedisSecretVault({
+      redis: vaultRedis,
+      key: config.secretsKey,
+      keyPrefix: `${config.queuePrefix}:secrets:`,
+    }),
+    logger,
+    plannerUrl: config.plannerUrl,
+    runStep: executeStep,
+    reapOrphans,
+    workRoot: config.workRoot,
+    serve: config.role !== "worker",
+    work: works,
+    port: config.port,
+    host: config.host,
+    worker: {
+      concurrency: config.concurrency,
+      leaseMs: config.leaseMs,
+      tenantConcurrency: config.tenantConcurrency,
+      killGraceMs: config.killGraceMs,
+      ...(config.workerId === undefined ? {} : { workerId: config.workerId }),
+    },
+    ...(config.evidenceUrl === undefined ? {} : { evidenceUrl: config.evidenceUrl }),
+  });
+} catch (error) {
+  logger.fatal({ err: error }, "executor failed to start");
+  await release();
+  process.exit(1);
+}
+logger.info(
+  {
+    role: config.role,
+    url: executor.url,
+    workerId: executor.worker?.id,
+    concurrency: works ? config.concurrency : 0,
+  },
+  "executor ready",
+);
+
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal, graceMs: config.graceMs }, "executor shutting down");
+  try {
+    await executor.close(config.graceMs);
+    await release();
+    logger.info("executor stopped");
+    process.exit(0);
+  } catch (error) {
+    logger.error({ err: error }, "executor shutdown failed");
+    process.exit(1);
+  }
+}
+process.on("SIGINT", (signal) => void shutdown(signal));
+process.on("SIGTERM", (signal) => void shutdown(signal));

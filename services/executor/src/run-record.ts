@@ -1,0 +1,107 @@
+import type { Queryable } from "@packrun/db";
+import type { Plan } from "@packrun/planning";
+import type { RunRow, StepRow } from "./run-rows.ts";
+import { runColumns } from "./run-rows.ts";
+
+const iso = (value: Date | null) => (value === null ? null : value.toISOString());
+const clip = (text: string) => (text.length > 2000 ? `${text.slice(0, 1997)}...` : text);
+const finalStatuses = new Set([
+  "succeeded",
+  "failed",
+  "timed_out",
+  "cancelled",
+  "skipped",
+  "rejected",
+  "expired",
+]);
+
+/**
+ * The run record FinalizeRun expects (docs/evidence.md): everything the attestation binds that
+ * only the executor knows. Secret values are not in it: only their names.
+ */
+export async function buildRunRecord(
+  db: Queryable,
+  runId: string,
+  executorId: string,
+): Promise<{ tenant: string; record: Record<string, unknown>; planJson: string }> {
+  const run = (
+    await db.query<RunRow & { plan_json: string }>(
+      `SELECT ${runColumns}, plan_json FROM runs WHERE id = $1`,
+      [runId],
+    )
+  ).rows[0];
+  if (run === undefined) throw new Error(`run ${runId} not found`);
+  const steps = (
+    await db.query<StepRow>(
+      "SELECT * FROM steps WHERE run_id = $1 ORDER BY parent_id NULLS FIRST, position, step_id",
+      [runId],
+    )
+  ).rows;
+  const decisions = (
+    await db.query<{
+      step_id: string;
+      approver: string;
+      approved: boolean;
+      comment: string;
+      decided_at: Date;
+    }>("SELECT * FROM gate_decisions WHERE run_id = $1 ORDER BY decided_at, approver", [runId])
+  ).rows;
+  const plan = JSON.parse(run.plan_json) as Plan;
+  const byId = new Map(steps.map((step) => [step.step_id, step]));
+  const record = {
+    runId: run.id,
+    status: run.state,
+    pack: { name: run.pack_name, version: run.pack_version, digest: run.pack_digest },
+    planHash: run.plan_hash,
+    inputs: run.inputs,
+    secrets: run.secret_names,
+    outputs: plan.outputs
+      .filter((output) => output.type === "object" && Object.hasOwn(run.outputs, output.name))
+      .map((output) => ({
+        name: output.name,
+        type: "object",
+        value: run.outputs[output.name] ?? null,
+      })),
+    steps: steps.map((step) => ({
+      id: step.step_id,
+      status: finalStatuses.has(step.state) ? step.state : "pending",
+      attempts: step.attempt,
+      exitCode: step.exit_code,
+      startedAt: iso(step.started_at),
+      finishedAt: iso(step.finished_at),
+      ...(step.reason === "" ? {} : { reason: clip(step.reason) }),
+    })),
+    approvals: decisions.map((decision) => {
+      const gate = byId.get(decision.step_id)?.planned;
+      return {
+        approvalId: gate?.kind === "approval-gate" ? gate.gate.approvalId : decision.step_id,
+        stepId: decision.step_id,
+        approver: decision.approver,
+        decision: decision.approved ? "approved" : "rejected",
+        decidedAt: decision.decided_at.toISOString(),
+        ...(decision.comment === "" ? {} : { comment: clip(decision.comment) }),
+      };
+    }),
+    policyDecisions: steps
+      .filter(
+        (step) =>
+          step.kind === "policy-gate" &&
+          typeof step.outputs.decision === "string" &&
+          step.finished_at !== null,
+      )
+      .map((step) => {
+        const allowed = step.outputs.decision === "allow";
+        return {
+          stepId: step.step_id,
+          policy: step.planned.kind === "policy-gate" ? step.planned.gate.policy : "",
+          decision: allowed ? "allow" : step.outputs.failAction === "warn" ? "warn" : "deny",
+          ...(typeof step.outputs.reason === "string" ? { reason: clip(step.outputs.reason) } : {}),
+          decidedAt: (step.finished_at as Date).toISOString(),
+        };
+      }),
+    startedAt: iso(run.started_at),
+    finishedAt: (run.finished_at ?? new Date()).toISOString(),
+    executor: { id: executorId, version: "0.1.0" },
+  };
+  return { tenant: run.tenant, record, planJson: run.plan_json };
+}
