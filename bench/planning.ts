@@ -28,14 +28,17 @@ function time(run: () => void, repeat: number): number {
 }
 
 function pack(steps: number): string {
-  let text = "apiVersion: stellaops.io/pack.v1\nkind: TaskPack\nmetadata: {name: bench, version: 1.0.0}\nspec:\n  inputs:\n    - {name: image, type: string, default: alpine}\n  steps:\n";
+  let text =
+    "apiVersion: stellaops.io/pack.v1\nkind: TaskPack\nmetadata: {name: bench, version: 1.0.0}\nspec:\n  inputs:\n    - {name: image, type: string, default: alpine}\n  steps:\n";
   for (let i = 0; i < steps; i++) {
     text += `    - id: s${i}\n      timeout: 5m\n      run:\n        uses: builtin:shell\n        with:\n          argv: [scan, "{{ inputs.image }}", "--n=${i}"]\n`;
   }
   return text;
 }
 
-console.log(`planning benchmark: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"})\n`);
+console.log(
+  `planning benchmark: node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"})\n`,
+);
 console.log("| steps | bytes | planPack ms (median) | YAML parse ms (floor) | ratio to floor |");
 console.log("| ---: | ---: | ---: | ---: | ---: |");
 for (const steps of [10, 100, 1000]) {
@@ -43,12 +46,22 @@ for (const steps of [10, 100, 1000]) {
   const repeat = steps === 1000 ? 15 : 50;
   const planned = time(() => planPack(text), repeat);
   const floor = time(() => parseDocument(text).toJS(), repeat);
-  console.log(`| ${steps} | ${text.length} | ${planned.toFixed(2)} | ${floor.toFixed(2)} | ${(planned / floor).toFixed(2)} |`);
+  console.log(
+    `| ${steps} | ${text.length} | ${planned.toFixed(2)} | ${floor.toFixed(2)} | ${(planned / floor).toFixed(2)} |`,
+  );
 }
 
 const header = "apiVersion: stellaops.io/pack.v1\nkind: TaskPack\n";
 const bomb = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
-for (const [name, prev] of [["b", "a"], ["c", "b"], ["d", "c"], ["e", "d"], ["f", "e"], ["g", "f"], ["h", "g"]]) {
+for (const [name, prev] of [
+  ["b", "a"],
+  ["c", "b"],
+  ["d", "c"],
+  ["e", "d"],
+  ["f", "e"],
+  ["g", "f"],
+  ["h", "g"],
+]) {
   bomb.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(",")}]`);
 }
 let tenThousand = `${header}metadata: {name: big, version: 1.0.0}\nspec:\n  steps:\n`;
@@ -60,7 +73,10 @@ const hostile: [string, string][] = [
   ["10,000 steps", tenThousand],
   ["duplicate keys", `${header}kind: Other\n`],
   ["__proto__ key", `${header}metadata:\n  __proto__: {polluted: true}\n`],
-  ["NUL in a step id", `${header}metadata: {name: x, version: 1.0.0}\nspec:\n  steps:\n    - id: "a\\0b"\n      run: {uses: builtin:noop}\n`],
+  [
+    "NUL in a step id",
+    `${header}metadata: {name: x, version: 1.0.0}\nspec:\n  steps:\n    - id: "a\\0b"\n      run: {uses: builtin:noop}\n`,
+  ],
 ];
 console.log("\n| hostile input | bytes | refused in ms (median) | code |");
 console.log("| --- | ---: | ---: | --- |");
@@ -70,7 +86,8 @@ for (const [name, text] of hostile) {
     try {
       loadManifest(text);
     } catch (error) {
-      code = error instanceof PackValidationError ? (error.diagnostics[0]?.code ?? "?") : String(error);
+      code =
+        error instanceof PackValidationError ? (error.diagnostics[0]?.code ?? "?") : String(error);
     }
   }, 15);
   console.log(`| ${name} | ${text.length} | ${ms.toFixed(2)} | ${code} |`);

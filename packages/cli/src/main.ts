@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { registerPlanCommand } from "./commands/plan.ts";
 import { registerSimulateCommand } from "./commands/simulate.ts";
 import { registerValidateCommand } from "./commands/validate.ts";
+import { registerVerifyCommand } from "./commands/verify.ts";
 import { ExitCode } from "./exit-codes.ts";
 import { reportError } from "./report-error.ts";
 import { cliVersion } from "./version.ts";
@@ -30,6 +31,7 @@ export function createProgram(): Command {
   registerValidateCommand(program);
   registerPlanCommand(program);
   registerSimulateCommand(program);
+  registerVerifyCommand(program);
   return program;
 }
 

@@ -274,7 +274,7 @@ describe("parameters that could escape", () => {
       "must be a duration",
     );
     expectProblem(
-      head.replace("1.0.0", "v1.0.0") + "spec: {steps: [{id: a, run: {uses: builtin:noop}}]}\n",
+      `${head.replace("1.0.0", "v1.0.0")}spec: {steps: [{id: a, run: {uses: builtin:noop}}]}\n`,
       /"v1.0.0" is not a semantic version/,
     );
   });

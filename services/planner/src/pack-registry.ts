@@ -1,12 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Queryable } from "@packrun/db";
 import { PackrunError } from "@packrun/errors";
-import {
-  type Diagnostic,
-  loadManifest,
-  PackValidationError,
-  type ValidatedManifest,
-} from "@packrun/planning";
+import { loadManifest } from "@packrun/planning";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
 import { checkPackName, checkPublisher, checkTenant, checkVersion } from "./request-arguments.ts";
 import { isCanonicalVersion, versionOrder } from "./version-order.ts";

@@ -9,7 +9,7 @@ import {
   planPack,
   simulatePlan,
 } from "@packrun/planning";
-import { DiagnosticSeverity, type PackSource } from "@packrun/proto/pack/v1";
+import type { PackSource } from "@packrun/proto/pack/v1";
 import {
   type PackVersion,
   PackVersionSchema,

@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { before, test } from "node:test";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { generateSigningKeyPem, loadSigningKey, writeBundleToBuffer } from "@packrun/attestation";
+import { fixtureBundleSource } from "@packrun/attestation/testing";
+import { runCli } from "./testing/run-cli.ts";
+
+let dir: string;
+let bundlePath: string;
+let keyPath: string;
+let otherKeyPath: string;
+let bundle: Buffer;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "packrun-verify-"));
+  const key = loadSigningKey(generateSigningKeyPem("ecdsa-p256"));
+  bundle = await writeBundleToBuffer(fixtureBundleSource(key));
+  bundlePath = join(dir, "run.tar.gz");
+  keyPath = join(dir, "evidence.pub.pem");
+  otherKeyPath = join(dir, "other.pub.pem");
+  await writeFile(bundlePath, bundle);
+  await writeFile(keyPath, key.publicKeyPem);
+  await writeFile(otherKeyPath, loadSigningKey(generateSigningKeyPem("ed25519")).publicKeyPem);
+});
+
+/** The bundle with the first occurrence of `needle` inside its tar altered, re-gzipped. */
+async function tampered(needle: string): Promise<string> {
+  const tar = gunzipSync(bundle);
+  const at = tar.indexOf(Buffer.from(needle));
+  assert.ok(at >= 0, `${needle} is in the bundle`);
+  tar[at] = (tar[at] ?? 0) ^ 1;
+  const path = join(dir, `tampered-${needle.replace(/\W/g, "")}.tar.gz`);
+  await writeFile(path, gzipSync(tar));
+  return path;
+}
+
+test("an intact bundle verifies with its own key (integrity) and with the trusted key (origin)", async () => {
+  const own = await runCli(["verify", bundlePath], { cwd: dir });
+  assert.equal(own.code, 0, own.stderr);
+  assert.match(
+    own.stdout,
+    /^verified: run run-fixture-1 .*integrity only; pass --key to prove origin/m,
+  );
+  const trusted = await runCli(["verify", bundlePath, "--key", keyPath], { cwd: dir });
+  assert.equal(trusted.code, 0, trusted.stderr);
+  assert.match(trusted.stdout, /\(trusted\)$/m);
+});
+
+test("a bundle signed by another key fails against the trusted key with exit 2", async () => {
+  const result = await runCli(["verify", bundlePath, "--key", otherKeyPath], { cwd: dir });
+  assert.equal(result.code, 2);
+  assert.match(result.stdout, /✖ signature attestation.dsse.json/);
+});
+
+test("one altered byte in a member is reported by name, exit 2", async () => {
+  for (const needle of ["echo app", '"critical"', "planVersion"]) {
+    const result = await runCli(["verify", await tampered(needle)], { cwd: dir });
+    assert.equal(result.code, 2, `${needle}: ${result.stdout}`);
+    assert.match(result.stderr, /not verified: /);
+    assert.match(result.stdout, /✖ /);
+  }
+  const json = await runCli(["verify", await tampered("echo app"), "--format", "json"], {
+    cwd: dir,
+  });
+  assert.equal(json.code, 2);
+  const report = JSON.parse(json.stdout) as { ok: boolean; failures: { member?: string }[] };
+  assert.equal(report.ok, false);
+  assert.ok(
+    report.failures.some((failure) => failure.member?.startsWith("artifacts/")),
+    json.stdout,
+  );
+});
+
+test("an unreadable bundle is a clear input error", async () => {
+  const missing = await runCli(["verify", join(dir, "nope.tar.gz")], { cwd: dir });
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /nope.tar.gz: cannot read the bundle/);
+  const garbage = join(dir, "garbage.tar.gz");
+  await writeFile(garbage, "not a bundle");
+  const result = await runCli(["verify", garbage], { cwd: dir });
+  assert.equal(result.code, 2);
+  assert.match(result.stdout, /✖ archive/);
+});
