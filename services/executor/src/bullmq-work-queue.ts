@@ -27,8 +27,13 @@ export function createBullmqWorkQueue(options: BullmqWorkQueueOptions): WorkQueu
   const name = options.name ?? "packrun-steps";
   const prefix = options.prefix ?? "packrun";
   // Workers block on Redis, so their connection must not give up on a request.
-  const connection = () =>
-    new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
+  const connection = () => {
+    const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: false });
+    // ioredis reconnects by itself; what fails meanwhile surfaces as failed or late calls, which
+    // callers log (and the reconciler repairs), so the connection's own error events are noise.
+    redis.on("error", () => {});
+    return redis;
+  };
   const queueConnection = connection();
   const queue = new Queue<WorkItem>(name, { connection: queueConnection, prefix });
   const deadLetterKey = `${prefix}:${name}:dead-letter`;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,12 +23,12 @@ let client: ReturnType<typeof createClient<typeof EvidenceService>>;
 
 before(async () => {
   // The executor stack creates the test database; evidence gets its own schema in it, and a
-  // second executor (no worker, no RPCs) ships the outbox to it.
+  // second executor wired to it (no RPCs) does the work and ships the outbox.
   const logger = createLogger({
     service: "evidence-test",
     level: process.env.PACKRUN_TEST_LOG ?? "silent",
   });
-  stack = await startExecutorStack();
+  stack = await startExecutorStack({ work: false });
   evidenceDatabase = createPostgresDatabase({ url: stack.databaseUrl, schema: "evidence" });
   evidence = await startEvidenceServer({
     database: evidenceDatabase,
@@ -35,11 +36,11 @@ before(async () => {
     logger,
     artifactRoot: await mkdtemp(join(tmpdir(), "packrun-artifacts-")),
     signingKey: loadSigningKey(generateSigningKeyPem("ed25519"), "test"),
+    limits: { maxArtifactBytes: 1024 * 1024 },
   });
   await stack.addExecutor({
     evidenceUrl: evidence.url,
     executorId: "executor@test",
-    work: false,
     serve: false,
   });
   sessions = new Http2SessionManager(evidence.url);
@@ -70,7 +71,10 @@ spec:
     - id: approve
       gate: {approval: {id: go}}
     - id: bye
-      run: {uses: builtin:shell, with: {argv: [echo, bye]}}
+      run:
+        uses: builtin:shell
+        with: {script: 'echo bye; echo "{\\"critical\\": 0}" > report.json'}
+        artifacts: [{name: report, path: report.json}]
 `,
     { secrets: { token: "s3cr3t-value" } },
   );
@@ -141,4 +145,44 @@ spec:
   assert.ok(!bundle.includes(Buffer.from("s3cr3t-value")), "no secret value in the bundle");
   const report = await verifyBundle(bundle);
   assert.equal(report.ok, true, JSON.stringify(report.failures));
+
+  const artifacts = (await client.listArtifacts({ tenant: "acme", runId: id })).artifacts;
+  const expected = `sha256:${createHash("sha256").update('{"critical": 0}\n').digest("hex")}`;
+  assert.deepEqual(
+    artifacts.map((artifact) => [artifact.name, artifact.stepId, artifact.digest, artifact.status]),
+    [["report", "bye", expected, "stored"]],
+  );
+  assert.ok(
+    statement.subject.some(
+      (subject: { digest: { sha256: string } }) => `sha256:${subject.digest.sha256}` === expected,
+    ),
+    "the attestation binds the artifact",
+  );
+});
+
+test("an artifact the store refuses fails the step with the store's reason, and nothing is recorded", async () => {
+  const id = await stack.submit(
+    `apiVersion: stellaops.io/pack.v1
+kind: TaskPack
+metadata: {name: too-big, version: 1.0.0}
+spec:
+  steps:
+    - id: big
+      run:
+        uses: builtin:shell
+        with: {argv: [sh, -c, "head -c 3000000 /dev/zero > big.bin"]}
+        artifacts: [{name: big, path: big.bin}]
+`,
+  );
+  const run = await stack.waitFor(id);
+  assert.equal(run.state, RunState.FAILED);
+  assert.match(
+    run.steps[0]?.reason ?? "",
+    /artifact "big" could not be stored \(ARTIFACT_TOO_LARGE\)/,
+  );
+  const stored = await client.listArtifacts({ tenant: "acme", runId: id }).then(
+    (response) => response.artifacts.filter((artifact) => artifact.status === "stored"),
+    () => [],
+  );
+  assert.deepEqual(stored, []);
 });

@@ -7,6 +7,7 @@ import type { Logger } from "@packrun/logging";
 import { ExecutorService } from "@packrun/proto/executor/v1";
 import { PlannerService } from "@packrun/proto/planner/v1";
 import { startRpcServer } from "@packrun/rpc-server";
+import { createArtifactUploader } from "./artifact-uploader.ts";
 import { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
 import { createExecutorService } from "./executor-service.ts";
 import { createLogWriter } from "./log-writer.ts";
@@ -138,6 +139,8 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
       : { workerLostAfterMs: options.workerLostAfterMs }),
     ...(options.reapOrphans === undefined ? {} : { reapWorker: options.reapOrphans }),
   });
+  const artifacts =
+    options.evidenceUrl === undefined ? undefined : createArtifactUploader(options.evidenceUrl);
   let worker: StepWorker | undefined;
   if (options.work !== false) {
     worker = new StepWorker({
@@ -151,6 +154,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
       enqueue: runs.enqueue,
       onRunFinished,
       ...options.worker,
+      ...(artifacts === undefined ? {} : { artifacts }),
     });
     await worker.start();
   }
@@ -188,6 +192,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
       await reconciler.stop();
       await logs.close();
       await sink?.stop();
+      artifacts?.close();
       planner.close();
     },
   };

@@ -107,6 +107,20 @@ export interface RunService {
   enqueue(ready: readonly ReadyWork[]): Promise<void>;
 }
 
+/** Resolves like `promise`, or rejects after `ms` (the promise itself goes on in the background). */
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// Redis being down must not hold a submission: the run is stored and queued later, or (when
+// it carries secrets, which only Redis may hold) refused as retryable.
+const queueTimeoutMs = 2000;
+const vaultTimeoutMs = 3000;
+
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function encodeToken(value: unknown): string {
@@ -128,7 +142,7 @@ export function createRunService(options: RunServiceOptions): RunService {
   const enqueue = async (ready: readonly ReadyWork[]) => {
     if (ready.length === 0) return;
     try {
-      await queue.enqueue(ready);
+      await withTimeout(queue.enqueue(ready), queueTimeoutMs, "the work queue");
     } catch (error) {
       // The steps are claimable in Postgres; the reconciler queues them once the queue is back.
       logger.warn(
@@ -213,7 +227,7 @@ export function createRunService(options: RunServiceOptions): RunService {
       }
       const runId = randomUUID();
       try {
-        await vault.put(runId, submission.secrets);
+        await withTimeout(vault.put(runId, submission.secrets), vaultTimeoutMs, "the secret store");
       } catch (cause) {
         throw new PackrunError(
           "UNAVAILABLE",
@@ -269,7 +283,7 @@ export function createRunService(options: RunServiceOptions): RunService {
           return scheduler.ready;
         });
       } catch (error) {
-        await vault.delete(runId).catch(() => {});
+        void vault.delete(runId).catch(() => {});
         // A concurrent submission with the same idempotency key won the race: return it.
         if ((error as { code?: string }).code === "23505" && submission.idempotencyKey !== "") {
           const existing = (

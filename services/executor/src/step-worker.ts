@@ -12,6 +12,7 @@ import {
   resolveRuntimeValues,
   runtimeReferences,
 } from "@packrun/planning";
+import type { ArtifactUploader } from "./artifact-uploader.ts";
 import type { LogWriter } from "./log-writer.ts";
 import { flattenPlannedSteps } from "./plan-rows.ts";
 import { retryDelaySeconds } from "./retry-delay.ts";
@@ -53,6 +54,8 @@ export interface StepWorkerOptions {
   enqueue: (ready: readonly ReadyWork[]) => Promise<void>;
   /** Called when a run reached a terminal state (secrets cleanup, finalisation). */
   onRunFinished?: (runId: string) => void;
+  /** Stores declared artifacts (the evidence service); without it they are hashed only. */
+  artifacts?: ArtifactUploader;
 }
 
 interface Claimed {
@@ -74,8 +77,8 @@ class PermanentStepError extends Error {}
  */
 export class StepWorker {
   readonly id: string;
-  readonly #options: Required<Omit<StepWorkerOptions, "onRunFinished" | "workerId">> &
-    Pick<StepWorkerOptions, "onRunFinished">;
+  readonly #options: Required<Omit<StepWorkerOptions, "onRunFinished" | "workerId" | "artifacts">> &
+    Pick<StepWorkerOptions, "onRunFinished" | "artifacts">;
   readonly #inFlight = new Map<string, AbortController>();
   readonly #verifiedPlans = new Map<
     string,
@@ -377,7 +380,7 @@ export class StepWorker {
           : "process";
     log.info({ uses, runtime, fence }, "step started");
     try {
-      return await this.#options.runStep({
+      const result = await this.#options.runStep({
         runId: run.id,
         stepId: step.step_id,
         attempt: step.attempt,
@@ -406,9 +409,44 @@ export class StepWorker {
           });
         },
       });
+      return await this.#storeArtifacts(claimed, workdir, result, log);
     } finally {
       clearInterval(beat);
       await rm(workdir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  /**
+   * Puts a succeeded step's artifacts into the evidence store while its workdir still exists.
+   * A store that refuses (full, too large, digest changed) fails the step with that reason:
+   * no step succeeds with an artifact the evidence cannot prove.
+   */
+  async #storeArtifacts(
+    claimed: Claimed,
+    workdir: string,
+    result: StepExecutionResult,
+    log: Logger,
+  ): Promise<StepExecutionResult> {
+    const uploader = this.#options.artifacts;
+    if (uploader === undefined || result.outcome !== "succeeded" || result.artifacts.length === 0)
+      return result;
+    try {
+      for (const artifact of result.artifacts) {
+        await uploader.upload({
+          tenant: claimed.run.tenant,
+          runId: claimed.run.id,
+          stepId: claimed.step.step_id,
+          name: artifact.name,
+          sourcePath: artifact.path,
+          filePath: join(workdir, artifact.path),
+          digest: artifact.digest,
+        });
+      }
+      return result;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      log.warn({ reason }, "artifact upload failed; failing the step");
+      return { ...result, outcome: "failed", reason };
     }
   }
 
