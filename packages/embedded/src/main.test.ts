@@ -4,15 +4,20 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { createPostgresDatabase } from "@packrun/db";
+import { createTestDatabase, createTestRedis } from "@packrun/testing";
 
 const main = join(import.meta.dirname, "main.ts");
 const homes: string[] = [];
 after(() => Promise.all(homes.map((home) => rm(home, { recursive: true, force: true }))));
 
-function runOnce(home: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runOnce(
+  home: string,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [main, "--once"], {
-      env: { ...process.env, PACKRUN_HOME: home },
+      env: { ...process.env, PACKRUN_HOME: home, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -43,4 +48,44 @@ test("the embedded default runs the quickstart end to end, and again on the pers
   }
   // Both runs' bundles are there: the second start found the first run's data.
   assert.equal((await readdir(join(home, "bundles"))).length, 2);
+});
+
+test("the same command with DATABASE_URL and REDIS_URL runs on real PostgreSQL and Redis", {
+  timeout: 180_000,
+}, async () => {
+  const home = await mkdtemp(join(tmpdir(), "packrun-servers-"));
+  homes.push(home);
+  const database = await createTestDatabase("embedded");
+  const redis = await createTestRedis("embedded");
+  try {
+    const { code, stdout, stderr } = await runOnce(home, {
+      DATABASE_URL: database.url,
+      REDIS_URL: redis.url,
+    });
+    assert.equal(code, 0, `${stdout}\n${stderr}`);
+    assert.match(stdout, /PostgreSQL at DATABASE_URL, Redis at REDIS_URL/);
+    assert.match(stdout, /evidence bundle verified offline/);
+    // The services' schemas are in that database, and nothing was written under home/data.
+    const check = createPostgresDatabase({ url: database.url });
+    const schemas = (
+      await check.query<{ nspname: string }>(
+        "SELECT nspname FROM pg_namespace WHERE nspname IN ('planner', 'executor', 'evidence') ORDER BY 1",
+      )
+    ).rows;
+    const runs = (
+      await check.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM executor.runs WHERE state = 'succeeded'",
+      )
+    ).rows;
+    await check.close();
+    assert.deepEqual(
+      schemas.map((row) => row.nspname),
+      ["evidence", "executor", "planner"],
+    );
+    assert.deepEqual(runs, [{ n: 1 }]);
+    await assert.rejects(readdir(join(home, "data")));
+  } finally {
+    await redis.cleanup();
+    await database.drop();
+  }
 });

@@ -17,10 +17,19 @@ const logger = createLogger({ service: "packrun", level: process.env.PACKRUN_LOG
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
 const startedAt = performance.now();
-const services = await startEmbedded({ home, logger });
-print(
-  `packrun embedded: started in ${Math.round(performance.now() - startedAt)} ms (data in ${home})`,
-);
+const databaseUrl = process.env.DATABASE_URL || undefined;
+const redisUrl = process.env.REDIS_URL || undefined;
+const services = await startEmbedded({
+  home,
+  logger,
+  ...(databaseUrl === undefined ? {} : { databaseUrl }),
+  ...(redisUrl === undefined ? {} : { redisUrl }),
+  ...(process.env.PACKRUN_SECRETS_KEY ? { secretsKey: process.env.PACKRUN_SECRETS_KEY } : {}),
+});
+const storage =
+  databaseUrl === undefined ? `embedded PostgreSQL in ${home}` : "PostgreSQL at DATABASE_URL";
+const queue = redisUrl === undefined ? "in-process queue" : "Redis at REDIS_URL";
+print(`packrun: started in ${Math.round(performance.now() - startedAt)} ms (${storage}, ${queue})`);
 print(`  planner   ${services.plannerUrl}`);
 print(`  executor  ${services.executorUrl}`);
 print(`  evidence  ${services.evidenceUrl}`);

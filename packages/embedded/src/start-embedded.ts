@@ -1,6 +1,12 @@
-import { mkdir } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createPgliteDatabase, type PgliteDatabase } from "@packrun/db";
+import {
+  createPgliteDatabase,
+  createPostgresDatabase,
+  type Database,
+  type PgliteDatabase,
+} from "@packrun/db";
 import {
   type EventNotifier,
   eventsChannel,
@@ -8,13 +14,16 @@ import {
   startEvidenceServer,
 } from "@packrun/evidence";
 import {
+  createBullmqWorkQueue,
   createMemorySecretVault,
   createMemoryWorkQueue,
+  createRedisSecretVault,
   executeStep,
   startExecutor,
 } from "@packrun/executor";
 import type { Logger } from "@packrun/logging";
 import { startPlannerServer } from "@packrun/planner";
+import { Redis } from "ioredis";
 
 /** Options for {@link startEmbedded}. */
 export interface EmbeddedOptions {
@@ -23,6 +32,12 @@ export interface EmbeddedOptions {
   logger: Logger;
   /** Ports of planner, executor and evidence; 0 lets the OS pick. */
   ports?: { planner?: number; executor?: number; evidence?: number };
+  /** Real PostgreSQL instead of embedded databases (each service in its own schema). */
+  databaseUrl?: string;
+  /** Real Redis instead of the in-process queue and secret vault. */
+  redisUrl?: string;
+  /** base64 of 32 bytes; with redisUrl, encrypts secrets in Redis (default: a key kept in home). */
+  secretsKey?: string;
 }
 
 /** The running embedded services. */
@@ -32,6 +47,20 @@ export interface Embedded {
   readonly evidenceUrl: string;
   /** Graceful stop of every service, then the databases. */
   close(): Promise<void>;
+}
+
+/** The secrets key: given, or created once in `home` (mode 0600) and reused after. */
+async function secretsKey(home: string, given: string | undefined): Promise<Buffer> {
+  if (given !== undefined) return Buffer.from(given, "base64");
+  const path = join(home, "keys", "secrets.key");
+  try {
+    return Buffer.from((await readFile(path, "utf8")).trim(), "base64");
+  } catch {
+    await mkdir(join(home, "keys"), { recursive: true });
+    const key = randomBytes(32);
+    await writeFile(path, key.toString("base64"), { mode: 0o600, flag: "wx" }).catch(() => {});
+    return Buffer.from((await readFile(path, "utf8")).trim(), "base64");
+  }
 }
 
 /** Live notifications of the evidence service through the embedded database's LISTEN. */
@@ -65,11 +94,24 @@ async function pgliteNotifier(database: PgliteDatabase): Promise<EventNotifier> 
 export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded> {
   const { home, logger } = options;
   await mkdir(home, { recursive: true });
+  const { databaseUrl, redisUrl } = options;
+  const database = (schema: string): Promise<Database> =>
+    databaseUrl === undefined
+      ? createPgliteDatabase({ dataDir: join(home, "data", schema), schema })
+      : Promise.resolve(
+          createPostgresDatabase({
+            url: databaseUrl,
+            schema,
+            applicationName: `packrun-${schema}`,
+          }),
+        );
   const [plannerDb, executorDb, evidenceDb] = await Promise.all([
-    createPgliteDatabase({ dataDir: join(home, "data", "planner"), schema: "planner" }),
-    createPgliteDatabase({ dataDir: join(home, "data", "executor"), schema: "executor" }),
-    createPgliteDatabase({ dataDir: join(home, "data", "evidence"), schema: "evidence" }),
+    database("planner"),
+    database("executor"),
+    database("evidence"),
   ]);
+  const redis = redisUrl === undefined ? undefined : new Redis(redisUrl);
+  redis?.on("error", () => {});
   const planner = await startPlannerServer({
     database: plannerDb,
     logger: logger.child({ service: "planner" }),
@@ -81,7 +123,9 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   );
   const evidence = await startEvidenceServer({
     database: evidenceDb,
-    notifier: await pgliteNotifier(evidenceDb),
+    ...(databaseUrl === undefined
+      ? { notifier: await pgliteNotifier(evidenceDb as PgliteDatabase) }
+      : { databaseUrl }),
     logger: logger.child({ service: "evidence" }),
     artifactRoot: join(home, "artifacts"),
     signingKey: keys.signing,
@@ -90,8 +134,11 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   });
   const executor = await startExecutor({
     database: executorDb,
-    queue: createMemoryWorkQueue(),
-    vault: createMemorySecretVault(),
+    queue: redisUrl === undefined ? createMemoryWorkQueue() : createBullmqWorkQueue({ redisUrl }),
+    vault:
+      redis === undefined
+        ? createMemorySecretVault()
+        : createRedisSecretVault({ redis, key: await secretsKey(home, options.secretsKey) }),
     logger: logger.child({ service: "executor" }),
     plannerUrl: planner.url,
     evidenceUrl: evidence.url,
@@ -110,6 +157,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       await evidence.close();
       await planner.close();
       await Promise.all([plannerDb.close(), executorDb.close(), evidenceDb.close()]);
+      redis?.disconnect();
     },
   };
 }
