@@ -21,6 +21,7 @@ import {
   type StepState,
   terminalRunStates,
 } from "./state-machine.ts";
+import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
 
 /** Most steps a run may hold after run-time map expansion (the planner's limit too). */
 const maxStepsPerRun = 10_000;
@@ -201,31 +202,10 @@ export class RunScheduler {
   }
 
   private async bindings(step: StepRow, value: unknown): Promise<Record<string, unknown>> {
-    const ids = [
-      ...new Set(
-        runtimeReferences(value)
-          .filter((ref) => ref.root === "steps" && ref.path[0] !== undefined)
-          .map((ref) => ref.path[0] as string),
-      ),
-    ];
-    const rows =
-      ids.length === 0
-        ? []
-        : (
-            await this.tx.query<{
-              step_id: string;
-              state: string;
-              outputs: Record<string, unknown>;
-            }>(
-              "SELECT step_id, state, outputs FROM steps WHERE run_id = $1 AND step_id = ANY($2)",
-              [this.run.id, ids],
-            )
-          ).rows;
+    const ids = referencedStepIds(runtimeReferences(value));
     return {
       inputs: this.run.inputs,
-      steps: Object.fromEntries(
-        rows.map((row) => [row.step_id, { outputs: row.outputs, status: row.state }]),
-      ),
+      steps: await loadStepBindings(this.tx, this.run.id, ids),
       ...step.bindings,
     };
   }
@@ -395,17 +375,9 @@ export class RunScheduler {
     try {
       if (policy === undefined)
         throw new ExpressionError(`policy "${planned.gate.policy}" is not in the plan`);
-      const steps = (
-        await this.tx.query<{ step_id: string; state: string; outputs: Record<string, unknown> }>(
-          "SELECT step_id, state, outputs FROM steps WHERE run_id = $1",
-          [this.run.id],
-        )
-      ).rows;
       const bindings = {
         inputs: this.run.inputs,
-        steps: Object.fromEntries(
-          steps.map((row) => [row.step_id, { outputs: row.outputs, status: row.state }]),
-        ),
+        steps: await loadStepBindings(this.tx, this.run.id),
         run: {
           id: this.run.id,
           tenant: this.run.tenant,
@@ -636,17 +608,9 @@ export class RunScheduler {
         )
       ).rows[0]?.outputs ?? [];
     if (declared.length === 0) return {};
-    const steps = (
-      await this.tx.query<{ step_id: string; state: string; outputs: Record<string, unknown> }>(
-        "SELECT step_id, state, outputs FROM steps WHERE run_id = $1",
-        [this.run.id],
-      )
-    ).rows;
     const bindings = {
       inputs: this.run.inputs,
-      steps: Object.fromEntries(
-        steps.map((row) => [row.step_id, { outputs: row.outputs, status: row.state }]),
-      ),
+      steps: await loadStepBindings(this.tx, this.run.id),
     };
     return Object.fromEntries(
       declared.map((output) => [

@@ -26,6 +26,7 @@ import type {
 } from "./runtime/types.ts";
 import { dbNow, RunScheduler, stepEvent } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
+import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
 import type { WorkItem, WorkOutcome, WorkQueue } from "./work-queue.ts";
 
 /** Runs one step attempt on this machine (the runtime module's `executeStep`). */
@@ -308,34 +309,17 @@ export class StepWorker {
         );
       secrets = stored;
     }
-    const ids = [
-      ...new Set(
-        references
-          .filter((ref) => ref.root === "steps" && ref.path[0] !== undefined)
-          .map((ref) => ref.path[0] as string),
-      ),
-    ];
-    const rows =
-      ids.length === 0
-        ? []
-        : (
-            await this.#options.database.query<{
-              step_id: string;
-              state: string;
-              outputs: Record<string, unknown>;
-            }>(
-              "SELECT step_id, state, outputs FROM steps WHERE run_id = $1 AND step_id = ANY($2)",
-              [run.id, ids],
-            )
-          ).rows;
+    const steps = await loadStepBindings(
+      this.#options.database,
+      run.id,
+      referencedStepIds(references),
+    );
     try {
       const resolved = resolveRuntimeValues(
         planned.run.with,
         {
           inputs: run.inputs,
-          steps: Object.fromEntries(
-            rows.map((row) => [row.step_id, { outputs: row.outputs, status: row.state }]),
-          ),
+          steps,
           secrets,
           ...step.bindings,
         },
