@@ -386,6 +386,27 @@ describe("gates", () => {
     );
   });
 
+  test("approving a gate that is the run's last step succeeds the run", async () => {
+    const id = await stack.submit(
+      pack(
+        "gate-last",
+        "  approvals: [{id: release}]\n  steps:\n    - id: build\n      run: {uses: builtin:noop}\n    - id: approve\n      gate: {approval: {id: release}}\n",
+      ),
+    );
+    const waiting = await stack.waitFor(id, (run) => run.state === RunState.AWAITING_APPROVAL);
+    const decided = await stack.client.decideApproval({
+      tenant: "acme",
+      runId: id,
+      approvalId: "release",
+      planHash: waiting.planHash,
+      approver: "alice",
+      approve: true,
+    });
+    assert.equal(decided.recorded, true);
+    const run = await stack.waitFor(id);
+    assert.equal(run.state, RunState.SUCCEEDED, run.reason);
+  });
+
   test("50 concurrent identical approvals make exactly one decision", async () => {
     const id = await stack.submit(gated(1));
     const waiting = await stack.waitFor(id, (run) => run.state === RunState.AWAITING_APPROVAL);

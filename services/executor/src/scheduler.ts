@@ -589,7 +589,12 @@ export class RunScheduler {
         reason = `outputs could not be evaluated: ${error instanceof Error ? error.message : String(error)}`;
       }
     }
-    if (this.run.state === "queued" && state === "succeeded") await this.setRunState("running", "");
+    // Success is reached through running (e.g. the approval of a run's last step, a gate).
+    if (
+      (this.run.state === "queued" || this.run.state === "awaiting-approval") &&
+      state === "succeeded"
+    )
+      await this.setRunState("running", "");
     await this.setRunState(state, reason);
     await this.tx.query("UPDATE runs SET finished_at = now(), outputs = $2 WHERE id = $1", [
       this.run.id,

@@ -1,0 +1,307 @@
+/**
+ * A stock gRPC client (@grpc/grpc-js + @grpc/proto-loader reading the .proto sources, no
+ * generated code) calls every RPC of the executor and the evidence service, unary and
+ * streaming, and grpc.health.v1 on each: the contracts are plain gRPC.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { generateSigningKeyPem, loadSigningKey } from "@packrun/attestation";
+import { createPostgresDatabase, type Database } from "@packrun/db";
+import { type EvidenceServer, startEvidenceServer } from "@packrun/evidence";
+import { createLogger } from "@packrun/logging";
+import { type ExecutorStack, startExecutorStack } from "./testing/executor-stack.ts";
+
+const protoDir = fileURLToPath(new URL("../../../proto", import.meta.url));
+const loaderOptions: protoLoader.Options = {
+  keepCase: false,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [protoDir],
+};
+
+type Callback = (error: grpc.ServiceError | null, response: Record<string, unknown>) => void;
+type AnyClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
+function load(file: string, path: string[]): grpc.ServiceClientConstructor {
+  let node: unknown = grpc.loadPackageDefinition(protoLoader.loadSync(file, loaderOptions));
+  for (const key of path) node = (node as Record<string, unknown>)[key];
+  return node as grpc.ServiceClientConstructor;
+}
+
+/** A unary call as a promise; a status error resolves too, as `{ error }`. */
+function unary(
+  client: AnyClient,
+  method: string,
+  request: object,
+): Promise<{ response?: Record<string, unknown>; error?: grpc.ServiceError }> {
+  return new Promise((resolve) => {
+    (client[method] as (request: object, callback: Callback) => void).call(
+      client,
+      request,
+      (error, response) => resolve(error ? { error } : { response }),
+    );
+  });
+}
+
+/** Reads a server stream to its end. */
+function serverStream(
+  client: AnyClient,
+  method: string,
+  request: object,
+): Promise<Record<string, unknown>[]> {
+  return new Promise((resolve, reject) => {
+    const stream = (
+      client[method] as (request: object) => grpc.ClientReadableStream<Record<string, unknown>>
+    ).call(client, request);
+    const messages: Record<string, unknown>[] = [];
+    stream.on("data", (message) => messages.push(message));
+    stream.on("end", () => resolve(messages));
+    stream.on("error", reject);
+  });
+}
+
+let stack: ExecutorStack;
+let evidence: EvidenceServer;
+let evidenceDatabase: Database;
+let executorClient: AnyClient;
+let evidenceClient: AnyClient;
+const clients: grpc.Client[] = [];
+
+before(async () => {
+  stack = await startExecutorStack({ work: false });
+  evidenceDatabase = createPostgresDatabase({ url: stack.databaseUrl, schema: "evidence" });
+  evidence = await startEvidenceServer({
+    database: evidenceDatabase,
+    databaseUrl: stack.databaseUrl,
+    logger: createLogger({ service: "evidence-test", level: "silent" }),
+    artifactRoot: await mkdtemp(join(tmpdir(), "packrun-interop-")),
+    signingKey: loadSigningKey(generateSigningKeyPem("ecdsa-p256")),
+  });
+  await stack.addExecutor({
+    evidenceUrl: evidence.url,
+    executorId: "executor@interop",
+    serve: false,
+  });
+  const credentials = grpc.credentials.createInsecure();
+  const Executor = load("packrun/executor/v1/executor.proto", [
+    "packrun",
+    "executor",
+    "v1",
+    "ExecutorService",
+  ]);
+  const Evidence = load("packrun/evidence/v1/evidence.proto", [
+    "packrun",
+    "evidence",
+    "v1",
+    "EvidenceService",
+  ]);
+  executorClient = new Executor(
+    new URL(stack.executor.url).host,
+    credentials,
+  ) as unknown as AnyClient;
+  evidenceClient = new Evidence(new URL(evidence.url).host, credentials) as unknown as AnyClient;
+  clients.push(executorClient, evidenceClient);
+});
+
+after(async () => {
+  for (const client of clients) client.close();
+  await stack.close();
+  await evidence.close();
+  await evidenceDatabase.close();
+});
+
+const manifest = `apiVersion: stellaops.io/pack.v1
+kind: TaskPack
+metadata: {name: interop, version: 1.0.0}
+spec:
+  approvals: [{id: go}]
+  steps:
+    - id: hello
+      run: {uses: builtin:shell, with: {script: 'echo hello; echo data > out.txt'}, artifacts: [{name: out, path: out.txt}]}
+    - id: gate
+      gate: {approval: {id: go}}
+`;
+
+test("grpc.health.v1 answers SERVING on the executor and the evidence service", async () => {
+  const Health = load("grpc/health/v1/health.proto", ["grpc", "health", "v1", "Health"]);
+  for (const url of [stack.executor.url, evidence.url]) {
+    const client = new Health(
+      new URL(url).host,
+      grpc.credentials.createInsecure(),
+    ) as unknown as AnyClient;
+    clients.push(client);
+    const { response } = await unary(client, "check", { service: "" });
+    assert.equal(response?.status, "SERVING");
+  }
+});
+
+test("every ExecutorService and EvidenceService RPC is callable from grpc-js", async () => {
+  // ExecutorService
+  const submitted = await unary(executorClient, "submitRun", {
+    tenant: "acme",
+    pack: { manifest },
+    submittedBy: "grpc-js",
+    priority: 1,
+  });
+  assert.equal(submitted.error, undefined, submitted.error?.details ?? "");
+  const run = submitted.response?.run as { id: string; planHash: string };
+  let state = "";
+  for (let i = 0; i < 200 && state !== "RUN_STATE_AWAITING_APPROVAL"; i++) {
+    state = String(
+      (
+        (await unary(executorClient, "getRun", { tenant: "acme", runId: run.id })).response
+          ?.run as { state: string }
+      ).state,
+    );
+    if (state !== "RUN_STATE_AWAITING_APPROVAL") await sleep(50);
+  }
+  assert.equal(state, "RUN_STATE_AWAITING_APPROVAL");
+  const listed = await unary(executorClient, "listRuns", {
+    tenant: "acme",
+    states: ["RUN_STATE_AWAITING_APPROVAL"],
+    pageSize: 10,
+  });
+  assert.deepEqual(
+    (listed.response?.runs as { id: string }[]).map((each) => each.id),
+    [run.id],
+  );
+  const forged = await unary(executorClient, "decideApproval", {
+    tenant: "acme",
+    runId: run.id,
+    approvalId: "go",
+    planHash: "sha256:0",
+    approver: "eve",
+    approve: true,
+  });
+  assert.equal(forged.error?.code, grpc.status.PERMISSION_DENIED);
+  const decided = await unary(executorClient, "decideApproval", {
+    tenant: "acme",
+    runId: run.id,
+    approvalId: "go",
+    planHash: run.planHash,
+    approver: "alice",
+    approve: true,
+  });
+  assert.equal(decided.response?.recorded, true, decided.error?.details ?? "");
+  const watched = await serverStream(executorClient, "watchRun", { tenant: "acme", runId: run.id });
+  assert.equal((watched.at(-1)?.run as { state: string }).state, "RUN_STATE_SUCCEEDED");
+  const health = await unary(executorClient, "getWorkerHealth", {});
+  assert.ok((health.response?.workers as unknown[]).length >= 1);
+  const other = await unary(executorClient, "submitRun", {
+    tenant: "acme",
+    pack: { manifest },
+    submittedBy: "grpc-js",
+  });
+  const cancelled = await unary(executorClient, "cancelRun", {
+    tenant: "acme",
+    runId: (other.response?.run as { id: string }).id,
+    reason: "interop",
+  });
+  assert.equal((cancelled.response?.run as { state: string }).state, "RUN_STATE_CANCELLED");
+
+  // EvidenceService: wait until the run is finalised (events shipped, attestation signed).
+  let attestation: Record<string, unknown> | undefined;
+  for (let i = 0; i < 200 && attestation === undefined; i++) {
+    attestation = (await unary(evidenceClient, "getAttestation", { tenant: "acme", runId: run.id }))
+      .response;
+    if (attestation === undefined) await sleep(100);
+  }
+  assert.match(
+    String((attestation?.attestation as { envelopeJson: string }).envelopeJson),
+    /in-toto/,
+  );
+  const events = await unary(evidenceClient, "listEvents", {
+    tenant: "acme",
+    runId: run.id,
+    pageSize: 1000,
+  });
+  const sequences = (events.response?.events as { sequence: string }[]).map((event) =>
+    Number(event.sequence),
+  );
+  assert.deepEqual(
+    sequences,
+    sequences.map((_, index) => index + 1),
+  );
+  const replayed = await serverStream(evidenceClient, "subscribeEvents", {
+    tenant: "acme",
+    runId: run.id,
+  });
+  assert.equal(replayed.length, sequences.length);
+  const artifacts = await unary(evidenceClient, "listArtifacts", { tenant: "acme", runId: run.id });
+  const [artifact] = artifacts.response?.artifacts as { digest: string; name: string }[];
+  assert.equal(artifact?.name, "out");
+  const content = await serverStream(evidenceClient, "getArtifact", {
+    tenant: "acme",
+    runId: run.id,
+    digest: artifact?.digest,
+  });
+  assert.equal(Buffer.concat(content.map((part) => part.chunk as Buffer)).toString(), "data\n");
+  const bundle = await serverStream(evidenceClient, "getBundle", { tenant: "acme", runId: run.id });
+  assert.ok(Buffer.concat(bundle.map((part) => part.chunk as Buffer)).length > 100);
+  const keys = await unary(evidenceClient, "listVerificationKeys", {});
+  assert.equal((keys.response?.keys as { algorithm: string }[])[0]?.algorithm, "ecdsa-p256");
+  // Finalisation is idempotent: a retry returns the stored attestation.
+  const again = await unary(evidenceClient, "finalizeRun", {
+    tenant: "acme",
+    runId: run.id,
+    runRecord: {},
+    planJson: "{}",
+  });
+  assert.equal(again.response?.created, false, again.error?.details ?? "");
+
+  // Client and bidi streams.
+  const put = await new Promise<{ error?: grpc.ServiceError; response?: Record<string, unknown> }>(
+    (resolve) => {
+      const call = (
+        evidenceClient.putArtifact as (callback: Callback) => grpc.ClientWritableStream<object>
+      ).call(evidenceClient, (error, response) => resolve(error ? { error } : { response }));
+      call.write({
+        header: {
+          tenant: "acme",
+          runId: run.id,
+          stepId: "hello",
+          name: "extra",
+          type: "file",
+          sourcePath: "extra.txt",
+        },
+      });
+      call.write({ chunk: Buffer.from("more") });
+      call.end();
+    },
+  );
+  // The run has finished and been attested: the store takes no more artifacts for it.
+  assert.equal(put.error?.code, grpc.status.FAILED_PRECONDITION, JSON.stringify(put.response ?? put.error?.details));
+  const acks = await new Promise<Record<string, unknown>[]>((resolve, reject) => {
+    const call = (
+      evidenceClient.ingestEvents as () => grpc.ClientDuplexStream<object, Record<string, unknown>>
+    ).call(evidenceClient);
+    const received: Record<string, unknown>[] = [];
+    call.on("data", (ack) => received.push(ack));
+    call.on("end", () => resolve(received));
+    call.on("error", reject);
+    call.write({
+      event: {
+        tenant: "acme",
+        runId: "interop-run",
+        idempotencyKey: "interop-1",
+        type: "log.stdout",
+        message: "from grpc-js",
+        level: "EVENT_LEVEL_INFO",
+      },
+    });
+    call.end();
+  });
+  assert.deepEqual(
+    acks.map((ack) => [ack.idempotencyKey, ack.sequence]),
+    [["interop-1", "1"]],
+  );
+});
