@@ -52,6 +52,13 @@ function unary(
   });
 }
 
+/** A nested field of a loosely typed grpc-js message (undefined when absent). */
+function field<T = unknown>(value: unknown, ...path: string[]): T {
+  let node = value;
+  for (const key of path) node = (node as Record<string, unknown> | undefined)?.[key];
+  return node as T;
+}
+
 /** Reads a server stream to its end. */
 function serverStream(
   client: AnyClient,
@@ -157,10 +164,11 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
   let state = "";
   for (let i = 0; i < 200 && state !== "RUN_STATE_AWAITING_APPROVAL"; i++) {
     state = String(
-      (
-        (await unary(executorClient, "getRun", { tenant: "acme", runId: run.id })).response
-          ?.run as { state: string }
-      ).state,
+      field(
+        (await unary(executorClient, "getRun", { tenant: "acme", runId: run.id })).response,
+        "run",
+        "state",
+      ),
     );
     if (state !== "RUN_STATE_AWAITING_APPROVAL") await sleep(50);
   }
@@ -171,7 +179,7 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
     pageSize: 10,
   });
   assert.deepEqual(
-    (listed.response?.runs as { id: string }[]).map((each) => each.id),
+    field<{ id: string }[]>(listed.response, "runs").map((each) => each.id),
     [run.id],
   );
   const forged = await unary(executorClient, "decideApproval", {
@@ -193,9 +201,9 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
   });
   assert.equal(decided.response?.recorded, true, decided.error?.details ?? "");
   const watched = await serverStream(executorClient, "watchRun", { tenant: "acme", runId: run.id });
-  assert.equal((watched.at(-1)?.run as { state: string }).state, "RUN_STATE_SUCCEEDED");
+  assert.equal(field(watched.at(-1), "run", "state"), "RUN_STATE_SUCCEEDED");
   const health = await unary(executorClient, "getWorkerHealth", {});
-  assert.ok((health.response?.workers as unknown[]).length >= 1);
+  assert.ok(field<unknown[]>(health.response, "workers").length >= 1);
   const other = await unary(executorClient, "submitRun", {
     tenant: "acme",
     pack: { manifest },
@@ -203,10 +211,10 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
   });
   const cancelled = await unary(executorClient, "cancelRun", {
     tenant: "acme",
-    runId: (other.response?.run as { id: string }).id,
+    runId: field<string>(other.response, "run", "id"),
     reason: "interop",
   });
-  assert.equal((cancelled.response?.run as { state: string }).state, "RUN_STATE_CANCELLED");
+  assert.equal(field(cancelled.response, "run", "state"), "RUN_STATE_CANCELLED");
 
   // EvidenceService: wait until the run is finalised (events shipped, attestation signed).
   let attestation: Record<string, unknown> | undefined;
@@ -215,16 +223,13 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
       .response;
     if (attestation === undefined) await sleep(100);
   }
-  assert.match(
-    String((attestation?.attestation as { envelopeJson: string }).envelopeJson),
-    /in-toto/,
-  );
+  assert.match(String(field(attestation, "attestation", "envelopeJson")), /in-toto/);
   const events = await unary(evidenceClient, "listEvents", {
     tenant: "acme",
     runId: run.id,
     pageSize: 1000,
   });
-  const sequences = (events.response?.events as { sequence: string }[]).map((event) =>
+  const sequences = field<{ sequence: string }[]>(events.response, "events").map((event) =>
     Number(event.sequence),
   );
   assert.deepEqual(
@@ -237,7 +242,7 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
   });
   assert.equal(replayed.length, sequences.length);
   const artifacts = await unary(evidenceClient, "listArtifacts", { tenant: "acme", runId: run.id });
-  const [artifact] = artifacts.response?.artifacts as { digest: string; name: string }[];
+  const [artifact] = field<{ digest: string; name: string }[]>(artifacts.response, "artifacts");
   assert.equal(artifact?.name, "out");
   const content = await serverStream(evidenceClient, "getArtifact", {
     tenant: "acme",
@@ -248,7 +253,7 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
   const bundle = await serverStream(evidenceClient, "getBundle", { tenant: "acme", runId: run.id });
   assert.ok(Buffer.concat(bundle.map((part) => part.chunk as Buffer)).length > 100);
   const keys = await unary(evidenceClient, "listVerificationKeys", {});
-  assert.equal((keys.response?.keys as { algorithm: string }[])[0]?.algorithm, "ecdsa-p256");
+  assert.equal(field<{ algorithm: string }[]>(keys.response, "keys")[0]?.algorithm, "ecdsa-p256");
   // Finalisation is idempotent: a retry returns the stored attestation.
   const again = await unary(evidenceClient, "finalizeRun", {
     tenant: "acme",
@@ -279,7 +284,11 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
     },
   );
   // The run has finished and been attested: the store takes no more artifacts for it.
-  assert.equal(put.error?.code, grpc.status.FAILED_PRECONDITION, JSON.stringify(put.response ?? put.error?.details));
+  assert.equal(
+    put.error?.code,
+    grpc.status.FAILED_PRECONDITION,
+    JSON.stringify(put.response ?? put.error?.details),
+  );
   const acks = await new Promise<Record<string, unknown>[]>((resolve, reject) => {
     const call = (
       evidenceClient.ingestEvents as () => grpc.ClientDuplexStream<object, Record<string, unknown>>
