@@ -1,3 +1,4 @@
+import { printable } from "./printable.ts";
 import { writeFileAtomic } from "./write-file-atomic.ts";
 
 /** How `plan` and `simulate` render their result. */
@@ -57,4 +58,16 @@ export async function emitOutput(text: string, outputPath: string | undefined): 
     return;
   }
   await writeFileAtomic(outputPath, text);
+}
+
+/** The rows of a plan's declared outputs (name, type, path, expression), safe to print. */
+export function declaredOutputRows(
+  outputs: readonly { name: string; type: string; path: string; expression: string }[],
+): string[][] {
+  return outputs.map((output) => [
+    printable(output.name),
+    printable(output.type),
+    printable(output.path),
+    printable(output.expression),
+  ]);
 }

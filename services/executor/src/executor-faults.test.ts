@@ -21,27 +21,14 @@ import type { Executor } from "./executor-server.ts";
 import { createLogWriter } from "./log-writer.ts";
 import { createMemoryWorkQueue } from "./memory-work-queue.ts";
 import { createReconciler } from "./reconciler.ts";
+import type { AttemptRow } from "./run-service.ts";
 import type { StepExecutionResult } from "./runtime/index.ts";
 import { createMemorySecretVault } from "./secret-vault.ts";
 import { StepWorker } from "./step-worker.ts";
-import { type ExecutorStack, startExecutorStack } from "./testing/executor-stack.ts";
+import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/executor-stack.ts";
 import { eventually, processesWithMarker, uniqueMarker } from "./testing/processes.ts";
 
-const pack = (name: string, spec: string) => `apiVersion: stellaops.io/pack.v1
-kind: TaskPack
-metadata: {name: ${name}, version: 1.0.0}
-spec:
-${spec}`;
-
-interface AttemptRow {
-  step_id: string;
-  attempt: number;
-  state: string;
-  worker_id: string;
-  reason: string;
-  started_at: Date;
-  finished_at: Date | null;
-}
+const pack = packManifest;
 
 interface StepRowLite {
   state: string;

@@ -13,28 +13,16 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { RunState } from "@packrun/proto/executor/v1";
 import type { Executor } from "./executor-server.ts";
+import type { AttemptRow } from "./run-service.ts";
 import {
   type ExecutorStack,
+  packManifest,
   startExecutorStack,
   type WorkerProcess,
 } from "./testing/executor-stack.ts";
 import { eventually } from "./testing/processes.ts";
 
-const pack = (name: string, spec: string) => `apiVersion: stellaops.io/pack.v1
-kind: TaskPack
-metadata: {name: ${name}, version: 1.0.0}
-spec:
-${spec}`;
-
-interface AttemptRow {
-  run_id: string;
-  step_id: string;
-  attempt: number;
-  state: string;
-  worker_id: string;
-  started_at: Date;
-  finished_at: Date | null;
-}
+const pack = packManifest;
 
 let stack: ExecutorStack;
 let scratch: string;

@@ -5,13 +5,9 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
-import { type ExecutorStack, startExecutorStack } from "./testing/executor-stack.ts";
+import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/executor-stack.ts";
 
-const pack = (name: string, spec: string) => `apiVersion: stellaops.io/pack.v1
-kind: TaskPack
-metadata: {name: ${name}, version: 1.0.0}
-spec:
-${spec}`;
+const pack = packManifest;
 
 let stack: ExecutorStack;
 let scratch: string;

@@ -1,7 +1,13 @@
 import type { PlanResult } from "@packrun/planning";
 import type { Command } from "commander";
 import { formatDuration } from "../format-duration.ts";
-import { emitOutput, renderFields, renderJson, renderTable } from "../output.ts";
+import {
+  declaredOutputRows,
+  emitOutput,
+  renderFields,
+  renderJson,
+  renderTable,
+} from "../output.ts";
 import { addPlanningOptions, type PlanningOptions, planFromOptions } from "../planning-options.ts";
 import { printable } from "../printable.ts";
 
@@ -46,15 +52,7 @@ export function renderPlanTable(result: PlanResult): string {
     summary.outputs.length === 0
       ? "  (none)\n"
       : indent(
-          renderTable(
-            ["NAME", "TYPE", "PATH", "EXPRESSION"],
-            summary.outputs.map((output) => [
-              printable(output.name),
-              printable(output.type),
-              printable(output.path),
-              printable(output.expression),
-            ]),
-          ),
+          renderTable(["NAME", "TYPE", "PATH", "EXPRESSION"], declaredOutputRows(summary.outputs)),
         );
   return out;
 }

@@ -1,6 +1,6 @@
 import { type SimulatedStep, type Simulation, simulatePlan } from "@packrun/planning";
 import type { Command } from "commander";
-import { emitOutput, renderJson, renderTable } from "../output.ts";
+import { declaredOutputRows, emitOutput, renderJson, renderTable } from "../output.ts";
 import { addPlanningOptions, type PlanningOptions, planFromOptions } from "../planning-options.ts";
 import { printable } from "../printable.ts";
 
@@ -29,15 +29,7 @@ export function renderSimulationTable(simulation: Simulation): string {
   out +=
     summary.outputs.length === 0
       ? "No declared outputs.\n"
-      : renderTable(
-          ["OUTPUT", "TYPE", "PATH", "EXPRESSION"],
-          summary.outputs.map((output) => [
-            printable(output.name),
-            printable(output.type),
-            printable(output.path),
-            printable(output.expression),
-          ]),
-        );
+      : renderTable(["OUTPUT", "TYPE", "PATH", "EXPRESSION"], declaredOutputRows(summary.outputs));
   return out;
 }
 

@@ -46,6 +46,11 @@ export type WorkerProcessOptions = Partial<
   >
 >;
 
+/** A complete Task Pack manifest named `name` whose `spec:` body is `spec` (indented YAML). */
+export function packManifest(name: string, spec: string): string {
+  return `apiVersion: stellaops.io/pack.v1\nkind: TaskPack\nmetadata: {name: ${name}, version: 1.0.0}\nspec:\n${spec}`;
+}
+
 /** A planner and an executor on real Postgres and Redis, for integration tests. */
 export interface ExecutorStack {
   readonly database: Database;
