@@ -1,2 +1,9 @@
 export { runQuickstart } from "./quickstart.ts";
-export { type Embedded, type EmbeddedOptions, startEmbedded } from "./start-embedded.ts";
+export {
+  type DevAuth,
+  devAudience,
+  devIssuer,
+  type Embedded,
+  type EmbeddedOptions,
+  startEmbedded,
+} from "./start-embedded.ts";

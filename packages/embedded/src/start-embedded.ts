@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { loadOrCreateLocalSigningKey } from "@packrun/auth";
 import {
   createPgliteDatabase,
   createPostgresDatabase,
@@ -21,6 +22,7 @@ import {
   executeStep,
   startExecutor,
 } from "@packrun/executor";
+import { type AuthConfig, startGateway } from "@packrun/gateway";
 import type { Logger } from "@packrun/logging";
 import { startPlannerServer } from "@packrun/planner";
 import { Redis } from "ioredis";
@@ -30,21 +32,46 @@ export interface EmbeddedOptions {
   /** Where data persists across restarts (databases, keys, artifacts, work directories). */
   home: string;
   logger: Logger;
-  /** Ports of planner, executor and evidence; 0 lets the OS pick. */
-  ports?: { planner?: number; executor?: number; evidence?: number };
+  /** Ports of the services; 0 (the default) lets the OS pick. */
+  ports?: { planner?: number; executor?: number; evidence?: number; gateway?: number };
   /** Real PostgreSQL instead of embedded databases (each service in its own schema). */
   databaseUrl?: string;
   /** Real Redis instead of the in-process queue and secret vault. */
   redisUrl?: string;
   /** base64 of 32 bytes; with redisUrl, encrypts secrets in Redis (default: a key kept in home). */
   secretsKey?: string;
+  /** With redisUrl: namespacing of the queue and vault keys, so several stacks share a Redis. */
+  redisNamespace?: { queueName: string; keyPrefix: string };
+  /**
+   * How the gateway verifies tokens. Default: dev mode, a local ES256 key pair kept in
+   * `home/keys` (see {@link Embedded.devAuth}).
+   */
+  auth?: AuthConfig;
 }
+
+/** The local token issuer of dev mode: what `packrun token` needs to mint tokens. */
+export interface DevAuth {
+  /** Private JWK of the signing key (mode 0600). */
+  readonly signingKeyFile: string;
+  /** The public JWK Set the gateway trusts. */
+  readonly jwksFile: string;
+  readonly issuer: string;
+  readonly audience: string;
+}
+
+/** Issuer and audience of dev-mode tokens. */
+export const devIssuer = "packrun-local";
+export const devAudience = "packrun";
 
 /** The running embedded services. */
 export interface Embedded {
   readonly plannerUrl: string;
   readonly executorUrl: string;
   readonly evidenceUrl: string;
+  /** The public REST + SSE API. */
+  readonly gatewayUrl: string;
+  /** Present in dev mode (no `auth` option given). */
+  readonly devAuth: DevAuth | undefined;
   /** Graceful stop of every service, then the databases. */
   close(): Promise<void>;
 }
@@ -110,7 +137,11 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     database("executor"),
     database("evidence"),
   ]);
-  const redis = redisUrl === undefined ? undefined : new Redis(redisUrl);
+  const namespace = options.redisNamespace;
+  const redis =
+    redisUrl === undefined
+      ? undefined
+      : new Redis(redisUrl, namespace === undefined ? {} : { keyPrefix: namespace.keyPrefix });
   redis?.on("error", () => {});
   const planner = await startPlannerServer({
     database: plannerDb,
@@ -132,9 +163,18 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     verificationKeys: keys.verification,
     port: options.ports?.evidence ?? 0,
   });
+  const queue =
+    redisUrl === undefined
+      ? createMemoryWorkQueue()
+      : createBullmqWorkQueue({
+          redisUrl,
+          ...(namespace === undefined
+            ? {}
+            : { name: namespace.queueName, prefix: namespace.keyPrefix.replace(/:$/, "") }),
+        });
   const executor = await startExecutor({
     database: executorDb,
-    queue: redisUrl === undefined ? createMemoryWorkQueue() : createBullmqWorkQueue({ redisUrl }),
+    queue,
     vault:
       redis === undefined
         ? createMemorySecretVault()
@@ -148,12 +188,45 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     port: options.ports?.executor ?? 0,
     worker: { concurrency: 4 },
   });
+  let devAuth: DevAuth | undefined;
+  let auth = options.auth;
+  if (auth === undefined) {
+    devAuth = {
+      signingKeyFile: join(home, "keys", "token-signing-key.jwk"),
+      jwksFile: join(home, "keys", "token-jwks.json"),
+      issuer: devIssuer,
+      audience: devAudience,
+    };
+    await loadOrCreateLocalSigningKey(devAuth.signingKeyFile, devAuth.jwksFile);
+    auth = {
+      jwksFile: devAuth.jwksFile,
+      issuer: devIssuer,
+      audience: devAudience,
+      algorithms: ["ES256"],
+      clockToleranceSeconds: 30,
+      tenantClaim: "tenant",
+      groupsClaim: "groups",
+    };
+  }
+  const gateway = await startGateway({
+    logger: logger.child({ service: "gateway" }),
+    auth,
+    plannerUrl: planner.url,
+    executorUrl: executor.url,
+    evidenceUrl: evidence.url,
+    port: options.ports?.gateway ?? 0,
+  });
   return {
     plannerUrl: planner.url,
     executorUrl: executor.url,
     evidenceUrl: evidence.url,
+    gatewayUrl: gateway.url,
+    devAuth,
     async close() {
+      await gateway.close();
       await executor.close(10_000);
+      // The executor does not own the queue it was given.
+      await queue.close();
       await evidence.close();
       await planner.close();
       await Promise.all([plannerDb.close(), executorDb.close(), evidenceDb.close()]);

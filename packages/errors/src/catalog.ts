@@ -96,6 +96,25 @@ export const errorCatalog = {
     exit: 2,
   },
   REQUEST_INVALID: { connect: Code.InvalidArgument, http: 400, title: "Request invalid", exit: 2 },
+  REQUEST_TOO_LARGE: {
+    connect: Code.ResourceExhausted,
+    http: 413,
+    title: "Request body too large",
+    exit: 2,
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    connect: Code.InvalidArgument,
+    http: 415,
+    title: "Unsupported media type",
+    exit: 2,
+  },
+  ROUTE_NOT_FOUND: { connect: Code.NotFound, http: 404, title: "No such endpoint", exit: 4 },
+  APPROVAL_TOKEN_MISMATCH: {
+    connect: Code.PermissionDenied,
+    http: 403,
+    title: "Approval token is not bound to this gate",
+    exit: 3,
+  },
   PACK_NOT_FOUND: { connect: Code.NotFound, http: 404, title: "Pack not found", exit: 4 },
   PACK_VERSION_CONFLICT: {
     connect: Code.AlreadyExists,

@@ -11,7 +11,7 @@ import { generateSigningKeyPem, loadSigningKey, verifyBundle } from "@packrun/at
 import { createPostgresDatabase, type Database } from "@packrun/db";
 import { type EvidenceServer, startEvidenceServer } from "@packrun/evidence";
 import { createLogger } from "@packrun/logging";
-import { EvidenceService } from "@packrun/proto/evidence/v1";
+import { EventLevel, EvidenceService } from "@packrun/proto/evidence/v1";
 import { RunState } from "@packrun/proto/executor/v1";
 import { type ExecutorStack, startExecutorStack } from "./testing/executor-stack.ts";
 
@@ -79,6 +79,25 @@ spec:
     { secrets: { token: "s3cr3t-value" } },
   );
   const waiting = await stack.waitFor(id, (run) => run.state === RunState.AWAITING_APPROVAL);
+  // A forged approval and one the gateway refused itself: both belong in the run's trail.
+  await assert.rejects(
+    stack.client.decideApproval({
+      tenant: "acme",
+      runId: id,
+      approvalId: "go",
+      planHash: "sha256:forged",
+      approver: "mallory",
+      approve: true,
+    }),
+  );
+  await stack.client.recordApprovalRefusal({
+    tenant: "acme",
+    runId: id,
+    approvalId: "go",
+    approver: "trent",
+    code: "PERMISSION_DENIED",
+    reason: "the token lacks the gate's grant",
+  });
   await stack.client.decideApproval({
     tenant: "acme",
     runId: id,
@@ -122,6 +141,23 @@ spec:
   ]) {
     assert.ok(types.includes(expected), `${expected} in ${types.join(", ")}`);
   }
+  assert.deepEqual(
+    events
+      .filter((event) => event.type === "gate.approval_refused")
+      .map((event) => [event.level, event.stepId, event.metadata]),
+    [
+      [
+        EventLevel.WARN,
+        "approve",
+        { approver: "mallory", approvalId: "go", code: "APPROVAL_STALE" },
+      ],
+      [
+        EventLevel.WARN,
+        "approve",
+        { approver: "trent", approvalId: "go", code: "PERMISSION_DENIED" },
+      ],
+    ],
+  );
   const lines = events.filter((event) => event.type === "log.stdout").map((event) => event.message);
   assert.ok(lines.includes("hello") && lines.includes("bye"), lines.join("|"));
   assert.ok(lines.includes("token is ***"), "the secret is masked in the log");

@@ -8,17 +8,29 @@ import { PackrunError } from "@packrun/errors";
 import {
   CancelRunResponseSchema,
   DecideApprovalResponseSchema,
+  DurationBucketSchema,
+  DurationHistogramSchema,
   type ExecutorService,
   GetRunResponseSchema,
+  GetRunStatisticsResponseSchema,
   GetWorkerHealthResponseSchema,
   ListRunsResponseSchema,
+  RecordApprovalRefusalResponseSchema,
+  RunStateCountSchema,
+  StepStateCountSchema,
   SubmitRunResponseSchema,
   WatchRunResponseSchema,
   WorkerHealthSchema,
 } from "@packrun/proto/executor/v1";
-import { runMessage, runStateFromMessage, runSummaryMessage } from "./run-messages.ts";
+import {
+  runMessage,
+  runStateFromMessage,
+  runStateMessage,
+  runSummaryMessage,
+  stepStateMessage,
+} from "./run-messages.ts";
 import type { RunService, RunSubmission } from "./run-service.ts";
-import type { RunState } from "./state-machine.ts";
+import type { RunState, StepState } from "./state-machine.ts";
 import { terminalRunStates } from "./state-machine.ts";
 
 const tenantPattern = /^[A-Za-z0-9._:@/-]{1,128}$/;
@@ -30,6 +42,32 @@ function requireTenant(tenant: string): string {
       "tenant must be 1-128 letters, digits or . _ : @ / -",
     );
   return tenant;
+}
+
+const limits = { approver: 512, approvalId: 128, reason: 4096 } as const;
+// Identities and ids go into events and logs verbatim: no control characters (nor NUL, which
+// PostgreSQL cannot store).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const controlCharacter = /[\u0000-\u001f\u007f]/;
+const errorCodePattern = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+function requireApprover(approver: string): string {
+  if (approver === "") throw new PackrunError("REQUEST_INVALID", "approver is required");
+  if (approver.length > limits.approver || controlCharacter.test(approver))
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `approver must be at most ${limits.approver} characters without control characters`,
+    );
+  return approver;
+}
+
+function requireApprovalId(approvalId: string): string {
+  if (approvalId.length > limits.approvalId || controlCharacter.test(approvalId))
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `approval_id must be at most ${limits.approvalId} characters without control characters`,
+    );
+  return approvalId;
 }
 
 /** The ExecutorService RPCs over a {@link RunService}. */
@@ -101,14 +139,12 @@ export function createExecutorService(
     },
 
     async decideApproval(request) {
-      if (request.approver === "")
-        throw new PackrunError("REQUEST_INVALID", "approver is required");
       const { view, gateStepId, recorded } = await runs.decideApproval({
         tenant: requireTenant(request.tenant),
         runId: request.runId,
-        approvalId: request.approvalId,
+        approvalId: requireApprovalId(request.approvalId),
         planHash: request.planHash,
-        approver: request.approver,
+        approver: requireApprover(request.approver),
         approve: request.approve,
         comment: request.comment,
       });
@@ -117,6 +153,62 @@ export function createExecutorService(
         gate: run.gates.find((gate) => gate.stepId === gateStepId),
         recorded,
         runState: run.state,
+      });
+    },
+
+    async recordApprovalRefusal(request) {
+      const tenant = requireTenant(request.tenant);
+      const approver = requireApprover(request.approver);
+      const approvalId = requireApprovalId(request.approvalId);
+      if (!errorCodePattern.test(request.code))
+        throw new PackrunError(
+          "REQUEST_INVALID",
+          "code must be a stable error code: 1-64 upper-case letters, digits or _, e.g. PERMISSION_DENIED",
+        );
+      if (request.reason.length > limits.reason || request.reason.includes("\u0000"))
+        throw new PackrunError(
+          "REQUEST_INVALID",
+          `reason must be at most ${limits.reason} characters without NUL`,
+        );
+      const { recorded } = await runs.recordApprovalRefusal({
+        tenant,
+        runId: request.runId,
+        approvalId,
+        approver,
+        code: request.code,
+        reason: request.reason,
+      });
+      return create(RecordApprovalRefusalResponseSchema, { recorded });
+    },
+
+    async getRunStatistics() {
+      const statistics = await runs.statistics();
+      const histogram = statistics.attemptDurations;
+      return create(GetRunStatisticsResponseSchema, {
+        runsByState: (Object.entries(statistics.runsByState) as [RunState, number][]).map(
+          ([state, count]) =>
+            create(RunStateCountSchema, { state: runStateMessage(state), count: BigInt(count) }),
+        ),
+        stepsByState: (Object.entries(statistics.stepsByState) as [StepState, number][]).map(
+          ([state, count]) =>
+            create(StepStateCountSchema, { state: stepStateMessage(state), count: BigInt(count) }),
+        ),
+        queueWaiting: BigInt(statistics.queue?.waiting ?? 0),
+        queueDelayed: BigInt(statistics.queue?.delayed ?? 0),
+        queueActive: BigInt(statistics.queue?.active ?? 0),
+        queueDeadLetter: BigInt(statistics.queue?.deadLetter ?? 0),
+        queueAvailable: statistics.queue !== undefined,
+        stepAttemptDurations: create(DurationHistogramSchema, {
+          buckets: histogram.buckets.map((bucket) =>
+            create(DurationBucketSchema, {
+              upperBound: bucket.upperBound,
+              cumulativeCount: BigInt(bucket.cumulativeCount),
+            }),
+          ),
+          count: BigInt(histogram.count),
+          sumSeconds: histogram.sumSeconds,
+        }),
+        retriesTotal: BigInt(statistics.retriesTotal),
       });
     },
 

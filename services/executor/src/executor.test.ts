@@ -403,9 +403,33 @@ describe("gates", () => {
     assert.equal(run.state, RunState.SUCCEEDED, run.reason);
   });
 
+  /** How often the run's outbox holds events matching `where` (SQL over `event`). */
+  const countEvents = async (runId: string, where: string, params: unknown[] = []) =>
+    (
+      await stack.database.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM outbox WHERE run_id = $1 AND ${where}`,
+        [runId, ...params],
+      )
+    ).rows[0]?.n;
+
+  /** Exactly one gate transition: awaiting-approval -> pending once, the run resumed once. */
+  const assertOneGateTransition = async (runId: string) => {
+    assert.equal(
+      await countEvents(
+        runId,
+        "event->>'type' = 'step.pending' AND event->>'stepId' = 'approve' AND event->'metadata'->>'from' = 'awaiting-approval'",
+      ),
+      1,
+    );
+    assert.equal(await countEvents(runId, "event->>'type' = 'run.awaiting-approval'"), 1);
+    // Once when the run started, once when the gate let it go on.
+    assert.equal(await countEvents(runId, "event->>'type' = 'run.running'"), 2);
+  };
+
   test("50 concurrent identical approvals make exactly one decision", async () => {
     const id = await stack.submit(gated(1));
     const waiting = await stack.waitFor(id, (run) => run.state === RunState.AWAITING_APPROVAL);
+    // Every call succeeds: one records the decision, the others are idempotent repeats.
     const results = await Promise.all(
       Array.from({ length: 50 }, () =>
         stack.client.decideApproval({
@@ -421,11 +445,87 @@ describe("gates", () => {
     assert.equal(results.filter((result) => result.recorded).length, 1);
     const run = await stack.waitFor(id);
     assert.equal(run.state, RunState.SUCCEEDED);
-    const events = await stack.database.query(
-      "SELECT count(*)::int AS n FROM outbox WHERE run_id = $1 AND event->>'type' = 'gate.approved'",
+    assert.equal(await countEvents(id, "event->>'type' = 'gate.approved'"), 1);
+    assert.equal(await countEvents(id, "event->>'type' = 'gate.approval_refused'"), 0);
+    const decisions = await stack.database.query(
+      "SELECT approver FROM gate_decisions WHERE run_id = $1",
       [id],
     );
-    assert.deepEqual(events.rows, [{ n: 1 }]);
+    assert.deepEqual(decisions.rows, [{ approver: "carol" }]);
+    await assertOneGateTransition(id);
+  });
+
+  test("50 concurrent approvals by 50 approvers on a gate requiring 2 make exactly one transition", async () => {
+    const id = await stack.submit(gated(2));
+    const waiting = await stack.waitFor(id, (run) => run.state === RunState.AWAITING_APPROVAL);
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, index) =>
+        stack.client.decideApproval({
+          tenant: "acme",
+          runId: id,
+          approvalId: "release",
+          planHash: waiting.planHash,
+          approver: `approver-${index}`,
+          approve: true,
+        }),
+      ),
+    );
+    const recorded = results.filter(
+      (result) => result.status === "fulfilled" && result.value.recorded,
+    );
+    assert.equal(recorded.length, 2);
+    // The others came after the gate had opened: refused, as the gate no longer waits.
+    const refused = results.filter((result) => result.status === "rejected");
+    assert.equal(refused.length, 48);
+    for (const result of refused)
+      assert.equal(ConnectError.from(result.reason).code, Code.FailedPrecondition);
+    const run = await stack.waitFor(id);
+    assert.equal(run.state, RunState.SUCCEEDED, run.reason);
+    assert.equal(run.gates[0]?.decisions.length, 2);
+    const decisions = await stack.database.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM gate_decisions WHERE run_id = $1",
+      [id],
+    );
+    assert.deepEqual(decisions.rows, [{ n: 2 }]);
+    assert.equal(await countEvents(id, "event->>'type' = 'gate.approved'"), 2);
+    // Refusals while the run still ran are in its trail; later ones only in the log.
+    assert.ok(((await countEvents(id, "event->>'type' = 'gate.approval_refused'")) ?? 0) <= 48);
+    await assertOneGateTransition(id);
+  });
+
+  test("gates report their approval's grants (empty: anyone)", async () => {
+    const id = await stack.submit(
+      pack(
+        "grants",
+        `  approvals:
+    - {id: release, grants: [release-managers, sre]}
+    - {id: open}
+  steps:
+    - id: first
+      gate: {approval: {id: release}}
+    - id: second
+      gate: {approval: {id: open}}
+`,
+      ),
+    );
+    const waiting = await stack.waitFor(id, (run) => run.state === RunState.AWAITING_APPROVAL);
+    assert.deepEqual(
+      waiting.gates.map((gate) => [gate.gateRef, gate.grants]),
+      [
+        ["release", ["release-managers", "sre"]],
+        ["open", []],
+      ],
+    );
+    const decided = await stack.client.decideApproval({
+      tenant: "acme",
+      runId: id,
+      approvalId: "release",
+      planHash: waiting.planHash,
+      approver: "alice",
+      approve: true,
+    });
+    assert.deepEqual(decided.gate?.grants, ["release-managers", "sre"]);
+    await stack.client.cancelRun({ tenant: "acme", runId: id, reason: "done" });
   });
 
   test("a rejection ends the run", async () => {
@@ -484,4 +584,267 @@ describe("gates", () => {
       );
     });
   }
+});
+
+describe("approval refusals", () => {
+  const twoApprovers = pack(
+    "refusals",
+    `  approvals: [{id: release, required: 2}]
+  steps:
+    - id: approve
+      gate: {approval: {id: release}}
+    - id: deploy
+      run: {uses: builtin:noop}
+`,
+  );
+
+  interface StoredEvent {
+    type: string;
+    level: string;
+    stepId?: string;
+    message: string;
+    metadata: Record<string, unknown>;
+    idempotencyKey: string;
+  }
+
+  const refusals = async (runId: string) =>
+    (
+      await stack.database.query<{ event: StoredEvent }>(
+        "SELECT event FROM outbox WHERE run_id = $1 AND event->>'type' = 'gate.approval_refused' ORDER BY id",
+        [runId],
+      )
+    ).rows.map((row) => row.event);
+
+  const awaiting = async () => {
+    const id = await stack.submit(twoApprovers);
+    const run = await stack.waitFor(id, (each) => each.state === RunState.AWAITING_APPROVAL);
+    return { id, planHash: run.planHash };
+  };
+
+  const codeOf = (error: unknown) => ConnectError.from(error).code;
+
+  test("a stale plan hash, an unknown gate and a conflicting decision are refused and recorded", async () => {
+    const { id, planHash } = await awaiting();
+    const decide = (fields: { approvalId?: string; planHash?: string; approve?: boolean }) =>
+      stack.client.decideApproval({
+        tenant: "acme",
+        runId: id,
+        approvalId: fields.approvalId ?? "release",
+        planHash: fields.planHash ?? planHash,
+        approver: "mallory",
+        approve: fields.approve ?? true,
+      });
+    for (let i = 0; i < 2; i++)
+      await assert.rejects(decide({ planHash: "sha256:forged" }), (error: unknown) => {
+        assert.equal(codeOf(error), Code.PermissionDenied);
+        return true;
+      });
+    await assert.rejects(decide({ approvalId: "nope" }), (error: unknown) => {
+      assert.equal(codeOf(error), Code.FailedPrecondition);
+      return true;
+    });
+    assert.equal((await decide({})).recorded, true);
+    await assert.rejects(decide({ approve: false }), (error: unknown) => {
+      assert.equal(codeOf(error), Code.FailedPrecondition);
+      return true;
+    });
+
+    const events = await refusals(id);
+    assert.deepEqual(
+      events.map((event) => [event.level, event.stepId ?? null, event.metadata]),
+      [
+        ["warn", "approve", { approver: "mallory", approvalId: "release", code: "APPROVAL_STALE" }],
+        ["warn", "approve", { approver: "mallory", approvalId: "release", code: "APPROVAL_STALE" }],
+        // No such gate: no step to name.
+        ["warn", null, { approver: "mallory", approvalId: "nope", code: "GATE_NOT_AWAITING" }],
+        [
+          "warn",
+          "approve",
+          { approver: "mallory", approvalId: "release", code: "GATE_NOT_AWAITING" },
+        ],
+      ],
+    );
+    assert.match(events[0]?.message ?? "", /mallory.*refused \(APPROVAL_STALE\).*sha256:forged/);
+    assert.match(events[3]?.message ?? "", /mallory.*already approved/);
+    // Repeated identical refusals are distinct events: none is deduplicated away.
+    assert.equal(new Set(events.map((event) => event.idempotencyKey)).size, 4);
+    // The refusals changed nothing else: one decision, still waiting.
+    const run = await stack.waitFor(id, () => true);
+    assert.equal(run.state, RunState.AWAITING_APPROVAL);
+    assert.deepEqual(
+      run.gates[0]?.decisions.map((decision) => [decision.approver, decision.approved]),
+      [["mallory", true]],
+    );
+    await stack.client.cancelRun({ tenant: "acme", runId: id, reason: "done" });
+  });
+
+  test("another tenant's run is not found and nothing is recorded", async () => {
+    const { id, planHash } = await awaiting();
+    await assert.rejects(
+      stack.client.decideApproval({
+        tenant: "other",
+        runId: id,
+        approvalId: "release",
+        planHash,
+        approver: "eve",
+        approve: true,
+      }),
+      (error: unknown) => codeOf(error) === Code.NotFound,
+    );
+    await assert.rejects(
+      stack.client.recordApprovalRefusal({
+        tenant: "other",
+        runId: id,
+        approvalId: "release",
+        approver: "eve",
+        code: "PERMISSION_DENIED",
+        reason: "no grant",
+      }),
+      (error: unknown) => codeOf(error) === Code.NotFound,
+    );
+    for (const runId of ["not-a-uuid", "00000000-0000-4000-8000-000000000000"])
+      await assert.rejects(
+        stack.client.recordApprovalRefusal({
+          tenant: "acme",
+          runId,
+          approvalId: "release",
+          approver: "eve",
+          code: "PERMISSION_DENIED",
+        }),
+        (error: unknown) => codeOf(error) === Code.NotFound,
+      );
+    assert.deepEqual(await refusals(id), []);
+    await stack.client.cancelRun({ tenant: "acme", runId: id, reason: "done" });
+  });
+
+  test("RecordApprovalRefusal records the gateway's refusal at the gate", async () => {
+    const { id } = await awaiting();
+    const response = await stack.client.recordApprovalRefusal({
+      tenant: "acme",
+      runId: id,
+      approvalId: "release",
+      approver: "trent",
+      code: "PERMISSION_DENIED",
+      reason: "token lacks a grant of release",
+    });
+    assert.equal(response.recorded, true);
+    const unknownGate = await stack.client.recordApprovalRefusal({
+      tenant: "acme",
+      runId: id,
+      approvalId: "",
+      approver: "trent",
+      code: "APPROVAL_TOKEN_MISMATCH",
+      reason: "",
+    });
+    assert.equal(unknownGate.recorded, true);
+    const events = await refusals(id);
+    assert.deepEqual(
+      events.map((event) => [event.level, event.stepId ?? null, event.metadata, event.message]),
+      [
+        [
+          "warn",
+          "approve",
+          { approver: "trent", approvalId: "release", code: "PERMISSION_DENIED" },
+          'approval by trent at gate "release" refused (PERMISSION_DENIED): token lacks a grant of release',
+        ],
+        [
+          "warn",
+          null,
+          { approver: "trent", approvalId: "", code: "APPROVAL_TOKEN_MISMATCH" },
+          "approval by trent refused (APPROVAL_TOKEN_MISMATCH)",
+        ],
+      ],
+    );
+    await stack.client.cancelRun({ tenant: "acme", runId: id, reason: "done" });
+  });
+
+  test("RecordApprovalRefusal validates its inputs", async () => {
+    const { id } = await awaiting();
+    const valid = {
+      tenant: "acme",
+      runId: id,
+      approvalId: "release",
+      approver: "trent",
+      code: "PERMISSION_DENIED",
+      reason: "no",
+    };
+    for (const invalid of [
+      { approver: "" },
+      { approver: "x".repeat(513) },
+      { approver: "evil\nline" },
+      { approvalId: "x".repeat(129) },
+      { code: "" },
+      { code: "not a code" },
+      { code: "lower_case" },
+      { reason: "x".repeat(4097) },
+      { reason: "nul\u0000" },
+      { tenant: "" },
+      { tenant: "bad tenant" },
+    ]) {
+      await assert.rejects(
+        stack.client.recordApprovalRefusal({ ...valid, ...invalid }),
+        (error: unknown) => codeOf(error) === Code.InvalidArgument,
+        JSON.stringify(invalid),
+      );
+    }
+    // SQL-looking input is data, not SQL.
+    const sneaky = await stack.client.recordApprovalRefusal({
+      ...valid,
+      approvalId: "x' OR '1'='1",
+      approver: "robert'); DROP TABLE outbox; --",
+    });
+    assert.equal(sneaky.recorded, true);
+    const events = await refusals(id);
+    assert.deepEqual(
+      events.map((event) => [event.stepId ?? null, event.metadata.approver]),
+      [[null, "robert'); DROP TABLE outbox; --"]],
+    );
+    await stack.client.cancelRun({ tenant: "acme", runId: id, reason: "done" });
+  });
+
+  test("refusals for a run that already ended are only logged", async () => {
+    const { id, planHash } = await awaiting();
+    await stack.client.cancelRun({ tenant: "acme", runId: id, reason: "stop" });
+    await stack.waitFor(id);
+    await assert.rejects(
+      stack.client.decideApproval({
+        tenant: "acme",
+        runId: id,
+        approvalId: "release",
+        planHash: "sha256:forged",
+        approver: "mallory",
+        approve: true,
+      }),
+      (error: unknown) => codeOf(error) === Code.PermissionDenied,
+    );
+    await assert.rejects(
+      stack.client.decideApproval({
+        tenant: "acme",
+        runId: id,
+        approvalId: "release",
+        planHash,
+        approver: "alice",
+        approve: true,
+      }),
+      (error: unknown) => codeOf(error) === Code.FailedPrecondition,
+    );
+    const response = await stack.client.recordApprovalRefusal({
+      tenant: "acme",
+      runId: id,
+      approvalId: "release",
+      approver: "trent",
+      code: "PERMISSION_DENIED",
+      reason: "too late anyway",
+    });
+    assert.equal(response.recorded, false);
+    assert.deepEqual(await refusals(id), []);
+    // Nothing follows the run's terminal event.
+    const last = (
+      await stack.database.query<{ type: string }>(
+        "SELECT event->>'type' AS type FROM outbox WHERE run_id = $1 ORDER BY id DESC LIMIT 1",
+        [id],
+      )
+    ).rows[0];
+    assert.equal(last?.type, "run.cancelled");
+  });
 });

@@ -191,6 +191,26 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
     approve: true,
   });
   assert.equal(forged.error?.code, grpc.status.PERMISSION_DENIED);
+  const refusal = await unary(executorClient, "recordApprovalRefusal", {
+    tenant: "acme",
+    runId: run.id,
+    approvalId: "go",
+    approver: "eve",
+    code: "PERMISSION_DENIED",
+    reason: "the token lacks the gate's grant",
+  });
+  assert.equal(refusal.response?.recorded, true, refusal.error?.details ?? "");
+  const statistics = await unary(executorClient, "getRunStatistics", {});
+  assert.equal(statistics.error, undefined, statistics.error?.details ?? "");
+  assert.deepEqual(
+    field<{ state: string; count: string }[]>(statistics.response, "runsByState").find(
+      (each) => each.state === "RUN_STATE_AWAITING_APPROVAL",
+    )?.count,
+    "1",
+  );
+  assert.equal(field<unknown[]>(statistics.response, "stepAttemptDurations", "buckets").length, 15);
+  assert.equal(field(statistics.response, "stepAttemptDurations", "count"), "1");
+  assert.equal(field(statistics.response, "queueAvailable"), true);
   const decided = await unary(executorClient, "decideApproval", {
     tenant: "acme",
     runId: run.id,
@@ -235,6 +255,13 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
   assert.deepEqual(
     sequences,
     sequences.map((_, index) => index + 1),
+  );
+  assert.equal(
+    field<{ type: string }[]>(events.response, "events").filter(
+      (event) => event.type === "gate.approval_refused",
+    ).length,
+    2,
+    "the forged approval and the gateway's refusal are in the run's trail",
   );
   const replayed = await serverStream(evidenceClient, "subscribeEvents", {
     tenant: "acme",

@@ -51,6 +51,11 @@ export function runStateMessage(state: RunState): RunStateEnum {
   return runStates[state];
 }
 
+/** Enum value of a step state. */
+export function stepStateMessage(state: StepState): StepStateEnum {
+  return stepStates[state];
+}
+
 /** Run state of an enum value; undefined for UNSPECIFIED or unknown values. */
 export function runStateFromMessage(value: RunStateEnum): RunState | undefined {
   return (Object.entries(runStates) as [RunState, RunStateEnum][]).find(
@@ -129,6 +134,10 @@ export function runMessage(view: RunView): Run {
     .filter((step) => step.kind === "approval-gate" || step.kind === "policy-gate")
     .map((step) => {
       const planned = step.planned;
+      const approval =
+        planned.kind === "approval-gate"
+          ? view.approvals.find((each) => each.id === planned.gate.approvalId)
+          : undefined;
       return create(GateSchema, {
         stepId: step.step_id,
         gateRef:
@@ -139,11 +148,7 @@ export function runMessage(view: RunView): Run {
               : "",
         kind: stepKinds[step.kind],
         state: stepStates[step.state],
-        requiredApprovals:
-          planned.kind === "approval-gate"
-            ? (view.approvals.find((approval) => approval.id === planned.gate.approvalId)
-                ?.required ?? 1)
-            : 0,
+        requiredApprovals: planned.kind === "approval-gate" ? (approval?.required ?? 1) : 0,
         decisions: view.decisions
           .filter((decision) => decision.step_id === step.step_id)
           .map((decision) =>
@@ -156,6 +161,8 @@ export function runMessage(view: RunView): Run {
           ),
         expiresAt: time(step.expires_at),
         message: planned.kind === "approval-gate" ? planned.gate.message : step.reason,
+        // Plans stored before grants existed have none: anyone may approve.
+        grants: approval?.grants ?? [],
       });
     });
   return run;

@@ -1,14 +1,15 @@
 import { randomUUID } from "node:crypto";
 import type { Database } from "@packrun/db";
-import { PackrunError } from "@packrun/errors";
+import { isPackrunError, PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
 import { computePlanHash, type Plan } from "@packrun/planning";
 import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
 import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
+import { computeRunStatistics, type RunStatistics } from "./run-statistics.ts";
 import { dbNow, RunScheduler } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
-import type { RunState } from "./state-machine.ts";
-import type { WorkQueue } from "./work-queue.ts";
+import { type RunState, terminalRunStates } from "./state-machine.ts";
+import type { QueueDepth, WorkQueue } from "./work-queue.ts";
 
 /** A plan as the planner returns it. */
 export interface PlannedPack {
@@ -103,9 +104,34 @@ export interface RunService {
     approve: boolean;
     comment: string;
   }): Promise<{ view: RunView; gateStepId: string; recorded: boolean }>;
+  /**
+   * Records a refused approval in the run's evidence trail (a `gate.approval_refused` event),
+   * unless the run already ended (then it is only logged: the evidence log takes no event after
+   * the terminal one). Throws RUN_NOT_FOUND for an unknown run or another tenant's.
+   */
+  recordApprovalRefusal(refusal: ApprovalRefusal): Promise<{ recorded: boolean }>;
+  /** Cluster-wide counts for metrics; the queue's depth is undefined when it did not answer. */
+  statistics(): Promise<RunStatistics & { queue: QueueDepth | undefined }>;
   /** Queues steps that became claimable; failures are logged (the reconciler retries). */
   enqueue(ready: readonly ReadyWork[]): Promise<void>;
 }
+
+/** An approval refused by the executor itself or by its caller (the gateway). */
+export interface ApprovalRefusal {
+  tenant: string;
+  runId: string;
+  /** May be empty when the caller did not know which approval was meant. */
+  approvalId: string;
+  approver: string;
+  /** Stable error code of the refusal (APPROVAL_STALE, PERMISSION_DENIED, ...). */
+  code: string;
+  reason: string;
+  /** The gate's step id when already known; otherwise looked up from `approvalId`. */
+  gateStepId?: string;
+}
+
+/** Refusals of DecideApproval recorded as `gate.approval_refused` (for a run that exists). */
+const recordedRefusalCodes = new Set(["APPROVAL_STALE", "GATE_NOT_AWAITING"]);
 
 /** Resolves like `promise`, or rejects after `ms` (the promise itself goes on in the background). */
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -185,9 +211,71 @@ export function createRunService(options: RunServiceOptions): RunService {
     };
   };
 
+  const recordApprovalRefusal = async (refusal: ApprovalRefusal) => {
+    if (!uuid.test(refusal.runId))
+      throw new PackrunError("RUN_NOT_FOUND", `run ${refusal.runId} not found`);
+    const recorded = await database.transaction(async (tx) => {
+      // The run's lock orders this event with the run's terminal event (recorded under it).
+      const scheduler = await RunScheduler.lock(tx, refusal.runId, refusal.tenant);
+      if (scheduler === undefined)
+        throw new PackrunError("RUN_NOT_FOUND", `run ${refusal.runId} not found`);
+      if (terminalRunStates.has(scheduler.run.state)) return false;
+      const stepId =
+        refusal.gateStepId ??
+        (refusal.approvalId === ""
+          ? undefined
+          : (
+              await tx.query<{ step_id: string }>(
+                "SELECT step_id FROM steps WHERE run_id = $1 AND kind = 'approval-gate' AND planned->'gate'->>'approvalId' = $2 ORDER BY (state = 'awaiting-approval') DESC, position LIMIT 1",
+                [refusal.runId, refusal.approvalId],
+              )
+            ).rows[0]?.step_id);
+      const gate = refusal.approvalId === "" ? "" : ` at gate "${refusal.approvalId}"`;
+      await scheduler.events([
+        {
+          type: "gate.approval_refused",
+          level: "warn",
+          ...(stepId === undefined ? {} : { stepId }),
+          message: `approval by ${refusal.approver}${gate} refused (${refusal.code})${refusal.reason === "" ? "" : `: ${refusal.reason}`}`,
+          metadata: {
+            approver: refusal.approver,
+            approvalId: refusal.approvalId,
+            code: refusal.code,
+          },
+          // Every refusal is an event of its own, however often the same one is attempted.
+          idempotencyKey: `${refusal.runId}/approval-refused/${randomUUID()}`,
+        },
+      ]);
+      return true;
+    });
+    const fields = {
+      runId: refusal.runId,
+      tenant: refusal.tenant,
+      approver: refusal.approver,
+      approvalId: refusal.approvalId,
+      code: refusal.code,
+      reason: refusal.reason,
+    };
+    if (recorded) logger.warn(fields, "approval refused; recorded in the run's evidence");
+    else logger.warn(fields, "approval refused for a run that already ended; not recorded");
+    return { recorded };
+  };
+
   return {
     enqueue,
     get: view,
+    recordApprovalRefusal,
+
+    async statistics() {
+      const [statistics, depth] = await Promise.all([
+        computeRunStatistics(database),
+        withTimeout(queue.depth(), queueTimeoutMs, "the work queue").catch((error: unknown) => {
+          logger.warn({ err: error }, "the work queue's depth is unavailable");
+          return undefined;
+        }),
+      ]);
+      return { ...statistics, queue: depth };
+    },
 
     async submit(submission) {
       if (submission.idempotencyKey !== "") {
@@ -365,99 +453,128 @@ export function createRunService(options: RunServiceOptions): RunService {
     async decideApproval(decision) {
       if (!uuid.test(decision.runId))
         throw new PackrunError("RUN_NOT_FOUND", `run ${decision.runId} not found`);
-      const outcome = await database.transaction(async (tx) => {
-        const scheduler = await RunScheduler.lock(tx, decision.runId, decision.tenant);
-        if (scheduler === undefined)
-          throw new PackrunError("RUN_NOT_FOUND", `run ${decision.runId} not found`);
-        if (decision.planHash !== scheduler.run.plan_hash) {
-          throw new PackrunError(
-            "APPROVAL_STALE",
-            `the approval is for plan ${decision.planHash || "(none)"}, but run ${decision.runId} has plan ${scheduler.run.plan_hash}`,
-          );
-        }
-        const gates = (
-          await tx.query<StepRow>(
-            "SELECT * FROM steps WHERE run_id = $1 AND kind = 'approval-gate' AND planned->'gate'->>'approvalId' = $2 ORDER BY (state = 'awaiting-approval') DESC, position",
-            [decision.runId, decision.approvalId],
-          )
-        ).rows;
-        const gate = gates[0];
-        if (gate === undefined)
-          throw new PackrunError(
-            "GATE_NOT_AWAITING",
-            `run ${decision.runId} has no approval gate "${decision.approvalId}"`,
-          );
-        const prior = (
-          await tx.query<DecisionRow>(
-            "SELECT * FROM gate_decisions WHERE run_id = $1 AND step_id = $2 AND approver = $3",
-            [decision.runId, gate.step_id, decision.approver],
-          )
-        ).rows[0];
-        if (prior !== undefined) {
-          if (prior.approved !== decision.approve)
+      // The gate step, once known: named by the refusal event if the decision is refused.
+      let refusedAt: string | undefined;
+      const decide = () =>
+        database.transaction(async (tx) => {
+          const scheduler = await RunScheduler.lock(tx, decision.runId, decision.tenant);
+          if (scheduler === undefined)
+            throw new PackrunError("RUN_NOT_FOUND", `run ${decision.runId} not found`);
+          refusedAt = undefined;
+          if (decision.planHash !== scheduler.run.plan_hash) {
             throw new PackrunError(
-              "GATE_NOT_AWAITING",
-              `${decision.approver} already ${prior.approved ? "approved" : "rejected"} gate "${decision.approvalId}"`,
+              "APPROVAL_STALE",
+              `the approval is for plan ${decision.planHash || "(none)"}, but run ${decision.runId} has plan ${scheduler.run.plan_hash}`,
             );
-          return { gateStepId: gate.step_id, recorded: false, ready: [] as ReadyWork[] };
-        }
-        if (gate.state !== "awaiting-approval")
-          throw new PackrunError(
-            "GATE_NOT_AWAITING",
-            `approval gate "${decision.approvalId}" is ${gate.state}, not awaiting a decision`,
-          );
-        await tx.query(
-          "INSERT INTO gate_decisions (run_id, step_id, approver, approved, comment) VALUES ($1, $2, $3, $4, $5)",
-          [decision.runId, gate.step_id, decision.approver, decision.approve, decision.comment],
-        );
-        await scheduler.events([
-          {
-            type: decision.approve ? "gate.approved" : "gate.rejected",
-            level: decision.approve ? "info" : "warn",
-            stepId: gate.step_id,
-            message: `${decision.approver} ${decision.approve ? "approved" : "rejected"}${decision.comment ? `: ${decision.comment}` : ""}`,
-            metadata: { approver: decision.approver, approvalId: decision.approvalId },
-            idempotencyKey: `${decision.runId}/${gate.step_id}/decision/${decision.approver}`,
-          },
-        ]);
-        if (!decision.approve) {
-          const rejected = await scheduler.transition(gate, "rejected", {
-            finished_at: dbNow,
-            reason: `rejected by ${decision.approver}${decision.comment ? `: ${decision.comment}` : ""}`,
-          });
-          if (rejected !== undefined) await scheduler.stepFinished(rejected);
-        } else {
-          const plan = (
-            await tx.query<{ required: number }>(
-              "SELECT (a->>'required')::int AS required FROM runs, jsonb_array_elements((plan_json::jsonb)->'approvals') AS a WHERE id = $1 AND a->>'id' = $2",
+          }
+          const gates = (
+            await tx.query<StepRow>(
+              "SELECT * FROM steps WHERE run_id = $1 AND kind = 'approval-gate' AND planned->'gate'->>'approvalId' = $2 ORDER BY (state = 'awaiting-approval') DESC, position",
               [decision.runId, decision.approvalId],
             )
+          ).rows;
+          const gate = gates[0];
+          if (gate === undefined)
+            throw new PackrunError(
+              "GATE_NOT_AWAITING",
+              `run ${decision.runId} has no approval gate "${decision.approvalId}"`,
+            );
+          refusedAt = gate.step_id;
+          const prior = (
+            await tx.query<DecisionRow>(
+              "SELECT * FROM gate_decisions WHERE run_id = $1 AND step_id = $2 AND approver = $3",
+              [decision.runId, gate.step_id, decision.approver],
+            )
           ).rows[0];
-          const approvals =
-            (
-              await tx.query<{ n: number }>(
-                "SELECT count(*)::int AS n FROM gate_decisions WHERE run_id = $1 AND step_id = $2 AND approved",
-                [decision.runId, gate.step_id],
-              )
-            ).rows[0]?.n ?? 0;
-          if (approvals >= (plan?.required ?? 1)) {
-            const reopened = await scheduler.transition(gate, "pending", {
-              reason: `approved by ${approvals} approver(s)`,
-            });
-            const running =
-              reopened === undefined
-                ? undefined
-                : await scheduler.transition(reopened, "running", { started_at: dbNow });
-            const done =
-              running === undefined
-                ? undefined
-                : await scheduler.transition(running, "succeeded", { finished_at: dbNow });
-            if (done !== undefined) await scheduler.stepFinished(done);
+          if (prior !== undefined) {
+            if (prior.approved !== decision.approve)
+              throw new PackrunError(
+                "GATE_NOT_AWAITING",
+                `${decision.approver} already ${prior.approved ? "approved" : "rejected"} gate "${decision.approvalId}"`,
+              );
+            return { gateStepId: gate.step_id, recorded: false, ready: [] as ReadyWork[] };
           }
+          if (gate.state !== "awaiting-approval")
+            throw new PackrunError(
+              "GATE_NOT_AWAITING",
+              `approval gate "${decision.approvalId}" is ${gate.state}, not awaiting a decision`,
+            );
+          await tx.query(
+            "INSERT INTO gate_decisions (run_id, step_id, approver, approved, comment) VALUES ($1, $2, $3, $4, $5)",
+            [decision.runId, gate.step_id, decision.approver, decision.approve, decision.comment],
+          );
+          await scheduler.events([
+            {
+              type: decision.approve ? "gate.approved" : "gate.rejected",
+              level: decision.approve ? "info" : "warn",
+              stepId: gate.step_id,
+              message: `${decision.approver} ${decision.approve ? "approved" : "rejected"}${decision.comment ? `: ${decision.comment}` : ""}`,
+              metadata: { approver: decision.approver, approvalId: decision.approvalId },
+              idempotencyKey: `${decision.runId}/${gate.step_id}/decision/${decision.approver}`,
+            },
+          ]);
+          if (!decision.approve) {
+            const rejected = await scheduler.transition(gate, "rejected", {
+              finished_at: dbNow,
+              reason: `rejected by ${decision.approver}${decision.comment ? `: ${decision.comment}` : ""}`,
+            });
+            if (rejected !== undefined) await scheduler.stepFinished(rejected);
+          } else {
+            const plan = (
+              await tx.query<{ required: number }>(
+                "SELECT (a->>'required')::int AS required FROM runs, jsonb_array_elements((plan_json::jsonb)->'approvals') AS a WHERE id = $1 AND a->>'id' = $2",
+                [decision.runId, decision.approvalId],
+              )
+            ).rows[0];
+            const approvals =
+              (
+                await tx.query<{ n: number }>(
+                  "SELECT count(*)::int AS n FROM gate_decisions WHERE run_id = $1 AND step_id = $2 AND approved",
+                  [decision.runId, gate.step_id],
+                )
+              ).rows[0]?.n ?? 0;
+            if (approvals >= (plan?.required ?? 1)) {
+              const reopened = await scheduler.transition(gate, "pending", {
+                reason: `approved by ${approvals} approver(s)`,
+              });
+              const running =
+                reopened === undefined
+                  ? undefined
+                  : await scheduler.transition(reopened, "running", { started_at: dbNow });
+              const done =
+                running === undefined
+                  ? undefined
+                  : await scheduler.transition(running, "succeeded", { finished_at: dbNow });
+              if (done !== undefined) await scheduler.stepFinished(done);
+            }
+          }
+          await scheduler.syncRunState();
+          return { gateStepId: gate.step_id, recorded: true, ready: scheduler.ready };
+        });
+      let outcome: Awaited<ReturnType<typeof decide>>;
+      try {
+        outcome = await decide();
+      } catch (error) {
+        // The refusal rolled back with the decision's transaction: record it in one of its own
+        // (stale or forged approvals belong in the run's evidence trail), then refuse as before.
+        if (isPackrunError(error) && recordedRefusalCodes.has(error.code)) {
+          await recordApprovalRefusal({
+            tenant: decision.tenant,
+            runId: decision.runId,
+            approvalId: decision.approvalId,
+            approver: decision.approver,
+            code: error.code,
+            reason: error.message,
+            ...(refusedAt === undefined ? {} : { gateStepId: refusedAt }),
+          }).catch((recordError: unknown) =>
+            logger.error(
+              { err: recordError, runId: decision.runId, approver: decision.approver },
+              "recording a refused approval failed",
+            ),
+          );
         }
-        await scheduler.syncRunState();
-        return { gateStepId: gate.step_id, recorded: true, ready: scheduler.ready };
-      });
+        throw error;
+      }
       await enqueue(outcome.ready);
       return {
         view: await view(decision.tenant, decision.runId),

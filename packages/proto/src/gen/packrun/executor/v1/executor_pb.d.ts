@@ -557,6 +557,14 @@ export declare type Gate = Message<"packrun.executor.v1.Gate"> & {
    * @generated from field: string message = 8;
    */
   message: string;
+
+  /**
+   * Approval gates: roles or groups an approver must hold one of (spec.approvals[].grants);
+   * empty means anyone may approve. The executor only reports them; the gateway enforces them.
+   *
+   * @generated from field: repeated string grants = 9;
+   */
+  grants: string[];
 };
 
 /**
@@ -606,6 +614,14 @@ export declare type GateJson = {
    * @generated from field: string message = 8;
    */
   message?: string;
+
+  /**
+   * Approval gates: roles or groups an approver must hold one of (spec.approvals[].grants);
+   * empty means anyone may approve. The executor only reports them; the gateway enforces them.
+   *
+   * @generated from field: repeated string grants = 9;
+   */
+  grants?: string[];
 };
 
 /**
@@ -1393,6 +1409,464 @@ export declare type GetWorkerHealthResponseJson = {
 export declare const GetWorkerHealthResponseSchema: GenMessage<GetWorkerHealthResponse, {jsonType: GetWorkerHealthResponseJson}>;
 
 /**
+ * @generated from message packrun.executor.v1.GetRunStatisticsRequest
+ */
+export declare type GetRunStatisticsRequest = Message<"packrun.executor.v1.GetRunStatisticsRequest"> & {
+};
+
+/**
+ * @generated from message packrun.executor.v1.GetRunStatisticsRequest
+ */
+export declare type GetRunStatisticsRequestJson = {
+};
+
+/**
+ * Describes the message packrun.executor.v1.GetRunStatisticsRequest.
+ * Use `create(GetRunStatisticsRequestSchema)` to create a new message.
+ */
+export declare const GetRunStatisticsRequestSchema: GenMessage<GetRunStatisticsRequest, {jsonType: GetRunStatisticsRequestJson}>;
+
+/**
+ * Number of runs in one state.
+ *
+ * @generated from message packrun.executor.v1.RunStateCount
+ */
+export declare type RunStateCount = Message<"packrun.executor.v1.RunStateCount"> & {
+  /**
+   * @generated from field: packrun.executor.v1.RunState state = 1;
+   */
+  state: RunState;
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Number of runs in one state.
+ *
+ * @generated from message packrun.executor.v1.RunStateCount
+ */
+export declare type RunStateCountJson = {
+  /**
+   * @generated from field: packrun.executor.v1.RunState state = 1;
+   */
+  state?: RunStateJson;
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.RunStateCount.
+ * Use `create(RunStateCountSchema)` to create a new message.
+ */
+export declare const RunStateCountSchema: GenMessage<RunStateCount, {jsonType: RunStateCountJson}>;
+
+/**
+ * Number of steps in one state.
+ *
+ * @generated from message packrun.executor.v1.StepStateCount
+ */
+export declare type StepStateCount = Message<"packrun.executor.v1.StepStateCount"> & {
+  /**
+   * @generated from field: packrun.executor.v1.StepState state = 1;
+   */
+  state: StepState;
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Number of steps in one state.
+ *
+ * @generated from message packrun.executor.v1.StepStateCount
+ */
+export declare type StepStateCountJson = {
+  /**
+   * @generated from field: packrun.executor.v1.StepState state = 1;
+   */
+  state?: StepStateJson;
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.StepStateCount.
+ * Use `create(StepStateCountSchema)` to create a new message.
+ */
+export declare const StepStateCountSchema: GenMessage<StepStateCount, {jsonType: StepStateCountJson}>;
+
+/**
+ * One bucket of a cumulative histogram: observations less than or equal to upper_bound.
+ *
+ * @generated from message packrun.executor.v1.DurationBucket
+ */
+export declare type DurationBucket = Message<"packrun.executor.v1.DurationBucket"> & {
+  /**
+   * @generated from field: double upper_bound = 1;
+   */
+  upperBound: number;
+
+  /**
+   * @generated from field: uint64 cumulative_count = 2;
+   */
+  cumulativeCount: bigint;
+};
+
+/**
+ * One bucket of a cumulative histogram: observations less than or equal to upper_bound.
+ *
+ * @generated from message packrun.executor.v1.DurationBucket
+ */
+export declare type DurationBucketJson = {
+  /**
+   * @generated from field: double upper_bound = 1;
+   */
+  upperBound?: number | "NaN" | "Infinity" | "-Infinity";
+
+  /**
+   * @generated from field: uint64 cumulative_count = 2;
+   */
+  cumulativeCount?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.DurationBucket.
+ * Use `create(DurationBucketSchema)` to create a new message.
+ */
+export declare const DurationBucketSchema: GenMessage<DurationBucket, {jsonType: DurationBucketJson}>;
+
+/**
+ * A cumulative histogram of durations in seconds (Prometheus style; the +Inf bucket is count).
+ *
+ * @generated from message packrun.executor.v1.DurationHistogram
+ */
+export declare type DurationHistogram = Message<"packrun.executor.v1.DurationHistogram"> & {
+  /**
+   * Ascending upper bounds.
+   *
+   * @generated from field: repeated packrun.executor.v1.DurationBucket buckets = 1;
+   */
+  buckets: DurationBucket[];
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+
+  /**
+   * @generated from field: double sum_seconds = 3;
+   */
+  sumSeconds: number;
+};
+
+/**
+ * A cumulative histogram of durations in seconds (Prometheus style; the +Inf bucket is count).
+ *
+ * @generated from message packrun.executor.v1.DurationHistogram
+ */
+export declare type DurationHistogramJson = {
+  /**
+   * Ascending upper bounds.
+   *
+   * @generated from field: repeated packrun.executor.v1.DurationBucket buckets = 1;
+   */
+  buckets?: DurationBucketJson[];
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count?: string;
+
+  /**
+   * @generated from field: double sum_seconds = 3;
+   */
+  sumSeconds?: number | "NaN" | "Infinity" | "-Infinity";
+};
+
+/**
+ * Describes the message packrun.executor.v1.DurationHistogram.
+ * Use `create(DurationHistogramSchema)` to create a new message.
+ */
+export declare const DurationHistogramSchema: GenMessage<DurationHistogram, {jsonType: DurationHistogramJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.GetRunStatisticsResponse
+ */
+export declare type GetRunStatisticsResponse = Message<"packrun.executor.v1.GetRunStatisticsResponse"> & {
+  /**
+   * Every run state (except UNSPECIFIED), also when its count is 0.
+   *
+   * @generated from field: repeated packrun.executor.v1.RunStateCount runs_by_state = 1;
+   */
+  runsByState: RunStateCount[];
+
+  /**
+   * Every step state (except UNSPECIFIED), steps of every kind, also when its count is 0.
+   *
+   * @generated from field: repeated packrun.executor.v1.StepStateCount steps_by_state = 2;
+   */
+  stepsByState: StepStateCount[];
+
+  /**
+   * Work items ready to be taken (waiting, in priority order).
+   *
+   * @generated from field: uint64 queue_waiting = 3;
+   */
+  queueWaiting: bigint;
+
+  /**
+   * Work items waiting for their time (retries with backoff, deferred items).
+   *
+   * @generated from field: uint64 queue_delayed = 4;
+   */
+  queueDelayed: bigint;
+
+  /**
+   * Work items being handled right now.
+   *
+   * @generated from field: uint64 queue_active = 5;
+   */
+  queueActive: bigint;
+
+  /**
+   * Permanently failed work items recorded for operators.
+   *
+   * @generated from field: uint64 queue_dead_letter = 6;
+   */
+  queueDeadLetter: bigint;
+
+  /**
+   * False when the queue did not answer in time; the queue_* counts are then 0.
+   *
+   * @generated from field: bool queue_available = 7;
+   */
+  queueAvailable: boolean;
+
+  /**
+   * Durations of finished attempts of run steps.
+   *
+   * @generated from field: packrun.executor.v1.DurationHistogram step_attempt_durations = 8;
+   */
+  stepAttemptDurations?: DurationHistogram | undefined;
+
+  /**
+   * Attempts of run steps beyond each step's first attempt.
+   *
+   * @generated from field: uint64 retries_total = 9;
+   */
+  retriesTotal: bigint;
+};
+
+/**
+ * @generated from message packrun.executor.v1.GetRunStatisticsResponse
+ */
+export declare type GetRunStatisticsResponseJson = {
+  /**
+   * Every run state (except UNSPECIFIED), also when its count is 0.
+   *
+   * @generated from field: repeated packrun.executor.v1.RunStateCount runs_by_state = 1;
+   */
+  runsByState?: RunStateCountJson[];
+
+  /**
+   * Every step state (except UNSPECIFIED), steps of every kind, also when its count is 0.
+   *
+   * @generated from field: repeated packrun.executor.v1.StepStateCount steps_by_state = 2;
+   */
+  stepsByState?: StepStateCountJson[];
+
+  /**
+   * Work items ready to be taken (waiting, in priority order).
+   *
+   * @generated from field: uint64 queue_waiting = 3;
+   */
+  queueWaiting?: string;
+
+  /**
+   * Work items waiting for their time (retries with backoff, deferred items).
+   *
+   * @generated from field: uint64 queue_delayed = 4;
+   */
+  queueDelayed?: string;
+
+  /**
+   * Work items being handled right now.
+   *
+   * @generated from field: uint64 queue_active = 5;
+   */
+  queueActive?: string;
+
+  /**
+   * Permanently failed work items recorded for operators.
+   *
+   * @generated from field: uint64 queue_dead_letter = 6;
+   */
+  queueDeadLetter?: string;
+
+  /**
+   * False when the queue did not answer in time; the queue_* counts are then 0.
+   *
+   * @generated from field: bool queue_available = 7;
+   */
+  queueAvailable?: boolean;
+
+  /**
+   * Durations of finished attempts of run steps.
+   *
+   * @generated from field: packrun.executor.v1.DurationHistogram step_attempt_durations = 8;
+   */
+  stepAttemptDurations?: DurationHistogramJson;
+
+  /**
+   * Attempts of run steps beyond each step's first attempt.
+   *
+   * @generated from field: uint64 retries_total = 9;
+   */
+  retriesTotal?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.GetRunStatisticsResponse.
+ * Use `create(GetRunStatisticsResponseSchema)` to create a new message.
+ */
+export declare const GetRunStatisticsResponseSchema: GenMessage<GetRunStatisticsResponse, {jsonType: GetRunStatisticsResponseJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.RecordApprovalRefusalRequest
+ */
+export declare type RecordApprovalRefusalRequest = Message<"packrun.executor.v1.RecordApprovalRefusalRequest"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId: string;
+
+  /**
+   * Approval id the refused decision named; may be empty when unknown.
+   *
+   * @generated from field: string approval_id = 3;
+   */
+  approvalId: string;
+
+  /**
+   * Subject whose approval was refused; required.
+   *
+   * @generated from field: string approver = 4;
+   */
+  approver: string;
+
+  /**
+   * Stable error code of the refusal, e.g. PERMISSION_DENIED.
+   *
+   * @generated from field: string code = 5;
+   */
+  code: string;
+
+  /**
+   * Human-readable reason, recorded in the event's message.
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+};
+
+/**
+ * @generated from message packrun.executor.v1.RecordApprovalRefusalRequest
+ */
+export declare type RecordApprovalRefusalRequestJson = {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant?: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId?: string;
+
+  /**
+   * Approval id the refused decision named; may be empty when unknown.
+   *
+   * @generated from field: string approval_id = 3;
+   */
+  approvalId?: string;
+
+  /**
+   * Subject whose approval was refused; required.
+   *
+   * @generated from field: string approver = 4;
+   */
+  approver?: string;
+
+  /**
+   * Stable error code of the refusal, e.g. PERMISSION_DENIED.
+   *
+   * @generated from field: string code = 5;
+   */
+  code?: string;
+
+  /**
+   * Human-readable reason, recorded in the event's message.
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.RecordApprovalRefusalRequest.
+ * Use `create(RecordApprovalRefusalRequestSchema)` to create a new message.
+ */
+export declare const RecordApprovalRefusalRequestSchema: GenMessage<RecordApprovalRefusalRequest, {jsonType: RecordApprovalRefusalRequestJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.RecordApprovalRefusalResponse
+ */
+export declare type RecordApprovalRefusalResponse = Message<"packrun.executor.v1.RecordApprovalRefusalResponse"> & {
+  /**
+   * False when the run had already ended: the refusal was only logged, since the evidence log
+   * takes no event after a run's terminal one.
+   *
+   * @generated from field: bool recorded = 1;
+   */
+  recorded: boolean;
+};
+
+/**
+ * @generated from message packrun.executor.v1.RecordApprovalRefusalResponse
+ */
+export declare type RecordApprovalRefusalResponseJson = {
+  /**
+   * False when the run had already ended: the refusal was only logged, since the evidence log
+   * takes no event after a run's terminal one.
+   *
+   * @generated from field: bool recorded = 1;
+   */
+  recorded?: boolean;
+};
+
+/**
+ * Describes the message packrun.executor.v1.RecordApprovalRefusalResponse.
+ * Use `create(RecordApprovalRefusalResponseSchema)` to create a new message.
+ */
+export declare const RecordApprovalRefusalResponseSchema: GenMessage<RecordApprovalRefusalResponse, {jsonType: RecordApprovalRefusalResponseJson}>;
+
+/**
  * State of a run.
  *
  * @generated from enum packrun.executor.v1.RunState
@@ -1595,6 +2069,28 @@ export declare const ExecutorService: GenService<{
     methodKind: "unary";
     input: typeof GetWorkerHealthRequestSchema;
     output: typeof GetWorkerHealthResponseSchema;
+  },
+  /**
+   * Cluster-wide counts (all tenants) for metrics: runs and steps by state, queue depth, step
+   * attempt durations and retries.
+   *
+   * @generated from rpc packrun.executor.v1.ExecutorService.GetRunStatistics
+   */
+  getRunStatistics: {
+    methodKind: "unary";
+    input: typeof GetRunStatisticsRequestSchema;
+    output: typeof GetRunStatisticsResponseSchema;
+  },
+  /**
+   * Records in the run's evidence trail an approval that the caller (the gateway) refused
+   * itself, for example a token bound to another run, gate or plan, or a missing grant.
+   *
+   * @generated from rpc packrun.executor.v1.ExecutorService.RecordApprovalRefusal
+   */
+  recordApprovalRefusal: {
+    methodKind: "unary";
+    input: typeof RecordApprovalRefusalRequestSchema;
+    output: typeof RecordApprovalRefusalResponseSchema;
   },
 }>;
 

@@ -1,0 +1,505 @@
+/**
+ * The public REST contract, as JSON Schema built with TypeBox. The routes validate with these
+ * schemas and the OpenAPI document at `/.well-known/openapi` is generated from them, so the
+ * two cannot drift. Field names are camelCase; times are RFC 3339 strings; 64-bit counters are
+ * JSON numbers (they stay far below 2^53).
+ */
+import type { Readable } from "node:stream";
+import { type Static, Type } from "typebox";
+
+/** A binary download body (a stream on the server side). */
+export const BinarySchema = Type.Unsafe<Readable>({ type: "string", format: "binary" });
+
+const nonEmptyName = Type.String({ minLength: 1, maxLength: 128 });
+
+/** A run state as the API reports it. */
+export const RunStateSchema = Type.Union(
+  [
+    Type.Literal("queued"),
+    Type.Literal("running"),
+    Type.Literal("awaiting-approval"),
+    Type.Literal("succeeded"),
+    Type.Literal("failed"),
+    Type.Literal("cancelled"),
+  ],
+  { title: "RunState", description: "State of a run." },
+);
+export type RunStateName = Static<typeof RunStateSchema>;
+
+/** All run state names, in lifecycle order. */
+export const runStateNames: readonly RunStateName[] = [
+  "queued",
+  "running",
+  "awaiting-approval",
+  "succeeded",
+  "failed",
+  "cancelled",
+];
+
+/** A step state as the API reports it. */
+export const StepStateSchema = Type.Union(
+  [
+    Type.Literal("pending"),
+    Type.Literal("running"),
+    Type.Literal("succeeded"),
+    Type.Literal("failed"),
+    Type.Literal("timed_out"),
+    Type.Literal("cancelled"),
+    Type.Literal("skipped"),
+    Type.Literal("awaiting-approval"),
+    Type.Literal("rejected"),
+    Type.Literal("expired"),
+  ],
+  {
+    title: "StepState",
+    description: "State of a step; docs/state-machine.md has the transitions.",
+  },
+);
+export type StepStateName = Static<typeof StepStateSchema>;
+
+/** A step kind as the API reports it. */
+export const StepKindSchema = Type.Union(
+  [
+    Type.Literal("run"),
+    Type.Literal("parallel"),
+    Type.Literal("map"),
+    Type.Literal("approval-gate"),
+    Type.Literal("policy-gate"),
+  ],
+  { title: "StepKind" },
+);
+export type StepKindName = Static<typeof StepKindSchema>;
+
+const Time = Type.String({ format: "date-time" });
+const JsonObject = Type.Record(Type.String(), Type.Unknown());
+
+export const StepAttemptSchema = Type.Object(
+  {
+    attempt: Type.Integer({ minimum: 1 }),
+    state: StepStateSchema,
+    startedAt: Type.Optional(Time),
+    finishedAt: Type.Optional(Time),
+    exitCode: Type.Optional(Type.Integer()),
+    reason: Type.Optional(Type.String()),
+    workerId: Type.Optional(Type.String()),
+    cpuMicros: Type.Optional(Type.Integer({ minimum: 0 })),
+    peakMemoryBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { title: "StepAttempt", description: "One attempt at a run step." },
+);
+export type StepAttemptJson = Static<typeof StepAttemptSchema>;
+
+export const StepSchema = Type.Object(
+  {
+    id: Type.String(),
+    parentId: Type.Optional(Type.String({ description: "Enclosing parallel or map step." })),
+    kind: StepKindSchema,
+    state: StepStateSchema,
+    attempt: Type.Integer({ minimum: 0 }),
+    maxAttempts: Type.Integer({ minimum: 0 }),
+    nextAttemptAt: Type.Optional(Time),
+    reason: Type.Optional(Type.String()),
+    exitCode: Type.Optional(Type.Integer()),
+    startedAt: Type.Optional(Time),
+    finishedAt: Type.Optional(Time),
+    durationMs: Type.Optional(Type.Integer({ minimum: 0 })),
+    outputs: Type.Optional(JsonObject),
+    attempts: Type.Array(StepAttemptSchema),
+  },
+  { title: "Step", description: "A node of the run's execution graph, in plan order." },
+);
+export type StepJson = Static<typeof StepSchema>;
+
+export const ApprovalDecisionSchema = Type.Object(
+  {
+    approver: Type.String(),
+    approved: Type.Boolean(),
+    comment: Type.Optional(Type.String()),
+    decidedAt: Type.Optional(Time),
+  },
+  { title: "ApprovalDecision" },
+);
+
+export const GateSchema = Type.Object(
+  {
+    stepId: Type.String(),
+    gateId: Type.String({ description: "Approval id (spec.approvals) or policy name." }),
+    kind: Type.Union([Type.Literal("approval"), Type.Literal("policy")]),
+    state: StepStateSchema,
+    requiredApprovals: Type.Integer({ minimum: 0 }),
+    grants: Type.Array(Type.String(), {
+      description: "Groups an approver must hold one of; empty means any approver.",
+    }),
+    decisions: Type.Array(ApprovalDecisionSchema),
+    expiresAt: Type.Optional(Time),
+    message: Type.Optional(Type.String()),
+  },
+  { title: "Gate", description: "An approval or policy gate of a run." },
+);
+export type GateJson = Static<typeof GateSchema>;
+
+export const RunSchema = Type.Object(
+  {
+    id: Type.String({ format: "uuid" }),
+    pack: Type.Object({ name: Type.String(), version: Type.String(), digest: Type.String() }),
+    planHash: Type.String({ description: "sha256:<hex> over the canonical plan." }),
+    state: RunStateSchema,
+    priority: Type.Integer(),
+    reason: Type.Optional(Type.String()),
+    createdAt: Time,
+    startedAt: Type.Optional(Time),
+    finishedAt: Type.Optional(Time),
+    submittedBy: Type.String(),
+    labels: Type.Record(Type.String(), Type.String()),
+    outputs: Type.Optional(JsonObject),
+    steps: Type.Array(StepSchema, { description: "Empty in list responses." }),
+    gates: Type.Array(GateSchema, { description: "Empty in list responses." }),
+    pendingGates: Type.Array(Type.String(), {
+      description: "Ids of the approval gates awaiting a decision now.",
+    }),
+  },
+  { title: "Run", description: "A run of a planned pack." },
+);
+export type RunJson = Static<typeof RunSchema>;
+
+export const PackRefSchema = Type.Object(
+  {
+    name: nonEmptyName,
+    version: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 128, description: "Exact version; default latest." }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const InputsSchema = Type.Record(Type.String(), Type.Unknown(), {
+  description: "Input values by name.",
+});
+
+/** Request body of POST /api/runs. Exactly one of `manifest` and `pack`. */
+export const SubmitRunBodySchema = Type.Object(
+  {
+    manifest: Type.Optional(Type.String({ minLength: 1, description: "Inline pack.yaml text." })),
+    pack: Type.Optional(PackRefSchema),
+    inputs: Type.Optional(InputsSchema),
+    secrets: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description: "Secret values by name; never stored in Postgres, logs or evidence.",
+      }),
+    ),
+    priority: Type.Optional(Type.Integer({ minimum: -1000, maximum: 1000 })),
+    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+  },
+  { additionalProperties: false, title: "SubmitRunRequest" },
+);
+export type SubmitRunBody = Static<typeof SubmitRunBodySchema>;
+
+export const SubmitRunResponseSchema = Type.Object(
+  {
+    run: RunSchema,
+    created: Type.Boolean({ description: "False when the idempotency key matched a run." }),
+  },
+  { title: "SubmitRunResponse" },
+);
+
+export const ListRunsQuerySchema = Type.Object(
+  {
+    state: Type.Optional(
+      Type.Array(RunStateSchema, { description: "Repeat to match any of several states." }),
+    ),
+    pack: Type.Optional(nonEmptyName),
+    pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+    pageToken: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+export type ListRunsQuery = Static<typeof ListRunsQuerySchema>;
+
+export const ListRunsResponseSchema = Type.Object(
+  {
+    runs: Type.Array(RunSchema),
+    nextPageToken: Type.Optional(Type.String({ description: "Absent on the last page." })),
+  },
+  { title: "ListRunsResponse" },
+);
+
+export const RunIdParamsSchema = Type.Object({ id: Type.String({ maxLength: 64 }) });
+
+export const LogsQuerySchema = Type.Object(
+  {
+    format: Type.Optional(
+      Type.Union([Type.Literal("sse"), Type.Literal("ndjson")], { default: "sse" }),
+    ),
+    after: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description: "Start after this sequence (SSE clients may send Last-Event-ID instead).",
+      }),
+    ),
+    follow: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description: "Keep streaming until the run finishes; false returns what is stored now.",
+      }),
+    ),
+    step: Type.Optional(Type.String({ maxLength: 512, description: "Only this step's events." })),
+  },
+  { additionalProperties: false },
+);
+export type LogsQuery = Static<typeof LogsQuerySchema>;
+
+/** One entry of a run's ordered event log; the SSE `data:` and the NDJSON line. */
+export const RunEventSchema = Type.Object(
+  {
+    sequence: Type.Integer({ minimum: 1 }),
+    time: Time,
+    level: Type.Union([
+      Type.Literal("debug"),
+      Type.Literal("info"),
+      Type.Literal("warn"),
+      Type.Literal("error"),
+    ]),
+    type: Type.String({ description: "For example step.log, step.started, run.succeeded." }),
+    stepId: Type.Optional(Type.String()),
+    message: Type.String(),
+    metadata: Type.Optional(JsonObject),
+  },
+  { title: "RunEvent" },
+);
+export type RunEventJson = Static<typeof RunEventSchema>;
+
+export const ArtifactSchema = Type.Object(
+  {
+    stepId: Type.String(),
+    name: Type.String(),
+    type: Type.String(),
+    digest: Type.String({ description: "sha256:<hex> of the content." }),
+    sizeBytes: Type.Integer({ minimum: 0 }),
+    sourcePath: Type.Optional(Type.String()),
+    status: Type.String(),
+    createdAt: Type.Optional(Time),
+    downloadUrl: Type.String(),
+  },
+  { title: "Artifact" },
+);
+export type ArtifactJson = Static<typeof ArtifactSchema>;
+
+export const ListArtifactsResponseSchema = Type.Object(
+  { artifacts: Type.Array(ArtifactSchema) },
+  { title: "ListArtifactsResponse" },
+);
+
+export const ArtifactParamsSchema = Type.Object({
+  id: Type.String({ maxLength: 64 }),
+  digest: Type.String({ pattern: "^sha256:[0-9a-f]{64}$" }),
+});
+
+/**
+ * Request body of POST /api/runs/{id}/approve. The gate, run and plan hash come from the
+ * approval token's claims; `gateId`, when given, must name the same gate.
+ */
+export const ApproveBodySchema = Type.Object(
+  {
+    gateId: Type.Optional(nonEmptyName),
+    approve: Type.Optional(Type.Boolean({ default: true, description: "False rejects." })),
+    comment: Type.Optional(Type.String({ maxLength: 2000 })),
+  },
+  { additionalProperties: false, title: "ApproveRequest" },
+);
+export type ApproveBody = Static<typeof ApproveBodySchema>;
+
+export const ApproveResponseSchema = Type.Object(
+  {
+    gate: GateSchema,
+    recorded: Type.Boolean({
+      description: "False when this approver's identical decision was already recorded.",
+    }),
+    runState: RunStateSchema,
+  },
+  { title: "ApproveResponse" },
+);
+
+export const CancelBodySchema = Type.Object(
+  { reason: Type.Optional(Type.String({ maxLength: 2000 })) },
+  { additionalProperties: false, title: "CancelRequest" },
+);
+
+export const AttestationResponseSchema = Type.Object(
+  {
+    runId: Type.String(),
+    keyId: Type.String(),
+    createdAt: Type.Optional(Time),
+    envelope: JsonObject,
+  },
+  { title: "Attestation", description: "The run's signed DSSE envelope (in-toto statement)." },
+);
+
+/** Request body of POST /api/simulations. Exactly one of `manifest` and `pack`. */
+export const SimulateBodySchema = Type.Object(
+  {
+    manifest: Type.Optional(Type.String({ minLength: 1 })),
+    pack: Type.Optional(PackRefSchema),
+    inputs: Type.Optional(InputsSchema),
+    secretNames: Type.Optional(
+      Type.Array(Type.String(), {
+        description: "Names of the secrets the real run would supply (values are not needed).",
+      }),
+    ),
+  },
+  { additionalProperties: false, title: "SimulateRequest" },
+);
+export type SimulateBody = Static<typeof SimulateBodySchema>;
+
+export const SimulatedStepSchema = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.Optional(Type.String()),
+    kind: StepKindSchema,
+    status: Type.Union([
+      Type.Literal("pending"),
+      Type.Literal("skipped"),
+      Type.Literal("requires-approval"),
+      Type.Literal("requires-policy"),
+    ]),
+    reason: Type.Optional(Type.String()),
+    uses: Type.Optional(Type.String()),
+    gateRef: Type.Optional(Type.String()),
+    runtimeDependent: Type.Boolean(),
+    children: Type.Array(Type.Unknown(), {
+      description: "Nested simulated steps of a parallel or map block (same shape).",
+    }),
+  },
+  { title: "SimulatedStep" },
+);
+
+export const DeclaredOutputSchema = Type.Object({
+  name: Type.String(),
+  type: Type.String(),
+  path: Type.Optional(Type.String()),
+  expression: Type.Optional(Type.String()),
+});
+
+export const SimulateResponseSchema = Type.Object(
+  {
+    planHash: Type.String(),
+    pack: Type.Object({ name: Type.String(), version: Type.String(), digest: Type.String() }),
+    stepCount: Type.Integer({ minimum: 0 }),
+    sandboxMode: Type.String(),
+    approvals: Type.Array(
+      Type.Object({
+        id: Type.String(),
+        grants: Type.Array(Type.String()),
+        required: Type.Integer(),
+        expiresAfterSeconds: Type.Optional(Type.Integer()),
+        reason: Type.Optional(Type.String()),
+      }),
+    ),
+    secretNames: Type.Array(Type.String()),
+    policyNames: Type.Array(Type.String()),
+    steps: Type.Array(SimulatedStepSchema),
+    outputs: Type.Array(DeclaredOutputSchema),
+  },
+  { title: "SimulateResponse" },
+);
+
+export const PackVersionSchema = Type.Object(
+  {
+    name: Type.String(),
+    version: Type.String(),
+    digest: Type.String(),
+    description: Type.Optional(Type.String()),
+    tags: Type.Array(Type.String()),
+    publishedAt: Type.Optional(Time),
+    publishedBy: Type.String(),
+  },
+  { title: "PackVersion" },
+);
+export type PackVersionJson = Static<typeof PackVersionSchema>;
+
+/** Request body of POST /api/packs (JSON); `application/yaml` bodies carry the manifest bare. */
+export const PublishPackBodySchema = Type.Object(
+  { manifest: Type.String({ minLength: 1 }) },
+  { additionalProperties: false, title: "PublishPackRequest" },
+);
+
+export const PublishPackResponseSchema = Type.Object(
+  {
+    pack: PackVersionSchema,
+    created: Type.Boolean({ description: "False when the identical manifest was published." }),
+  },
+  { title: "PublishPackResponse" },
+);
+
+export const ListPacksQuerySchema = Type.Object(
+  {
+    pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+    pageToken: Type.Optional(Type.String({ maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ListPacksResponseSchema = Type.Object(
+  {
+    packs: Type.Array(
+      Type.Object({
+        name: Type.String(),
+        latestVersion: Type.String(),
+        versionCount: Type.Integer({ minimum: 1 }),
+      }),
+    ),
+    nextPageToken: Type.Optional(Type.String()),
+  },
+  { title: "ListPacksResponse" },
+);
+
+export const PackNameParamsSchema = Type.Object({ name: nonEmptyName });
+export const PackVersionParamsSchema = Type.Object({ name: nonEmptyName, version: nonEmptyName });
+
+export const ListPackVersionsResponseSchema = Type.Object(
+  { versions: Type.Array(PackVersionSchema), nextPageToken: Type.Optional(Type.String()) },
+  { title: "ListPackVersionsResponse" },
+);
+
+export const GetPackVersionResponseSchema = Type.Object(
+  { pack: PackVersionSchema, manifest: Type.String() },
+  { title: "GetPackVersionResponse" },
+);
+
+export const VerificationKeysResponseSchema = Type.Object(
+  {
+    keys: Type.Array(
+      Type.Object({
+        keyId: Type.String(),
+        algorithm: Type.String(),
+        publicKeyPem: Type.String(),
+        active: Type.Boolean(),
+      }),
+    ),
+  },
+  { title: "VerificationKeysResponse" },
+);
+
+/** RFC 9457 problem document; `code` is the stable packrun error code (docs/errors.md). */
+export const ProblemSchema = Type.Object(
+  {
+    type: Type.String({ format: "uri-reference" }),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.Optional(Type.String()),
+    instance: Type.Optional(Type.String()),
+    code: Type.String(),
+    errors: Type.Optional(
+      Type.Array(
+        Type.Object({
+          path: Type.String({ description: "JSON Pointer into the request, or a YAML path." }),
+          message: Type.String(),
+          line: Type.Optional(Type.Integer()),
+          column: Type.Optional(Type.Integer()),
+        }),
+      ),
+    ),
+  },
+  { title: "Problem" },
+);
+export type ProblemJson = Static<typeof ProblemSchema>;

@@ -1,0 +1,200 @@
+import { fastifySSE } from "@fastify/sse";
+import fastifySwagger from "@fastify/swagger";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import { type ErrorCode, PackrunError } from "@packrun/errors";
+import type { Logger } from "@packrun/logging";
+import Fastify, { type FastifyError } from "fastify";
+import type { ProblemJson } from "./api-schemas.ts";
+import "./fastify-augmentation.ts";
+import type { GatewayApp, GatewayContext } from "./gateway-context.ts";
+import type { GatewayMetrics } from "./gateway-metrics.ts";
+import { problem, problemContentType, problemFromError } from "./problem-details.ts";
+import { registerApprovalRoutes } from "./routes/approval-routes.ts";
+import { registerEvidenceRoutes } from "./routes/evidence-routes.ts";
+import { registerLogRoutes } from "./routes/log-routes.ts";
+import { registerOperationsRoutes } from "./routes/operations-routes.ts";
+import { registerPackRoutes } from "./routes/pack-routes.ts";
+import { registerRunRoutes } from "./routes/run-routes.ts";
+import { registerSimulationRoutes } from "./routes/simulation-routes.ts";
+import type { ServiceClients } from "./service-clients.ts";
+import type { TokenVerifier } from "./token-verifier.ts";
+import { apiVersion } from "./version.ts";
+
+/** Everything {@link buildGatewayApp} wires together. */
+export interface GatewayAppOptions {
+  readonly clients: ServiceClients;
+  readonly verifier: TokenVerifier;
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+  readonly bodyLimitBytes: number;
+  readonly heartbeatMs: number;
+  /** How long a log stream waits for a just-submitted run's first event (default 10 s). */
+  readonly firstEventWaitMs?: number;
+}
+
+const yamlTypes = ["application/yaml", "application/x-yaml", "text/yaml"];
+
+// Fastify's own request errors, each turned into a stable packrun code.
+const fastifyErrorCodes: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: "REQUEST_TOO_LARGE",
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: "UNSUPPORTED_MEDIA_TYPE",
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: "REQUEST_INVALID",
+  FST_ERR_CTP_EMPTY_JSON_BODY: "REQUEST_INVALID",
+  FST_ERR_CTP_INVALID_JSON_BODY: "REQUEST_INVALID",
+};
+
+function validationProblem(error: FastifyError, instance: string): ProblemJson {
+  const where = error.validationContext ?? "request";
+  const errors = (error.validation ?? []).map((issue) => {
+    const field =
+      issue.keyword === "required" && typeof issue.params.missingProperty === "string"
+        ? `${issue.instancePath}/${issue.params.missingProperty}`
+        : issue.keyword === "additionalProperties" &&
+            typeof issue.params.additionalProperty === "string"
+          ? `${issue.instancePath}/${issue.params.additionalProperty}`
+          : issue.instancePath;
+    const message =
+      issue.keyword === "additionalProperties"
+        ? "is not a known field"
+        : (issue.message ?? "is invalid");
+    return { path: `${where}${field}`, message };
+  });
+  const first = errors[0];
+  return problem(
+    "REQUEST_INVALID",
+    first === undefined ? `the ${where} is invalid` : `${first.path}: ${first.message}`,
+    { instance, errors },
+  );
+}
+
+/**
+ * The gateway's Fastify app, not yet listening: schemas validate every request, errors leave as
+ * RFC 9457 problem documents, and routes that declare a scope get a verified principal.
+ */
+export async function buildGatewayApp(options: GatewayAppOptions): Promise<GatewayApp> {
+  const { metrics } = options;
+  const app: GatewayApp = Fastify({
+    loggerInstance: options.logger,
+    bodyLimit: options.bodyLimitBytes,
+    // Request ids in every log line; honour a caller's id for tracing across systems.
+    requestIdHeader: "x-request-id",
+    genReqId: () => crypto.randomUUID(),
+    disableRequestLogging: true,
+    ajv: {
+      customOptions: {
+        // Unknown fields are errors, not silently dropped; query strings may repeat a key.
+        removeAdditional: false,
+        coerceTypes: "array",
+        useDefaults: true,
+        allErrors: false,
+      },
+    },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "packrun API",
+        version: apiVersion,
+        description:
+          "Plan, simulate and run Task Packs; follow their logs; fetch artifacts, attestations and evidence bundles. Errors are RFC 9457 problem documents whose `code` is listed in docs/errors.md.",
+      },
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
+        },
+      },
+      tags: [
+        { name: "runs", description: "Submit, follow, approve and cancel runs" },
+        { name: "evidence", description: "Artifacts, attestations, bundles, keys" },
+        { name: "packs", description: "The tenant's pack registry" },
+        { name: "simulations", description: "Dry runs" },
+        { name: "operations", description: "Health, readiness, metrics" },
+      ],
+    },
+  });
+  await app.register(fastifySSE, { heartbeatInterval: options.heartbeatMs });
+
+  app.addContentTypeParser(
+    yamlTypes,
+    { parseAs: "string", bodyLimit: options.bodyLimitBytes },
+    (_request, body, done) => done(null, { manifest: String(body) }),
+  );
+
+  app.decorateRequest("principal", undefined);
+  app.addHook("onRequest", async (request) => {
+    const scope = request.routeOptions.config.scope;
+    if (scope === undefined) return;
+    const principal = await options.verifier.verify(request.headers.authorization);
+    if (!principal.scopes.has(scope))
+      throw new PackrunError("PERMISSION_DENIED", `this operation needs the ${scope} scope`);
+    request.principal = principal;
+    request.log = request.log.child({ tenant: principal.tenant, subject: principal.subject });
+  });
+
+  app.addHook("onResponse", async (request, reply) => {
+    metrics.requestDuration.observe(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? "unmatched",
+        status_code: String(reply.statusCode),
+      },
+      reply.elapsedTime / 1000,
+    );
+    request.log.info(
+      {
+        method: request.method,
+        route: request.routeOptions.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      "request",
+    );
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const instance = request.url.split("?")[0] ?? request.url;
+    let body: ProblemJson;
+    if (error.validation !== undefined) body = validationProblem(error, instance);
+    else if (error.code !== undefined && fastifyErrorCodes[error.code] !== undefined)
+      body = problem(fastifyErrorCodes[error.code] ?? "REQUEST_INVALID", error.message, {
+        instance,
+      });
+    else body = problemFromError(error, instance);
+    if (body.code === "APPROVAL_TOKEN_MISMATCH" || body.code === "APPROVAL_STALE")
+      metrics.approvalsRefused.inc({ code: body.code });
+    if (body.status >= 500) request.log.error({ err: error }, "request failed");
+    else if (body.status === 401 || body.status === 403)
+      request.log.warn({ code: body.code, detail: body.detail }, "request refused");
+    if (body.code === "UNAUTHENTICATED") reply.header("www-authenticate", 'Bearer realm="packrun"');
+    return reply.code(body.status).type(problemContentType).send(body);
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .type(problemContentType)
+      .send(
+        problem("ROUTE_NOT_FOUND", `no endpoint ${request.method} ${request.url.split("?")[0]}`, {
+          instance: request.url.split("?")[0] ?? "",
+        }),
+      ),
+  );
+
+  const context: GatewayContext = {
+    clients: options.clients,
+    logger: options.logger,
+    heartbeatMs: options.heartbeatMs,
+    firstEventWaitMs: options.firstEventWaitMs ?? 10_000,
+  };
+  registerRunRoutes(app, context);
+  registerApprovalRoutes(app, context);
+  registerLogRoutes(app, context);
+  registerEvidenceRoutes(app, context);
+  registerSimulationRoutes(app, context);
+  registerPackRoutes(app, context);
+  registerOperationsRoutes(app, context, metrics);
+  return app;
+}

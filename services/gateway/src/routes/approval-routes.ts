@@ -1,0 +1,152 @@
+import { scopes } from "@packrun/auth";
+import { type ErrorCode, PackrunError } from "@packrun/errors";
+import type { Run } from "@packrun/proto/executor/v1";
+import { StepKind } from "@packrun/proto/pack/v1";
+import type { FastifyRequest } from "fastify";
+import { gateJson, runStateName } from "../api-json.ts";
+import { ApproveBodySchema, ApproveResponseSchema, RunIdParamsSchema } from "../api-schemas.ts";
+import { type GatewayApp, type GatewayContext, principalOf } from "../gateway-context.ts";
+import { bearerSecurity, withProblems } from "../route-helpers.ts";
+
+/**
+ * Approval decisions. The token must carry `packs.approve` and be bound, through its
+ * `pack_run_id`, `pack_gate_id` and `pack_plan_hash` claims, to this run, one of its approval
+ * gates and the plan the approver reviewed; the executor re-checks the plan hash against the
+ * run's stored state inside the same transaction that records the decision. Every refusal is
+ * written to the run's event log, so forged and stale attempts are part of the evidence.
+ */
+export function registerApprovalRoutes(app: GatewayApp, { clients }: GatewayContext): void {
+  async function refuse(
+    request: FastifyRequest,
+    run: Run,
+    approvalId: string,
+    code: ErrorCode,
+    reason: string,
+  ): Promise<never> {
+    const principal = principalOf(request);
+    request.log.warn(
+      { runId: run.id, approvalId, approver: principal.subject, tokenId: principal.tokenId, code },
+      "approval refused",
+    );
+    try {
+      await clients.executor.recordApprovalRefusal({
+        tenant: principal.tenant,
+        runId: run.id,
+        approvalId,
+        approver: principal.subject,
+        code,
+        reason,
+      });
+    } catch (error) {
+      // The refusal stands either way; a missing audit line must not turn it into a 5xx.
+      request.log.error({ err: error, runId: run.id }, "could not record the refused approval");
+    }
+    throw new PackrunError(code, reason);
+  }
+
+  app.post(
+    "/api/runs/:id/approve",
+    {
+      config: { scope: scopes.approve },
+      schema: {
+        tags: ["runs"],
+        summary: "Approve (or reject) an approval gate with a token bound to it",
+        description:
+          "The bearer token must carry the packs.approve scope and the claims pack_run_id, pack_gate_id and pack_plan_hash matching this run, the gate and the run's plan hash. The same approver counts once; an identical repeat answers recorded: false.",
+        security: bearerSecurity,
+        params: RunIdParamsSchema,
+        body: ApproveBodySchema,
+        response: withProblems({ 200: ApproveResponseSchema }),
+      },
+    },
+    async (request) => {
+      const principal = principalOf(request);
+      const body = request.body ?? {};
+      // Reading the run first makes other tenants' and unknown ids answer 404, before any
+      // claim is compared.
+      const { run } = await clients.executor.getRun({
+        tenant: principal.tenant,
+        runId: request.params.id,
+      });
+      if (run === undefined)
+        throw new PackrunError("RUN_NOT_FOUND", `run ${request.params.id} not found`);
+      const binding = principal.approval;
+      const approvalId = binding?.gateId ?? body.gateId ?? "";
+      if (binding === undefined)
+        return refuse(
+          request,
+          run,
+          approvalId,
+          "APPROVAL_TOKEN_MISMATCH",
+          "an approval needs a token bound to the run, gate and plan (claims pack_run_id, pack_gate_id, pack_plan_hash)",
+        );
+      if (binding.runId !== run.id)
+        return refuse(
+          request,
+          run,
+          approvalId,
+          "APPROVAL_TOKEN_MISMATCH",
+          `the approval token is bound to run ${binding.runId}, not ${run.id}`,
+        );
+      if (body.gateId !== undefined && body.gateId !== binding.gateId)
+        return refuse(
+          request,
+          run,
+          approvalId,
+          "APPROVAL_TOKEN_MISMATCH",
+          `the approval token is bound to gate "${binding.gateId}", not "${body.gateId}"`,
+        );
+      if (binding.planHash !== run.planHash)
+        return refuse(
+          request,
+          run,
+          approvalId,
+          "APPROVAL_STALE",
+          `the approval token is for plan ${binding.planHash}, but the run has plan ${run.planHash}`,
+        );
+      const gate = run.gates.find(
+        (candidate) =>
+          candidate.kind === StepKind.APPROVAL_GATE && candidate.gateRef === binding.gateId,
+      );
+      if (gate === undefined)
+        throw new PackrunError(
+          "GATE_NOT_AWAITING",
+          `run ${run.id} has no approval gate "${binding.gateId}"`,
+        );
+      if (gate.grants.length > 0 && !gate.grants.some((grant) => principal.groups.includes(grant)))
+        return refuse(
+          request,
+          run,
+          approvalId,
+          "PERMISSION_DENIED",
+          `approving gate "${binding.gateId}" needs one of the groups ${gate.grants.join(", ")}`,
+        );
+      const response = await clients.executor.decideApproval({
+        tenant: principal.tenant,
+        runId: run.id,
+        approvalId: binding.gateId,
+        planHash: binding.planHash,
+        approver: principal.subject,
+        approve: body.approve ?? true,
+        comment: body.comment ?? "",
+      });
+      if (response.gate === undefined)
+        throw new PackrunError("INTERNAL", "executor returned no gate");
+      request.log.info(
+        {
+          runId: run.id,
+          approvalId: binding.gateId,
+          approver: principal.subject,
+          approve: body.approve ?? true,
+          recorded: response.recorded,
+        },
+        "approval decided",
+      );
+      return {
+        gate: gateJson(response.gate),
+        recorded: response.recorded,
+        runState: runStateName(response.runState),
+      };
+    },
+  );
+}

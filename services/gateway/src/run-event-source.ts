@@ -1,0 +1,72 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { PackrunError } from "@packrun/errors";
+import type { Event } from "@packrun/proto/evidence/v1";
+import { isRunUnknownToEvidence as isUnknownRun } from "./downstream-errors.ts";
+import type { ServiceClients } from "./service-clients.ts";
+
+/** What part of a run's event log to read. */
+export interface RunEventQuery {
+  readonly tenant: string;
+  readonly runId: string;
+  /** Events with a greater sequence are returned. */
+  readonly afterSequence: number;
+  /** Only this step's events; empty for all. */
+  readonly stepId: string;
+  /** Follow live until the run's terminal event, or stop at what is stored now. */
+  readonly follow: boolean;
+  /** How long to wait for the first event of a run that has none stored yet. */
+  readonly firstEventWaitMs: number;
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A run's events in sequence order from the evidence service: stored ones, then (when
+ * following) live ones until the terminal event. The caller has already checked, through the
+ * executor, that the run exists for the tenant.
+ */
+export async function* readRunEvents(
+  clients: ServiceClients,
+  query: RunEventQuery,
+): AsyncGenerator<Event> {
+  const { tenant, runId, stepId, signal } = query;
+  let after = BigInt(query.afterSequence);
+  const giveUpAt = Date.now() + query.firstEventWaitMs;
+  if (!query.follow) {
+    for (;;) {
+      let page: Awaited<ReturnType<typeof clients.evidence.listEvents>>;
+      try {
+        page = await clients.evidence.listEvents(
+          { tenant, runId, afterSequence: after, pageSize: 500, stepId },
+          { signal },
+        );
+      } catch (error) {
+        if (isUnknownRun(error)) return;
+        throw error;
+      }
+      for (const event of page.events) yield event;
+      if (page.nextAfterSequence === 0n || page.events.length === 0) return;
+      after = page.nextAfterSequence;
+    }
+  }
+  for (;;) {
+    try {
+      for await (const response of clients.evidence.subscribeEvents(
+        { tenant, runId, afterSequence: after, stepId },
+        { signal },
+      )) {
+        if (response.event === undefined) continue;
+        after = response.event.sequence;
+        yield response.event;
+      }
+      return;
+    } catch (error) {
+      if (isUnknownRun(error) && after === 0n && Date.now() < giveUpAt && !signal.aborted) {
+        await sleep(100, undefined, { signal }).catch(() => {});
+        continue;
+      }
+      if (isUnknownRun(error))
+        throw new PackrunError("UNAVAILABLE", `run ${runId} has no events yet; retry shortly`);
+      throw error;
+    }
+  }
+}

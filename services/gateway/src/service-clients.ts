@@ -1,0 +1,53 @@
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { EvidenceService } from "@packrun/proto/evidence/v1";
+import { ExecutorService } from "@packrun/proto/executor/v1";
+import { Health } from "@packrun/proto/health/v1";
+import { PlannerService } from "@packrun/proto/planner/v1";
+
+/** Where the gateway finds the internal services. */
+export interface ServiceUrls {
+  readonly plannerUrl: string;
+  readonly executorUrl: string;
+  readonly evidenceUrl: string;
+}
+
+/** gRPC clients of the three internal services; the gateway holds no run state itself. */
+export interface ServiceClients {
+  readonly planner: Client<typeof PlannerService>;
+  readonly executor: Client<typeof ExecutorService>;
+  readonly evidence: Client<typeof EvidenceService>;
+  /** grpc.health.v1 clients by service name, for `/readyz`. */
+  readonly health: Readonly<Record<"planner" | "executor" | "evidence", Client<typeof Health>>>;
+  /** Closes the HTTP/2 sessions. */
+  close(): void;
+}
+
+/** Connect clients over gRPC (HTTP/2, one multiplexed session per service). */
+export function createServiceClients(
+  urls: ServiceUrls,
+  interceptors: Interceptor[] = [],
+): ServiceClients {
+  const sessions: Http2SessionManager[] = [];
+  const transport = (baseUrl: string) => {
+    const sessionManager = new Http2SessionManager(baseUrl, { idleConnectionTimeoutMs: 60_000 });
+    sessions.push(sessionManager);
+    return createGrpcTransport({ baseUrl, sessionManager, interceptors });
+  };
+  const planner = transport(urls.plannerUrl);
+  const executor = transport(urls.executorUrl);
+  const evidence = transport(urls.evidenceUrl);
+  return {
+    planner: createClient(PlannerService, planner),
+    executor: createClient(ExecutorService, executor),
+    evidence: createClient(EvidenceService, evidence),
+    health: {
+      planner: createClient(Health, planner),
+      executor: createClient(Health, executor),
+      evidence: createClient(Health, evidence),
+    },
+    close() {
+      for (const session of sessions) session.abort();
+    },
+  };
+}
