@@ -3,8 +3,9 @@ import fastifySwagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { type ErrorCode, PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
-import Fastify, { type FastifyError } from "fastify";
+import Fastify, { type FastifyError, LogController } from "fastify";
 import type { ProblemJson } from "./api-schemas.ts";
+import { createValidatorCompiler } from "./request-validation.ts";
 import "./fastify-augmentation.ts";
 import type { GatewayApp, GatewayContext } from "./gateway-context.ts";
 import type { GatewayMetrics } from "./gateway-metrics.ts";
@@ -79,18 +80,14 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
     // Request ids in every log line; honour a caller's id for tracing across systems.
     requestIdHeader: "x-request-id",
     genReqId: () => crypto.randomUUID(),
-    disableRequestLogging: true,
-    ajv: {
-      customOptions: {
-        // Unknown fields are errors, not silently dropped; query strings may repeat a key.
-        removeAdditional: false,
-        coerceTypes: "array",
-        useDefaults: true,
-        allErrors: false,
-      },
-    },
+    // One line per request from the onResponse hook below, with route and status.
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(createValidatorCompiler());
+  // Only JSON and YAML bodies are understood; anything else is UNSUPPORTED_MEDIA_TYPE.
+  app.removeContentTypeParser("text/plain");
 
   await app.register(fastifySwagger, {
     openapi: {

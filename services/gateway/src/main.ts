@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * Gateway process entry: `node services/gateway/src/main.ts`. Configured by environment (see
+ * gateway-config.ts); SIGINT or SIGTERM stops it gracefully.
+ */
+import { isPackrunError } from "@packrun/errors";
+import { createLogger } from "@packrun/logging";
+import { loadGatewayConfig } from "./gateway-config.ts";
+import { type Gateway, startGateway } from "./gateway-server.ts";
+
+let config: ReturnType<typeof loadGatewayConfig>;
+try {
+  config = loadGatewayConfig();
+} catch (error) {
+  // Plain stderr: the log level is part of what failed to load.
+  process.stderr.write(`gateway: ${isPackrunError(error) ? error.message : String(error)}\n`);
+  process.exit(2);
+}
+
+const logger = createLogger({ service: "gateway", level: config.logLevel });
+let gateway: Gateway;
+try {
+  gateway = await startGateway({
+    logger,
+    auth: config.auth,
+    plannerUrl: config.plannerUrl,
+    executorUrl: config.executorUrl,
+    evidenceUrl: config.evidenceUrl,
+    port: config.port,
+    host: config.host,
+    bodyLimitBytes: config.bodyLimitBytes,
+    sseHeartbeatSeconds: config.sseHeartbeatSeconds,
+  });
+} catch (error) {
+  logger.fatal({ err: error }, "gateway failed to start");
+  process.exit(isPackrunError(error) && error.code === "CONFIG_INVALID" ? 2 : 1);
+}
+logger.info({ url: gateway.url }, "gateway ready");
+
+let stopping = false;
+async function shutdown(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, "gateway shutting down");
+  try {
+    await gateway.close();
+    process.exit(0);
+  } catch (error) {
+    logger.error({ err: error }, "gateway shutdown failed");
+    process.exit(1);
+  }
+}
+process.on("SIGINT", (signal) => void shutdown(signal));
+process.on("SIGTERM", (signal) => void shutdown(signal));

@@ -1,0 +1,25 @@
+import { Ajv, type Options } from "ajv";
+import addFormats from "ajv-formats";
+import type { FastifySchemaCompiler } from "fastify";
+
+function createAjv(options: Options): Ajv {
+  // strict: false because TypeBox schemas carry annotation keys Ajv does not know.
+  const ajv = new Ajv({ strict: false, allErrors: false, useDefaults: true, ...options });
+  addFormats.default(ajv);
+  return ajv;
+}
+
+/**
+ * Request validation with two Ajv instances: query strings and path parameters arrive as text,
+ * so they are coerced (`?pageSize=5` is a number, a single `?state=` is a one-element array);
+ * JSON bodies are not, so `{"priority": "5"}` or `{"manifest": 5}` is an error that names the
+ * field instead of being silently converted. Unknown fields are errors, never dropped.
+ */
+export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
+  const strict = createAjv({ coerceTypes: false, removeAdditional: false });
+  const coercing = createAjv({ coerceTypes: "array", removeAdditional: false });
+  return ({ schema, httpPart }) => {
+    const ajv = httpPart === "body" ? strict : coercing;
+    return ajv.compile(schema as object);
+  };
+}
