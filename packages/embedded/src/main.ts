@@ -4,7 +4,10 @@
  * embedded storage, runs examples/quickstart end to end, then keeps serving until Ctrl-C
  * (`--once` exits after the quickstart with its result as the exit code).
  */
-import { resolve } from "node:path";
+import { readFile, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { allScopes, mintToken } from "@packrun/auth";
+import type { JWK } from "jose";
 import { createLogger } from "@packrun/logging";
 import { runQuickstart } from "./quickstart.ts";
 import { startEmbedded } from "./start-embedded.ts";
@@ -33,6 +36,40 @@ print(`packrun: started in ${Math.round(performance.now() - startedAt)} ms (${st
 print(`  planner   ${services.plannerUrl}`);
 print(`  executor  ${services.executorUrl}`);
 print(`  evidence  ${services.evidenceUrl}`);
+print(`  API       ${services.gatewayUrl}   (REST + SSE; OpenAPI at /.well-known/openapi)`);
+
+// Dev mode: a local token issuer, so the CLI and curl work without an identity provider.
+const devAuth = services.devAuth;
+if (devAuth !== undefined) {
+  const operator = { tenant: "default", subject: "operator" };
+  const token = await mintToken({
+    key: JSON.parse(await readFile(devAuth.signingKeyFile, "utf8")) as JWK,
+    issuer: devAuth.issuer,
+    audience: devAuth.audience,
+    ...operator,
+    scopes: allScopes,
+    expiresInSeconds: 7 * 24 * 3600,
+  });
+  const cliConfig = join(home, "cli.json");
+  await writeFile(
+    cliConfig,
+    `${JSON.stringify(
+      {
+        url: services.gatewayUrl,
+        token,
+        signingKeyFile: devAuth.signingKeyFile,
+        issuer: devAuth.issuer,
+        audience: devAuth.audience,
+        ...operator,
+      },
+      null,
+      2,
+    )}\n`,
+    { mode: 0o600 },
+  );
+  print(`  token     ${cliConfig} (dev mode: tenant "default", every scope, valid 7 days)`);
+  print(`            npm run packrun -- runs list     uses it; so does  curl -H "Authorization: Bearer $(node -p 'require("${cliConfig}").token')" ${services.gatewayUrl}/api/runs`);
+}
 print("");
 
 let stopping = false;

@@ -180,16 +180,33 @@ const InputsSchema = Type.Record(Type.String(), Type.Unknown(), {
 export const SubmitRunBodySchema = Type.Object(
   {
     manifest: Type.Optional(Type.String({ minLength: 1, description: "Inline pack.yaml text." })),
-    pack: Type.Optional(PackRefSchema),
+    pack: Type.Optional(
+      Type.Object(PackRefSchema.properties, {
+        additionalProperties: false,
+        description: "A published pack: {name, version}; version defaults to the highest.",
+      }),
+    ),
     inputs: Type.Optional(InputsSchema),
     secrets: Type.Optional(
       Type.Record(Type.String(), Type.String(), {
         description: "Secret values by name; never stored in Postgres, logs or evidence.",
       }),
     ),
-    priority: Type.Optional(Type.Integer({ minimum: -1000, maximum: 1000 })),
-    idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    priority: Type.Optional(
+      Type.Integer({ minimum: -1000, maximum: 1000, description: "Higher runs first; default 0." }),
+    ),
+    idempotencyKey: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 200,
+        description: "Retries with the same key answer the same run (created: false).",
+      }),
+    ),
+    labels: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description: "Free-form labels kept on the run.",
+      }),
+    ),
   },
   { additionalProperties: false, title: "SubmitRunRequest" },
 );
@@ -208,7 +225,7 @@ export const ListRunsQuerySchema = Type.Object(
     state: Type.Optional(
       Type.Array(RunStateSchema, { description: "Repeat to match any of several states." }),
     ),
-    pack: Type.Optional(nonEmptyName),
+    pack: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: "Pack name." })),
     pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
     pageToken: Type.Optional(Type.String({ maxLength: 512 })),
   },
@@ -224,7 +241,9 @@ export const ListRunsResponseSchema = Type.Object(
   { title: "ListRunsResponse" },
 );
 
-export const RunIdParamsSchema = Type.Object({ id: Type.String({ maxLength: 64 }) });
+export const RunIdParamsSchema = Type.Object({
+  id: Type.String({ maxLength: 64, description: "Run id (UUID)." }),
+});
 
 export const LogsQuerySchema = Type.Object(
   {

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import type { Scope } from "@packrun/auth";
 import { PackrunError } from "@packrun/errors";
 import { type PackSource, PackSourceSchema } from "@packrun/proto/pack/v1";
 import type { TSchema } from "typebox";
@@ -9,8 +10,13 @@ export function withProblems<Responses extends Record<number, TSchema>>(response
   return { ...responses, "4xx": ProblemSchema, "5xx": ProblemSchema };
 }
 
-/** The bearer-token requirement of authenticated routes, in OpenAPI terms. */
-export const bearerSecurity = [{ bearerAuth: [] }];
+/**
+ * The bearer-token requirement of an authenticated route in OpenAPI terms, naming the scope
+ * the token must carry (OpenAPI 3.1 lets non-OAuth schemes list required roles).
+ */
+export function bearerSecurity(scope: Scope) {
+  return [{ bearerAuth: [scope] }];
+}
 
 /**
  * The pack of a run or simulation request: an inline manifest or a registry reference,

@@ -53,7 +53,7 @@ export function registerApprovalRoutes(app: GatewayApp, { clients }: GatewayCont
         summary: "Approve (or reject) an approval gate with a token bound to it",
         description:
           "The bearer token must carry the packs.approve scope and the claims pack_run_id, pack_gate_id and pack_plan_hash matching this run, the gate and the run's plan hash. The same approver counts once; an identical repeat answers recorded: false.",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.approve),
         params: RunIdParamsSchema,
         body: ApproveBodySchema,
         response: withProblems({ 200: ApproveResponseSchema }),

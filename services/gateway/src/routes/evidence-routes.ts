@@ -29,7 +29,7 @@ export function registerEvidenceRoutes(app: GatewayApp, { clients }: GatewayCont
       schema: {
         tags: ["evidence"],
         summary: "The run's artifacts with their SHA-256 digests",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.read),
         params: RunIdParamsSchema,
         response: withProblems({ 200: ListArtifactsResponseSchema }),
       },
@@ -57,7 +57,7 @@ export function registerEvidenceRoutes(app: GatewayApp, { clients }: GatewayCont
       schema: {
         tags: ["evidence"],
         summary: "Download one artifact by digest",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.read),
         params: ArtifactParamsSchema,
         produces: ["application/octet-stream"],
         response: withProblems({ 200: BinarySchema }),
@@ -89,7 +89,7 @@ export function registerEvidenceRoutes(app: GatewayApp, { clients }: GatewayCont
       schema: {
         tags: ["evidence"],
         summary: "The finished run's signed DSSE attestation",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.read),
         params: RunIdParamsSchema,
         response: withProblems({ 200: AttestationResponseSchema }),
       },
@@ -123,7 +123,7 @@ export function registerEvidenceRoutes(app: GatewayApp, { clients }: GatewayCont
       schema: {
         tags: ["evidence"],
         summary: "Download the finished run's evidence bundle (.tar.gz), verifiable offline",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.read),
         params: RunIdParamsSchema,
         produces: ["application/gzip"],
         response: withProblems({ 200: BinarySchema }),
@@ -150,7 +150,7 @@ export function registerEvidenceRoutes(app: GatewayApp, { clients }: GatewayCont
       schema: {
         tags: ["evidence"],
         summary: "Public keys that verify attestations and bundles",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.read),
         response: withProblems({ 200: VerificationKeysResponseSchema }),
       },
     },

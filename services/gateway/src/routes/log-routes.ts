@@ -81,7 +81,7 @@ export function registerLogRoutes(app: GatewayApp, context: GatewayContext): voi
         summary: "Stream a run's ordered event log (SSE, or NDJSON with ?format=ndjson)",
         description:
           "Each SSE message has `id:` = the event's sequence, `event: run-event` and the RunEvent JSON as data; reconnect with Last-Event-ID (or ?after=) to resume without gaps or repeats. When the run has finished the stream replays and ends with `event: end` ({state}). Comment heartbeats keep idle connections open. NDJSON gives one RunEvent per line and a final {end: true, state} line.",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.read),
         params: RunIdParamsSchema,
         querystring: LogsQuerySchema,
         produces: ["text/event-stream", "application/x-ndjson"],

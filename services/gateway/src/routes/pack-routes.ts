@@ -25,7 +25,7 @@ export function registerPackRoutes(app: GatewayApp, { clients }: GatewayContext)
         summary: "Publish a pack version (immutable once published)",
         description:
           "The body is JSON {manifest} or the pack.yaml text itself with Content-Type application/yaml. Re-publishing identical content answers 200 with created: false; different content under a published version is refused with PACK_VERSION_CONFLICT.",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.write),
         body: PublishPackBodySchema,
         response: withProblems({ 200: PublishPackResponseSchema, 201: PublishPackResponseSchema }),
       },
@@ -61,7 +61,7 @@ export function registerPackRoutes(app: GatewayApp, { clients }: GatewayContext)
       schema: {
         tags: ["packs"],
         summary: "The tenant's packs with their latest version",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.read),
         querystring: ListPacksQuerySchema,
         response: withProblems({ 200: ListPacksResponseSchema }),
       },
@@ -90,7 +90,7 @@ export function registerPackRoutes(app: GatewayApp, { clients }: GatewayContext)
       schema: {
         tags: ["packs"],
         summary: "Published versions of a pack, highest first",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.read),
         params: PackNameParamsSchema,
         querystring: ListPacksQuerySchema,
         response: withProblems({ 200: ListPackVersionsResponseSchema }),
@@ -117,7 +117,7 @@ export function registerPackRoutes(app: GatewayApp, { clients }: GatewayContext)
       schema: {
         tags: ["packs"],
         summary: "One published version with its manifest",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.read),
         params: PackVersionParamsSchema,
         response: withProblems({ 200: GetPackVersionResponseSchema }),
       },

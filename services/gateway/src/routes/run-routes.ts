@@ -23,7 +23,7 @@ export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext):
       schema: {
         tags: ["runs"],
         summary: "Submit a run of an inline manifest or of a registered pack version",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.run),
         body: SubmitRunBodySchema,
         response: withProblems({ 200: SubmitRunResponseSchema, 201: SubmitRunResponseSchema }),
       },
@@ -59,7 +59,7 @@ export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext):
       schema: {
         tags: ["runs"],
         summary: "List the tenant's runs, newest first",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.read),
         querystring: ListRunsQuerySchema,
         response: withProblems({ 200: ListRunsResponseSchema }),
       },
@@ -87,7 +87,7 @@ export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext):
       schema: {
         tags: ["runs"],
         summary: "A run with its step graph, attempts and gates",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.read),
         params: RunIdParamsSchema,
         response: withProblems({ 200: RunSchema }),
       },
@@ -110,7 +110,7 @@ export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext):
       schema: {
         tags: ["runs"],
         summary: "Cancel a run: running steps are stopped, pending ones never start",
-        security: bearerSecurity,
+        security: bearerSecurity(scopes.run),
         params: RunIdParamsSchema,
         body: CancelBodySchema,
         response: withProblems({ 200: RunSchema }),

@@ -18,7 +18,7 @@ export function registerSimulationRoutes(app: GatewayApp, { clients }: GatewayCo
         schema: {
           tags: ["simulations"],
           summary: "Simulate a pack: the plan hash and every step's expected status",
-          security: bearerSecurity,
+          security: bearerSecurity(scopes.read),
           body: SimulateBodySchema,
           response: withProblems({ 200: SimulateResponseSchema }),
         },
