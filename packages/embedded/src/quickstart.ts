@@ -56,7 +56,7 @@ export async function runQuickstart(
     const inputs = JSON.parse(await readFile(join(options.packDir, "inputs.json"), "utf8"));
     const started = performance.now();
     const submitted = await executor.submitRun({
-      tenant: "demo",
+      tenant: "default",
       pack: { source: { case: "manifest", value: manifest } },
       inputs,
       secrets: { deployToken: "tok-3f9a-demo-secret" },
@@ -73,7 +73,7 @@ export async function runQuickstart(
     const stepWidth = Math.max(...run.steps.map((step) => step.id.length), 8);
     // The run's first events reach the evidence log a moment after submission: wait for them.
     for (let tries = 0; ; tries++) {
-      const known = await evidence.listEvents({ tenant: "demo", runId: run.id, pageSize: 1 }).then(
+      const known = await evidence.listEvents({ tenant: "default", runId: run.id, pageSize: 1 }).then(
         () => true,
         (error: unknown) => {
           if (ConnectError.from(error).code !== Code.NotFound || tries > 300) throw error;
@@ -83,7 +83,7 @@ export async function runQuickstart(
       if (known) break;
       await sleep(50);
     }
-    for await (const { event } of evidence.subscribeEvents({ tenant: "demo", runId: run.id })) {
+    for await (const { event } of evidence.subscribeEvents({ tenant: "default", runId: run.id })) {
       if (event === undefined) continue;
       events++;
       const step = event.stepId.padEnd(stepWidth);
@@ -112,7 +112,7 @@ export async function runQuickstart(
           `  ${step}   → approving as embedded-demo (in a deployment, a person with packs.approve does this)`,
         );
         await executor.decideApproval({
-          tenant: "demo",
+          tenant: "default",
           runId: run.id,
           approvalId: "release",
           planHash: run.planHash,
@@ -122,7 +122,7 @@ export async function runQuickstart(
         });
       }
     }
-    const finished = (await executor.getRun({ tenant: "demo", runId: run.id })).run;
+    const finished = (await executor.getRun({ tenant: "default", runId: run.id })).run;
     const state =
       finished?.state === RunState.SUCCEEDED
         ? "succeeded"
@@ -141,7 +141,7 @@ export async function runQuickstart(
     const deadline = Date.now() + 30_000;
     let keyId = "";
     while (keyId === "" && Date.now() < deadline) {
-      keyId = await evidence.getAttestation({ tenant: "demo", runId: run.id }).then(
+      keyId = await evidence.getAttestation({ tenant: "default", runId: run.id }).then(
         (response) => response.attestation?.keyId ?? "",
         () => "",
       );
@@ -149,7 +149,7 @@ export async function runQuickstart(
     }
     if (keyId === "") throw new Error("no attestation was signed within 30 s");
     const chunks: Uint8Array[] = [];
-    for await (const part of evidence.getBundle({ tenant: "demo", runId: run.id }))
+    for await (const part of evidence.getBundle({ tenant: "default", runId: run.id }))
       chunks.push(part.chunk);
     const bundle = Buffer.concat(chunks);
     await mkdir(join(options.home, "bundles"), { recursive: true });
