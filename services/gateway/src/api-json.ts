@@ -73,6 +73,11 @@ export function runStateName(state: RunState): RunStateName {
   return runStates[state] ?? "queued";
 }
 
+/** The API name of a step state. */
+export function stepStateName(state: StepState): StepStateName {
+  return stepStates[state];
+}
+
 /** The enum value of an API run state name. */
 export function runStateValue(name: RunStateName): RunState {
   const entry = Object.entries(runStates).find(([, candidate]) => candidate === name);

@@ -1,8 +1,10 @@
+import http from "node:http";
 import { fastifySSE } from "@fastify/sse";
 import fastifySwagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { type ErrorCode, PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
+import { nameHttpSpan, traceHttpRequests } from "@packrun/telemetry";
 import Fastify, { type FastifyError, LogController } from "fastify";
 import type { ProblemJson } from "./api-schemas.ts";
 import { createValidatorCompiler } from "./request-validation.ts";
@@ -34,6 +36,9 @@ export interface GatewayAppOptions {
 }
 
 const yamlTypes = ["application/yaml", "application/x-yaml", "text/yaml"];
+
+/** Probes and scrapes: no span of their own, and no traces of the RPCs they make. */
+const untracedPaths = ["/healthz", "/readyz", "/metrics"];
 
 // Fastify's own request errors, each turned into a stable packrun code.
 const fastifyErrorCodes: Record<string, ErrorCode> = {
@@ -83,6 +88,16 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
     // One line per request from the onResponse hook below, with route and status.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // Fastify's own server, with every request in a SERVER span (trace context from the caller).
+    serverFactory: (handler, serverOptions) => {
+      const server = http.createServer(traceHttpRequests(handler, { untracedPaths }));
+      // What Fastify sets on a server it creates itself (its defaults are filled in by now).
+      const { keepAliveTimeout, requestTimeout, connectionTimeout } = serverOptions;
+      if (typeof keepAliveTimeout === "number") server.keepAliveTimeout = keepAliveTimeout;
+      if (typeof requestTimeout === "number") server.requestTimeout = requestTimeout;
+      if (typeof connectionTimeout === "number") server.setTimeout(connectionTimeout);
+      return server;
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(createValidatorCompiler());
@@ -121,6 +136,10 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
   );
 
   app.decorateRequest("principal", undefined);
+  // Routing is done: the span is `METHOD /route/template`.
+  app.addHook("onRequest", async (request) => {
+    nameHttpSpan(request.raw, request.routeOptions.url);
+  });
   app.addHook("onRequest", async (request) => {
     const scope = request.routeOptions.config.scope;
     if (scope === undefined) return;

@@ -1,7 +1,7 @@
 import type { GetRunStatisticsResponse } from "@packrun/proto/executor/v1";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
-import { runStateName } from "./api-json.ts";
+import { runStateName, stepStateName } from "./api-json.ts";
 
 /** The gateway's own Prometheus metrics. */
 export interface GatewayMetrics {
@@ -32,20 +32,6 @@ export function createGatewayMetrics(): GatewayMetrics {
   };
 }
 
-const stepStateNames: Record<StepState, string> = {
-  [StepState.UNSPECIFIED]: "unspecified",
-  [StepState.PENDING]: "pending",
-  [StepState.RUNNING]: "running",
-  [StepState.SUCCEEDED]: "succeeded",
-  [StepState.FAILED]: "failed",
-  [StepState.TIMED_OUT]: "timed_out",
-  [StepState.CANCELLED]: "cancelled",
-  [StepState.SKIPPED]: "skipped",
-  [StepState.AWAITING_APPROVAL]: "awaiting-approval",
-  [StepState.REJECTED]: "rejected",
-  [StepState.EXPIRED]: "expired",
-};
-
 function family(name: string, type: string, help: string, samples: string[]): string {
   return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${samples.join("\n")}\n`;
 }
@@ -73,7 +59,7 @@ export function renderRunStatistics(stats: GetRunStatisticsResponse): string {
       "Steps of every kind by state.",
       stats.stepsByState
         .filter((entry) => entry.state !== StepState.UNSPECIFIED)
-        .map((entry) => `packrun_steps{state="${stepStateNames[entry.state]}"} ${entry.count}`),
+        .map((entry) => `packrun_steps{state="${stepStateName(entry.state)}"} ${entry.count}`),
     ),
     family("packrun_queue_jobs", "gauge", "Work items in the executor queue by status.", [
       `packrun_queue_jobs{status="waiting"} ${stats.queueWaiting}`,

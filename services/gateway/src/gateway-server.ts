@@ -1,5 +1,6 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "@packrun/logging";
+import { rpcClientTracing } from "@packrun/telemetry";
 import { buildGatewayApp } from "./gateway-app.ts";
 import type { AuthConfig } from "./gateway-config.ts";
 import type { GatewayApp } from "./gateway-context.ts";
@@ -31,7 +32,8 @@ export interface Gateway {
 
 /** Starts the REST + SSE gateway in front of planner, executor and evidence. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
-  const clients = createServiceClients(options);
+  // Downstream calls are CLIENT spans under the request's span, with its trace context sent on.
+  const clients = createServiceClients(options, [rpcClientTracing()]);
   const app = await buildGatewayApp({
     clients,
     verifier: await createTokenVerifier(options.auth),

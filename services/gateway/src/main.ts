@@ -5,6 +5,7 @@
  */
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
+import { initTelemetry } from "@packrun/telemetry";
 import { loadGatewayConfig } from "./gateway-config.ts";
 import { type Gateway, startGateway } from "./gateway-server.ts";
 
@@ -18,6 +19,7 @@ try {
 }
 
 const logger = createLogger({ service: "gateway", level: config.logLevel });
+const stopTelemetry = initTelemetry({ serviceName: "packrun-gateway", logger });
 let gateway: Gateway;
 try {
   gateway = await startGateway({
@@ -44,6 +46,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   logger.info({ signal }, "gateway shutting down");
   try {
     await gateway.close();
+    await stopTelemetry();
     process.exit(0);
   } catch (error) {
     logger.error({ err: error }, "gateway shutdown failed");

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ApprovalBinding, allScopes, mintToken, type Scope } from "@packrun/auth";
 import { startEmbedded } from "@packrun/embedded";
-import { createLogger } from "@packrun/logging";
+import { createLogger, type Logger } from "@packrun/logging";
 import { createTestDatabase, createTestRedis } from "@packrun/testing";
 import type { JWK } from "jose";
 
@@ -26,6 +26,12 @@ export interface GatewayStack {
   readonly plannerUrl: string;
   /** Private JWK file of the key the gateway trusts. */
   readonly signingKeyFile: string;
+  /** The public JWK Set the gateway verifies tokens with. */
+  readonly jwksFile: string;
+  /** The test database every service keeps its schema in (for scanning what was stored). */
+  readonly databaseUrl: string;
+  /** The services' data directory (keys, artifacts, work directories). */
+  readonly home: string;
   readonly issuer: string;
   readonly audience: string;
   /** A token signed by the trusted key (default tenant `acme`, subject `alice`, every scope). */
@@ -37,14 +43,13 @@ export interface GatewayStack {
  * Starts the four services in this process, talking gRPC over loopback as in production, on a
  * fresh database of the test PostgreSQL and a private namespace of the test Redis.
  */
-export async function startGatewayStack(): Promise<GatewayStack> {
+export async function startGatewayStack(options: { logger?: Logger } = {}): Promise<GatewayStack> {
   const home = await mkdtemp(join(tmpdir(), "packrun-gateway-"));
   const database = await createTestDatabase("gateway");
   const redis = await createTestRedis("gateway");
-  const logger = createLogger({
-    service: "test",
-    level: process.env.PACKRUN_LOG_LEVEL ?? "silent",
-  });
+  const logger =
+    options.logger ??
+    createLogger({ service: "test", level: process.env.PACKRUN_LOG_LEVEL ?? "silent" });
   const stack = await startEmbedded({
     home,
     logger,
@@ -64,6 +69,9 @@ export async function startGatewayStack(): Promise<GatewayStack> {
     evidenceUrl: stack.evidenceUrl,
     plannerUrl: stack.plannerUrl,
     signingKeyFile: devAuth.signingKeyFile,
+    jwksFile: devAuth.jwksFile,
+    databaseUrl: database.url,
+    home,
     issuer: devAuth.issuer,
     audience: devAuth.audience,
     mintToken(options = {}) {
