@@ -1,6 +1,15 @@
 import { Command, CommanderError } from "commander";
+import { registerApproveCommand } from "./commands/approve.ts";
+import { registerArtifactsCommand } from "./commands/artifacts.ts";
+import { registerBundleCommand } from "./commands/bundle.ts";
+import { registerCancelCommand } from "./commands/cancel.ts";
+import { registerLogsCommand } from "./commands/logs.ts";
+import { registerPacksCommand } from "./commands/packs.ts";
 import { registerPlanCommand } from "./commands/plan.ts";
+import { registerRunCommand } from "./commands/run.ts";
+import { registerRunsCommand } from "./commands/runs.ts";
 import { registerSimulateCommand } from "./commands/simulate.ts";
+import { registerTokenCommand } from "./commands/token.ts";
 import { registerValidateCommand } from "./commands/validate.ts";
 import { registerVerifyCommand } from "./commands/verify.ts";
 import { ExitCode } from "./exit-codes.ts";
@@ -16,12 +25,18 @@ Exit codes:
   4   not found
   5   sealed-mode violation
   10  retryable (try again later)
+
+Gateway commands find the gateway and token in --url/--token, then PACKRUN_URL/PACKRUN_TOKEN,
+then the config file (--config, PACKRUN_CLI_CONFIG, default $PACKRUN_HOME/cli.json).
 `;
 
 /** Builds the `packrun` command tree; exported so tests and embedders can inspect it. */
 export function createProgram(): Command {
   const program = new Command("packrun")
-    .description("Task Pack runner: plan, simulate and run declarative workflow packs.")
+    .description(
+      "Task Pack runner: plan and simulate packs offline; run, follow, approve and verify them " +
+        "through the packrun gateway.",
+    )
     .version(cliVersion, "-V, --version", "print the packrun version")
     // Throw instead of exiting so main() decides the exit code; set before the subcommands
     // are created, which inherit it.
@@ -32,6 +47,15 @@ export function createProgram(): Command {
   registerPlanCommand(program);
   registerSimulateCommand(program);
   registerVerifyCommand(program);
+  registerRunCommand(program);
+  registerRunsCommand(program);
+  registerLogsCommand(program);
+  registerApproveCommand(program);
+  registerCancelCommand(program);
+  registerArtifactsCommand(program);
+  registerBundleCommand(program);
+  registerPacksCommand(program);
+  registerTokenCommand(program);
   return program;
 }
 

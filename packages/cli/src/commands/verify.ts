@@ -1,27 +1,11 @@
-import { readFile } from "node:fs/promises";
-import { verifyBundle } from "@packrun/attestation";
 import { type Command, Option } from "commander";
-import { CliError } from "../cli-error.ts";
-import { ExitCode } from "../exit-codes.ts";
-import { describeFsError } from "../fs-errors.ts";
+import { bundleFailure, renderBundleReport, verifyBundleBytes } from "../bundle-verification.ts";
 import { type OutputFormat, outputFormats, renderJson } from "../output.ts";
-import { printable } from "../printable.ts";
+import { readBinaryFile, readKeyFiles } from "../read-binary-file.ts";
 
 interface VerifyOptions {
   key?: string[];
   format: OutputFormat;
-}
-
-async function readOrFail(path: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (error) {
-    throw new CliError(
-      `${path}: cannot read ${what}: ${describeFsError(error)}`,
-      ExitCode.invalidInput,
-      { cause: error },
-    );
-  }
 }
 
 /**
@@ -53,43 +37,13 @@ export function registerVerifyCommand(program: Command): void {
       "\nExamples:\n  packrun verify run.tar.gz\n  packrun verify run.tar.gz --key evidence-signing.pub.pem\n\nExit 0 when every check passes, 2 when the bundle was altered or a check fails.\n",
     )
     .action(async (bundlePath: string, options: VerifyOptions) => {
-      const bundle = await readOrFail(bundlePath, "the bundle");
-      const keys = await Promise.all(
-        (options.key ?? []).map(async (path) =>
-          (await readOrFail(path, "the key")).toString("utf8"),
-        ),
+      const bundle = await readBinaryFile(bundlePath, "the bundle");
+      const keys = await readKeyFiles(options.key ?? []);
+      const report = await verifyBundleBytes(bundle, keys, bundlePath);
+      process.stdout.write(
+        options.format === "json" ? renderJson(report) : renderBundleReport(report),
       );
-      let report: Awaited<ReturnType<typeof verifyBundle>>;
-      try {
-        // Without --key the bundle's own key is used (integrity, not origin).
-        report = await verifyBundle(bundle, keys.length > 0 ? { keys } : {});
-      } catch (error) {
-        throw new CliError(
-          `${bundlePath}: ${error instanceof Error ? error.message : String(error)}`,
-          ExitCode.invalidInput,
-          { cause: error },
-        );
-      }
-      if (options.format === "json") {
-        process.stdout.write(renderJson(report));
-      } else {
-        const lines = report.checks.map(
-          (check) =>
-            `${check.ok ? "✔" : "✖"} ${check.check}${check.member === undefined ? "" : ` ${printable(check.member)}`}: ${printable(check.message)}`,
-        );
-        const summary = report.ok
-          ? `verified: run ${printable(report.runId ?? "?")} (${printable(report.pack?.name ?? "?")}@${printable(report.pack?.version ?? "?")}, ${printable(report.status ?? "?")}), plan ${printable(report.planHash ?? "?")}, signed by key ${printable(report.keyId ?? "?")}${report.keyTrusted ? " (trusted)" : " (the bundle's own key: integrity only; pass --key to prove origin)"}`
-          : `NOT verified: ${report.failures.length} check(s) failed`;
-        process.stdout.write(`${lines.join("\n")}\n${summary}\n`);
-      }
-      if (!report.ok) {
-        const failed = report.failures
-          .map((check) => `${check.check}${check.member === undefined ? "" : ` ${check.member}`}`)
-          .join(", ");
-        throw new CliError(
-          `${bundlePath}: not verified: ${printable(failed)}`,
-          ExitCode.invalidInput,
-        );
-      }
+      const failure = bundleFailure(report, bundlePath);
+      if (failure !== undefined) throw failure;
     });
 }

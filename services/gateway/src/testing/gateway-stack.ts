@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ApprovalBinding, allScopes, mintToken, type Scope } from "@packrun/auth";
-import { startEmbedded } from "@packrun/embedded";
+import { type Embedded, type EmbeddedOptions, startEmbedded } from "@packrun/embedded";
 import { createLogger, type Logger } from "@packrun/logging";
 import { createTestDatabase, createTestRedis } from "@packrun/testing";
 import type { JWK } from "jose";
@@ -24,6 +24,8 @@ export interface GatewayStack {
   readonly executorUrl: string;
   readonly evidenceUrl: string;
   readonly plannerUrl: string;
+  /** `/metrics` of the gRPC services given a metrics port. */
+  readonly metricsUrls: Embedded["metricsUrls"];
   /** Private JWK file of the key the gateway trusts. */
   readonly signingKeyFile: string;
   /** The public JWK Set the gateway verifies tokens with. */
@@ -43,7 +45,9 @@ export interface GatewayStack {
  * Starts the four services in this process, talking gRPC over loopback as in production, on a
  * fresh database of the test PostgreSQL and a private namespace of the test Redis.
  */
-export async function startGatewayStack(options: { logger?: Logger } = {}): Promise<GatewayStack> {
+export async function startGatewayStack(
+  options: { logger?: Logger; metricsPorts?: EmbeddedOptions["metricsPorts"] } = {},
+): Promise<GatewayStack> {
   const home = await mkdtemp(join(tmpdir(), "packrun-gateway-"));
   const database = await createTestDatabase("gateway");
   const redis = await createTestRedis("gateway");
@@ -59,6 +63,7 @@ export async function startGatewayStack(options: { logger?: Logger } = {}): Prom
       queueName: `steps-${redis.keyPrefix.replace(/[^A-Za-z0-9]/g, "")}`,
       keyPrefix: redis.keyPrefix,
     },
+    ...(options.metricsPorts === undefined ? {} : { metricsPorts: options.metricsPorts }),
   });
   const devAuth = stack.devAuth;
   if (devAuth === undefined) throw new Error("the gateway stack expects dev-mode auth");
@@ -68,6 +73,7 @@ export async function startGatewayStack(options: { logger?: Logger } = {}): Prom
     executorUrl: stack.executorUrl,
     evidenceUrl: stack.evidenceUrl,
     plannerUrl: stack.plannerUrl,
+    metricsUrls: stack.metricsUrls,
     signingKeyFile: devAuth.signingKeyFile,
     jwksFile: devAuth.jwksFile,
     databaseUrl: database.url,
