@@ -4,6 +4,7 @@
 #   planner            node services/planner/src/main.ts
 #   executor           node services/executor/src/main.ts   (PACKRUN_EXECUTOR_ROLE picks the role)
 #   evidence           node services/evidence/src/main.ts
+#   gateway            node services/gateway/src/main.ts    (REST + SSE API, HTTP/1.1)
 #   healthcheck ARGS   node deploy/grpc-health-check.ts ARGS (grpc.health.v1 Check; exit 0 = SERVING)
 #   help               this text
 #   anything else      run as a command (e.g. `sh`)
@@ -12,7 +13,9 @@
 # NAME to the file's content (trailing newlines dropped), so compose and Kubernetes secrets can be
 # mounted as files instead of being put in the environment of the orchestrator. Setting both NAME
 # and NAME_FILE is an error. (PACKRUN_EVIDENCE_SIGNING_KEY and PACKRUN_EVIDENCE_VERIFICATION_KEYS
-# are paths already: point them at the mounted PEM files directly.)
+# are paths already: point them at the mounted PEM files directly.) PACKRUN_AUTH_JWKS_FILE is a
+# setting of its own (the gateway's JWK Set file), not the file form of a PACKRUN_AUTH_JWKS, so it
+# is passed through unchanged.
 set -eu
 
 app=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
@@ -22,8 +25,14 @@ fail() {
   exit 2
 }
 
+# Settings whose own name ends in _FILE (paths the service reads itself): never indirections.
+file_settings='PACKRUN_AUTH_JWKS_FILE'
+
 load_file_variables() {
   for name in $(env | sed -n 's/^\(DATABASE_URL\|REDIS_URL\|PACKRUN_[A-Z0-9_]*\)_FILE=.*$/\1/p'); do
+    case " ${file_settings} " in
+      *" ${name}_FILE "*) continue ;;
+    esac
     file=$(printenv "${name}_FILE")
     if [ -n "$(printenv "${name}" || true)" ]; then
       fail "both ${name} and ${name}_FILE are set; set one"
@@ -36,7 +45,7 @@ load_file_variables() {
 }
 
 usage() {
-  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 command=${1:-help}
@@ -58,6 +67,12 @@ case "${command}" in
     load_file_variables
     cd "${app}"
     exec node services/evidence/src/main.ts "$@"
+    ;;
+  gateway)
+    shift
+    load_file_variables
+    cd "${app}"
+    exec node services/gateway/src/main.ts "$@"
     ;;
   healthcheck)
     shift

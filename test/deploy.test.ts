@@ -10,9 +10,12 @@
  * - Dockerfile: `dockerfile-utils` lint, parsed with `dockerfile-ast`.
  * - Consistency: each service's configuration loader is fed the environment the manifests give it
  *   (the variables it reads are recorded, so an unknown variable fails), ports, probes, Service
- *   targets, the HPA target, grace periods, secrets and commands are cross-checked, and the compose
- *   services are started through the image's entrypoint with their compose environment (only
- *   hosts, ports and paths made local) and must pass their compose health checks.
+ *   targets, the URLs services call each other by, the HPA target, grace periods, secrets, the
+ *   gateway's token keys and commands are cross-checked, the packages the services import are
+ *   checked to be installed in the image, and the compose services are started through the
+ *   image's entrypoint with their compose environment (only hosts, ports and paths made local)
+ *   and must pass their compose health checks; the gateway must accept a token minted with the
+ *   key make-secrets.sh wrote and refuse others.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -26,6 +29,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { createServer } from "node:net";
@@ -33,11 +37,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { after, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { loadSigningKey } from "@packrun/attestation";
+import { generateLocalSigningKey, mintToken } from "@packrun/auth";
 import { createTestDatabase, readTestEnv, type TestDatabase, uniqueName } from "@packrun/testing";
 import { Ajv, type ErrorObject } from "ajv";
 import { DockerfileParser, type Instruction } from "dockerfile-ast";
 import { validate as lintDockerfile } from "dockerfile-utils";
+import { calculateJwkThumbprint, type JWK } from "jose";
 import { Deployment } from "kubernetes-models/apps/v1/Deployment";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1/PodDisruptionBudget";
@@ -57,6 +64,12 @@ import {
   defaultExecutorPort,
   loadExecutorConfig,
 } from "../services/executor/src/executor-config.ts";
+import {
+  type AuthConfig,
+  defaultGatewayPort,
+  loadGatewayConfig,
+} from "../services/gateway/src/gateway-config.ts";
+import { createTokenVerifier } from "../services/gateway/src/token-verifier.ts";
 import { defaultPlannerPort, loadPlannerConfig } from "../services/planner/src/planner-config.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
@@ -71,27 +84,53 @@ const KUBERNETES_VERSION = "1.36.0";
 // The services: what each one reads from its environment, and where it listens by default.
 
 type Env = Record<string, string>;
-type ServiceName = "planner" | "executor" | "evidence";
+type ServiceName = "planner" | "executor" | "evidence" | "gateway";
 
 interface ServiceFacts {
   load(env: Env): Record<string, unknown> & { port: number; host: string };
   defaultPort: number;
+  /**
+   * What its port speaks: gRPC/Connect over cleartext HTTP/2 with grpc.health.v1, or plain
+   * HTTP/1.1 with GET /healthz (liveness) and GET /readyz (readiness).
+   */
+  protocol: "grpc" | "http";
   /** Variables read outside the configuration schema, with the file that reads each. */
   extra: Record<string, string>;
 }
 
 const services: Record<ServiceName, ServiceFacts> = {
-  planner: { load: loadPlannerConfig, defaultPort: defaultPlannerPort, extra: {} },
+  planner: {
+    load: loadPlannerConfig,
+    defaultPort: defaultPlannerPort,
+    protocol: "grpc",
+    extra: {},
+  },
   executor: {
     load: loadExecutorConfig,
     defaultPort: defaultExecutorPort,
+    protocol: "grpc",
     extra: {
       PACKRUN_PODMAN_ARGS: "services/executor/src/runtime/podman.ts",
       PACKRUN_BUNDLE_ROOTS: "services/executor/src/runtime/modules/bundle-ingest.ts",
     },
   },
-  evidence: { load: loadEvidenceConfig, defaultPort: defaultEvidencePort, extra: {} },
+  evidence: {
+    load: loadEvidenceConfig,
+    defaultPort: defaultEvidencePort,
+    protocol: "grpc",
+    extra: {},
+  },
+  gateway: {
+    load: loadGatewayConfig,
+    defaultPort: defaultGatewayPort,
+    protocol: "http",
+    extra: {},
+  },
 };
+
+/** The gateway's HTTP health endpoints. */
+const livenessPath = "/healthz";
+const readinessPath = "/readyz";
 const serviceNames = Object.keys(services) as ServiceName[];
 
 /** Runtime variables any process may be given (Node's own). */
@@ -126,8 +165,17 @@ const known = Object.fromEntries(
   serviceNames.map((name) => [name, variablesReadBy(name)]),
 ) as Record<ServiceName, Set<string>>;
 
+/**
+ * Settings whose own name ends in `_FILE` (paths the service reads itself, like
+ * PACKRUN_AUTH_JWKS_FILE): the entrypoint must pass them through, not read them as `NAME_FILE`.
+ */
+const fileSettings = new Set(
+  serviceNames.flatMap((service) => [...known[service]]).filter((name) => name.endsWith("_FILE")),
+);
+
 /** The variable a `NAME_FILE` variable sets through the entrypoint, or the name itself. */
 function baseVariable(name: string): string {
+  if (fileSettings.has(name)) return name;
   return /^(DATABASE_URL|REDIS_URL|PACKRUN_[A-Z0-9_]+)_FILE$/.test(name) ? name.slice(0, -5) : name;
 }
 
@@ -209,6 +257,102 @@ function serviceOfCommand(command: unknown, where: string): ServiceName {
   return command as ServiceName;
 }
 
+/** Patterns of Dockerfile.dockerignore, as regular expressions over repository paths. */
+const buildContextIgnores = read(path.join(deployDir, "Dockerfile.dockerignore"))
+  .split("\n")
+  .map((line) => line.trim())
+  .filter((line) => line !== "" && !line.startsWith("#"))
+  .map(
+    (pattern) =>
+      new RegExp(
+        `^${pattern
+          .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+          .replace(/\*\*\//g, "(.*/)?")
+          .replace(/\*/g, "[^/]*")}(/.*)?$`,
+      ),
+  );
+
+/** The pattern that keeps a repository path out of the image's build context, if one does. */
+function excludedBy(file: string): RegExp | undefined {
+  return buildContextIgnores.find((regex) => regex.test(file));
+}
+
+interface Lockfile {
+  packages: Record<string, { dev?: boolean; link?: boolean; resolved?: string } | undefined>;
+}
+const lockfile = JSON.parse(read(path.join(root, "package-lock.json"))) as Lockfile;
+
+/** Module specifiers a file loads at run time (type-only imports are erased). */
+function runtimeSpecifiers(file: string): string[] {
+  const source = ts.createSourceFile(file, read(file), ts.ScriptTarget.ES2022, true);
+  const specifiers: string[] = [];
+  const visit = (node: ts.Node): void => {
+    if (
+      (ts.isImportDeclaration(node) && !node.importClause?.isTypeOnly) ||
+      (ts.isExportDeclaration(node) && !node.isTypeOnly && node.moduleSpecifier)
+    ) {
+      const specifier = node.moduleSpecifier;
+      if (specifier && ts.isStringLiteral(specifier)) specifiers.push(specifier.text);
+    } else if (
+      ts.isCallExpression(node) &&
+      node.expression.kind === ts.SyntaxKind.ImportKeyword &&
+      node.arguments[0] &&
+      ts.isStringLiteralLike(node.arguments[0])
+    ) {
+      specifiers.push(node.arguments[0].text);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return specifiers;
+}
+
+/**
+ * Everything the entry files load at run time, following relative imports and the workspace
+ * packages' exports as Node resolves them: repository files (repo-relative), and installed
+ * packages as lockfile keys (`node_modules/x`) with the file that first imports each.
+ */
+function runtimeImports(entries: string[]): { files: Set<string>; packages: Map<string, string> } {
+  const files = new Set<string>();
+  const packages = new Map<string, string>();
+  const pending = [...entries];
+  for (let file = pending.pop(); file !== undefined; file = pending.pop()) {
+    const relative = path.relative(root, file);
+    if (files.has(relative)) continue;
+    assert.ok(existsSync(file), `${relative} exists`);
+    files.add(relative);
+    for (const specifier of runtimeSpecifiers(file)) {
+      if (specifier.startsWith(".")) {
+        pending.push(path.resolve(path.dirname(file), specifier));
+        continue;
+      }
+      if (specifier.startsWith("node:")) continue;
+      const parts = specifier.split("/");
+      const name = (specifier.startsWith("@") ? parts.slice(0, 2) : parts.slice(0, 1)).join("/");
+      // Node looks in node_modules beside the importing workspace first, then at the root.
+      let directory = path.dirname(relative);
+      while (directory !== "." && !existsSync(path.join(root, directory, "package.json"))) {
+        directory = path.dirname(directory);
+      }
+      const nested = path.join(directory, "node_modules", name);
+      const key = lockfile.packages[nested] ? nested : `node_modules/${name}`;
+      if (!packages.has(key)) packages.set(key, relative);
+      const entry = lockfile.packages[key];
+      if (entry?.link && entry.resolved) {
+        // A workspace package: its sources are part of the image, follow its exports.
+        const manifest = JSON.parse(read(path.join(root, entry.resolved, "package.json"))) as {
+          exports?: Record<string, string>;
+        };
+        const subpath = `.${specifier.slice(name.length)}`;
+        const target = manifest.exports?.[subpath];
+        assert.ok(target, `${relative}: ${entry.resolved} exports no ${subpath}`);
+        pending.push(path.join(root, entry.resolved, target));
+      }
+    }
+  }
+  return { files, packages };
+}
+
 describe("Dockerfile", () => {
   test("lints clean (dockerfile-utils)", () => {
     const problems = lintDockerfile(dockerfileText);
@@ -240,7 +384,11 @@ describe("Dockerfile", () => {
       assert.match(run, new RegExp(`apt-get install [^\\n]*\\b${pkg}\\b`), `installs ${pkg}`);
     }
     assert.match(run, /npm ci --omit=dev/, "installs production dependencies from the lockfile");
-    assert.equal(instructions("HEALTHCHECK").length, 0, "health is probed over gRPC");
+    assert.equal(
+      instructions("HEALTHCHECK").length,
+      0,
+      "one image, several services: the orchestrator probes each one (gRPC or HTTP)",
+    );
   });
 
   test("the entrypoint it runs is the one in deploy/ and starts every service", () => {
@@ -262,6 +410,7 @@ describe("Dockerfile", () => {
     assert.deepEqual([...entrypointCommands.keys()].sort(), [
       "evidence",
       "executor",
+      "gateway",
       "healthcheck",
       "planner",
     ]);
@@ -273,6 +422,25 @@ describe("Dockerfile", () => {
     }
   });
 
+  test("the entrypoint passes settings named *_FILE through instead of reading them as files", () => {
+    const listed = /^file_settings='([A-Z0-9_ ]*)'$/m.exec(entrypointText)?.[1];
+    assert.ok(listed !== undefined, "docker-entrypoint.sh sets file_settings='…'");
+    assert.deepEqual(listed.split(" ").filter(Boolean).sort(), [...fileSettings].sort());
+  });
+
+  test("it exposes the port of every serving service", () => {
+    const exposed = instructions("EXPOSE")
+      .flatMap((instruction) => (instruction.getArgumentsContent() ?? "").split(/\s+/))
+      .filter(Boolean)
+      .map((port) => Number(port.replace(/\/tcp$/, "")))
+      .sort();
+    assert.deepEqual(
+      exposed,
+      serviceNames.map((name) => services[name].defaultPort).sort(),
+      "EXPOSE lists the default ports",
+    );
+  });
+
   test("its environment holds only settings some service reads", () => {
     const all = new Set([...processVariables, ...serviceNames.flatMap((name) => [...known[name]])]);
     for (const name of Object.keys(imageEnv)) {
@@ -281,35 +449,46 @@ describe("Dockerfile", () => {
   });
 
   test("the build context keeps what the image copies", () => {
-    const ignored = read(path.join(deployDir, "Dockerfile.dockerignore"))
-      .split("\n")
-      .map((line) => line.trim())
-      .filter((line) => line !== "" && !line.startsWith("#"))
-      .map(
-        (pattern) =>
-          new RegExp(
-            `^${pattern
-              .replace(/[.+^${}()|[\]\\]/g, "\\$&")
-              .replace(/\*\*\//g, "(.*/)?")
-              .replace(/\*/g, "[^/]*")}(/.*)?$`,
-          ),
-      );
     const needed = [
       "package.json",
       "package-lock.json",
       "deploy/docker-entrypoint.sh",
       "deploy/grpc-health-check.ts",
-      ...serviceNames.flatMap((name) => [
-        `services/${name}/package.json`,
-        `services/${name}/src/main.ts`,
-        `services/${name}/migrations/001-${readdirSync(path.join(root, "services", name, "migrations"))[0]?.slice(4)}`,
-      ]),
+      ...serviceNames.flatMap((name) => {
+        const migrations = path.join(root, "services", name, "migrations");
+        return [
+          `services/${name}/package.json`,
+          `services/${name}/src/main.ts`,
+          ...(existsSync(migrations)
+            ? [`services/${name}/migrations/001-${readdirSync(migrations)[0]?.slice(4)}`]
+            : []),
+        ];
+      }),
       "packages/proto/src/gen/grpc/health/v1/health_pb.js",
     ];
     for (const file of needed) {
       assert.ok(existsSync(path.join(root, file)), `${file} exists`);
-      const pattern = ignored.find((regex) => regex.test(file));
+      const pattern = excludedBy(file);
       assert.equal(pattern, undefined, `${file} is excluded from the build context by ${pattern}`);
+    }
+  });
+
+  test("what the services import at run time is in the build context or installed by npm ci --omit=dev", () => {
+    const { files, packages } = runtimeImports(
+      serviceNames.map((name) => path.join(root, `services/${name}/src/main.ts`)),
+    );
+    assert.ok(files.size > serviceNames.length && packages.size > 0);
+    for (const file of files) {
+      const pattern = excludedBy(file);
+      assert.equal(pattern, undefined, `${file} is excluded from the build context by ${pattern}`);
+    }
+    for (const [name, importer] of packages) {
+      const entry = lockfile.packages[name];
+      assert.ok(entry, `${importer} imports ${name}, which the lockfile does not install`);
+      assert.ok(
+        entry.dev !== true,
+        `${importer} imports ${name}, a development-only package that the image does not install`,
+      );
     }
   });
 });
@@ -325,7 +504,7 @@ interface ComposeService {
   secrets?: string[];
   ports?: string[];
   depends_on?: Record<string, { condition: string }>;
-  healthcheck?: { test: string[] };
+  healthcheck?: { test: string[]; retries?: number };
   deploy?: { replicas?: number };
   stop_grace_period?: string;
   security_opt?: string[];
@@ -370,17 +549,25 @@ function scratchDir(prefix: string): string {
   return dir;
 }
 
-function makeSecrets(): Record<string, string> {
+function makeSecrets(): { dir: string; files: Record<string, string> } {
   const dir = scratchDir("packrun-deploy-");
   copyFileSync(path.join(deployDir, "make-secrets.sh"), path.join(dir, "make-secrets.sh"));
   const result = spawnSync("sh", [path.join(dir, "make-secrets.sh")], { encoding: "utf8" });
   assert.equal(result.status, 0, `make-secrets.sh: ${result.stdout}${result.stderr}`);
-  return Object.fromEntries(
-    Object.entries(compose.secrets).map(([name, secret]) => [name, path.resolve(dir, secret.file)]),
-  );
+  return {
+    dir,
+    files: Object.fromEntries(
+      Object.entries(compose.secrets).map(([name, secret]) => [
+        name,
+        path.resolve(dir, secret.file),
+      ]),
+    ),
+  };
 }
 
-const secretFiles = makeSecrets();
+const { dir: secretsScratch, files: secretFiles } = makeSecrets();
+/** The private half of the gateway's development token key: on the host, mounted nowhere. */
+const tokenSigningKeyFile = path.join(secretsScratch, "secrets", "token-signing-key.jwk");
 
 /** A compose service's environment as its process sees it (the image's, then compose's, then *_FILE). */
 function composeEnv(name: string, service: ComposeService): Env {
@@ -397,6 +584,62 @@ function composeEnv(name: string, service: ComposeService): Env {
     env[base] = read(secretFiles[secret] as string).replace(/\n+$/, "");
   }
   return env;
+}
+
+/** The compose service (and port) a URL setting names, if it names one. */
+function composeServiceOfUrl(value: string): { name: string; port: number } | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  if (!Object.hasOwn(compose.services, url.hostname)) return undefined;
+  return { name: url.hostname, port: Number(url.port) };
+}
+
+/** The URL an HTTP compose health check (`node -e "fetch('URL', …)…"`) fetches. */
+function httpHealthCheckUrl(check: string[] | undefined, where: string): URL {
+  assert.ok(check, `${where}: has a health check`);
+  const [form, program, flag, script] = check;
+  assert.deepEqual([form, program, flag], ["CMD", "node", "-e"], `${where}: node -e <script>`);
+  const url = /\bfetch\('([^']+)'/.exec(script ?? "")?.[1];
+  assert.ok(url, `${where}: the health check script fetches a URL`);
+  assert.match(script ?? "", /process\.exit\(r\.ok\?0:1\)/, `${where}: exit 0 only on 2xx`);
+  return new URL(url);
+}
+
+/**
+ * The gateway's token keys: the JWK Set it is configured with holds only the public half of the
+ * private JWK `keyFile` (with its RFC 7638 thumbprint as key id), a token minted with that key
+ * for the configured issuer and audience verifies, and one signed by another key does not.
+ */
+async function assertTokenKeysMatch(auth: AuthConfig, keyFile: string, where: string) {
+  const key = JSON.parse(read(keyFile)) as JWK;
+  const jwks = JSON.parse(read(auth.jwksFile as string)) as { keys: JWK[] };
+  assert.equal(jwks.keys.length, 1, `${where}: one trusted key`);
+  const publicKey = jwks.keys[0] as JWK;
+  assert.equal(publicKey.d, undefined, `${where}: the JWK Set holds no private key`);
+  assert.equal(key.kid, await calculateJwkThumbprint(publicKey), `${where}: key id`);
+  assert.equal(publicKey.kid, key.kid, `${where}: the key ids match`);
+  assert.ok(auth.algorithms.includes(key.alg as never), `${where}: ${key.alg} is accepted`);
+  const verifier = await createTokenVerifier(auth);
+  const claims = {
+    issuer: auth.issuer,
+    audience: auth.audience,
+    subject: "deploy-test",
+    tenant: "acme",
+    scopes: ["packs.read"] as const,
+    tenantClaim: auth.tenantClaim,
+  };
+  const principal = await verifier.verify(`Bearer ${await mintToken({ key, ...claims })}`);
+  assert.equal(principal.tenant, "acme", `${where}: the minted token verifies`);
+  const stranger = (await generateLocalSigningKey()).privateJwk;
+  await assert.rejects(
+    verifier.verify(`Bearer ${await mintToken({ key: stranger, ...claims })}`),
+    /no trusted key matches the token/,
+    `${where}: a token signed by another key is refused`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -576,12 +819,18 @@ interface Container {
   }[];
   envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string } }[];
   ports?: { name?: string; containerPort: number }[];
-  startupProbe?: { grpc?: { port: number } };
-  readinessProbe?: { grpc?: { port: number } };
-  livenessProbe?: { grpc?: { port: number } };
+  startupProbe?: Probe;
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean };
   volumeMounts?: { name: string; mountPath: string }[];
+}
+
+interface Probe {
+  grpc?: { port: number };
+  httpGet?: { path?: string; port: number | string; scheme?: string };
+  timeoutSeconds?: number;
 }
 
 interface DeploymentObject extends KubeObject {
@@ -597,6 +846,7 @@ interface DeploymentObject extends KubeObject {
         volumes?: {
           name: string;
           secret?: { secretName: string };
+          configMap?: { name: string };
           persistentVolumeClaim?: { claimName: string };
           emptyDir?: object;
         }[];
@@ -685,6 +935,24 @@ function deploymentFacts(entry: LoadedObject & { object: DeploymentObject }) {
 
 const deployments = () => byKind<DeploymentObject>("Deployment");
 
+/** What a Deployment's container reads at `file`, mounted from a Secret or a ConfigMap. */
+function mountedFile(entry: LoadedObject & { object: DeploymentObject }, file: string): string {
+  const { pod, container } = deploymentFacts(entry);
+  const mount = container.volumeMounts?.find((candidate) =>
+    file.startsWith(`${candidate.mountPath}/`),
+  );
+  assert.ok(mount, `${entry.where}: ${file} is mounted`);
+  const volume = pod.volumes?.find((candidate) => candidate.name === mount.name);
+  const data = volume?.secret
+    ? secretData(volume.secret.secretName)
+    : volume?.configMap
+      ? configMapData(volume.configMap.name)
+      : assert.fail(`${entry.where}: ${file} comes from neither a Secret nor a ConfigMap`);
+  const key = path.posix.relative(mount.mountPath, file);
+  assert.ok(Object.hasOwn(data, key), `${entry.where}: ${mount.name} has no key ${key}`);
+  return data[key] as string;
+}
+
 const kustomization = parseYaml(read(path.join(kubernetesDir, "kustomization.yaml")), {
   version: "1.1",
 }) as { namespace: string; resources: string[]; images?: { name: string }[] };
@@ -771,12 +1039,25 @@ describe(`Kubernetes manifests (schemas of Kubernetes v${KUBERNETES_VERSION})`, 
     assert.throws(() => loadSigningKey(pem, "signing-key.pem"));
   });
 
+  test("the gateway's JWK Set is a placeholder the gateway refuses to start with", async () => {
+    const gateway = deployments().find(({ object }) => object.metadata.name === "gateway");
+    assert.ok(gateway);
+    const { env } = deploymentFacts(gateway);
+    const placeholder = mountedFile(gateway, loadGatewayConfig(env).auth.jwksFile as string);
+    const file = path.join(scratchDir("packrun-deploy-jwks-"), "jwks.json");
+    writeFileSync(file, placeholder);
+    await assert.rejects(
+      createTokenVerifier({ ...loadGatewayConfig(env).auth, jwksFile: file }),
+      /PACKRUN_AUTH_JWKS_FILE: cannot read a JWK Set/,
+    );
+  });
+
   test("each Deployment's environment is one its service knows and accepts", () => {
     assert.deepEqual(
       deployments()
         .map(({ object }) => object.metadata.name)
         .sort(),
-      ["evidence", "executor-api", "executor-worker", "planner"],
+      ["evidence", "executor-api", "executor-worker", "gateway", "planner"],
     );
     for (const entry of deployments()) {
       const { service, env, set } = deploymentFacts(entry);
@@ -791,7 +1072,7 @@ describe(`Kubernetes manifests (schemas of Kubernetes v${KUBERNETES_VERSION})`, 
     }
   });
 
-  test("serving containers expose their port and are probed over gRPC on it", () => {
+  test("serving containers expose their port and are probed on it in its protocol", () => {
     for (const entry of deployments()) {
       const { container, service, env } = deploymentFacts(entry);
       const config = loadConfig(service, env, entry.where);
@@ -804,21 +1085,52 @@ describe(`Kubernetes manifests (schemas of Kubernetes v${KUBERNETES_VERSION})`, 
         }
         continue;
       }
+      const protocol = services[service].protocol;
       assert.deepEqual(
         container.ports?.map((port) => [port.name, port.containerPort]),
-        [["grpc", config.port]],
+        [[protocol, config.port]],
       );
-      for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"] as const) {
-        assert.equal(
-          container[probe]?.grpc?.port,
-          config.port,
-          `${entry.where}: ${probe} is gRPC on ${config.port}`,
-        );
+      if (protocol === "grpc") {
+        for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"] as const) {
+          assert.equal(
+            container[probe]?.grpc?.port,
+            config.port,
+            `${entry.where}: ${probe} is gRPC on ${config.port}`,
+          );
+        }
+        continue;
       }
+      // HTTP: liveness (and startup) on /healthz, which never depends on other services, so a
+      // downstream outage cannot get the gateway restarted; readiness on /readyz.
+      const expected = {
+        startupProbe: livenessPath,
+        readinessProbe: readinessPath,
+        livenessProbe: livenessPath,
+      } as const;
+      for (const [probe, probePath] of Object.entries(expected) as [
+        keyof typeof expected,
+        string,
+      ][]) {
+        const httpGet = container[probe]?.httpGet;
+        assert.ok(httpGet, `${entry.where}: ${probe} is an HTTP GET`);
+        const named = httpGet.port;
+        const port: number | undefined =
+          typeof named === "number"
+            ? named
+            : container.ports?.find((candidate) => candidate.name === named)?.containerPort;
+        assert.equal(port, config.port, `${entry.where}: ${probe} on port ${config.port}`);
+        assert.equal(httpGet.path, probePath, `${entry.where}: ${probe} path`);
+        assert.ok((httpGet.scheme ?? "HTTP") === "HTTP", `${entry.where}: ${probe} is plain HTTP`);
+      }
+      // /readyz waits up to 2 s for each downstream health check (in parallel).
+      assert.ok(
+        (container.readinessProbe?.timeoutSeconds ?? 1) > 2,
+        `${entry.where}: the readiness probe outlasts /readyz's downstream checks`,
+      );
     }
   });
 
-  test("every Service selects one serving Deployment and targets its gRPC port", () => {
+  test("every Service selects one serving Deployment and targets its port", () => {
     const serviceObjects = byKind<
       KubeObject & {
         spec: {
@@ -835,42 +1147,74 @@ describe(`Kubernetes manifests (schemas of Kubernetes v${KUBERNETES_VERSION})`, 
         ),
       );
       assert.equal(selected.length, 1, `${where}: selects exactly one Deployment`);
-      const { container } = deploymentFacts(
+      const { container, service } = deploymentFacts(
         selected[0] as LoadedObject & { object: DeploymentObject },
       );
-      const port = container.ports?.find((candidate) => candidate.name === "grpc");
-      assert.ok(port, `${where}: the selected pods have a grpc port`);
+      const protocol = services[service].protocol;
+      const port = container.ports?.find((candidate) => candidate.name === protocol);
+      assert.ok(port, `${where}: the selected pods have a ${protocol} port`);
       assert.deepEqual(object.spec.ports, [
         {
-          name: "grpc",
+          name: protocol,
           port: port.containerPort,
-          targetPort: "grpc",
+          targetPort: protocol,
           protocol: "TCP",
-          appProtocol: "kubernetes.io/h2c",
+          // gRPC is HTTP/2 without TLS (h2c); the gateway speaks HTTP/1.1.
+          appProtocol: protocol === "grpc" ? "kubernetes.io/h2c" : "http",
         },
       ]);
+      assert.equal(
+        (object.spec as { type?: string }).type ?? "ClusterIP",
+        "ClusterIP",
+        `${where}: not exposed outside the cluster by itself`,
+      );
     }
   });
 
-  test("the executors find the planner and the evidence service through their Services", () => {
+  test("the executors and the gateway find the services they call through their Services", () => {
+    const urlSettings = [
+      ["plannerUrl", "planner"],
+      ["executorUrl", "executor"],
+      ["evidenceUrl", "evidence"],
+    ] as const;
+    const callers: Record<string, string[]> = {};
     for (const entry of deployments()) {
       const { service, env } = deploymentFacts(entry);
-      if (service !== "executor") continue;
-      const config = loadExecutorConfig(env);
-      for (const [url, target] of [
-        [config.plannerUrl, "planner"],
-        [config.evidenceUrl, "evidence"],
-      ] as const) {
-        assert.ok(url, `${entry.where}: ${target} URL`);
-        const { hostname, port } = new URL(url);
+      const config = loadConfig(service, env, entry.where);
+      for (const [setting, target] of urlSettings) {
+        const url = config[setting];
+        if (url === undefined) continue;
+        assert.equal(typeof url, "string", `${entry.where}: ${setting}`);
+        const name = entry.object.metadata.name;
+        callers[name] = [...(callers[name] ?? []), target];
+        const { protocol, hostname, port } = new URL(url as string);
+        assert.equal(
+          protocol,
+          "http:",
+          `${entry.where}: ${url} is cleartext h2c inside the cluster`,
+        );
         const svc = find("Service", hostname) as
-          | (KubeObject & { spec: { ports: { port: number }[] } })
+          | (KubeObject & { spec: { selector: Record<string, string>; ports: { port: number }[] } })
           | undefined;
         assert.ok(svc, `${entry.where}: ${url} names the Service ${hostname}`);
         assert.equal(Number(port), svc.spec.ports[0]?.port, `${entry.where}: ${url} port`);
-        assert.equal(Number(port), services[target].defaultPort);
+        const backends = deployments().filter(({ object }) =>
+          Object.entries(svc.spec.selector).every(
+            ([label, value]) => object.spec.template.metadata.labels[label] === value,
+          ),
+        );
+        assert.deepEqual(
+          backends.map((backend) => deploymentFacts(backend).service),
+          [target],
+          `${entry.where}: ${url} reaches the ${target}`,
+        );
       }
     }
+    assert.deepEqual(callers, {
+      "executor-api": ["planner", "evidence"],
+      "executor-worker": ["planner", "evidence"],
+      gateway: ["planner", "executor", "evidence"],
+    });
   });
 
   test("mounted files and writable paths line up with the configuration", () => {
@@ -907,6 +1251,11 @@ describe(`Kubernetes manifests (schemas of Kubernetes v${KUBERNETES_VERSION})`, 
       }
       if (service === "executor") {
         assert.ok(mountOf(config.workRoot as string), `${entry.where}: the work root is writable`);
+      }
+      if (service === "gateway") {
+        const auth = (config as unknown as { auth: AuthConfig }).auth;
+        assert.ok(auth.jwksFile !== undefined, `${entry.where}: PACKRUN_AUTH_JWKS_FILE is set`);
+        assert.ok(mountedFile(entry, auth.jwksFile), `${entry.where}: the JWK Set is mounted`);
       }
     }
   });
@@ -1012,11 +1361,11 @@ describe("compose file", () => {
     assert.equal(redis.ports, undefined, "Redis is not published");
   });
 
-  test("each packrun service's environment is one it knows and accepts", () => {
+  test("each packrun service's environment is one it knows and accepts", async () => {
     const names = packrunServices()
       .map(([name]) => name)
       .sort();
-    assert.deepEqual(names, ["evidence", "executor-api", "executor-worker", "planner"]);
+    assert.deepEqual(names, ["evidence", "executor-api", "executor-worker", "gateway", "planner"]);
     for (const [name, service] of packrunServices()) {
       const where = `compose ${name}`;
       assert.equal(
@@ -1038,6 +1387,18 @@ describe("compose file", () => {
         const pem = read(secretFiles[secret] as string);
         assert.ok(loadSigningKey(pem, "generated").keyId, `${where}: the generated key signs`);
       }
+      if (kind === "gateway") {
+        // PACKRUN_AUTH_JWKS_FILE is a path: /run/secrets/<secret>, the JWK Set make-secrets.sh
+        // wrote; tokens signed with the private key it wrote beside it must verify.
+        const auth = loadGatewayConfig(composeEnv(name, service)).auth;
+        const secret = /^\/run\/secrets\/([a-z_]+)$/.exec(String(auth.jwksFile))?.[1];
+        assert.ok(secret && service.secrets?.includes(secret), `${where}: the JWK Set is a secret`);
+        await assertTokenKeysMatch(
+          { ...auth, jwksFile: secretFiles[secret] as string },
+          tokenSigningKeyFile,
+          where,
+        );
+      }
     }
   });
 
@@ -1056,6 +1417,12 @@ describe("compose file", () => {
         continue;
       }
       assert.deepEqual(service.ports, [`127.0.0.1:${config.port}:${config.port}`]);
+      assert.equal(config.host, "0.0.0.0", `compose ${name}: listens where the port is published`);
+      if (services[kind].protocol === "http") {
+        const url = httpHealthCheckUrl(service.healthcheck?.test, `compose ${name}`);
+        assert.equal(url.href, `http://127.0.0.1:${config.port}${readinessPath}`);
+        continue;
+      }
       assert.deepEqual(service.healthcheck?.test, [
         "CMD",
         "/app/deploy/docker-entrypoint.sh",
@@ -1065,9 +1432,41 @@ describe("compose file", () => {
     }
   });
 
+  test("every service a URL names is a dependency that is healthy first, on the port it serves", () => {
+    for (const [name, service] of packrunServices()) {
+      const where = `compose ${name}`;
+      const kind = serviceOfCommand(service.command?.[0], where);
+      const called = new Set<string>();
+      for (const [variable, value] of Object.entries(composeEnv(name, service))) {
+        const target = composeServiceOfUrl(value);
+        if (target === undefined) continue;
+        called.add(target.name);
+        assert.equal(
+          service.depends_on?.[target.name]?.condition,
+          "service_healthy",
+          `${where}: ${variable} names ${target.name}, so it waits for it to be healthy`,
+        );
+        const serving = compose.services[target.name] as ComposeService;
+        const targetKind = serving.build ? (serving.command?.[0] as ServiceName) : undefined;
+        if (targetKind !== undefined) {
+          const port = loadConfig(targetKind, composeEnv(target.name, serving), target.name).port;
+          assert.equal(
+            target.port,
+            port,
+            `${where}: ${variable} is the port ${target.name} serves`,
+          );
+          assert.equal(services[targetKind].protocol, "grpc", `${where}: ${variable} is gRPC`);
+        }
+      }
+      if (kind !== "gateway") assert.ok(called.has("postgres"), `${where}: uses PostgreSQL`);
+      else {
+        assert.deepEqual([...called].sort(), ["evidence", "executor-api", "planner"], where);
+      }
+    }
+  });
+
   test("dependencies wait for health; workers are replicated and drain in time", () => {
     for (const [name, service] of packrunServices()) {
-      assert.equal(service.depends_on?.postgres?.condition, "service_healthy", `compose ${name}`);
       for (const [target, { condition }] of Object.entries(service.depends_on ?? {})) {
         if (condition === "service_healthy") {
           assert.ok(
@@ -1098,6 +1497,31 @@ describe("compose file", () => {
     }
     const executor = compose.services["executor-api"] as ComposeService;
     assert.ok(loadExecutorConfig(composeEnv("executor-api", executor)).secretsKey.length === 32);
+    // The token signing key is not mounted anywhere: it stays on the host, private to its owner.
+    assert.ok(existsSync(tokenSigningKeyFile), `make-secrets.sh creates ${tokenSigningKeyFile}`);
+    assert.equal(statSync(tokenSigningKeyFile).mode & 0o077, 0, "the private JWK is mode 0600");
+  });
+
+  test("make-secrets.sh never replaces a key, and refuses half a token key pair", () => {
+    const dir = secretsScratch;
+    const before = Object.values(secretFiles).map((file) => read(file));
+    const again = spawnSync("sh", [path.join(dir, "make-secrets.sh")], { encoding: "utf8" });
+    assert.equal(again.status, 0, again.stderr);
+    assert.doesNotMatch(again.stdout, /created/);
+    assert.deepEqual(
+      Object.values(secretFiles).map((file) => read(file)),
+      before,
+    );
+    const jwks = secretFiles.token_jwks as string;
+    const saved = read(jwks);
+    rmSync(jwks);
+    try {
+      const half = spawnSync("sh", [path.join(dir, "make-secrets.sh")], { encoding: "utf8" });
+      assert.equal(half.status, 1);
+      assert.match(half.stderr, /one key pair, but only one exists/);
+    } finally {
+      writeFileSync(jwks, saved);
+    }
   });
 });
 
@@ -1123,7 +1547,7 @@ describe("compose services start through the entrypoint", () => {
     await database?.drop();
   });
 
-  test("with their compose environment they become healthy and stop cleanly", async () => {
+  test("with their compose environment they become healthy, serve and stop cleanly", async () => {
     database = await createTestDatabase("deploy");
     const redisUrl = readTestEnv().redisUrl;
     const scratch = scratchDir("packrun-deploy-run-");
@@ -1132,8 +1556,10 @@ describe("compose services start through the entrypoint", () => {
     const serviceUrl = (name: string) => `http://127.0.0.1:${ports[name]}`;
 
     /**
-     * The compose environment made local (hosts, ports and paths only). Variables compose gives
-     * as NAME_FILE stay files, rewritten, so the entrypoint's file handling runs too.
+     * The compose environment made local (hosts, ports and paths only): URLs naming a compose
+     * service point at its local stand-in, /run/secrets/<name> at the generated secret file.
+     * Variables compose gives as NAME_FILE stay files, rewritten, so the entrypoint's file
+     * handling runs too.
      */
     const localize = (name: string, service: ComposeService): Env => {
       const kind = service.command?.[0] as ServiceName;
@@ -1141,22 +1567,24 @@ describe("compose services start through the entrypoint", () => {
       const upper = kind.toUpperCase();
       env[`PACKRUN_${upper}_HOST`] = "127.0.0.1";
       env[`PACKRUN_${upper}_PORT`] = String(ports[name] ?? 0);
-      assert.match(env.DATABASE_URL ?? "", /@postgres:5432\//);
-      env.DATABASE_URL = database?.url as string;
+      for (const [variable, value] of Object.entries(env)) {
+        const target = composeServiceOfUrl(value);
+        if (target?.name === "postgres") env[variable] = database?.url as string;
+        else if (target?.name === "redis") env[variable] = redisUrl;
+        else if (target !== undefined) {
+          assert.ok(ports[target.name], `compose ${name}: ${variable} names ${target.name}`);
+          env[variable] = serviceUrl(target.name);
+        }
+        const secret = /^\/run\/secrets\/([a-z_]+)$/.exec(value)?.[1];
+        if (secret !== undefined) env[variable] = secretFiles[secret] as string;
+      }
       if (kind === "executor") {
-        assert.equal(env.REDIS_URL, "redis://redis:6379");
-        env.REDIS_URL = redisUrl;
         env.PACKRUN_EXECUTOR_QUEUE_PREFIX = uniqueName("deploy");
-        assert.equal(env.PACKRUN_PLANNER_URL, "http://planner:7001");
-        env.PACKRUN_PLANNER_URL = serviceUrl("planner");
-        assert.equal(env.PACKRUN_EVIDENCE_URL, "http://evidence:7003");
-        env.PACKRUN_EVIDENCE_URL = serviceUrl("evidence");
         env.PACKRUN_EXECUTOR_WORK_ROOT = path.join(scratch, `${name}-work`);
       }
       if (kind === "evidence") {
         env.PACKRUN_EVIDENCE_ARTIFACT_ROOT = path.join(scratch, "artifacts");
         mkdirSync(env.PACKRUN_EVIDENCE_ARTIFACT_ROOT);
-        env.PACKRUN_EVIDENCE_SIGNING_KEY = secretFiles.evidence_signing_key as string;
       }
       for (const variable of Object.keys(service.environment ?? {})) {
         const base = baseVariable(variable);
@@ -1185,7 +1613,7 @@ describe("compose services start through the entrypoint", () => {
       });
       const ready = new Promise<void>((resolve, reject) => {
         createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-          if (/"msg":"(planner|evidence|executor) ready"/.test(line)) resolve();
+          if (/"msg":"(planner|evidence|executor|gateway) ready"/.test(line)) resolve();
         });
         child.once("exit", (code) =>
           reject(new Error(`compose ${name} exited (${code}): ${stderr}`)),
@@ -1201,8 +1629,40 @@ describe("compose services start through the entrypoint", () => {
       };
     };
 
-    // In compose order: planner and evidence first, then the executors that depend on them.
-    const order = ["planner", "evidence", "executor-api", "executor-worker"];
+    /** Runs a compose health check, made local, through the entrypoint or node; its exit code. */
+    const runHealthCheck = async (name: string, service: ComposeService) => {
+      const kind = service.command?.[0] as ServiceName;
+      const local = `127.0.0.1:${ports[name]}`;
+      let argv: string[];
+      if (services[kind].protocol === "http") {
+        const url = httpHealthCheckUrl(service.healthcheck?.test, `compose ${name}`);
+        assert.equal(Number(url.port), services[kind].defaultPort);
+        const script = service.healthcheck?.test[3] as string;
+        argv = [process.execPath, "-e", script.replace(url.host, local)];
+      } else {
+        const [, script, command, port] = service.healthcheck?.test ?? [];
+        assert.equal(script, "/app/deploy/docker-entrypoint.sh");
+        assert.equal(command, "healthcheck");
+        assert.equal(Number(port), services[kind].defaultPort);
+        argv = [
+          "sh",
+          path.join(deployDir, "docker-entrypoint.sh"),
+          "healthcheck",
+          `http://${local}`,
+        ];
+      }
+      const check = spawn(argv[0] as string, argv.slice(1), {
+        env: { PATH: process.env.PATH ?? "" },
+        stdio: "ignore",
+      });
+      const [code] = (await once(check, "exit")) as [number | null];
+      return code;
+    };
+
+    // In compose order: planner and evidence first, then the executors that depend on them,
+    // then the gateway in front of planner, executor API and evidence.
+    const order = ["planner", "evidence", "executor-api", "executor-worker", "gateway"];
+    assert.deepEqual([...order].sort(), Object.keys(ports).sort());
     const started = [];
     for (const name of order) {
       const service = start(name, compose.services[name] as ComposeService);
@@ -1211,21 +1671,56 @@ describe("compose services start through the entrypoint", () => {
     }
     for (const { name, service } of started) {
       if (service.healthcheck === undefined) continue;
-      const [, script, command, port] = service.healthcheck.test;
-      assert.equal(script, "/app/deploy/docker-entrypoint.sh");
-      assert.equal(command, "healthcheck");
-      assert.equal(Number(port), services[service.command?.[0] as ServiceName].defaultPort);
-      const check = spawn(
-        "sh",
-        [path.join(deployDir, "docker-entrypoint.sh"), "healthcheck", String(ports[name])],
-        {
-          env: { PATH: process.env.PATH ?? "" },
-          stdio: "ignore",
-        },
-      );
-      const [code] = (await once(check, "exit")) as [number | null];
+      // As compose does: unhealthy only after `retries` consecutive failures (this machine may be
+      // slow enough for a check to time out once).
+      let code = await runHealthCheck(name, service);
+      for (let retry = 1; code !== 0 && retry < (service.healthcheck.retries ?? 3); retry++) {
+        await sleep(1000);
+        code = await runHealthCheck(name, service);
+      }
       assert.equal(code, 0, `compose ${name}: its health check passes`);
     }
+
+    // The gateway: ready because all three answer, and it serves tokens of the compose issuer
+    // signed with the key make-secrets.sh wrote, and only those.
+    const gateway = serviceUrl("gateway");
+    // (Each /readyz check allows 2 s per service: on a loaded machine one may time out.)
+    let readiness = await fetch(`${gateway}${readinessPath}`);
+    for (let retry = 1; readiness.status !== 200 && retry < 5; retry++) {
+      await sleep(1000);
+      readiness = await fetch(`${gateway}${readinessPath}`);
+    }
+    assert.equal(readiness.status, 200, "ready, as its health check said");
+    assert.deepEqual(await readiness.json(), {
+      ready: true,
+      services: { planner: "SERVING", executor: "SERVING", evidence: "SERVING" },
+    });
+    assert.equal((await fetch(`${gateway}${livenessPath}`)).status, 200);
+    const auth = loadGatewayConfig(
+      composeEnv("gateway", compose.services.gateway as ComposeService),
+    ).auth;
+    const claims = {
+      issuer: auth.issuer,
+      audience: auth.audience,
+      subject: "deploy-test",
+      tenant: "deploy-test",
+      scopes: ["packs.read"] as const,
+      tenantClaim: auth.tenantClaim,
+    };
+    const key = JSON.parse(read(tokenSigningKeyFile)) as JWK;
+    const listPacks = (token?: string) =>
+      fetch(`${gateway}/api/packs`, {
+        headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      });
+    const listed = await listPacks(await mintToken({ key, ...claims }));
+    assert.equal(listed.status, 200, await listed.clone().text());
+    assert.deepEqual(await listed.json(), { packs: [] });
+    assert.equal((await listPacks()).status, 401, "no token: refused");
+    const stranger = (await generateLocalSigningKey()).privateJwk;
+    assert.equal((await listPacks(await mintToken({ key: stranger, ...claims }))).status, 401);
+    const otherIssuer = await mintToken({ key, ...claims, issuer: "someone-else" });
+    assert.equal((await listPacks(otherIssuer)).status, 401, "another issuer: refused");
+
     for (const { child } of started.reverse()) child.kill("SIGTERM");
     for (const { name, exited } of started) {
       const [code] = await exited;
@@ -1233,6 +1728,8 @@ describe("compose services start through the entrypoint", () => {
     }
     const closed = await checkHealth(serviceUrl("planner"), { timeoutMs: 1000 });
     assert.equal(closed.serving, false, "a stopped service fails its health check");
+    const gatewayService = compose.services.gateway as ComposeService;
+    assert.equal(await runHealthCheck("gateway", gatewayService), 1, "so does a stopped gateway");
   });
 
   test("a bad *_FILE secret is reported by the variable it sets", async () => {
@@ -1259,19 +1756,46 @@ describe("docs/operations.md", () => {
     doc.indexOf("## Configuration reference"),
     doc.indexOf("\n## ", doc.indexOf("## Configuration reference") + 1),
   );
+  /** The text of the reference's `### <title>` subsection. */
+  const subsection = (title: string) => {
+    const start = reference.indexOf(`\n### ${title}`);
+    assert.ok(start >= 0, `operations.md has a "### ${title}" configuration table`);
+    const end = reference.indexOf("\n### ", start + 1);
+    return reference.slice(start, end < 0 ? undefined : end);
+  };
 
-  test("the configuration reference lists every variable each service reads", () => {
+  test("the configuration reference lists every variable each service reads, in its table", () => {
+    const shared = subsection("All services");
     for (const service of serviceNames) {
+      const own = subsection(service[0]?.toUpperCase() + service.slice(1));
       for (const name of known[service]) {
-        assert.ok(reference.includes(`\`${name}\``), `operations.md does not document ${name}`);
+        const row = `| \`${name}\` `;
+        assert.ok(
+          own.includes(row) || shared.includes(row),
+          `operations.md does not document ${name} for the ${service}`,
+        );
       }
     }
   });
 
-  test("every variable it names is one a service reads", () => {
-    const all = new Set(serviceNames.flatMap((service) => [...known[service]]));
+  test("every variable it names is one a service or the CLI reads", () => {
+    const cliDir = path.join(root, "packages", "cli", "src");
+    const cli = new Set(
+      readdirSync(cliDir, { recursive: true, encoding: "utf8" })
+        .filter((file) => file.endsWith(".ts") && !file.endsWith(".test.ts"))
+        .flatMap((file) =>
+          [...read(path.join(cliDir, file)).matchAll(/\benv\.(PACKRUN_[A-Z0-9_]+)\b/g)].map(
+            (match) => match[1] as string,
+          ),
+        ),
+    );
+    assert.ok(cli.has("PACKRUN_URL") && cli.has("PACKRUN_TOKEN"), "the CLI reads its variables");
+    const all = new Set([...cli, ...serviceNames.flatMap((service) => [...known[service]])]);
     for (const [name] of doc.matchAll(/\b(?:DATABASE_URL|REDIS_URL|PACKRUN_[A-Z0-9_]+)\b/g)) {
-      assert.ok(all.has(baseVariable(name)), `operations.md names ${name}, which no service reads`);
+      assert.ok(
+        all.has(baseVariable(name)),
+        `operations.md names ${name}, which neither a service nor the CLI reads`,
+      );
     }
   });
 });

@@ -62,7 +62,12 @@ export function loadConfig<Schema extends z.ZodType>(
   if (result.success) return result.data;
   const lines = result.error.issues.map((issue) => {
     const path = issue.path.join(".");
-    const envName = sourceOf.get(path);
+    // An issue inside a value (`auth.algorithms.0`) belongs to the variable that set the
+    // value (`auth.algorithms`): the longest set path that prefixes it.
+    const keys = issue.path.map(String);
+    let envName: string | undefined;
+    for (let length = keys.length; length > 0 && envName === undefined; length--)
+      envName = sourceOf.get(keys.slice(0, length).join("."));
     const where = envName !== undefined ? `${envName} (${path})` : `${file ?? "config"}: ${path}`;
     return `${where}: ${issue.message}`;
   });

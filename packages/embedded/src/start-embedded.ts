@@ -25,6 +25,7 @@ import {
 import { type AuthConfig, startGateway } from "@packrun/gateway";
 import type { Logger } from "@packrun/logging";
 import { startPlannerServer } from "@packrun/planner";
+import { flushTelemetry, initTelemetry } from "@packrun/telemetry";
 import { Redis } from "ioredis";
 
 /** Options for {@link startEmbedded}. */
@@ -34,6 +35,8 @@ export interface EmbeddedOptions {
   logger: Logger;
   /** Ports of the services; 0 (the default) lets the OS pick. */
   ports?: { planner?: number; executor?: number; evidence?: number; gateway?: number };
+  /** Plain HTTP ports serving each gRPC service's Prometheus `/metrics` (0 = any); default none. */
+  metricsPorts?: { planner?: number; executor?: number; evidence?: number };
   /** Real PostgreSQL instead of embedded databases (each service in its own schema). */
   databaseUrl?: string;
   /** Real Redis instead of the in-process queue and secret vault. */
@@ -70,6 +73,8 @@ export interface Embedded {
   readonly evidenceUrl: string;
   /** The public REST + SSE API. */
   readonly gatewayUrl: string;
+  /** `/metrics` URLs of the services given a metrics port. */
+  readonly metricsUrls: { planner?: string; executor?: string; evidence?: string };
   /** Present in dev mode (no `auth` option given). */
   readonly devAuth: DevAuth | undefined;
   /** Graceful stop of every service, then the databases. */
@@ -120,7 +125,14 @@ async function pgliteNotifier(database: PgliteDatabase): Promise<EventNotifier> 
  */
 export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded> {
   const { home, logger } = options;
+  // One process, one tracer provider: every span is `packrun-embedded`'s (a no-op if the
+  // process set tracing up already). Traces are exported when OTEL_* asks, as in production.
+  initTelemetry({ serviceName: "packrun-embedded", logger });
   await mkdir(home, { recursive: true });
+  const metricsPort = (service: "planner" | "executor" | "evidence") => {
+    const port = options.metricsPorts?.[service];
+    return port === undefined ? {} : { metrics: { port } };
+  };
   const { databaseUrl, redisUrl } = options;
   const database = (schema: string): Promise<Database> =>
     databaseUrl === undefined
@@ -147,6 +159,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     database: plannerDb,
     logger: logger.child({ service: "planner" }),
     port: options.ports?.planner ?? 0,
+    ...metricsPort("planner"),
   });
   const keys = await loadKeyRing(
     { devKeyPath: join(home, "keys", "dev-signing-key.pem") },
@@ -162,6 +175,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     signingKey: keys.signing,
     verificationKeys: keys.verification,
     port: options.ports?.evidence ?? 0,
+    ...metricsPort("evidence"),
   });
   const queue =
     redisUrl === undefined
@@ -186,6 +200,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     runStep: executeStep,
     workRoot: join(home, "work"),
     port: options.ports?.executor ?? 0,
+    ...metricsPort("executor"),
     worker: { concurrency: 4 },
   });
   let devAuth: DevAuth | undefined;
@@ -221,6 +236,13 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     executorUrl: executor.url,
     evidenceUrl: evidence.url,
     gatewayUrl: gateway.url,
+    metricsUrls: Object.fromEntries(
+      Object.entries({
+        planner: planner.metricsUrl,
+        executor: executor.metricsUrl,
+        evidence: evidence.metricsUrl,
+      }).filter(([, url]) => url !== undefined),
+    ),
     devAuth,
     async close() {
       await gateway.close();
@@ -231,6 +253,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       await planner.close();
       await Promise.all([plannerDb.close(), executorDb.close(), evidenceDb.close()]);
       redis?.disconnect();
+      await flushTelemetry();
     },
   };
 }

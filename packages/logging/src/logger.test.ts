@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { test } from "node:test";
+import { context, trace } from "@opentelemetry/api";
+import { recordSpans } from "@packrun/telemetry";
 import { createLogger, runLogger } from "./logger.ts";
 
 function capture() {
@@ -38,4 +40,21 @@ test("secret-named fields are censored at any of the first three levels", async 
   assert.ok(!text.includes("Bearer x"));
   assert.ok(!text.includes('"p"'));
   assert.match(text, /\[redacted\]/);
+});
+
+test("lines written inside a span carry its trace and span ids; others carry none", async () => {
+  recordSpans();
+  const { stream, lines } = capture();
+  const log = createLogger({ service: "planner", destination: stream });
+  const tracer = trace.getTracer("test");
+  const span = tracer.startSpan("work");
+  context.with(trace.setSpan(context.active(), span), () => log.info("inside"));
+  span.end();
+  log.info("outside");
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(lines[0]?.trace_id, span.spanContext().traceId);
+  assert.equal(lines[0]?.span_id, span.spanContext().spanId);
+  assert.match(String(lines[0]?.trace_id), /^[0-9a-f]{32}$/);
+  assert.equal(lines[1]?.trace_id, undefined);
+  assert.equal(lines[1]?.span_id, undefined);
 });

@@ -1,9 +1,21 @@
+import { context, isSpanContextValid, trace } from "@opentelemetry/api";
 import { type Logger, type LoggerOptions, pino } from "pino";
 
 export type { Logger } from "pino";
 
 /** Field names whose values never reach a log line, wherever they appear (two levels deep). */
 const redactedKeys = ["secret", "secrets", "password", "token", "authorization", "privateKey"];
+
+/**
+ * `trace_id` and `span_id` of the span active where a line is written (an RPC or REST request
+ * being served, an outgoing call), so log lines join their trace; nothing outside a span.
+ */
+function traceFields(): Record<string, string> {
+  const span = trace.getSpan(context.active());
+  if (span === undefined) return {};
+  const ids = span.spanContext();
+  return isSpanContextValid(ids) ? { trace_id: ids.traceId, span_id: ids.spanId } : {};
+}
 
 /** Options for {@link createLogger}. */
 export interface CreateLoggerOptions {
@@ -16,8 +28,9 @@ export interface CreateLoggerOptions {
 }
 
 /**
- * Creates the root logger of a service: JSON lines with `service`, ISO time, and secrets
- * censored by key name. Use {@link runLogger} to add run and step ids.
+ * Creates the root logger of a service: JSON lines with `service`, ISO time, the active span's
+ * `trace_id` and `span_id`, and secrets censored by key name. Use {@link runLogger} to add run
+ * and step ids.
  */
 export function createLogger(options: CreateLoggerOptions): Logger {
   const paths = redactedKeys.flatMap((key) => [key, `*.${key}`, `*.*.${key}`]);
@@ -27,6 +40,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths, censor: "[redacted]" },
     formatters: { level: (label) => ({ level: label }) },
+    mixin: traceFields,
   };
   return options.destination === undefined
     ? pino(config)

@@ -5,4 +5,9 @@ export {
   toConnectError,
 } from "./error-mapping.ts";
 export { HealthRegistry, ServingStatus } from "./health-service.ts";
-export { type RpcServer, type RpcServerOptions, startRpcServer } from "./rpc-server.ts";
+export {
+  type RpcMetricsOptions,
+  type RpcServer,
+  type RpcServerOptions,
+  startRpcServer,
+} from "./rpc-server.ts";

@@ -4,6 +4,12 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "@packrun/logging";
 import { Health } from "@packrun/proto/health/v1";
+import {
+  createRpcMetrics,
+  type MetricsServer,
+  rpcServerTracing,
+  startMetricsServer,
+} from "@packrun/telemetry";
 import { errorMappingInterceptor } from "./error-mapping.ts";
 import { HealthRegistry, ServingStatus } from "./health-service.ts";
 
@@ -18,6 +24,21 @@ export interface RpcServerOptions {
   host?: string;
   /** 0 (default) lets the OS pick. */
   port?: number;
+  /**
+   * Serve Prometheus metrics (process metrics and per-RPC durations) on a plain HTTP port at
+   * `/metrics`; without it no metrics are collected.
+   */
+  metrics?: RpcMetricsOptions;
+}
+
+/** Where and under which name a server's metrics are served. */
+export interface RpcMetricsOptions {
+  /** Short service name, e.g. "planner": process metrics are named `packrun_<service>_...`. */
+  service: string;
+  /** 0 lets the OS pick. */
+  port: number;
+  /** Loopback by default. */
+  host?: string;
 }
 
 /** A running Connect/gRPC server. */
@@ -26,22 +47,28 @@ export interface RpcServer {
   readonly url: string;
   readonly port: number;
   readonly health: HealthRegistry;
+  /** e.g. http://127.0.0.1:9464/metrics; undefined without {@link RpcServerOptions.metrics}. */
+  readonly metricsUrl: string | undefined;
   /** Reports NOT_SERVING, stops accepting, and closes open HTTP/2 sessions. */
   close(): Promise<void>;
 }
 
 /**
  * Serves Connect, gRPC and gRPC-Web on one cleartext HTTP/2 port, plus grpc.health.v1, with
- * every thrown error mapped through the packrun error catalog.
+ * every thrown error mapped through the packrun error catalog and every call traced (a SERVER
+ * span continuing the caller's trace context) and, with `metrics`, timed.
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
   const health = new HealthRegistry(options.serviceNames);
+  const metrics =
+    options.metrics === undefined ? undefined : createRpcMetrics(options.metrics.service);
   const handler = connectNodeAdapter({
     routes: (router) => {
       options.routes(router);
       router.service(Health, health.service());
     },
-    interceptors: [errorMappingInterceptor(options.logger)],
+    // Outermost first: the span and the duration see the codes the error mapping produces.
+    interceptors: [rpcServerTracing(metrics), errorMappingInterceptor(options.logger)],
   });
   const server = http2.createServer(handler);
   const sessions = new Set<http2.Http2Session>();
@@ -59,13 +86,31 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
-  options.logger.info({ url, services: options.serviceNames }, "rpc server listening");
+  let metricsServer: MetricsServer | undefined;
+  if (metrics !== undefined && options.metrics !== undefined) {
+    try {
+      metricsServer = await startMetricsServer({
+        registry: metrics.registry,
+        port: options.metrics.port,
+        ...(options.metrics.host === undefined ? {} : { host: options.metrics.host }),
+      });
+    } catch (error) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw error;
+    }
+  }
+  options.logger.info(
+    { url, services: options.serviceNames, metricsUrl: metricsServer?.url },
+    "rpc server listening",
+  );
   return {
     url,
     port: address.port,
     health,
+    metricsUrl: metricsServer?.url,
     async close() {
       health.set(ServingStatus.NOT_SERVING);
+      await metricsServer?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of sessions) session.close();
       // Streams still open after a grace period (e.g. idle subscriptions) are cut.

@@ -19,6 +19,8 @@ const evidenceConfigSchema = z
       .pipe(postgresUrlSchema),
     port: portSchema.default(defaultEvidencePort),
     host: z.string().min(1).default("127.0.0.1"),
+    /** Plain HTTP port serving Prometheus `/metrics` on the same host; unset: none. */
+    metricsPort: portSchema.optional(),
     artifactRoot: z.string({ error: "is required: set PACKRUN_EVIDENCE_ARTIFACT_ROOT" }).min(1),
     signingKeyPath: z.string().min(1).optional(),
     verificationKeyPaths: pathList.default([]),
@@ -43,6 +45,7 @@ const envMap = {
   PACKRUN_EVIDENCE_DATABASE_URL: "databaseUrl",
   PACKRUN_EVIDENCE_PORT: "port",
   PACKRUN_EVIDENCE_HOST: "host",
+  PACKRUN_EVIDENCE_METRICS_PORT: "metricsPort",
   PACKRUN_EVIDENCE_ARTIFACT_ROOT: "artifactRoot",
   PACKRUN_EVIDENCE_SIGNING_KEY: "signingKeyPath",
   PACKRUN_EVIDENCE_VERIFICATION_KEYS: "verificationKeyPaths",

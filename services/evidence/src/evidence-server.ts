@@ -45,6 +45,8 @@ export interface EvidenceServerOptions {
   port?: number;
   /** Loopback by default. */
   host?: string;
+  /** Serve Prometheus metrics on this plain HTTP port at `/metrics` (default: none). */
+  metrics?: { port: number; host?: string };
 }
 
 /** A running evidence service. */
@@ -52,6 +54,8 @@ export interface EvidenceServer {
   /** e.g. http://127.0.0.1:40123 */
   readonly url: string;
   readonly port: number;
+  /** Where `/metrics` is served; undefined without the metrics option. */
+  readonly metricsUrl: string | undefined;
   /** Stops accepting calls, closes open streams and the LISTEN connection; leaves the database open. */
   close(): Promise<void>;
 }
@@ -100,6 +104,9 @@ export async function startEvidenceServer(options: EvidenceServerOptions): Promi
       logger,
       ...(options.host === undefined ? {} : { host: options.host }),
       ...(options.port === undefined ? {} : { port: options.port }),
+      ...(options.metrics === undefined
+        ? {}
+        : { metrics: { service: "evidence", ...options.metrics } }),
     });
   } catch (error) {
     await ownNotifier?.close();
@@ -108,6 +115,7 @@ export async function startEvidenceServer(options: EvidenceServerOptions): Promi
   return {
     url: server.url,
     port: server.port,
+    metricsUrl: server.metricsUrl,
     async close() {
       await server.close();
       await ownNotifier?.close();

@@ -6,6 +6,7 @@
 import { createPostgresDatabase } from "@packrun/db";
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
+import { initTelemetry } from "@packrun/telemetry";
 import { type EvidenceConfig, loadEvidenceConfig } from "./evidence-config.ts";
 import { type EvidenceServer, startEvidenceServer } from "./evidence-server.ts";
 import { loadKeyRing } from "./key-ring.ts";
@@ -20,6 +21,7 @@ try {
 }
 
 const logger = createLogger({ service: "evidence", level: config.logLevel });
+const stopTelemetry = initTelemetry({ serviceName: "packrun-evidence", logger });
 const database = createPostgresDatabase({
   url: config.databaseUrl,
   applicationName: "packrun-evidence",
@@ -49,13 +51,16 @@ try {
     },
     port: config.port,
     host: config.host,
+    ...(config.metricsPort === undefined
+      ? {}
+      : { metrics: { port: config.metricsPort, host: config.host } }),
   });
 } catch (error) {
   logger.fatal({ err: error }, "evidence failed to start");
   await database.close().catch(() => {});
   process.exit(1);
 }
-logger.info({ url: server.url }, "evidence ready");
+logger.info({ url: server.url, metricsUrl: server.metricsUrl }, "evidence ready");
 
 let stopping = false;
 async function shutdown(signal: NodeJS.Signals): Promise<void> {
@@ -65,6 +70,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   try {
     await server.close();
     await database.close();
+    await stopTelemetry();
     process.exit(0);
   } catch (error) {
     logger.error({ err: error }, "evidence shutdown failed");

@@ -8,6 +8,7 @@ import {
   PutArtifactRequestSchema,
 } from "@packrun/proto/evidence/v1";
 import { errorCodeHeader } from "@packrun/rpc-server";
+import { rpcClientTracing } from "@packrun/telemetry";
 
 /** One artifact a step produced, hashed by the runtime. */
 export interface ArtifactToUpload {
@@ -35,7 +36,11 @@ export function createArtifactUploader(evidenceUrl: string): ArtifactUploader {
   const sessions = new Http2SessionManager(evidenceUrl);
   const client = createClient(
     EvidenceService,
-    createGrpcTransport({ baseUrl: evidenceUrl, sessionManager: sessions }),
+    createGrpcTransport({
+      baseUrl: evidenceUrl,
+      sessionManager: sessions,
+      interceptors: [rpcClientTracing()],
+    }),
   );
   return {
     async upload(artifact) {

@@ -11,6 +11,7 @@ import {
   IngestEventsRequestSchema,
 } from "@packrun/proto/evidence/v1";
 import { errorCodeHeader } from "@packrun/rpc-server";
+import { rpcClientTracing } from "@packrun/telemetry";
 import type { RunEvent } from "./run-events.ts";
 import { buildRunRecord } from "./run-record.ts";
 
@@ -75,7 +76,11 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
   const sessions = new Http2SessionManager(options.evidenceUrl);
   const client = createClient(
     EvidenceService,
-    createGrpcTransport({ baseUrl: options.evidenceUrl, sessionManager: sessions }),
+    createGrpcTransport({
+      baseUrl: options.evidenceUrl,
+      sessionManager: sessions,
+      interceptors: [rpcClientTracing()],
+    }),
   );
   const batchSize = options.batchSize ?? 500;
   let timer: NodeJS.Timeout | undefined;

@@ -33,6 +33,26 @@ test("defaults: all roles, port 7002 on loopback, planner on its default port", 
   assert.equal(config.tenantConcurrency, 0);
   assert.deepEqual(config.secretsKey, Buffer.alloc(32, 9));
   assert.equal(config.evidenceUrl, undefined);
+  assert.equal(config.stepMemoryBytes, undefined, "no step memory limit unless configured");
+  assert.equal(config.stepPids, undefined);
+});
+
+test("step resource limits are configurable and validated", () => {
+  const config = loadExecutorConfig({
+    ...minimal,
+    PACKRUN_EXECUTOR_STEP_MEMORY_BYTES: String(512 * 1024 * 1024),
+    PACKRUN_EXECUTOR_STEP_PIDS: "128",
+  });
+  assert.equal(config.stepMemoryBytes, 512 * 1024 * 1024);
+  assert.equal(config.stepPids, 128);
+  assert.match(
+    configError({ ...minimal, PACKRUN_EXECUTOR_STEP_MEMORY_BYTES: "1000" }),
+    /PACKRUN_EXECUTOR_STEP_MEMORY_BYTES/,
+  );
+  assert.match(
+    configError({ ...minimal, PACKRUN_EXECUTOR_STEP_PIDS: "0" }),
+    /PACKRUN_EXECUTOR_STEP_PIDS/,
+  );
 });
 
 test("executor-specific variables override the shared ones; numbers are coerced", () => {

@@ -59,6 +59,8 @@ const executorConfigSchema = z.object({
   role: z.enum(["all", "api", "worker"]).default("all"),
   port: portSchema.default(defaultExecutorPort),
   host: z.string().min(1).default("127.0.0.1"),
+  /** Plain HTTP port serving Prometheus `/metrics` on the same host (every role); unset: none. */
+  metricsPort: portSchema.optional(),
   workRoot: z
     .string()
     .regex(/^\//, "must be an absolute path")
@@ -82,6 +84,13 @@ const executorConfigSchema = z.object({
     .regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits, . _ - only")
     .default("packrun"),
   workerId: z.string().min(1).max(200).optional(),
+  /**
+   * Address-space limit (RLIMIT_AS) of every process of a process/sandbox step, in bytes; a
+   * cgroup memory limit for container steps. Unset: no limit.
+   */
+  stepMemoryBytes: whole("step memory limit", 16 * 1024 * 1024).optional(),
+  /** RLIMIT_NPROC of process/sandbox steps (not enforced for root); container pids limit. */
+  stepPids: whole("step process limit", 1).optional(),
   evidenceUrl: z
     .string()
     .regex(/^https?:\/\/[^\s/]+/, "expected an http:// or https:// URL of the evidence service")
@@ -104,6 +113,7 @@ const envMap = {
   PACKRUN_EXECUTOR_ROLE: "role",
   PACKRUN_EXECUTOR_PORT: "port",
   PACKRUN_EXECUTOR_HOST: "host",
+  PACKRUN_EXECUTOR_METRICS_PORT: "metricsPort",
   PACKRUN_EXECUTOR_WORK_ROOT: "workRoot",
   PACKRUN_EXECUTOR_CONCURRENCY: "concurrency",
   PACKRUN_EXECUTOR_LEASE_MS: "leaseMs",
@@ -113,6 +123,8 @@ const envMap = {
   PACKRUN_EXECUTOR_QUEUE_NAME: "queueName",
   PACKRUN_EXECUTOR_QUEUE_PREFIX: "queuePrefix",
   PACKRUN_EXECUTOR_WORKER_ID: "workerId",
+  PACKRUN_EXECUTOR_STEP_MEMORY_BYTES: "stepMemoryBytes",
+  PACKRUN_EXECUTOR_STEP_PIDS: "stepPids",
   PACKRUN_LOG_LEVEL: "logLevel",
 };
 

@@ -7,6 +7,12 @@ import type { Logger } from "@packrun/logging";
 import { ExecutorService } from "@packrun/proto/executor/v1";
 import { PlannerService } from "@packrun/proto/planner/v1";
 import { startRpcServer } from "@packrun/rpc-server";
+import {
+  createRpcMetrics,
+  type MetricsServer,
+  rpcClientTracing,
+  startMetricsServer,
+} from "@packrun/telemetry";
 import { createArtifactUploader } from "./artifact-uploader.ts";
 import { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
 import { createExecutorService } from "./executor-service.ts";
@@ -40,6 +46,11 @@ export interface ExecutorOptions {
   work?: boolean;
   port?: number;
   host?: string;
+  /**
+   * Serve Prometheus metrics on this plain HTTP port at `/metrics`: process metrics, and RPC
+   * durations when serving the RPCs.
+   */
+  metrics?: { port: number; host?: string };
   worker?: Partial<
     Pick<
       StepWorkerOptions,
@@ -65,6 +76,8 @@ export interface ExecutorOptions {
 export interface Executor {
   /** Empty when not serving. */
   readonly url: string;
+  /** Where `/metrics` is served; undefined without the metrics option. */
+  readonly metricsUrl: string | undefined;
   readonly runs: RunService;
   readonly worker: StepWorker | undefined;
   readonly reconciler: Reconciler;
@@ -78,7 +91,11 @@ export function plannerPlanFetcher(plannerUrl: string): PlanFetcher & { close():
   const sessions = new Http2SessionManager(plannerUrl);
   const client = createClient(
     PlannerService,
-    createGrpcTransport({ baseUrl: plannerUrl, sessionManager: sessions }),
+    createGrpcTransport({
+      baseUrl: plannerUrl,
+      sessionManager: sessions,
+      interceptors: [rpcClientTracing()],
+    }),
   );
   const fetch: PlanFetcher = async (request) => {
     const response = await client.planPack({
@@ -179,15 +196,27 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
           logger: options.logger,
           ...(options.host === undefined ? {} : { host: options.host }),
           ...(options.port === undefined ? {} : { port: options.port }),
+          ...(options.metrics === undefined
+            ? {}
+            : { metrics: { service: "executor", ...options.metrics } }),
         });
+  // A worker-only process has no RPC server to carry the listener: process metrics on their own.
+  let metricsServer: MetricsServer | undefined;
+  if (server === undefined && options.metrics !== undefined)
+    metricsServer = await startMetricsServer({
+      registry: createRpcMetrics("executor").registry,
+      ...options.metrics,
+    });
   return {
     url: server?.url ?? "",
+    metricsUrl: server?.metricsUrl ?? metricsServer?.url,
     runs,
     worker,
     reconciler,
     evidence: sink,
     async close(graceMs = 10_000) {
       await server?.close();
+      await metricsServer?.close();
       await worker?.drain(graceMs);
       await reconciler.stop();
       await logs.close();

@@ -8,64 +8,185 @@ interface PendingLine {
   event: RunEvent;
 }
 
+/** The lines of one step attempt (or whatever the key groups) waiting to be written. */
+interface LineQueue {
+  readonly runId: string;
+  lines: PendingLine[];
+  /** Lines ever appended to / written from this queue. */
+  appended: number;
+  written: number;
+}
+
 /**
  * Batches step output lines into the outbox (one INSERT per batch) so a chatty step costs a
  * few statements per second, not one per line. Lines are flushed every `intervalMs`, when
  * `maxBatch` lines are waiting, and on {@link LogWriter.flush}.
+ *
+ * One writer serves every step of the worker, and it is fair: each batch takes lines from every
+ * step with lines waiting, in turn, so a step flooding its output (up to its line cap) delays
+ * another step's lines by about one batch, not by the whole flood. A batch that fails because
+ * the database is unreachable is put back and retried; one the database refuses for its content
+ * is logged and dropped.
  */
 export interface LogWriter {
   append(run: { id: string; tenant: string }, event: RunEvent): void;
-  flush(): Promise<void>;
+  /** Resolves once every line appended so far (of `runId` only, when given) is written. */
+  flush(runId?: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** SQLSTATE classes and Node error codes of a database that is down or restarting. */
+function isUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "string")
+    return error instanceof Error && /connect|terminat/i.test(error.message);
+  return (
+    code.startsWith("08") || // connection exception
+    code === "57P01" || // admin_shutdown
+    code === "57P02" || // crash_shutdown
+    code === "57P03" || // cannot_connect_now
+    code === "53300" || // too_many_connections
+    ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND"].includes(code)
+  );
 }
 
 /** Creates a {@link LogWriter} over the executor's database. */
 export function createLogWriter(
   database: Database,
   logger: Logger,
-  options: { intervalMs?: number; maxBatch?: number } = {},
+  options: { intervalMs?: number; maxBatch?: number; retryMs?: number } = {},
 ): LogWriter {
   const intervalMs = options.intervalMs ?? 100;
   const maxBatch = options.maxBatch ?? 500;
-  let pending: PendingLine[] = [];
-  let flushing: Promise<void> = Promise.resolve();
-  const write = async (batch: PendingLine[]) => {
-    try {
-      await database.query(
-        `INSERT INTO outbox (run_id, idempotency_key, event)
-         SELECT (e->>'runId')::uuid, e->>'idempotencyKey', e FROM jsonb_array_elements($1::jsonb) AS e
-         ON CONFLICT (idempotency_key) DO NOTHING`,
-        [
-          JSON.stringify(
-            batch.map((line) => ({
-              ...line.event,
-              runId: line.runId,
-              tenant: line.tenant,
-              time: line.event.time ?? new Date().toISOString(),
-            })),
-          ),
-        ],
-      );
-    } catch (error) {
-      logger.error({ err: error, lines: batch.length }, "step output lines could not be stored");
+  const retryMs = options.retryMs ?? 500;
+  // Insertion-ordered: round robin over the queues in the order they first had lines.
+  const queues = new Map<string, LineQueue>();
+  let waiting = 0;
+  let writing: Promise<void> | undefined;
+  let closing = false;
+  const waiters: { until: Map<LineQueue, number>; resolve: () => void }[] = [];
+
+  const insert = (batch: PendingLine[]) =>
+    database.query(
+      `INSERT INTO outbox (run_id, idempotency_key, event)
+       SELECT (e->>'runId')::uuid, e->>'idempotencyKey', e FROM jsonb_array_elements($1::jsonb) AS e
+       ON CONFLICT (idempotency_key) DO NOTHING`,
+      [
+        JSON.stringify(
+          batch.map((line) => ({
+            ...line.event,
+            // jsonb cannot hold U+0000; the evidence service stores it as U+FFFD as well.
+            message: line.event.message.replaceAll("\u0000", "\uFFFD"),
+            runId: line.runId,
+            tenant: line.tenant,
+            time: line.event.time ?? new Date().toISOString(),
+          })),
+        ),
+      ],
+    );
+
+  /** Up to maxBatch lines, taken from every queue in turn. */
+  const nextBatch = (): { batch: PendingLine[]; taken: Map<LineQueue, PendingLine[]> } => {
+    const taken = new Map<LineQueue, PendingLine[]>();
+    const active = [...queues.values()].filter((queue) => queue.lines.length > 0);
+    const share = Math.max(1, Math.floor(maxBatch / Math.max(1, active.length)));
+    let size = 0;
+    for (const queue of active) {
+      const lines = queue.lines.splice(0, Math.min(share, maxBatch - size));
+      size += lines.length;
+      taken.set(queue, lines);
     }
+    // Whatever the shares left of the batch goes to the queues that have more.
+    for (const queue of active) {
+      if (size >= maxBatch) break;
+      const lines = queue.lines.splice(0, maxBatch - size);
+      size += lines.length;
+      taken.set(queue, [...(taken.get(queue) ?? []), ...lines]);
+    }
+    waiting -= size;
+    return { batch: [...taken.values()].flat(), taken };
   };
-  const flush = () => {
-    if (pending.length === 0) return flushing;
-    const batch = pending;
-    pending = [];
-    flushing = flushing.then(() => write(batch));
-    return flushing;
+
+  const settle = () => {
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const waiter = waiters[i];
+      if (waiter === undefined) continue;
+      if ([...waiter.until].every(([queue, target]) => queue.written >= target)) {
+        waiters.splice(i, 1);
+        waiter.resolve();
+      }
+    }
+    for (const [key, queue] of queues)
+      if (queue.lines.length === 0 && queue.written === queue.appended) queues.delete(key);
   };
-  const timer = setInterval(() => void flush(), intervalMs);
+
+  const drain = async () => {
+    while (waiting > 0) {
+      const { batch, taken } = nextBatch();
+      try {
+        await insert(batch);
+      } catch (error) {
+        if (isUnavailable(error) && !closing) {
+          // Put the lines back in front, in order, and try again shortly.
+          for (const [queue, lines] of taken) queue.lines.unshift(...lines);
+          waiting += batch.length;
+          logger.warn(
+            { err: error, lines: batch.length },
+            "step output lines not stored yet; retrying",
+          );
+          await new Promise((resolve) => setTimeout(resolve, retryMs));
+          continue;
+        }
+        logger.error({ err: error, lines: batch.length }, "step output lines could not be stored");
+      }
+      for (const [queue, lines] of taken) queue.written += lines.length;
+      settle();
+    }
+    settle();
+  };
+
+  const kick = (): Promise<void> => {
+    writing ??= drain().finally(() => {
+      writing = undefined;
+      if (waiting > 0) void kick();
+    });
+    return writing;
+  };
+
+  const timer = setInterval(() => {
+    if (waiting > 0) void kick();
+  }, intervalMs);
   timer.unref();
+
+  const flush = (runId?: string): Promise<void> => {
+    const until = new Map<LineQueue, number>();
+    for (const queue of queues.values())
+      if ((runId === undefined || queue.runId === runId) && queue.written < queue.appended)
+        until.set(queue, queue.appended);
+    if (until.size === 0) return Promise.resolve();
+    const done = new Promise<void>((resolve) => waiters.push({ until, resolve }));
+    void kick();
+    return done;
+  };
+
   return {
     append(run, event) {
-      pending.push({ runId: run.id, tenant: run.tenant, event });
-      if (pending.length >= maxBatch) void flush();
+      const key = `${run.id}/${event.stepId ?? ""}`;
+      let queue = queues.get(key);
+      if (queue === undefined) {
+        queue = { runId: run.id, lines: [], appended: 0, written: 0 };
+        queues.set(key, queue);
+      }
+      queue.lines.push({ runId: run.id, tenant: run.tenant, event });
+      queue.appended++;
+      waiting++;
+      if (waiting >= maxBatch) void kick();
     },
     flush,
     async close() {
+      // While closing, a database that is down no longer holds the writer up: lines it cannot
+      // take are logged as lost.
+      closing = true;
       clearInterval(timer);
       await flush();
     },

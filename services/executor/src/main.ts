@@ -9,12 +9,14 @@
 import { createPostgresDatabase } from "@packrun/db";
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
+import { initTelemetry } from "@packrun/telemetry";
 import { Redis } from "ioredis";
 import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
 import { loadExecutorConfig } from "./executor-config.ts";
 import { type Executor, executorSchema, startExecutor } from "./executor-server.ts";
 import { executeStep, probeRuntimes, reapOrphans } from "./runtime/index.ts";
 import { createRedisSecretVault } from "./secret-vault.ts";
+import { defaultStepLimits } from "./step-worker.ts";
 
 let config: ReturnType<typeof loadExecutorConfig>;
 try {
@@ -26,6 +28,7 @@ try {
 }
 
 const logger = createLogger({ service: "executor", level: config.logLevel });
+const stopTelemetry = initTelemetry({ serviceName: "packrun-executor", logger });
 const works = config.role !== "api";
 const database = createPostgresDatabase({
   url: config.databaseUrl,
@@ -75,12 +78,20 @@ try {
     work: works,
     port: config.port,
     host: config.host,
+    ...(config.metricsPort === undefined
+      ? {}
+      : { metrics: { port: config.metricsPort, host: config.host } }),
     worker: {
       concurrency: config.concurrency,
       leaseMs: config.leaseMs,
       tenantConcurrency: config.tenantConcurrency,
       killGraceMs: config.killGraceMs,
       ...(config.workerId === undefined ? {} : { workerId: config.workerId }),
+      limits: {
+        ...defaultStepLimits,
+        ...(config.stepMemoryBytes === undefined ? {} : { memoryBytes: config.stepMemoryBytes }),
+        ...(config.stepPids === undefined ? {} : { pids: config.stepPids }),
+      },
     },
     ...(config.evidenceUrl === undefined ? {} : { evidenceUrl: config.evidenceUrl }),
   });
@@ -93,6 +104,7 @@ logger.info(
   {
     role: config.role,
     url: executor.url,
+    metricsUrl: executor.metricsUrl,
     workerId: executor.worker?.id,
     concurrency: works ? config.concurrency : 0,
   },
@@ -107,6 +119,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   try {
     await executor.close(config.graceMs);
     await release();
+    await stopTelemetry();
     logger.info("executor stopped");
     process.exit(0);
   } catch (error) {

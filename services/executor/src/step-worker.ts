@@ -59,6 +59,12 @@ export interface StepWorkerOptions {
   artifacts?: ArtifactUploader;
 }
 
+/** Output caps of every step unless the worker is configured otherwise; no resource limits. */
+export const defaultStepLimits: Readonly<StepExecutionRequest["limits"]> = {
+  maxLogBytes: 8 * 1024 * 1024,
+  maxLineBytes: 16 * 1024,
+};
+
 interface Claimed {
   run: RunRow;
   step: StepRow;
@@ -96,7 +102,7 @@ export class StepWorker {
       leaseMs: 15_000,
       tenantConcurrency: 0,
       killGraceMs: 5_000,
-      limits: { maxLogBytes: 8 * 1024 * 1024, maxLineBytes: 16 * 1024 },
+      limits: defaultStepLimits,
       ...options,
     };
   }
@@ -164,7 +170,7 @@ export class StepWorker {
     this.#inFlight.set(key, controller);
     try {
       const result = await this.#execute(claim.claimed, controller, log);
-      await this.#options.logs.flush();
+      await this.#options.logs.flush(run.id);
       // A draining worker stopped the step on purpose: it goes back to the queue, not to retry.
       const handedBack = controller.signal.reason instanceof HandBack;
       await this.#complete(claim.claimed, handedBack ? { ...result, handedBack } : result, log);

@@ -47,7 +47,11 @@ const authSchema = z
   })
   .refine((auth) => (auth.jwksFile === undefined) !== (auth.jwksUrl === undefined), {
     message: "set exactly one of PACKRUN_AUTH_JWKS_FILE and PACKRUN_AUTH_JWKS_URL",
-  });
+    // Also when other settings are missing, so one run of the process names them all.
+    when: () => true,
+  })
+  // With no PACKRUN_AUTH_* at all, report each missing setting rather than a missing object.
+  .prefault(() => ({}) as { issuer: string; audience: string });
 
 const gatewayConfigSchema = z.object({
   port: portSchema.default(defaultGatewayPort),

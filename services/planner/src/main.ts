@@ -6,6 +6,7 @@
 import { createPostgresDatabase } from "@packrun/db";
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
+import { initTelemetry } from "@packrun/telemetry";
 import { loadPlannerConfig } from "./planner-config.ts";
 import { startPlannerServer } from "./planner-server.ts";
 
@@ -19,6 +20,7 @@ try {
 }
 
 const logger = createLogger({ service: "planner", level: config.logLevel });
+const stopTelemetry = initTelemetry({ serviceName: "packrun-planner", logger });
 const database = createPostgresDatabase({
   url: config.databaseUrl,
   applicationName: "packrun-planner",
@@ -31,13 +33,16 @@ try {
     logger,
     port: config.port,
     host: config.host,
+    ...(config.metricsPort === undefined
+      ? {}
+      : { metrics: { port: config.metricsPort, host: config.host } }),
   });
 } catch (error) {
   logger.fatal({ err: error }, "planner failed to start");
   await database.close().catch(() => {});
   process.exit(1);
 }
-logger.info({ url: server.url }, "planner ready");
+logger.info({ url: server.url, metricsUrl: server.metricsUrl }, "planner ready");
 
 let stopping = false;
 async function shutdown(signal: NodeJS.Signals): Promise<void> {
@@ -47,6 +52,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   try {
     await server.close();
     await database.close();
+    await stopTelemetry();
     process.exit(0);
   } catch (error) {
     logger.error({ err: error }, "planner shutdown failed");

@@ -10,6 +10,8 @@ const plannerConfigSchema = z.object({
     .pipe(postgresUrlSchema),
   port: portSchema.default(defaultPlannerPort),
   host: z.string().min(1).default("127.0.0.1"),
+  /** Plain HTTP port serving Prometheus `/metrics` on the same host; unset: none. */
+  metricsPort: portSchema.optional(),
   logLevel: logLevelSchema.default("info"),
 });
 
@@ -22,6 +24,7 @@ const envMap = {
   PACKRUN_PLANNER_DATABASE_URL: "databaseUrl",
   PACKRUN_PLANNER_PORT: "port",
   PACKRUN_PLANNER_HOST: "host",
+  PACKRUN_PLANNER_METRICS_PORT: "metricsPort",
   PACKRUN_LOG_LEVEL: "logLevel",
 };
 

@@ -21,6 +21,8 @@ export interface PlannerServerOptions {
   port?: number;
   /** Loopback by default. */
   host?: string;
+  /** Serve Prometheus metrics on this plain HTTP port at `/metrics` (default: none). */
+  metrics?: { port: number; host?: string };
 }
 
 /** A running planner. */
@@ -28,6 +30,8 @@ export interface PlannerServer {
   /** e.g. http://127.0.0.1:40123 */
   readonly url: string;
   readonly port: number;
+  /** Where `/metrics` is served; undefined without the metrics option. */
+  readonly metricsUrl: string | undefined;
   /** Stops accepting calls and closes open connections; leaves the database open. */
   close(): Promise<void>;
 }
@@ -48,6 +52,14 @@ export async function startPlannerServer(options: PlannerServerOptions): Promise
     logger: options.logger,
     ...(options.host === undefined ? {} : { host: options.host }),
     ...(options.port === undefined ? {} : { port: options.port }),
+    ...(options.metrics === undefined
+      ? {}
+      : { metrics: { service: "planner", ...options.metrics } }),
   });
-  return { url: server.url, port: server.port, close: () => server.close() };
+  return {
+    url: server.url,
+    port: server.port,
+    metricsUrl: server.metricsUrl,
+    close: () => server.close(),
+  };
 }

@@ -40,6 +40,9 @@ export async function executeStepWith(
     masker,
     maxLogBytes: request.limits.maxLogBytes,
     maxLineBytes: request.limits.maxLineBytes,
+    ...(request.limits.maxLogLines === undefined
+      ? {}
+      : { maxLogLines: request.limits.maxLogLines }),
     onLog: request.onLog,
   });
   const layout = attemptLayout(request.workdir);

@@ -6,13 +6,19 @@ import { createMasker } from "./masking.ts";
 import type { LogLine } from "./types.ts";
 
 function sink(
-  options: { maxLogBytes?: number; maxLineBytes?: number; secrets?: Record<string, string> } = {},
+  options: {
+    maxLogBytes?: number;
+    maxLineBytes?: number;
+    maxLogLines?: number;
+    secrets?: Record<string, string>;
+  } = {},
 ) {
   const lines: LogLine[] = [];
   const logSink = new LogSink({
     masker: createMasker(options.secrets ?? {}),
     maxLogBytes: options.maxLogBytes ?? 1 << 20,
     maxLineBytes: options.maxLineBytes ?? 1 << 16,
+    ...(options.maxLogLines === undefined ? {} : { maxLogLines: options.maxLogLines }),
     onLog: (line) => lines.push(line),
   });
   return { logSink, lines };
@@ -72,6 +78,20 @@ test("the total cap produces exactly one marker and drops the rest", () => {
     .filter((line) => line.stream !== "system")
     .reduce((sum, line) => sum + Buffer.byteLength(line.text) + 1, 0);
   assert.ok(delivered <= 100);
+  assert.ok(logSink.truncated);
+});
+
+test("a flood of tiny lines is capped by count, with one marker", () => {
+  const { logSink, lines } = sink({ maxLogBytes: 1 << 30, maxLogLines: 1000 });
+  const out = logSink.stream("stdout");
+  for (let i = 0; i < 100; i++) out.write(Buffer.from("y\n".repeat(1000)));
+  out.end();
+  assert.equal(lines.filter((line) => line.stream === "stdout").length, 1000);
+  const markers = lines.filter((line) => line.stream === "system");
+  assert.deepEqual(
+    markers.map((line) => line.text),
+    ["[packrun] output truncated after 1000 lines"],
+  );
   assert.ok(logSink.truncated);
 });
 

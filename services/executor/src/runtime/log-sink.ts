@@ -14,19 +14,30 @@ export interface LogSinkOptions {
   masker: Masker;
   maxLogBytes: number;
   maxLineBytes: number;
+  /** Most output lines delivered (default {@link defaultMaxLogLines}). */
+  maxLogLines?: number;
   onLog: (line: LogLine) => void;
 }
 
 /**
+ * Default cap on the number of output lines of one step. The byte cap alone lets a step that
+ * prints millions of one-character lines (`yes`) turn into millions of events: each costs far
+ * more memory, database and evidence space than its two bytes, and they arrive faster than
+ * they can be stored, so the worker's memory grows without bound.
+ */
+export const defaultMaxLogLines = 100_000;
+
+/**
  * Turns the step's output streams into masked, capped lines for `onLog`. Each line costs its
  * UTF-8 length plus one (the newline) against `maxLogBytes`; the first line that does not fit
- * produces one `[packrun] output truncated after N bytes` system line, and from then on input
- * is discarded as it arrives (the caller keeps reading the pipes so the step never blocks).
+ * produces one `[packrun] output truncated after N bytes` system line (the same happens after
+ * `maxLogLines` lines: `… after N lines`), and from then on input is discarded as it arrives (the caller keeps reading the pipes so the step never blocks).
  * System lines are masked too but do not count against the cap.
  */
 export class LogSink {
   readonly #options: LogSinkOptions;
   #deliveredBytes = 0;
+  #deliveredLines = 0;
   #truncated = false;
   #callbackError: unknown = null;
 
@@ -91,7 +102,16 @@ export class LogSink {
       });
       return;
     }
+    if (this.#deliveredLines >= (this.#options.maxLogLines ?? defaultMaxLogLines)) {
+      this.#truncated = true;
+      this.#emit({
+        stream: "system",
+        text: `[packrun] output truncated after ${this.#deliveredLines} lines`,
+      });
+      return;
+    }
     this.#deliveredBytes += cost;
+    this.#deliveredLines++;
     this.#emit({ stream, text });
   }
 

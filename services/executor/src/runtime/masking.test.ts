@@ -101,3 +101,60 @@ test("when one secret contains another, the longer one is masked whole", () => {
   const masker = createMasker({ short: "abcd", long: "abcdefgh" });
   assert.equal(masker.mask("abcdefgh abcd"), "*** ***");
 });
+
+test("wrapped base64 is masked line by line: coreutils base64 (76 columns) and openssl (64)", () => {
+  const secret = `${"k".repeat(20)}-a-long-api-token-of-more-than-57-bytes-${"z".repeat(30)}`;
+  const masker = createMasker({ token: secret });
+  for (const data of [secret, `${secret}\n`]) {
+    const encoded = Buffer.from(data).toString("base64");
+    for (const width of [76, 64]) {
+      const lines = encoded.match(new RegExp(`.{1,${width}}`, "g")) ?? [];
+      assert.ok(lines.length > 1);
+      for (const line of lines) {
+        assert.equal(masker.mask(line), "***", `${width}: ${line}`);
+        assert.equal(masker.mask(line.replaceAll("+", "-").replaceAll("/", "_")), "***");
+      }
+    }
+  }
+});
+
+test("any URL encoder's output is masked, whichever characters it escapes", () => {
+  const secret = "p@ss w0rd/!*'()~ü+&=%";
+  const masker = createMasker({ password: secret });
+  const strict = encodeURIComponent(secret).replace(
+    /[!'()*]/g,
+    (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  const forms = [
+    encodeURIComponent(secret),
+    strict, // RFC 3986 strict, Python's quote(safe="")
+    strict.replaceAll("%2F", "/"), // Python's quote() keeps "/"
+    strict.replaceAll("%20", "+"), // Python's quote_plus
+    strict.toLowerCase(),
+    strict.replaceAll("%7E", "~").replaceAll("~", "%7e"), // "~" escaped, lower-case
+  ];
+  for (const form of forms) assert.equal(masker.mask(`[${form}]`), "[***]", form);
+});
+
+test("any JSON encoder's output is masked: ASCII-only either case, HTML-safe, escaped slashes", () => {
+  const secret = 'a/b<c>&"d"\\e\tü😀';
+  const masker = createMasker({ password: secret });
+  const plain = JSON.stringify(secret).slice(1, -1);
+  const ascii = plain.replace(
+    /[\u007f-\uffff]/g,
+    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  const forms = [
+    plain,
+    ascii,
+    ascii.replace(/\\u([0-9a-f]{4})/g, (_, hex: string) => `\\u${hex.toUpperCase()}`),
+    plain.replaceAll("/", "\\/"), // PHP's json_encode
+    plain.replace(/[<>&]/g, (char) => `\\u00${char.charCodeAt(0).toString(16)}`), // Go's HTML-safe
+  ];
+  for (const form of forms) assert.equal(masker.mask(`"${form}"`), '"***"', form);
+});
+
+test("the encoded-characters pattern stays literal for regular-expression characters", () => {
+  const masker = createMasker({ odd: "a.c" });
+  assert.equal(masker.mask("abc a.c a%2Ec"), "abc *** ***");
+});

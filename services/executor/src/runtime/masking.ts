@@ -29,18 +29,32 @@ const MIN_OFFSET_FRAGMENT = 8;
  * false-positive risk is accepted over leaking it).
  */
 export function createMasker(secrets: Readonly<Record<string, string>>): Masker {
-  const forms = new Set<string>();
+  // Each alternative with the length used to order it: a literal form's own length, or for an
+  // encoded-characters pattern the length of the value it decodes to (its shortest match).
+  const alternatives = new Map<string, { length: number; maxBytes: number }>();
   for (const value of Object.values(secrets)) {
-    for (const form of secretForms(value)) forms.add(form);
+    for (const form of secretForms(value)) {
+      alternatives.set(escapeRegExp(form), {
+        length: form.length,
+        maxBytes: Buffer.byteLength(form),
+      });
+    }
+    for (const text of valueLines(value)) {
+      const encoded = encodedCharactersPattern(text);
+      if (encoded !== undefined)
+        alternatives.set(encoded.source, { length: text.length, maxBytes: encoded.maxBytes });
+    }
   }
-  if (forms.size === 0) {
+  if (alternatives.size === 0) {
     return { mask: (text) => text, pattern: null, maxFormBytes: 0 };
   }
   // Longest first: at any position the alternation takes the first alternative that matches,
   // so a longer form (the base64 of value+"\n") wins over its own prefix (the base64 of value).
-  const ordered = [...forms].sort((a, b) => b.length - a.length || (a < b ? -1 : 1));
-  const pattern = new RegExp(ordered.map(escapeRegExp).join("|"), "g");
-  const maxFormBytes = Math.max(...ordered.map((form) => Buffer.byteLength(form)));
+  const ordered = [...alternatives].sort(
+    ([a, x], [b, y]) => y.length - x.length || (a < b ? -1 : a > b ? 1 : 0),
+  );
+  const pattern = new RegExp(ordered.map(([source]) => source).join("|"), "g");
+  const maxFormBytes = Math.max(...ordered.map(([, form]) => form.maxBytes));
   return {
     mask: (text) => text.replace(pattern, MASK),
     pattern,
@@ -49,25 +63,83 @@ export function createMasker(secrets: Readonly<Record<string, string>>): Masker 
 }
 
 /**
- * Every textual form of a secret value that gets masked: the raw value; base64 (standard and
- * URL-safe alphabets, padded and unpadded) of the value and of the value followed by a newline
- * (`echo $SECRET | base64`); the base64 fragments that stay the same wherever the value sits
- * inside a longer base64 stream; URL-encoded (RFC 3986, form encoding, lower-case hex); JSON
- * string escaped (plain and ASCII-only). A value containing newlines is also masked line by
- * line, because output is masked one line at a time.
+ * Every literal textual form of a secret value that gets masked: the raw value; base64
+ * (standard and URL-safe alphabets, padded and unpadded) of the value and of the value followed
+ * by a newline (`echo $SECRET | base64`), also as the lines `base64` (76 columns) and `openssl
+ * base64` (64 columns) wrap it into; the base64 fragments that stay the same wherever the value
+ * sits inside a longer base64 stream. A value containing newlines is also masked line by line,
+ * because output is masked one line at a time. URL-encoded and JSON-escaped forms are matched by
+ * {@link encodedCharactersPattern} instead, whichever characters the encoder chose to escape.
  */
 export function secretForms(value: string): string[] {
   if (value === "") return [];
   const forms = new Set<string>();
-  const pieces = value.includes("\n") ? value.split(/\r?\n/).filter((piece) => piece !== "") : [];
-  for (const text of [value, ...pieces]) {
+  for (const text of valueLines(value)) {
     forms.add(text);
     for (const encoded of base64Forms(text)) forms.add(encoded);
-    for (const encoded of urlForms(text)) forms.add(encoded);
-    for (const encoded of jsonForms(text)) forms.add(encoded);
   }
   forms.delete("");
   return [...forms];
+}
+
+/** The value, and each of its non-empty lines when it has several. */
+function valueLines(value: string): string[] {
+  if (value === "") return [];
+  const pieces = value.includes("\n") ? value.split(/\r?\n/).filter((piece) => piece !== "") : [];
+  return [value, ...pieces];
+}
+
+/** Longest value for which a per-character pattern is built (bounds the regular expression). */
+const MAX_PATTERN_VALUE_LENGTH = 4096;
+
+/**
+ * A pattern matching `text` with any of its characters written as an encoder may write it:
+ * itself, percent-encoded UTF-8 (`%C3%BC`, either hex case; `+` or `%20` for a space), a JSON
+ * `\uXXXX` escape (either case; surrogate pairs beyond the BMP) or a JSON short escape (`\"`,
+ * `\\`, `\/`, `\t`, …). That covers every URL encoder (JavaScript's `encodeURIComponent`,
+ * Python's `quote`/`quote_plus`, RFC 3986-strict ones escaping `!'()*`, ones keeping `/`) and
+ * every JSON encoder (plain, ASCII-only, HTML-safe, escaped slashes), without listing them.
+ * Undefined for values too long to build a pattern for (their literal forms are still masked).
+ */
+export function encodedCharactersPattern(
+  text: string,
+): { source: string; maxBytes: number } | undefined {
+  if (text === "" || text.length > MAX_PATTERN_VALUE_LENGTH) return undefined;
+  let source = "";
+  let maxBytes = 0;
+  for (const char of text) {
+    const codePoint = char.codePointAt(0) ?? 0;
+    const percent = [...Buffer.from(char, "utf8")].map((byte) => `%${hexPattern(byte, 2)}`);
+    const units = codePoint > 0xffff ? [char.charCodeAt(0), char.charCodeAt(1)] : [codePoint];
+    const unicode = units.map((unit) => `\\\\u${hexPattern(unit, 4)}`).join("");
+    // Encoded forms before the character itself: `%` must not match the start of `%25`, nor
+    // `\` the start of `\\`, when the longer form is what is there.
+    const options = [percent.join(""), unicode];
+    const short = jsonShortEscapes[char];
+    if (short !== undefined) options.push(escapeRegExp(short));
+    if (char === " ") options.push("\\+");
+    options.push(escapeRegExp(char));
+    source += `(?:${options.join("|")})`;
+    maxBytes += Math.max(Buffer.byteLength(char), percent.length * 3, units.length * 6, 2);
+  }
+  return { source, maxBytes };
+}
+
+const jsonShortEscapes: Record<string, string> = {
+  '"': '\\"',
+  "\\": "\\\\",
+  "/": "\\/",
+  "\b": "\\b",
+  "\f": "\\f",
+  "\t": "\\t",
+  "\r": "\\r",
+};
+
+/** A pattern for `value` in `digits` hex digits, matching upper- and lower-case letters. */
+function hexPattern(value: number, digits: number): string {
+  return [...value.toString(16).padStart(digits, "0")]
+    .map((digit) => (/[a-f]/.test(digit) ? `[${digit.toUpperCase()}${digit}]` : digit))
+    .join("");
 }
 
 function base64Forms(text: string): string[] {
@@ -76,6 +148,15 @@ function base64Forms(text: string): string[] {
   for (const data of [bytes, Buffer.concat([bytes, Buffer.from("\n")])]) {
     const standard = data.toString("base64");
     forms.push(standard, standard.replace(/=+$/, ""));
+    // The lines of wrapped base64: coreutils `base64` (76 columns), `openssl base64` and PEM (64).
+    for (const width of [76, 64]) {
+      if (standard.length <= width) continue;
+      for (let at = 0; at < standard.length; at += width) {
+        const line = standard.slice(at, at + width);
+        if (line.replace(/=+$/, "").length >= MIN_OFFSET_FRAGMENT)
+          forms.push(line, line.replace(/=+$/, ""));
+      }
+    }
   }
   // A value inside a longer base64 stream is encoded differently depending on its offset modulo
   // 3; the characters that depend only on the value's own bits are the same for every stream.
@@ -100,24 +181,6 @@ function offsetFragment(bytes: Buffer, offset: number): string {
 
 function toUrlSafe(base64: string): string {
   return base64.replaceAll("+", "-").replaceAll("/", "_");
-}
-
-function urlForms(text: string): string[] {
-  const encoded = encodeURIComponent(text);
-  return [
-    encoded,
-    encoded.replaceAll("%20", "+"),
-    encoded.replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()),
-  ];
-}
-
-function jsonForms(text: string): string[] {
-  const escaped = JSON.stringify(text).slice(1, -1);
-  const asciiOnly = escaped.replace(
-    /[\u007f-\uffff]/g,
-    (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-  return [escaped, asciiOnly];
 }
 
 function escapeRegExp(text: string): string {

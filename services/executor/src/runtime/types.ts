@@ -50,6 +50,8 @@ export interface StepExecutionRequest {
   limits: {
     maxLogBytes: number;
     maxLineBytes: number;
+    /** Most output lines kept (default 100,000); the rest is read and discarded like bytes over maxLogBytes. */
+    maxLogLines?: number;
     memoryBytes?: number;
     pids?: number;
     /** Largest accepted `$PACKRUN_OUTPUT` file; default 1 MiB. */

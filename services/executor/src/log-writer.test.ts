@@ -1,0 +1,97 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { Database } from "@packrun/db";
+import { createLogger } from "@packrun/logging";
+import { createLogWriter } from "./log-writer.ts";
+
+/** A database that records each INSERT's lines and can be made unreachable. */
+function fakeDatabase() {
+  const batches: { stepId: string; message: string }[][] = [];
+  let down = false;
+  const database: Database = {
+    query: (async (_text: string, params?: unknown[]) => {
+      if (down)
+        throw Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), {
+          code: "ECONNREFUSED",
+        });
+      // A little latency, so that batches pile up like against a real database.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      batches.push(JSON.parse(String(params?.[0])) as { stepId: string; message: string }[]);
+      return { rows: [], rowCount: 0 };
+    }) as Database["query"],
+    transaction: async () => {
+      throw new Error("not used");
+    },
+    close: async () => {},
+  };
+  return {
+    database,
+    batches,
+    setDown: (value: boolean) => {
+      down = value;
+    },
+  };
+}
+
+const logger = createLogger({ service: "test", level: "silent" });
+const run = { id: "00000000-0000-4000-8000-000000000001", tenant: "acme" };
+const line = (stepId: string, i: number) => ({
+  type: "log.stdout",
+  level: "info" as const,
+  stepId,
+  message: `${stepId} ${i}`,
+  idempotencyKey: `${run.id}/${stepId}/1/log/${i}`,
+});
+
+test("a flooding step does not hold another step's lines back: batches are shared fairly", async () => {
+  const { database, batches } = fakeDatabase();
+  const writer = createLogWriter(database, logger, { maxBatch: 100 });
+  for (let i = 0; i < 10_000; i++) writer.append(run, line("flood", i));
+  writer.append(run, line("quiet", 0));
+  await writer.flush(run.id);
+  const quietBatch = batches.findIndex((batch) => batch.some((l) => l.stepId === "quiet"));
+  assert.ok(quietBatch >= 0 && quietBatch <= 1, `the quiet line went out in batch ${quietBatch}`);
+  // Every line written once, each step's lines in order.
+  const flood = batches.flat().filter((l) => l.stepId === "flood");
+  assert.equal(flood.length, 10_000);
+  assert.deepEqual(
+    flood.slice(0, 5).map((l) => l.message),
+    ["flood 0", "flood 1", "flood 2", "flood 3", "flood 4"],
+  );
+  assert.ok(flood.every((l, i) => l.message === `flood ${i}`));
+  await writer.close();
+});
+
+test("lines written while the database is down are retried, not lost; NUL becomes U+FFFD", async () => {
+  const { database, batches, setDown } = fakeDatabase();
+  const writer = createLogWriter(database, logger, { intervalMs: 10, retryMs: 20 });
+  setDown(true);
+  writer.append(run, { ...line("a", 0), message: "before\u0000after" });
+  writer.append(run, line("a", 1));
+  const flushed = writer.flush();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(batches.length, 0);
+  setDown(false);
+  await flushed;
+  assert.deepEqual(
+    batches.flat().map((l) => l.message),
+    ["before\uFFFDafter", "a 1"],
+  );
+  await writer.close();
+});
+
+test("flush(runId) waits only for that run's lines", async () => {
+  const { database, batches } = fakeDatabase();
+  const writer = createLogWriter(database, logger, { maxBatch: 10 });
+  const other = { id: "00000000-0000-4000-8000-000000000002", tenant: "acme" };
+  for (let i = 0; i < 1000; i++) writer.append(other, line("busy", i));
+  writer.append(run, line("mine", 0));
+  await writer.flush(run.id);
+  assert.ok(batches.flat().some((l) => l.stepId === "mine"));
+  assert.ok(
+    batches.flat().filter((l) => l.stepId === "busy").length < 1000,
+    "did not wait for all",
+  );
+  await writer.close();
+  assert.equal(batches.flat().length, 1001);
+});
