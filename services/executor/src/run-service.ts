@@ -180,35 +180,38 @@ export function createRunService(options: RunServiceOptions): RunService {
 
   const view = async (tenant: string, runId: string): Promise<RunView> => {
     if (!uuid.test(runId)) throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
-    const row = (
-      await database.query<RunRow & { approvals: RunView["approvals"] }>(
-        `SELECT ${runColumns}, (plan_json::jsonb)->'approvals' AS approvals FROM runs WHERE id = $1 AND tenant = $2`,
-        [runId, tenant],
-      )
-    ).rows[0];
-    if (row === undefined) throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
-    const { approvals, ...run } = row;
-    const [steps, attempts, decisions] = await Promise.all([
-      database.query<StepRow>(
+    // One snapshot for the run, its steps, attempts and decisions: read separately, a step
+    // could show its retry pending while its failed attempt still looked unfinished.
+    return database.transaction(async (tx) => {
+      await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      const row = (
+        await tx.query<RunRow & { approvals: RunView["approvals"] }>(
+          `SELECT ${runColumns}, (plan_json::jsonb)->'approvals' AS approvals FROM runs WHERE id = $1 AND tenant = $2`,
+          [runId, tenant],
+        )
+      ).rows[0];
+      if (row === undefined) throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
+      const { approvals, ...run } = row;
+      const steps = await tx.query<StepRow>(
         "SELECT * FROM steps WHERE run_id = $1 ORDER BY parent_id NULLS FIRST, position",
         [runId],
-      ),
-      database.query<AttemptRow>(
+      );
+      const attempts = await tx.query<AttemptRow>(
         "SELECT * FROM step_attempts WHERE run_id = $1 ORDER BY step_id, attempt",
         [runId],
-      ),
-      database.query<DecisionRow>(
+      );
+      const decisions = await tx.query<DecisionRow>(
         "SELECT * FROM gate_decisions WHERE run_id = $1 ORDER BY decided_at",
         [runId],
-      ),
-    ]);
-    return {
-      run,
-      approvals,
-      steps: steps.rows,
-      attempts: attempts.rows,
-      decisions: decisions.rows,
-    };
+      );
+      return {
+        run,
+        approvals,
+        steps: steps.rows,
+        attempts: attempts.rows,
+        decisions: decisions.rows,
+      };
+    });
   };
 
   const recordApprovalRefusal = async (refusal: ApprovalRefusal) => {
