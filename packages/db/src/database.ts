@@ -57,6 +57,10 @@ export function createPostgresDatabase(options: PostgresDatabaseOptions): Databa
     query: (text, params) => run(pool, text, params),
     async transaction(work) {
       const client = await pool.connect();
+      // Checked out, the client is no longer covered by the pool's idle error listener: a
+      // connection lost between the transaction's queries would be an unhandled 'error' event.
+      const onError = () => {};
+      client.on("error", onError);
       try {
         await client.query("BEGIN");
         const result = await work({ query: (text, params) => run(client, text, params) });
@@ -66,6 +70,7 @@ export function createPostgresDatabase(options: PostgresDatabaseOptions): Databa
         await client.query("ROLLBACK").catch(() => {});
         throw error;
       } finally {
+        client.off("error", onError);
         client.release();
       }
     },

@@ -7,8 +7,8 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { allScopes, mintToken } from "@packrun/auth";
-import type { JWK } from "jose";
 import { createLogger } from "@packrun/logging";
+import type { JWK } from "jose";
 import { runQuickstart } from "./quickstart.ts";
 import { startEmbedded } from "./start-embedded.ts";
 
@@ -68,7 +68,9 @@ if (devAuth !== undefined) {
     { mode: 0o600 },
   );
   print(`  token     ${cliConfig} (dev mode: tenant "default", every scope, valid 7 days)`);
-  print(`            npm run packrun -- runs list     uses it; so does  curl -H "Authorization: Bearer $(node -p 'require("${cliConfig}").token')" ${services.gatewayUrl}/api/runs`);
+  print(
+    `            npm run packrun -- runs list     uses it; so does  curl -H "Authorization: Bearer $(node -p 'require("${cliConfig}").token')" ${services.gatewayUrl}/api/runs`,
+  );
 }
 print("");
 

@@ -73,13 +73,15 @@ export async function runQuickstart(
     const stepWidth = Math.max(...run.steps.map((step) => step.id.length), 8);
     // The run's first events reach the evidence log a moment after submission: wait for them.
     for (let tries = 0; ; tries++) {
-      const known = await evidence.listEvents({ tenant: "default", runId: run.id, pageSize: 1 }).then(
-        () => true,
-        (error: unknown) => {
-          if (ConnectError.from(error).code !== Code.NotFound || tries > 300) throw error;
-          return false;
-        },
-      );
+      const known = await evidence
+        .listEvents({ tenant: "default", runId: run.id, pageSize: 1 })
+        .then(
+          () => true,
+          (error: unknown) => {
+            if (ConnectError.from(error).code !== Code.NotFound || tries > 300) throw error;
+            return false;
+          },
+        );
       if (known) break;
       await sleep(50);
     }

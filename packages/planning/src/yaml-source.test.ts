@@ -64,6 +64,20 @@ describe("hostile manifests are rejected with a clear error", () => {
     rejects(`${text}${"  ".repeat(80)}leaf: 1\n`, "PACK_LIMIT", /nest deeper than 64/);
   });
 
+  test("600-deep block nesting is refused before parsing, quickly", () => {
+    let text = "";
+    for (let depth = 0; depth < 600; depth++) text += `${" ".repeat(depth)}k:\n`;
+    const started = performance.now();
+    rejects(`${text}${" ".repeat(600)}leaf: 1\n`, "PACK_LIMIT", /nest deeper than 64/);
+    assert.ok(performance.now() - started < 50, `${Math.round(performance.now() - started)} ms`);
+  });
+
+  test("deeply indented block scalar content is not nesting", () => {
+    const script = Array.from({ length: 100 }, (_, i) => `${" ".repeat(12 + i)}echo ${i}`);
+    const text = `${header}metadata: {name: indented, version: 1.0.0}\nspec:\n  steps:\n    - id: a\n      run:\n        uses: builtin:shell\n        with:\n          script: |\n${script.join("\n")}\n    - id: b\n      run: {uses: builtin:noop}\n`;
+    assert.doesNotThrow(() => parseYamlSource(text, defaultPackLimits));
+  });
+
   test("10,000 steps are refused before parsing", () => {
     let text = `${header}metadata: {name: big, version: 1.0.0}\nspec:\n  steps:\n`;
     for (let i = 0; i < 10_000; i++) text += `    - {id: s${i}, run: {uses: builtin:noop}}\n`;

@@ -121,6 +121,7 @@ function prescan(text: string, limits: PackLimits): void {
       depth--;
     }
   }
+  blockDepthPrescan(text, limits);
   let ids = 0;
   const idKey = /(?:^|[\s{,])-?\s*["']?id["']?\s*:/gm;
   while (idKey.exec(text) !== null) {
@@ -131,6 +132,44 @@ function prescan(text: string, limits: PackLimits): void {
         `more than ${limits.maxDeclaredSteps} steps (ids) declared; the limit is ${limits.maxDeclaredSteps}`,
       );
     }
+  }
+}
+
+/**
+ * Refuses block collections nested far too deep before the parser sees them: its cost grows
+ * with the square of the depth (600 levels took 200 ms), while this scan is linear. Depth is
+ * estimated from indentation (a line indented deeper than the one before opens a level; each
+ * leading `- ` is a sequence level), skipping the content of block scalars (`|`, `>`). It can
+ * over-count by a level or two (continuation lines of plain scalars), so it refuses only what is
+ * clearly beyond the limit; the exact check after parsing catches the rest.
+ */
+function blockDepthPrescan(text: string, limits: PackLimits): void {
+  const indents: number[] = [];
+  let scalarParent = -1; // inside a block scalar: lines indented deeper than this are content
+  let offset = 0;
+  for (const line of text.split("\n")) {
+    const start = offset;
+    offset += line.length + 1;
+    const indent = line.length - line.trimStart().length;
+    const content = line.trimStart();
+    if (content === "" || content.startsWith("#")) continue;
+    if (scalarParent >= 0) {
+      if (indent > scalarParent) continue;
+      scalarParent = -1;
+    }
+    while (indents.length > 0 && (indents.at(-1) ?? 0) >= indent) indents.pop();
+    indents.push(indent);
+    const dashes = /^(?:-[ \t]+)+/.exec(content)?.[0].replace(/[ \t]/g, "").length ?? 0;
+    const depth = indents.length - 1 + dashes;
+    if (depth > limits.maxDepth + 2) {
+      fail(
+        "PACK_LIMIT",
+        positionAt(text, start + indent),
+        `collections nest deeper than ${limits.maxDepth} levels`,
+      );
+    }
+    // A block scalar header (`key: |`, `- >-`, `|2`): its content lines follow, indented deeper.
+    if (/(?:^|[\s:-])[|>][-+0-9]*\s*(?:#.*)?$/.test(content)) scalarParent = indent;
   }
 }
 

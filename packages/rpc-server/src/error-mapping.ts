@@ -37,6 +37,25 @@ export function packrunErrorToConnect(error: PackrunError): ConnectError {
   );
 }
 
+// Node socket errors and PostgreSQL's class 08 (connection exception) and 57P0x (the server
+// shutting down or starting up): a lost or restarting database, which a retry can outlive.
+const unavailableErrnos = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+]);
+function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && (unavailableErrnos.has(code) || /^(08|57P0)/.test(code)))
+    return true;
+  return /Connection terminated|connection to server .* closed|timeout exceeded when trying to connect/i.test(
+    error.message,
+  );
+}
+
 /** Maps anything thrown by a handler to what may cross the RPC boundary. */
 export function toConnectError(error: unknown, logger: Logger, procedure: string): ConnectError {
   if (isPackrunError(error)) {
@@ -44,6 +63,12 @@ export function toConnectError(error: unknown, logger: Logger, procedure: string
     return packrunErrorToConnect(error);
   }
   if (error instanceof ConnectError) return error;
+  if (isDatabaseUnavailable(error)) {
+    logger.warn({ err: error, procedure }, "database unavailable");
+    return new ConnectError("the database is unavailable; retry shortly", Code.Unavailable, {
+      [errorCodeHeader]: "UNAVAILABLE",
+    });
+  }
   // Unexpected errors keep their detail in the log only: no stack or internal message leaks.
   logger.error({ err: error, procedure }, "unhandled error in RPC handler");
   return new ConnectError("internal error", Code.Internal, { [errorCodeHeader]: "INTERNAL" });

@@ -172,7 +172,12 @@ export class StepWorker {
       const result = await this.#execute(claim.claimed, controller, log);
       await this.#options.logs.flush(run.id);
       // A draining worker stopped the step on purpose: it goes back to the queue, not to retry.
-      const handedBack = controller.signal.reason instanceof HandBack;
+      // A lost lease is handed back too: when the claim is already superseded, fencing discards
+      // the result anyway; when the worker gave up on its own (database unreachable longer than
+      // the lease), the step goes back to the queue without using its retry budget.
+      const handedBack =
+        controller.signal.reason instanceof HandBack ||
+        controller.signal.reason instanceof LeaseLost;
       await this.#complete(claim.claimed, handedBack ? { ...result, handedBack } : result, log);
     } catch (error) {
       log.error({ err: error }, "step execution failed inside the worker");
@@ -357,8 +362,10 @@ export class StepWorker {
     await mkdir(workdir, { recursive: true });
     await mkdir(stagingRoot, { recursive: true });
     let lineNumber = 0;
+    // The lease runs from the claim; each successful heartbeat extends it (monotonic clock).
+    const lease = { renewedAt: performance.now() };
     const beat = setInterval(
-      () => void this.#extendLease(claimed, controller, log),
+      () => void this.#extendLease(claimed, controller, log, lease),
       Math.max(200, this.#options.leaseMs / 3),
     );
     const uses = planned.run.uses as ModuleName;
@@ -441,8 +448,24 @@ export class StepWorker {
   }
 
   /** Extends the lease; aborts the step when the claim is gone or the run was cancelled. */
-  async #extendLease(claimed: Claimed, controller: AbortController, log: Logger): Promise<void> {
+  async #extendLease(
+    claimed: Claimed,
+    controller: AbortController,
+    log: Logger,
+    lease: { renewedAt: number },
+  ): Promise<void> {
     if (controller.signal.aborted) return;
+    const attemptedAt = performance.now();
+    // Cut off from the database for longer than the lease (heartbeats failing, or hanging on a
+    // connection that no longer answers): the reconciler may already have given the step to
+    // another worker, so this copy must not keep running, and acting, beside it.
+    if (attemptedAt - lease.renewedAt >= this.#options.leaseMs) {
+      log.warn(
+        "lease expired without a successful heartbeat (database unreachable); stopping the step",
+      );
+      controller.abort(new LeaseLost());
+      return;
+    }
     try {
       const row = (
         await this.#options.database.query<{ run_state: string }>(
@@ -458,6 +481,8 @@ export class StepWorker {
       } else if (row.run_state === "cancelled" || row.run_state === "failed") {
         log.info({ runState: row.run_state }, "run ended; stopping the step");
         controller.abort(new RunEnded());
+      } else {
+        lease.renewedAt = attemptedAt;
       }
     } catch (error) {
       log.warn({ err: error }, "lease heartbeat failed; will retry");

@@ -40,3 +40,26 @@ export function packSourceOf(body: {
     },
   });
 }
+
+/** Deepest nesting of request JSON values forwarded to the services (protobuf Struct limit). */
+export const maxValueDepth = 32;
+
+/**
+ * Refuses a JSON value nested deeper than {@link maxValueDepth}: the services receive values as
+ * protobuf Structs, whose decoders stop at a recursion limit, so a deeper value would fail
+ * inside packrun instead of as the caller's error.
+ * @throws PackrunError REQUEST_INVALID naming `path`
+ */
+export function assertValueDepth(value: unknown, path: string): void {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop() as [unknown, number];
+    if (typeof node !== "object" || node === null) continue;
+    if (depth > maxValueDepth)
+      throw new PackrunError(
+        "REQUEST_INVALID",
+        `${path}: nested deeper than ${maxValueDepth} levels`,
+      );
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+}

@@ -109,7 +109,10 @@ export function registerApprovalRoutes(app: GatewayApp, { clients }: GatewayCont
           candidate.kind === StepKind.APPROVAL_GATE && candidate.gateRef === binding.gateId,
       );
       if (gate === undefined)
-        throw new PackrunError(
+        return refuse(
+          request,
+          run,
+          approvalId,
           "GATE_NOT_AWAITING",
           `run ${run.id} has no approval gate "${binding.gateId}"`,
         );

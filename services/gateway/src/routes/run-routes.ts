@@ -12,7 +12,7 @@ import {
   SubmitRunResponseSchema,
 } from "../api-schemas.ts";
 import { type GatewayApp, type GatewayContext, principalOf } from "../gateway-context.ts";
-import { bearerSecurity, packSourceOf, withProblems } from "../route-helpers.ts";
+import { assertValueDepth, bearerSecurity, packSourceOf, withProblems } from "../route-helpers.ts";
 
 /** Run submission, listing, reading and cancellation. */
 export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext): void {
@@ -31,6 +31,7 @@ export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext):
     async (request, reply) => {
       const principal = principalOf(request);
       const body = request.body;
+      assertValueDepth(body.inputs, "body/inputs");
       const response = await clients.executor.submitRun({
         tenant: principal.tenant,
         pack: packSourceOf(body),

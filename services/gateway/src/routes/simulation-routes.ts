@@ -3,7 +3,7 @@ import { scopes } from "@packrun/auth";
 import { simulationJson } from "../api-json.ts";
 import { SimulateBodySchema, SimulateResponseSchema } from "../api-schemas.ts";
 import { type GatewayApp, type GatewayContext, principalOf } from "../gateway-context.ts";
-import { bearerSecurity, packSourceOf, withProblems } from "../route-helpers.ts";
+import { assertValueDepth, bearerSecurity, packSourceOf, withProblems } from "../route-helpers.ts";
 
 /** Paths the simulation endpoint answers at: its own and the Task Runner compatible one. */
 export const simulationPaths = ["/api/simulations", "/v1/task-runner/simulations"] as const;
@@ -25,6 +25,7 @@ export function registerSimulationRoutes(app: GatewayApp, { clients }: GatewayCo
       },
       async (request) => {
         const body = request.body;
+        assertValueDepth(body.inputs, "body/inputs");
         const response = await clients.planner.simulatePack({
           tenant: principalOf(request).tenant,
           pack: packSourceOf(body),

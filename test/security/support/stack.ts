@@ -1,0 +1,226 @@
+/**
+ * The four services and the gateway on the test PostgreSQL and Redis, like
+ * services/gateway/src/testing/gateway-stack.ts, but also exposing where the data lives (the
+ * database URL and the Redis key prefix) so that tests can scan the stores themselves, and the
+ * trusted key so that tests can craft tokens beside it. Plus the small helpers every security
+ * and fault test of the gateway needs.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { allScopes, mintToken, type Scope } from "@packrun/auth";
+import { startEmbedded } from "@packrun/embedded";
+import { createLogger } from "@packrun/logging";
+import { createTestDatabase, createTestRedis } from "@packrun/testing";
+import type { JSONWebKeySet, JWK } from "jose";
+import type { RunEventJson, RunJson } from "../../../services/gateway/src/api-schemas.ts";
+import type { TestTokenOptions } from "../../../services/gateway/src/testing/gateway-stack.ts";
+import { type RestClient, restClient } from "../../../services/gateway/src/testing/rest-client.ts";
+
+export type { RunEventJson, RunJson };
+
+/** A running stack and what a test needs to attack and inspect it. */
+export interface SecurityStack {
+  readonly url: string;
+  readonly executorUrl: string;
+  readonly evidenceUrl: string;
+  readonly plannerUrl: string;
+  readonly issuer: string;
+  readonly audience: string;
+  /** The private JWK the gateway trusts (ES256, with kid). */
+  readonly privateJwk: JWK;
+  /** The public JWK Set the gateway verifies with. */
+  readonly jwks: JSONWebKeySet;
+  /** Superuser URL of the stack's database (schemas planner, executor, evidence). */
+  readonly databaseUrl: string;
+  readonly redisUrl: string;
+  /** Every Redis key of the stack starts with this. */
+  readonly redisKeyPrefix: string;
+  /** Where the embedded services keep keys, artifacts and work directories. */
+  readonly home: string;
+  /**
+   * Warn-and-above log lines of every service (pino JSON, parsed), e.g. the gateway's
+   * `request refused` audit lines. The newest 20,000 are kept.
+   */
+  logLines(): readonly Record<string, unknown>[];
+  mintToken(options?: TestTokenOptions): Promise<string>;
+  /** A REST client with a token of {@link mintToken} (default: tenant acme, every scope). */
+  client(options?: TestTokenOptions): Promise<RestClient>;
+  close(): Promise<void>;
+}
+
+/** Settings of {@link startSecurityStack}. */
+export interface SecurityStackOptions {
+  /** pino level of every service (default warn, or PACKRUN_LOG_LEVEL); lines go to logLines(). */
+  readonly logLevel?: string;
+}
+
+export async function startSecurityStack(
+  options: SecurityStackOptions = {},
+): Promise<SecurityStack> {
+  const home = await mkdtemp(join(tmpdir(), "packrun-security-"));
+  const database = await createTestDatabase("security");
+  const redis = await createTestRedis("security");
+  // Only used to clean up at the end; fault tests restart Redis under it.
+  redis.client.on("error", () => {});
+  const logLines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString("utf8").split("\n")) {
+        if (line === "") continue;
+        try {
+          logLines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          logLines.push({ msg: line });
+        }
+      }
+      if (logLines.length > 20_000) logLines.splice(0, logLines.length - 20_000);
+      done();
+    },
+  });
+  const logger = createLogger({
+    service: "test",
+    level: options.logLevel ?? process.env.PACKRUN_LOG_LEVEL ?? "warn",
+    destination,
+  });
+  const stack = await startEmbedded({
+    home,
+    logger,
+    databaseUrl: database.url,
+    redisUrl: redis.url,
+    redisNamespace: {
+      queueName: `steps-${redis.keyPrefix.replace(/[^A-Za-z0-9]/g, "")}`,
+      keyPrefix: redis.keyPrefix,
+    },
+  });
+  const devAuth = stack.devAuth;
+  if (devAuth === undefined) throw new Error("the security stack expects dev-mode auth");
+  const privateJwk = JSON.parse(await readFile(devAuth.signingKeyFile, "utf8")) as JWK;
+  const jwks = JSON.parse(await readFile(devAuth.jwksFile, "utf8")) as JSONWebKeySet;
+  const mint = (token: TestTokenOptions = {}) =>
+    mintToken({
+      key: privateJwk,
+      issuer: devAuth.issuer,
+      audience: devAuth.audience,
+      tenant: token.tenant ?? "acme",
+      subject: token.subject ?? "alice",
+      scopes: (token.scopes ?? allScopes) as readonly Scope[],
+      ...(token.groups === undefined ? {} : { groups: token.groups }),
+      ...(token.approval === undefined ? {} : { approval: token.approval }),
+      ...(token.expiresInSeconds === undefined ? {} : { expiresInSeconds: token.expiresInSeconds }),
+    });
+  let closed = false;
+  return {
+    url: stack.gatewayUrl,
+    executorUrl: stack.executorUrl,
+    evidenceUrl: stack.evidenceUrl,
+    plannerUrl: stack.plannerUrl,
+    issuer: devAuth.issuer,
+    audience: devAuth.audience,
+    privateJwk,
+    jwks,
+    databaseUrl: database.url,
+    redisUrl: redis.url,
+    redisKeyPrefix: redis.keyPrefix,
+    home,
+    logLines: () => logLines,
+    mintToken: mint,
+    async client(token = {}) {
+      return restClient(stack.gatewayUrl, await mint(token));
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await stack.close();
+      await redis.cleanup();
+      await database.drop();
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+export const terminalRunStates = ["succeeded", "failed", "cancelled"];
+
+/** Polls GET /api/runs/{id} until `done` holds (default: terminal). */
+export async function waitForRun(
+  client: RestClient,
+  id: string,
+  done: (run: RunJson) => boolean = (run) => terminalRunStates.includes(run.state),
+  timeoutMs = 30_000,
+): Promise<RunJson> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { status, body } = await client.get<RunJson>(`/api/runs/${id}`);
+    assert.equal(status, 200, JSON.stringify(body));
+    if (done(body)) return body;
+    if (Date.now() > deadline)
+      assert.fail(
+        `run ${id} still ${body.state}: ${JSON.stringify(body.steps.map((s) => [s.id, s.state]))}`,
+      );
+    await sleep(50);
+  }
+}
+
+/** POST /api/runs, asserting 201. */
+export async function submitRun(client: RestClient, body: unknown): Promise<RunJson> {
+  const response = await client.post<{ run: RunJson; created: boolean }>("/api/runs", body);
+  assert.equal(response.status, 201, JSON.stringify(response.body));
+  return response.body.run;
+}
+
+/** The run's whole event log through GET /api/runs/{id}/logs?format=ndjson&follow=false. */
+export async function runEvents(
+  baseUrl: string,
+  token: string,
+  runId: string,
+): Promise<{ events: RunEventJson[]; raw: string }> {
+  const response = await fetch(`${baseUrl}/api/runs/${runId}/logs?format=ndjson&follow=false`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const raw = await response.text();
+  assert.equal(response.status, 200, raw);
+  const lines = raw
+    .trim()
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as RunEventJson & { end?: boolean });
+  return { events: lines.filter((line) => line.end !== true), raw };
+}
+
+/** A complete Task Pack manifest named `name` whose `spec:` body is `spec` (indented YAML). */
+export function manifest(name: string, spec: string, version = "1.0.0"): string {
+  return `apiVersion: stellaops.io/pack.v1\nkind: TaskPack\nmetadata: {name: ${name}, version: ${version}}\nspec:\n${spec}`;
+}
+
+/** Wall time of `work`, in milliseconds, with its result. */
+export async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const started = performance.now();
+  const value = await work();
+  return { ms: performance.now() - started, value };
+}
+
+/**
+ * Polls the run's event log until `enough` holds for it (events reach the evidence log
+ * asynchronously, through the executor's outbox), failing after `timeoutMs`.
+ */
+export async function eventsWhen(
+  baseUrl: string,
+  token: string,
+  runId: string,
+  enough: (events: RunEventJson[]) => boolean,
+  timeoutMs = 15_000,
+): Promise<RunEventJson[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { events } = await runEvents(baseUrl, token, runId);
+    if (enough(events)) return events;
+    if (Date.now() > deadline)
+      assert.fail(
+        `the event log of run ${runId} never became complete: ${events.map((e) => e.type).join(", ")}`,
+      );
+    await sleep(100);
+  }
+}
