@@ -257,7 +257,9 @@ test("a worker cut off from the database cannot record its late result (fencing)
 test("Redis loses all its data mid-run: the queue is rebuilt from Postgres, no step runs twice", async () => {
   const dir = await mkdtemp(join(scratch, "flush-"));
   const ran = join(dir, "ran");
-  const worker = await addWorker({ concurrency: 2 });
+  // A lease well above heartbeat delays on a loaded machine: a worker that misses its lease
+  // stops its step and hands it back, and a re-run would write the marker file twice.
+  const worker = await addWorker({ concurrency: 2, leaseMs: 10_000 });
   const children = Array.from({ length: 16 }, (_, n) => `c${n}`);
   const wide = await stack.submit(
     pack(
