@@ -6,18 +6,17 @@
  * and fault test of the gateway needs.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFile } from "node:fs/promises";
 import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { allScopes, mintToken, type Scope } from "@packrun/auth";
-import { startEmbedded } from "@packrun/embedded";
+import { mintToken } from "@packrun/auth";
 import { createLogger } from "@packrun/logging";
-import { createTestDatabase, createTestRedis } from "@packrun/testing";
 import type { JSONWebKeySet, JWK } from "jose";
 import type { RunEventJson, RunJson } from "../../../services/gateway/src/api-schemas.ts";
-import type { TestTokenOptions } from "../../../services/gateway/src/testing/gateway-stack.ts";
+import {
+  startGatewayStack,
+  type TestTokenOptions,
+} from "../../../services/gateway/src/testing/gateway-stack.ts";
 import { type RestClient, restClient } from "../../../services/gateway/src/testing/rest-client.ts";
 
 export type { RunEventJson, RunJson };
@@ -61,11 +60,6 @@ export interface SecurityStackOptions {
 export async function startSecurityStack(
   options: SecurityStackOptions = {},
 ): Promise<SecurityStack> {
-  const home = await mkdtemp(join(tmpdir(), "packrun-security-"));
-  const database = await createTestDatabase("security");
-  const redis = await createTestRedis("security");
-  // Only used to clean up at the end; fault tests restart Redis under it.
-  redis.client.on("error", () => {});
   const logLines: Record<string, unknown>[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -86,58 +80,32 @@ export async function startSecurityStack(
     level: options.logLevel ?? process.env.PACKRUN_LOG_LEVEL ?? "warn",
     destination,
   });
-  const stack = await startEmbedded({
-    home,
-    logger,
-    databaseUrl: database.url,
-    redisUrl: redis.url,
-    redisNamespace: {
-      queueName: `steps-${redis.keyPrefix.replace(/[^A-Za-z0-9]/g, "")}`,
-      keyPrefix: redis.keyPrefix,
-    },
-  });
-  const devAuth = stack.devAuth;
-  if (devAuth === undefined) throw new Error("the security stack expects dev-mode auth");
-  const privateJwk = JSON.parse(await readFile(devAuth.signingKeyFile, "utf8")) as JWK;
-  const jwks = JSON.parse(await readFile(devAuth.jwksFile, "utf8")) as JSONWebKeySet;
-  const mint = (token: TestTokenOptions = {}) =>
-    mintToken({
-      key: privateJwk,
-      issuer: devAuth.issuer,
-      audience: devAuth.audience,
-      tenant: token.tenant ?? "acme",
-      subject: token.subject ?? "alice",
-      scopes: (token.scopes ?? allScopes) as readonly Scope[],
-      ...(token.groups === undefined ? {} : { groups: token.groups }),
-      ...(token.approval === undefined ? {} : { approval: token.approval }),
-      ...(token.expiresInSeconds === undefined ? {} : { expiresInSeconds: token.expiresInSeconds }),
-    });
+  const stack = await startGatewayStack({ logger });
+  const privateJwk = JSON.parse(await readFile(stack.signingKeyFile, "utf8")) as JWK;
+  const jwks = JSON.parse(await readFile(stack.jwksFile, "utf8")) as JSONWebKeySet;
   let closed = false;
   return {
-    url: stack.gatewayUrl,
+    url: stack.url,
     executorUrl: stack.executorUrl,
     evidenceUrl: stack.evidenceUrl,
     plannerUrl: stack.plannerUrl,
-    issuer: devAuth.issuer,
-    audience: devAuth.audience,
+    issuer: stack.issuer,
+    audience: stack.audience,
     privateJwk,
     jwks,
-    databaseUrl: database.url,
-    redisUrl: redis.url,
-    redisKeyPrefix: redis.keyPrefix,
-    home,
+    databaseUrl: stack.databaseUrl,
+    redisUrl: stack.redisUrl,
+    redisKeyPrefix: stack.redisKeyPrefix,
+    home: stack.home,
     logLines: () => logLines,
-    mintToken: mint,
+    mintToken: (token) => stack.mintToken(token),
     async client(token = {}) {
-      return restClient(stack.gatewayUrl, await mint(token));
+      return restClient(stack.url, await stack.mintToken(token));
     },
     async close() {
       if (closed) return;
       closed = true;
       await stack.close();
-      await redis.cleanup();
-      await database.drop();
-      await rm(home, { recursive: true, force: true });
     },
   };
 }

@@ -32,6 +32,9 @@ export interface GatewayStack {
   readonly jwksFile: string;
   /** The test database every service keeps its schema in (for scanning what was stored). */
   readonly databaseUrl: string;
+  readonly redisUrl: string;
+  /** Every Redis key of the stack starts with this. */
+  readonly redisKeyPrefix: string;
   /** The services' data directory (keys, artifacts, work directories). */
   readonly home: string;
   readonly issuer: string;
@@ -77,6 +80,8 @@ export async function startGatewayStack(
     signingKeyFile: devAuth.signingKeyFile,
     jwksFile: devAuth.jwksFile,
     databaseUrl: database.url,
+    redisUrl: redis.url,
+    redisKeyPrefix: redis.keyPrefix,
     home,
     issuer: devAuth.issuer,
     audience: devAuth.audience,
