@@ -11,3 +11,4 @@ export {
   type RpcServerOptions,
   startRpcServer,
 } from "./rpc-server.ts";
+export { type StopOnSignalsOptions, stopOnSignals } from "./stop-on-signals.ts";

@@ -6,6 +6,7 @@
 import { createPostgresDatabase } from "@packrun/db";
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
+import { stopOnSignals } from "@packrun/rpc-server";
 import { initTelemetry } from "@packrun/telemetry";
 import { type EvidenceConfig, loadEvidenceConfig } from "./evidence-config.ts";
 import { type EvidenceServer, startEvidenceServer } from "./evidence-server.ts";
@@ -62,20 +63,12 @@ try {
 }
 logger.info({ url: server.url, metricsUrl: server.metricsUrl }, "evidence ready");
 
-let stopping = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, "evidence shutting down");
-  try {
+stopOnSignals({
+  logger,
+  service: "evidence",
+  async close() {
     await server.close();
     await database.close();
     await stopTelemetry();
-    process.exit(0);
-  } catch (error) {
-    logger.error({ err: error }, "evidence shutdown failed");
-    process.exit(1);
-  }
-}
-process.on("SIGINT", (signal) => void shutdown(signal));
-process.on("SIGTERM", (signal) => void shutdown(signal));
+  },
+});

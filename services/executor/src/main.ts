@@ -9,6 +9,7 @@
 import { createPostgresDatabase } from "@packrun/db";
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
+import { stopOnSignals } from "@packrun/rpc-server";
 import { initTelemetry } from "@packrun/telemetry";
 import { Redis } from "ioredis";
 import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
@@ -111,21 +112,14 @@ logger.info(
   "executor ready",
 );
 
-let stopping = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal, graceMs: config.graceMs }, "executor shutting down");
-  try {
+stopOnSignals({
+  logger,
+  service: "executor",
+  context: { graceMs: config.graceMs },
+  async close() {
     await executor.close(config.graceMs);
     await release();
     await stopTelemetry();
     logger.info("executor stopped");
-    process.exit(0);
-  } catch (error) {
-    logger.error({ err: error }, "executor shutdown failed");
-    process.exit(1);
-  }
-}
-process.on("SIGINT", (signal) => void shutdown(signal));
-process.on("SIGTERM", (signal) => void shutdown(signal));
+  },
+});

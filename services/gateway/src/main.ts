@@ -5,6 +5,7 @@
  */
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
+import { stopOnSignals } from "@packrun/rpc-server";
 import { initTelemetry } from "@packrun/telemetry";
 import { loadGatewayConfig } from "./gateway-config.ts";
 import { type Gateway, startGateway } from "./gateway-server.ts";
@@ -39,19 +40,11 @@ try {
 }
 logger.info({ url: gateway.url }, "gateway ready");
 
-let stopping = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, "gateway shutting down");
-  try {
+stopOnSignals({
+  logger,
+  service: "gateway",
+  async close() {
     await gateway.close();
     await stopTelemetry();
-    process.exit(0);
-  } catch (error) {
-    logger.error({ err: error }, "gateway shutdown failed");
-    process.exit(1);
-  }
-}
-process.on("SIGINT", (signal) => void shutdown(signal));
-process.on("SIGTERM", (signal) => void shutdown(signal));
+  },
+});

@@ -6,6 +6,7 @@
 import { createPostgresDatabase } from "@packrun/db";
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
+import { stopOnSignals } from "@packrun/rpc-server";
 import { initTelemetry } from "@packrun/telemetry";
 import { loadPlannerConfig } from "./planner-config.ts";
 import { startPlannerServer } from "./planner-server.ts";
@@ -44,20 +45,12 @@ try {
 }
 logger.info({ url: server.url, metricsUrl: server.metricsUrl }, "planner ready");
 
-let stopping = false;
-async function shutdown(signal: NodeJS.Signals): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  logger.info({ signal }, "planner shutting down");
-  try {
+stopOnSignals({
+  logger,
+  service: "planner",
+  async close() {
     await server.close();
     await database.close();
     await stopTelemetry();
-    process.exit(0);
-  } catch (error) {
-    logger.error({ err: error }, "planner shutdown failed");
-    process.exit(1);
-  }
-}
-process.on("SIGINT", (signal) => void shutdown(signal));
-process.on("SIGTERM", (signal) => void shutdown(signal));
+  },
+});
