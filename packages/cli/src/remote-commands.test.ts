@@ -11,7 +11,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type GatewayStack, startGatewayStack } from "@packrun/gateway/testing";
+import {
+  type GatewayStack,
+  gatedPack,
+  partialFailurePack,
+  startGatewayStack,
+} from "@packrun/gateway/testing";
 import { decodeJwt } from "jose";
 import type { ListRunsResponse, Run, RunEvent, SubmitRunResponse } from "./api-types.ts";
 import { type CliRun, runCli } from "./testing/run-cli.ts";
@@ -33,32 +38,9 @@ spec:
         artifacts: [{name: report, path: report.json}]
 `;
 
-const failing = `apiVersion: stellaops.io/pack.v1
-kind: TaskPack
-metadata: {name: cli-failing, version: 1.0.0}
-spec:
-  steps:
-    - id: ok
-      run: {uses: builtin:shell, with: {argv: [sh, -c, "echo fine"]}}
-    - id: broken
-      run: {uses: builtin:shell, with: {argv: [sh, -c, "echo 'disk on fire' >&2; exit 3"]}}
-    - id: never
-      run: {uses: builtin:shell, with: {argv: [sh, -c, "echo unreachable"]}}
-`;
+const failing = partialFailurePack("cli-failing");
 
-const gated = `apiVersion: stellaops.io/pack.v1
-kind: TaskPack
-metadata: {name: cli-gated, version: 1.0.0}
-spec:
-  approvals: [{id: release, grants: [release-managers], required: 1}]
-  steps:
-    - id: prepare
-      run: {uses: builtin:shell, with: {argv: [sh, -c, "echo prepared"]}}
-    - id: release-gate
-      gate: {approval: {id: release, message: "ship it?"}}
-    - id: deploy
-      run: {uses: builtin:shell, with: {argv: [sh, -c, "echo deployed"]}}
-`;
+const gated = gatedPack("cli-gated");
 
 const slow = `apiVersion: stellaops.io/pack.v1
 kind: TaskPack

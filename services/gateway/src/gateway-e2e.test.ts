@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Static } from "typebox";
 import type { ListRunsResponseSchema, RunEventJson, RunJson } from "./api-schemas.ts";
 import { type GatewayStack, startGatewayStack } from "./testing/gateway-stack.ts";
 import { type RestClient, restClient } from "./testing/rest-client.ts";
+import { submitRun, waitForRun } from "./testing/run-helpers.ts";
+import { gatedPack, partialFailurePack } from "./testing/sample-packs.ts";
 
 const threeJobs = (version: string, greeting: string) => `apiVersion: stellaops.io/pack.v1
 kind: TaskPack
@@ -20,57 +21,12 @@ spec:
       run: {uses: builtin:shell, with: {argv: [sh, -c, 'echo "${greeting} $1"', sh, "{{ inputs.who }}"]}}
 `;
 
-const failing = `apiVersion: stellaops.io/pack.v1
-kind: TaskPack
-metadata: {name: partial-failure, version: 1.0.0}
-spec:
-  steps:
-    - id: ok
-      run: {uses: builtin:shell, with: {argv: [sh, -c, "echo fine"]}}
-    - id: broken
-      run: {uses: builtin:shell, with: {argv: [sh, -c, "echo 'disk on fire' >&2; exit 3"]}}
-    - id: never
-      run: {uses: builtin:shell, with: {argv: [sh, -c, "echo unreachable"]}}
-`;
+const failing = partialFailurePack("partial-failure");
 
-const gated = `apiVersion: stellaops.io/pack.v1
-kind: TaskPack
-metadata: {name: gated-deploy, version: 1.0.0}
-spec:
-  approvals: [{id: release, grants: [release-managers], required: 1}]
-  steps:
-    - id: prepare
-      run: {uses: builtin:shell, with: {argv: [sh, -c, "echo prepared"]}}
-    - id: release-gate
-      gate: {approval: {id: release, message: "ship it?"}}
-    - id: deploy
-      run: {uses: builtin:shell, with: {argv: [sh, -c, "echo deployed"]}}
-`;
+const gated = gatedPack("gated-deploy");
 
 let stack: GatewayStack;
 let alice: RestClient;
-
-async function waitForRun(
-  client: RestClient,
-  id: string,
-  done: (run: RunJson) => boolean = (run) =>
-    ["succeeded", "failed", "cancelled"].includes(run.state),
-): Promise<RunJson> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const { status, body } = await client.get<RunJson>(`/api/runs/${id}`);
-    assert.equal(status, 200);
-    if (done(body)) return body;
-    if (Date.now() > deadline) assert.fail(`run ${id} still ${body.state}`);
-    await sleep(50);
-  }
-}
-
-async function submit(client: RestClient, body: unknown): Promise<RunJson> {
-  const response = await client.post<{ run: RunJson; created: boolean }>("/api/runs", body);
-  assert.equal(response.status, 201, JSON.stringify(response.body));
-  return response.body.run;
-}
 
 before(async () => {
   stack = await startGatewayStack();
@@ -87,7 +43,7 @@ describe("through the gateway", () => {
     assert.equal(published.status, 201, JSON.stringify(published.body));
     assert.equal(published.body.pack.version, "1.0.0");
 
-    const run = await submit(alice, {
+    const run = await submitRun(alice, {
       pack: { name: "three-jobs", version: "1.0.0" },
       inputs: { who: "ops" },
     });
@@ -157,7 +113,7 @@ describe("through the gateway", () => {
       versions.body.versions.map((v) => v.version),
       ["2.0.0", "1.0.0"],
     );
-    const latest = await submit(alice, { pack: { name: "three-jobs" } });
+    const latest = await submitRun(alice, { pack: { name: "three-jobs" } });
     assert.equal(latest.pack.version, "2.0.0");
     await waitForRun(alice, latest.id);
     const packs = await alice.get<{
@@ -169,7 +125,7 @@ describe("through the gateway", () => {
   });
 
   test("a finished run's log replays in chronological order as NDJSON, and resumes after a sequence", async () => {
-    const run = await submit(alice, { manifest: threeJobs("1.0.0", "hi") });
+    const run = await submitRun(alice, { manifest: threeJobs("1.0.0", "hi") });
     await waitForRun(alice, run.id);
     const response = await fetch(`${stack.url}/api/runs/${run.id}/logs?format=ndjson`, {
       headers: { authorization: `Bearer ${await stack.mintToken()}` },
@@ -196,7 +152,7 @@ describe("through the gateway", () => {
   });
 
   test("a failing job gives a visible partial failure", async () => {
-    const run = await submit(alice, { manifest: failing });
+    const run = await submitRun(alice, { manifest: failing });
     const finished = await waitForRun(alice, run.id);
     assert.equal(finished.state, "failed");
     assert.match(finished.reason ?? "", /broken/);
@@ -218,7 +174,7 @@ describe("through the gateway", () => {
   test("runs submitted concurrently finish independently", async () => {
     const runs = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
-        submit(alice, {
+        submitRun(alice, {
           manifest: i % 4 === 3 ? failing : threeJobs("1.0.0", `run${i}`),
           inputs: i % 4 === 3 ? {} : { who: `n${i}` },
           labels: { batch: "concurrent" },
@@ -245,7 +201,7 @@ describe("through the gateway", () => {
   });
 
   test("an approval round trip with a bound token; forged, stale and misbound tokens are refused and recorded", async () => {
-    const run = await submit(alice, { manifest: gated });
+    const run = await submitRun(alice, { manifest: gated });
     const waiting = await waitForRun(alice, run.id, (r) => r.state === "awaiting-approval");
     assert.deepEqual(waiting.pendingGates, ["release"]);
     const gate = waiting.gates.find((g) => g.gateId === "release");
@@ -331,7 +287,7 @@ describe("through the gateway", () => {
   });
 
   test("a tenant never sees another tenant's packs, runs, logs, artifacts or approvals", async () => {
-    const run = await submit(alice, { manifest: gated });
+    const run = await submitRun(alice, { manifest: gated });
     await waitForRun(alice, run.id, (r) => r.state === "awaiting-approval");
     const globex = restClient(
       stack.url,

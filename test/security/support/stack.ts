@@ -18,6 +18,11 @@ import {
   type TestTokenOptions,
 } from "../../../services/gateway/src/testing/gateway-stack.ts";
 import { type RestClient, restClient } from "../../../services/gateway/src/testing/rest-client.ts";
+import {
+  submitRun,
+  terminalRunStates,
+  waitForRun,
+} from "../../../services/gateway/src/testing/run-helpers.ts";
 
 export type { RunEventJson, RunJson };
 
@@ -110,34 +115,7 @@ export async function startSecurityStack(
   };
 }
 
-export const terminalRunStates = ["succeeded", "failed", "cancelled"];
-
-/** Polls GET /api/runs/{id} until `done` holds (default: terminal). */
-export async function waitForRun(
-  client: RestClient,
-  id: string,
-  done: (run: RunJson) => boolean = (run) => terminalRunStates.includes(run.state),
-  timeoutMs = 30_000,
-): Promise<RunJson> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { status, body } = await client.get<RunJson>(`/api/runs/${id}`);
-    assert.equal(status, 200, JSON.stringify(body));
-    if (done(body)) return body;
-    if (Date.now() > deadline)
-      assert.fail(
-        `run ${id} still ${body.state}: ${JSON.stringify(body.steps.map((s) => [s.id, s.state]))}`,
-      );
-    await sleep(50);
-  }
-}
-
-/** POST /api/runs, asserting 201. */
-export async function submitRun(client: RestClient, body: unknown): Promise<RunJson> {
-  const response = await client.post<{ run: RunJson; created: boolean }>("/api/runs", body);
-  assert.equal(response.status, 201, JSON.stringify(response.body));
-  return response.body.run;
-}
+export { submitRun, terminalRunStates, waitForRun };
 
 /** The run's whole event log through GET /api/runs/{id}/logs?format=ndjson&follow=false. */
 export async function runEvents(
