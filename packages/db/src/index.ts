@@ -1,9 +1,19 @@
 export {
+  type ChannelListener,
+  type ChannelWatcher,
+  createDatabaseChannelListener,
+  createPostgresChannelListener,
+  type KeyListener,
+  type ListeningDatabase,
+  type PostgresChannelListenerOptions,
+} from "./channel-listener.ts";
+export {
   createPostgresDatabase,
   type Database,
   type PostgresDatabaseOptions,
   type Queryable,
   type QueryResult,
+  type Transaction,
 } from "./database.ts";
 export { type Migration, migrate, readMigrations } from "./migrate.ts";
 export {

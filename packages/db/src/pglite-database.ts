@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { PGlite, types } from "@electric-sql/pglite";
-import type { Database, Queryable, QueryResult } from "./database.ts";
+import type { Database, QueryResult, Transaction } from "./database.ts";
 
 /** Options for {@link createPgliteDatabase}. */
 export interface PgliteDatabaseOptions {
@@ -55,9 +55,15 @@ export async function createPgliteDatabase(
   return {
     query: (text, params) => run(db, text, params),
     transaction: (work) =>
-      db.transaction((tx) =>
-        work({ query: (text, params) => run(tx, text, params) } satisfies Queryable),
-      ),
+      db.transaction(async (tx) => {
+        const tasks: (() => Promise<void>)[] = [];
+        const result = await work({
+          query: (text, params) => run(tx, text, params),
+          beforeCommit: (task) => tasks.push(task),
+        } satisfies Transaction);
+        for (const task of tasks) await task();
+        return result;
+      }),
     close: () => db.close(),
     listen: (channel, handler) => db.listen(channel, handler),
   };

@@ -3,12 +3,15 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { loadOrCreateLocalSigningKey } from "@packrun/auth";
 import {
+  type ChannelListener,
+  createDatabaseChannelListener,
   createPgliteDatabase,
   createPostgresDatabase,
   type Database,
   type PgliteDatabase,
 } from "@packrun/db";
 import {
+  channelEventNotifier,
   type EventNotifier,
   eventsChannel,
   loadKeyRing,
@@ -20,6 +23,7 @@ import {
   createMemoryWorkQueue,
   createRedisSecretVault,
   executeStep,
+  executorChannels,
   startExecutor,
 } from "@packrun/executor";
 import { type AuthConfig, startGateway } from "@packrun/gateway";
@@ -95,29 +99,6 @@ async function secretsKey(home: string, given: string | undefined): Promise<Buff
   }
 }
 
-/** Live notifications of the evidence service through the embedded database's LISTEN. */
-async function pgliteNotifier(database: PgliteDatabase): Promise<EventNotifier> {
-  const listeners = new Map<string, Set<(lastSequence?: number) => void>>();
-  // Payload format of the evidence service's NOTIFY: "<runId> <lastSequence>".
-  const unlisten = await database.listen(eventsChannel, (payload) => {
-    const [runId = "", sequence] = payload.split(" ");
-    for (const listener of listeners.get(runId) ?? [])
-      listener(sequence === undefined ? undefined : Number(sequence));
-  });
-  return {
-    watch(runId, listener) {
-      const set = listeners.get(runId) ?? new Set();
-      set.add(listener);
-      listeners.set(runId, set);
-      return () => {
-        set.delete(listener);
-        if (set.size === 0) listeners.delete(runId);
-      };
-    },
-    close: unlisten,
-  };
-}
-
 /**
  * Starts planner, evidence and executor in this process, each on its own embedded Postgres
  * (PGlite) and talking gRPC over loopback exactly as in production; the executor uses the
@@ -165,11 +146,30 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     { devKeyPath: join(home, "keys", "dev-signing-key.pem") },
     logger.child({ service: "evidence" }),
   );
+  // PGlite has no server other connections could LISTEN on: the services hear their own
+  // database's notifications in process.
+  const live: {
+    evidence: { notifier: EventNotifier } | { databaseUrl: string };
+    executor: { listener: ChannelListener } | { databaseUrl: string };
+  } =
+    databaseUrl === undefined
+      ? {
+          evidence: {
+            notifier: channelEventNotifier(
+              await createDatabaseChannelListener(evidenceDb as PgliteDatabase, [eventsChannel]),
+            ),
+          },
+          executor: {
+            listener: await createDatabaseChannelListener(
+              executorDb as PgliteDatabase,
+              executorChannels,
+            ),
+          },
+        }
+      : { evidence: { databaseUrl }, executor: { databaseUrl } };
   const evidence = await startEvidenceServer({
     database: evidenceDb,
-    ...(databaseUrl === undefined
-      ? { notifier: await pgliteNotifier(evidenceDb as PgliteDatabase) }
-      : { databaseUrl }),
+    ...live.evidence,
     logger: logger.child({ service: "evidence" }),
     artifactRoot: join(home, "artifacts"),
     signingKey: keys.signing,
@@ -202,6 +202,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     port: options.ports?.executor ?? 0,
     ...metricsPort("executor"),
     worker: { concurrency: 4 },
+    changes: live.executor,
   });
   let devAuth: DevAuth | undefined;
   let auth = options.auth;
@@ -249,7 +250,9 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       await executor.close(10_000);
       // The executor does not own the queue it was given.
       await queue.close();
+      if ("listener" in live.executor) await live.executor.listener.close();
       await evidence.close();
+      if ("notifier" in live.evidence) await live.evidence.notifier.close();
       await planner.close();
       await Promise.all([plannerDb.close(), executorDb.close(), evidenceDb.close()]);
       redis?.disconnect();

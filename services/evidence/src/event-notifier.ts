@@ -1,5 +1,5 @@
+import { type ChannelListener, createPostgresChannelListener } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
-import pg from "pg";
 import { eventsChannel } from "./event-store.ts";
 
 /**
@@ -14,6 +14,20 @@ export interface EventNotifier {
    */
   watch(runId: string, listener: (lastSequence?: number) => void): () => void;
   close(): Promise<void>;
+}
+
+/**
+ * An {@link EventNotifier} over a listener on {@link eventsChannel} (payload
+ * `"<runId> <lastSequence>"`); closing the notifier closes the listener.
+ */
+export function channelEventNotifier(listener: ChannelListener): EventNotifier {
+  return {
+    watch: (runId, watcher) =>
+      listener.watch(eventsChannel, runId, (detail) =>
+        watcher(detail === undefined ? undefined : Number(detail)),
+      ),
+    close: () => listener.close(),
+  };
 }
 
 /** Options for {@link createPostgresNotifier}. */
@@ -31,91 +45,12 @@ export interface PostgresNotifierOptions {
 export async function createPostgresNotifier(
   options: PostgresNotifierOptions,
 ): Promise<EventNotifier> {
-  const listeners = new Map<string, Set<(lastSequence?: number) => void>>();
-  const logger = options.logger.child({ component: "event-notifier" });
-  let client: pg.Client | undefined;
-  let closed = false;
-  let retryTimer: NodeJS.Timeout | undefined;
-  let backoffMs = 100;
-
-  const wakeAll = () => {
-    for (const set of listeners.values()) for (const listener of set) listener();
-  };
-
-  async function connect(): Promise<void> {
-    const next = new pg.Client({
-      connectionString: options.url,
-      application_name: "packrun-evidence-listen",
-    });
-    next.on("notification", (message) => {
-      const [runId = "", sequence] = (message.payload ?? "").split(" ");
-      const set = listeners.get(runId);
-      const lastSequence = sequence === undefined ? undefined : Number(sequence);
-      if (set !== undefined) for (const listener of set) listener(lastSequence);
-    });
-    next.on("error", (error) => {
-      logger.warn({ err: error }, "notification connection failed");
-      lost(next);
-    });
-    next.on("end", () => lost(next));
-    await next.connect();
-    await next.query(`LISTEN ${eventsChannel}`);
-    if (closed) {
-      await next.end().catch(() => {});
-      return;
-    }
-    client = next;
-    backoffMs = 100;
-  }
-
-  function lost(which: pg.Client): void {
-    if (client !== which || closed) return;
-    client = undefined;
-    which.end().catch(() => {});
-    scheduleReconnect();
-  }
-
-  function scheduleReconnect(): void {
-    if (closed || retryTimer !== undefined) return;
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined;
-      connect().then(
-        () => {
-          logger.info("notification connection re-established");
-          // Anything committed while we were deaf is found by reading the database.
-          wakeAll();
-        },
-        (error: unknown) => {
-          logger.warn({ err: error, retryInMs: backoffMs }, "notification reconnect failed");
-          backoffMs = Math.min(backoffMs * 2, 5000);
-          scheduleReconnect();
-        },
-      );
-    }, backoffMs);
-    retryTimer.unref();
-  }
-
-  await connect();
-  return {
-    watch(runId, listener) {
-      let set = listeners.get(runId);
-      if (set === undefined) {
-        set = new Set();
-        listeners.set(runId, set);
-      }
-      set.add(listener);
-      return () => {
-        const current = listeners.get(runId);
-        current?.delete(listener);
-        if (current?.size === 0) listeners.delete(runId);
-      };
-    },
-    async close() {
-      closed = true;
-      if (retryTimer !== undefined) clearTimeout(retryTimer);
-      const current = client;
-      client = undefined;
-      await current?.end().catch(() => {});
-    },
-  };
+  return channelEventNotifier(
+    await createPostgresChannelListener({
+      url: options.url,
+      channels: [eventsChannel],
+      logger: options.logger,
+      applicationName: "packrun-evidence-listen",
+    }),
+  );
 }

@@ -11,7 +11,11 @@ export {
   type StoredContent,
   type WritableFile,
 } from "./artifact-store.ts";
-export { createPostgresNotifier, type EventNotifier } from "./event-notifier.ts";
+export {
+  channelEventNotifier,
+  createPostgresNotifier,
+  type EventNotifier,
+} from "./event-notifier.ts";
 export { eventsChannel } from "./event-store.ts";
 export { defaultEvidencePort, type EvidenceConfig, loadEvidenceConfig } from "./evidence-config.ts";
 export {

@@ -2,7 +2,12 @@ import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { type Database, migrate } from "@packrun/db";
+import {
+  type ChannelListener,
+  createPostgresChannelListener,
+  type Database,
+  migrate,
+} from "@packrun/db";
 import type { Logger } from "@packrun/logging";
 import { ExecutorService } from "@packrun/proto/executor/v1";
 import { PlannerService } from "@packrun/proto/planner/v1";
@@ -14,6 +19,7 @@ import {
   startMetricsServer,
 } from "@packrun/telemetry";
 import { createArtifactUploader } from "./artifact-uploader.ts";
+import { outboxChannel, runChangedChannel } from "./change-hints.ts";
 import { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
 import { createExecutorService } from "./executor-service.ts";
 import { createLogWriter } from "./log-writer.ts";
@@ -70,6 +76,15 @@ export interface ExecutorOptions {
   evidenceUrl?: string;
   /** Stable identity of this executor deployment, recorded in attestations. */
   executorId?: string;
+  /**
+   * Change notifications (LISTEN/NOTIFY) waking WatchRun and the evidence shipper: the URL of
+   * the executor's database, for one dedicated connection this executor opens and closes, or
+   * a listener on `executorChannels` that the caller owns. Without it both poll, which
+   * is meant for tests only.
+   */
+  changes?: { databaseUrl: string } | { listener: ChannelListener };
+  /** WatchRun's read interval without notifications (see {@link createExecutorService}). */
+  watchIntervalMs?: number;
 }
 
 /** A running executor process part. */
@@ -129,6 +144,25 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
   const applied = await migrate(options.database, executorSchema, executorMigrationsDir);
   if (applied.length > 0)
     options.logger.info({ schema: executorSchema, migrations: applied }, "migrations applied");
+  // First, so a failure leaves nothing running. Only channels with a reader: WatchRun's when
+  // serving, the shipper's with an evidence service; no connection for neither.
+  const channels = [
+    ...(options.serve === false ? [] : [runChangedChannel]),
+    ...(options.evidenceUrl === undefined ? [] : [outboxChannel]),
+  ];
+  const ownChanges =
+    options.changes !== undefined && "databaseUrl" in options.changes && channels.length > 0
+      ? await createPostgresChannelListener({
+          url: options.changes.databaseUrl,
+          channels,
+          logger: options.logger,
+          applicationName: "packrun-executor-listen",
+        })
+      : undefined;
+  const changes =
+    options.changes !== undefined && "listener" in options.changes
+      ? options.changes.listener
+      : ownChanges;
   const logs = createLogWriter(options.database, options.logger);
   const onRunFinished = (runId: string) => {
     // Secrets are needed by no step once the run ended.
@@ -184,6 +218,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
           logger: options.logger,
           evidenceUrl: options.evidenceUrl,
           executorId: options.executorId ?? `executor@${hostname()}`,
+          ...(changes === undefined ? {} : { changes }),
         });
   sink?.start();
   const server =
@@ -191,7 +226,15 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
       ? undefined
       : await startRpcServer({
           routes: (router) =>
-            router.service(ExecutorService, createExecutorService(runs, options.database)),
+            router.service(
+              ExecutorService,
+              createExecutorService(runs, options.database, {
+                ...(changes === undefined ? {} : { changes }),
+                ...(options.watchIntervalMs === undefined
+                  ? {}
+                  : { watchIntervalMs: options.watchIntervalMs }),
+              }),
+            ),
           serviceNames: [ExecutorService.typeName],
           logger: options.logger,
           ...(options.host === undefined ? {} : { host: options.host }),
@@ -221,6 +264,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
       await reconciler.stop();
       await logs.close();
       await sink?.stop();
+      await ownChanges?.close();
       artifacts?.close();
       planner.close();
     },

@@ -1,5 +1,6 @@
 /** The executor service: runs, steps, queue, workers, reconciler and the evidence sink. */
 export { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
+export { executorChannels, outboxChannel, runChangedChannel } from "./change-hints.ts";
 export { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
 export {
   defaultExecutorPort,

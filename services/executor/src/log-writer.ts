@@ -19,8 +19,9 @@ interface LineQueue {
 
 /**
  * Batches step output lines into the outbox (one INSERT per batch) so a chatty step costs a
- * few statements per second, not one per line. Lines are flushed every `intervalMs`, when
- * `maxBatch` lines are waiting, and on {@link LogWriter.flush}.
+ * few statements per second, not one per line. An idle writer writes a line right away; lines
+ * that arrive while a write is in flight form the next batch (at most `maxBatch` lines), so the
+ * batch size follows the load. `intervalMs` is only the backstop of retries.
  *
  * One writer serves every step of the worker, and it is fair: each batch takes lines from every
  * step with lines waiting, in turn, so a step flooding its output (up to its line cap) delays
@@ -64,6 +65,7 @@ export function createLogWriter(
   let waiting = 0;
   let writing: Promise<void> | undefined;
   let closing = false;
+  let soon = false;
   const waiters: { until: Map<LineQueue, number>; resolve: () => void }[] = [];
 
   const insert = (batch: PendingLine[]) =>
@@ -181,6 +183,15 @@ export function createLogWriter(
       queue.appended++;
       waiting++;
       if (waiting >= maxBatch) void kick();
+      else if (writing === undefined && !soon) {
+        // Idle: write at the end of this turn (lines of the same chunk go together) instead of
+        // waiting for the timer; while a write is in flight, lines gather for the next batch.
+        soon = true;
+        setImmediate(() => {
+          soon = false;
+          if (waiting > 0) void kick();
+        });
+      }
     },
     flush,
     async close() {

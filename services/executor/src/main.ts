@@ -95,6 +95,7 @@ try {
       },
     },
     ...(config.evidenceUrl === undefined ? {} : { evidenceUrl: config.evidenceUrl }),
+    changes: { databaseUrl: config.databaseUrl },
   });
 } catch (error) {
   logger.fatal({ err: error }, "executor failed to start");

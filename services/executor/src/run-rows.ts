@@ -21,6 +21,8 @@ export interface RunRow {
   started_at: Date | null;
   finished_at: Date | null;
   finalized_at: Date | null;
+  /** False when the plan declares no approvals: the run can never wait at a gate. */
+  has_approvals: boolean;
 }
 
 /** A row of `steps`. */
@@ -53,7 +55,7 @@ export interface StepRow {
 
 /** Columns of `runs` without the large plan and manifest texts. */
 export const runColumns =
-  "id, tenant, pack_name, pack_version, pack_digest, plan_hash, inputs, secret_names, state, priority, reason, submitted_by, labels, outputs, created_at, started_at, finished_at, finalized_at";
+  "id, tenant, pack_name, pack_version, pack_digest, plan_hash, inputs, secret_names, state, priority, reason, submitted_by, labels, outputs, created_at, started_at, finished_at, finalized_at, has_approvals";
 
 /** A step a worker may now claim, to be put on the work queue after the transaction commits. */
 export interface ReadyWork {

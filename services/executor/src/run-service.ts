@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import type { Database } from "@packrun/db";
+import type { Database, Queryable } from "@packrun/db";
 import { isPackrunError, PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
-import { computePlanHash, type Plan } from "@packrun/planning";
+import { createPlanCache } from "./plan-cache.ts";
 import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
 import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
 import { computeRunStatistics, type RunStatistics } from "./run-statistics.ts";
@@ -164,6 +164,7 @@ function decodeToken(token: string): { createdAt: string; id: string } {
 /** Creates the run service over the executor's database, queue and secret vault. */
 export function createRunService(options: RunServiceOptions): RunService {
   const { database, queue, vault, logger } = options;
+  const planFor = createPlanCache(options.plan);
 
   const enqueue = async (ready: readonly ReadyWork[]) => {
     if (ready.length === 0) return;
@@ -178,39 +179,53 @@ export function createRunService(options: RunServiceOptions): RunService {
     }
   };
 
+  /**
+   * Reads a run with its steps, attempts and decisions through `tx`. A run created in `tx`
+   * itself has neither attempts nor decisions yet, so those are not read.
+   */
+  const readView = async (
+    tx: Queryable,
+    tenant: string,
+    runId: string,
+    createdInTx = false,
+  ): Promise<RunView> => {
+    const row = (
+      await tx.query<RunRow & { approvals: RunView["approvals"] }>(
+        `SELECT ${runColumns}, (plan_json::jsonb)->'approvals' AS approvals FROM runs WHERE id = $1 AND tenant = $2`,
+        [runId, tenant],
+      )
+    ).rows[0];
+    if (row === undefined) throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
+    const { approvals, ...run } = row;
+    const steps = await tx.query<StepRow>(
+      "SELECT * FROM steps WHERE run_id = $1 ORDER BY parent_id NULLS FIRST, position",
+      [runId],
+    );
+    if (createdInTx) return { run, approvals, steps: steps.rows, attempts: [], decisions: [] };
+    const attempts = await tx.query<AttemptRow>(
+      "SELECT * FROM step_attempts WHERE run_id = $1 ORDER BY step_id, attempt",
+      [runId],
+    );
+    const decisions = await tx.query<DecisionRow>(
+      "SELECT * FROM gate_decisions WHERE run_id = $1 ORDER BY decided_at",
+      [runId],
+    );
+    return {
+      run,
+      approvals,
+      steps: steps.rows,
+      attempts: attempts.rows,
+      decisions: decisions.rows,
+    };
+  };
+
   const view = async (tenant: string, runId: string): Promise<RunView> => {
     if (!uuid.test(runId)) throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
     // One snapshot for the run, its steps, attempts and decisions: read separately, a step
     // could show its retry pending while its failed attempt still looked unfinished.
     return database.transaction(async (tx) => {
       await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-      const row = (
-        await tx.query<RunRow & { approvals: RunView["approvals"] }>(
-          `SELECT ${runColumns}, (plan_json::jsonb)->'approvals' AS approvals FROM runs WHERE id = $1 AND tenant = $2`,
-          [runId, tenant],
-        )
-      ).rows[0];
-      if (row === undefined) throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
-      const { approvals, ...run } = row;
-      const steps = await tx.query<StepRow>(
-        "SELECT * FROM steps WHERE run_id = $1 ORDER BY parent_id NULLS FIRST, position",
-        [runId],
-      );
-      const attempts = await tx.query<AttemptRow>(
-        "SELECT * FROM step_attempts WHERE run_id = $1 ORDER BY step_id, attempt",
-        [runId],
-      );
-      const decisions = await tx.query<DecisionRow>(
-        "SELECT * FROM gate_decisions WHERE run_id = $1 ORDER BY decided_at",
-        [runId],
-      );
-      return {
-        run,
-        approvals,
-        steps: steps.rows,
-        attempts: attempts.rows,
-        decisions: decisions.rows,
-      };
+      return readView(tx, tenant, runId);
     });
   };
 
@@ -291,19 +306,12 @@ export function createRunService(options: RunServiceOptions): RunService {
         if (existing !== undefined)
           return { view: await view(submission.tenant, existing.id), created: false };
       }
-      const planned = await options.plan({
+      const { planned, plan } = await planFor({
         tenant: submission.tenant,
         pack: submission.pack,
         inputs: submission.inputs,
         secretNames: Object.keys(submission.secrets),
       });
-      const plan = JSON.parse(planned.planJson) as Plan;
-      if (computePlanHash(plan) !== planned.planHash) {
-        throw new PackrunError(
-          "PLAN_HASH_MISMATCH",
-          `the planner's plan does not hash to its planHash ${planned.planHash}`,
-        );
-      }
       const missing = plan.secrets.filter((name) => !Object.hasOwn(submission.secrets, name));
       const extra = Object.keys(submission.secrets).filter((name) => !plan.secrets.includes(name));
       if (missing.length > 0 || extra.length > 0) {
@@ -327,11 +335,12 @@ export function createRunService(options: RunServiceOptions): RunService {
         );
       }
       let ready: ReadyWork[] = [];
+      let submitted: RunView;
       try {
-        ready = await database.transaction(async (tx) => {
+        [ready, submitted] = await database.transaction(async (tx) => {
           await tx.query(
-            `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+            `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key, has_approvals)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
             [
               runId,
               submission.tenant,
@@ -347,6 +356,7 @@ export function createRunService(options: RunServiceOptions): RunService {
               submission.submittedBy,
               JSON.stringify(submission.labels),
               submission.idempotencyKey === "" ? null : submission.idempotencyKey,
+              plan.approvals.length > 0,
             ],
           );
           await insertStepRows(
@@ -371,7 +381,9 @@ export function createRunService(options: RunServiceOptions): RunService {
             },
           ]);
           await scheduler.startRun();
-          return scheduler.ready;
+          // The run as this transaction leaves it, read before the commit: no second round of
+          // queries after it.
+          return [scheduler.ready, await readView(tx, submission.tenant, runId, true)] as const;
         });
       } catch (error) {
         void vault.delete(runId).catch(() => {});
@@ -398,7 +410,7 @@ export function createRunService(options: RunServiceOptions): RunService {
         },
         "run submitted",
       );
-      return { view: await view(submission.tenant, runId), created: true };
+      return { view: submitted, created: true };
     },
 
     async list(query) {

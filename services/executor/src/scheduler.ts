@@ -1,4 +1,4 @@
-import type { Queryable } from "@packrun/db";
+import type { Queryable, Transaction } from "@packrun/db";
 import {
   ExpressionError,
   evaluateExpression,
@@ -26,6 +26,15 @@ import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
 /** Most steps a run may hold after run-time map expansion (the planner's limit too). */
 const maxStepsPerRun = 10_000;
 
+/** How a step attempt ended, as its `step_attempts` row records it. */
+export interface AttemptEnd {
+  state: string;
+  exitCode: number | null;
+  reason: string;
+  cpuMicros: number;
+  peakMemoryBytes: number;
+}
+
 /** SQL for "now" in a field value: the database clock is the only clock scheduling uses. */
 export const dbNow = { sql: "now()" } as const;
 type FieldValue = unknown | typeof dbNow | { sql: string; param: unknown };
@@ -43,15 +52,24 @@ export class RunScheduler {
   settled = false;
   readonly tx: Queryable;
   run: RunRow;
+  /** Events of this transaction, written to the outbox in one statement just before COMMIT. */
+  readonly #pendingEvents: RunEvent[] = [];
+  /** Bumped by every write that can change what {@link syncRunState} decides. */
+  #changes = 0;
+  #syncedAt = -1;
 
-  private constructor(tx: Queryable, run: RunRow) {
+  private constructor(tx: Transaction, run: RunRow) {
     this.tx = tx;
     this.run = run;
+    tx.beforeCommit(async () => {
+      const events = this.#pendingEvents.splice(0);
+      await recordEvents(tx, this.run, events);
+    });
   }
 
   /** Locks the run row; undefined when the run does not exist (or not in this tenant). */
   static async lock(
-    tx: Queryable,
+    tx: Transaction,
     runId: string,
     tenant?: string,
   ): Promise<RunScheduler | undefined> {
@@ -63,9 +81,53 @@ export class RunScheduler {
     return run === undefined ? undefined : new RunScheduler(tx, run);
   }
 
-  /** Records events in the outbox with this run's identity. */
+  /**
+   * Locks the run row of a step a worker is running and says, in the same round trip, whether
+   * the worker's claim (fence and lease owner) is still the current one, closing the attempt's
+   * row when it is. Stable for the rest of the transaction: a claim is only superseded under
+   * the run's lock, and a running step cannot be claimed.
+   */
+  static async lockForClaim(
+    tx: Transaction,
+    claim: { runId: string; stepId: string; fence: number; owner: string; attempt: number },
+    ended: AttemptEnd,
+  ): Promise<{ scheduler: RunScheduler; holdsClaim: boolean } | undefined> {
+    // The attempt row is closed in the same statement, only if the claim holds; its condition
+    // reads the locked run row, so the run is locked first, as everywhere else.
+    const result = await tx.query<RunRow & { holds_claim: boolean }>(
+      `WITH locked AS (
+         SELECT ${runColumns}, EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.id AND s.step_id = $2 AND s.fence = $3 AND s.state = 'running' AND s.lease_owner = $4) AS holds_claim
+           FROM runs r WHERE id = $1 FOR UPDATE OF r
+       ), attempt AS (
+         UPDATE step_attempts SET state = $6, finished_at = now(), exit_code = $7, reason = $8, cpu_micros = $9, peak_memory_bytes = $10
+          WHERE run_id = $1 AND step_id = $2 AND attempt = $5 AND (SELECT holds_claim FROM locked)
+       )
+       SELECT * FROM locked`,
+      [
+        claim.runId,
+        claim.stepId,
+        claim.fence,
+        claim.owner,
+        claim.attempt,
+        ended.state,
+        ended.exitCode,
+        ended.reason,
+        ended.cpuMicros,
+        ended.peakMemoryBytes,
+      ],
+    );
+    const row = result.rows[0];
+    if (row === undefined) return undefined;
+    const { holds_claim: holdsClaim, ...run } = row;
+    return { scheduler: new RunScheduler(tx, run), holdsClaim };
+  }
+
+  /**
+   * Records events in the outbox with this run's identity, in order, when the transaction
+   * commits (one statement for all of them): an event exists exactly when its transition does.
+   */
   async events(events: readonly RunEvent[]): Promise<void> {
-    await recordEvents(this.tx, this.run, events);
+    this.#pendingEvents.push(...events);
   }
 
   async step(stepId: string): Promise<StepRow | undefined> {
@@ -112,6 +174,7 @@ export class RunScheduler {
     );
     const updated = result.rows[0];
     if (updated === undefined) return undefined;
+    this.#changes++;
     await this.events([stepEvent(updated, step.state, note)]);
     return updated;
   }
@@ -119,8 +182,7 @@ export class RunScheduler {
   /** Starts a queued run: activates its first step. */
   async startRun(): Promise<void> {
     if (this.run.state !== "queued") return;
-    await this.setRunState("running", "");
-    await this.tx.query("UPDATE runs SET started_at = now() WHERE id = $1", [this.run.id]);
+    await this.setRunState("running", "", { started: true });
     await this.advanceTopLevel(-1);
     await this.syncRunState();
   }
@@ -153,14 +215,11 @@ export class RunScheduler {
    */
   async settle(): Promise<void> {
     if (!terminalRunStates.has(this.run.state)) return;
-    const row = (
-      await this.tx.query<{ settled: boolean; running: number }>(
-        "SELECT settled_at IS NOT NULL AS settled, (SELECT count(*)::int FROM steps WHERE run_id = $1 AND state = 'running') AS running FROM runs WHERE id = $1",
-        [this.run.id],
-      )
-    ).rows[0];
-    if (row === undefined || row.settled || row.running > 0) return;
-    await this.tx.query("UPDATE runs SET settled_at = now() WHERE id = $1", [this.run.id]);
+    const settled = await this.tx.query(
+      "UPDATE runs SET settled_at = now() WHERE id = $1 AND settled_at IS NULL AND NOT EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND state = 'running')",
+      [this.run.id],
+    );
+    if (settled.rowCount === 0) return;
     const state = this.run.state;
     await this.events([
       {
@@ -220,6 +279,33 @@ export class RunScheduler {
    * Reaches a pending step. Returns the step when it finished immediately (skipped, failed,
    * decided gate, empty block); undefined when it is now running, queued or awaiting a decision.
    */
+  /**
+   * Makes plain `run` steps (no run-time condition) claimable in one statement: what
+   * {@link activate} does for each of them, for a map's many children at once.
+   */
+  private async readyRunSteps(steps: readonly StepRow[]): Promise<void> {
+    const updated = (
+      await this.tx.query<StepRow>(
+        "UPDATE steps SET ready_at = now() WHERE run_id = $1 AND step_id = ANY($2) AND state = 'pending' AND ready_at IS NULL RETURNING *",
+        [this.run.id, steps.map((step) => step.step_id)],
+      )
+    ).rows;
+    if (updated.length === 0) return;
+    this.#changes++;
+    const byId = new Map(updated.map((row) => [row.step_id, row]));
+    const inOrder = steps.flatMap((step) => byId.get(step.step_id) ?? []);
+    await this.events(inOrder.map((row) => stepEvent(row, "pending", "ready")));
+    for (const row of inOrder)
+      this.ready.push({
+        runId: this.run.id,
+        stepId: row.step_id,
+        tenant: this.run.tenant,
+        priority: this.run.priority,
+        attempt: row.attempt,
+        delayMs: 0,
+      });
+  }
+
   async activate(step: StepRow): Promise<StepRow | undefined> {
     if (step.state !== "pending" || step.ready_at !== null) return undefined;
     const planned = step.planned;
@@ -316,6 +402,7 @@ export class RunScheduler {
     if (count + rows.length > maxStepsPerRun)
       return `map expands to ${rows.length} steps; a run holds at most ${maxStepsPerRun}`;
     await insertStepRows(this.tx, this.run, rows);
+    this.#changes++;
     await this.events([
       {
         type: "step.expanded",
@@ -431,8 +518,22 @@ export class RunScheduler {
    */
   async progressContainer(containerId: string): Promise<StepRow | undefined> {
     for (;;) {
-      const container = await this.step(containerId);
-      if (container === undefined || container.state !== "running") return undefined;
+      // The container and its children's counts by state, in one round trip.
+      const row = (
+        await this.tx.query<
+          StepRow & { child_counts: { state: StepState; activated: boolean; n: number }[] }
+        >(
+          `SELECT s.*, coalesce(
+                    (SELECT jsonb_agg(jsonb_build_object('state', state, 'activated', activated, 'n', n))
+                       FROM (SELECT state, ready_at IS NOT NULL AS activated, count(*)::int AS n
+                               FROM steps WHERE run_id = s.run_id AND parent_id = s.step_id GROUP BY 1, 2) g),
+                    '[]'::jsonb) AS child_counts
+             FROM steps s WHERE s.run_id = $1 AND s.step_id = $2`,
+          [this.run.id, containerId],
+        )
+      ).rows[0];
+      if (row === undefined || row.state !== "running") return undefined;
+      const { child_counts: counts, ...container } = row;
       const planned = container.planned;
       const block =
         planned.kind === "parallel"
@@ -441,12 +542,6 @@ export class RunScheduler {
             ? planned.map
             : undefined;
       if (block === undefined) return undefined;
-      const counts = (
-        await this.tx.query<{ state: StepState; activated: boolean; n: number }>(
-          "SELECT state, ready_at IS NOT NULL AS activated, count(*)::int AS n FROM steps WHERE run_id = $1 AND parent_id = $2 GROUP BY 1, 2",
-          [this.run.id, containerId],
-        )
-      ).rows;
       const sum = (test: (row: (typeof counts)[number]) => boolean) =>
         counts.filter(test).reduce((total, row) => total + row.n, 0);
       const total = sum(() => true);
@@ -474,7 +569,10 @@ export class RunScheduler {
           )
         ).rows;
         let finishedNow = 0;
-        for (const child of next) if ((await this.activate(child)) !== undefined) finishedNow++;
+        for (const batch of activationBatches(next)) {
+          if (Array.isArray(batch)) await this.readyRunSteps(batch);
+          else if ((await this.activate(batch)) !== undefined) finishedNow++;
+        }
         if (finishedNow === 0) return undefined;
         continue;
       }
@@ -504,6 +602,7 @@ export class RunScheduler {
           [this.run.id, parents, reason],
         )
       ).rows;
+      this.#changes++;
       await this.events(skipped.map((row) => stepEvent(row, "pending")));
       parents = skipped
         .filter((row) => row.kind === "parallel" || row.kind === "map")
@@ -511,15 +610,28 @@ export class RunScheduler {
     }
   }
 
-  private async setRunState(to: RunState, reason: string): Promise<void> {
+  /**
+   * Moves the run to `to`; `also` sets the start time, or the finish time and outputs, in the
+   * same statement.
+   */
+  private async setRunState(
+    to: RunState,
+    reason: string,
+    also: { started: true } | { outputs: Record<string, unknown> } | undefined = undefined,
+  ): Promise<void> {
     if (this.run.state === to) return;
     assertRunTransition(this.run.id, this.run.state, to);
     const from = this.run.state;
-    await this.tx.query("UPDATE runs SET state = $2, reason = $3 WHERE id = $1", [
-      this.run.id,
-      to,
-      reason,
-    ]);
+    if (also !== undefined && "outputs" in also)
+      await this.tx.query(
+        "UPDATE runs SET state = $2, reason = $3, finished_at = now(), outputs = $4 WHERE id = $1",
+        [this.run.id, to, reason, JSON.stringify(also.outputs)],
+      );
+    else
+      await this.tx.query(
+        `UPDATE runs SET state = $2, reason = $3${also === undefined ? "" : ", started_at = now()"} WHERE id = $1`,
+        [this.run.id, to, reason],
+      );
     this.run = { ...this.run, state: to, reason };
     // The terminal event is the last event of a run: it is recorded when the run settles.
     if (terminalRunStates.has(to)) return;
@@ -560,6 +672,7 @@ export class RunScheduler {
         [this.run.id, notStarted, `run ${state}: ${reason}`],
       )
     ).rows;
+    this.#changes++;
     await this.events(untouched.map((row) => stepEvent(row, row.old_state)));
     await this.finishRun(state, reason);
     // Close blocks with nothing left running, innermost first, until nothing changes.
@@ -595,11 +708,7 @@ export class RunScheduler {
       state === "succeeded"
     )
       await this.setRunState("running", "");
-    await this.setRunState(state, reason);
-    await this.tx.query("UPDATE runs SET finished_at = now(), outputs = $2 WHERE id = $1", [
-      this.run.id,
-      JSON.stringify(outputs),
-    ]);
+    await this.setRunState(state, reason, { outputs });
     this.finishedState = state;
     await this.settle();
   }
@@ -628,6 +737,11 @@ export class RunScheduler {
   /** running ⇄ awaiting-approval: the run waits when a gate waits and nothing else can move. */
   async syncRunState(): Promise<void> {
     if (this.run.state !== "running" && this.run.state !== "awaiting-approval") return;
+    // Only a gate makes a run wait, and only declared approvals make gates.
+    if (!this.run.has_approvals && this.run.state === "running") return;
+    // Nothing moved since the last check in this transaction: the answer is the same.
+    if (this.#syncedAt === this.#changes) return;
+    this.#syncedAt = this.#changes;
     const result = await this.tx.query<{ waiting: boolean; moving: boolean }>(
       `SELECT bool_or(state = 'awaiting-approval') AS waiting,
               bool_or((state = 'running' AND lease_owner IS NOT NULL) OR (state = 'pending' AND ready_at IS NOT NULL)) AS moving
@@ -652,6 +766,26 @@ export class RunScheduler {
       },
     ]);
   }
+}
+
+/**
+ * Splits steps to activate, in order, into runs of plain `run` steps (activated together by one
+ * statement) and single steps that need {@link RunScheduler.activate}'s evaluation.
+ */
+function activationBatches(steps: readonly StepRow[]): (StepRow[] | StepRow)[] {
+  const batches: (StepRow[] | StepRow)[] = [];
+  for (const step of steps) {
+    const plain =
+      step.kind === "run" &&
+      step.planned.enabled === true &&
+      step.state === "pending" &&
+      step.ready_at === null;
+    const last = batches.at(-1);
+    if (!plain) batches.push(step);
+    else if (Array.isArray(last)) last.push(step);
+    else batches.push([step]);
+  }
+  return batches;
 }
 
 /** The event for a step transition; its idempotency key is unique per attempt and fence. */

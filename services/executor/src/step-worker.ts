@@ -13,18 +13,18 @@ import {
   runtimeReferences,
 } from "@packrun/planning";
 import type { ArtifactUploader } from "./artifact-uploader.ts";
+import { type ClaimedStep as Claimed, claimStep } from "./claim-step.ts";
 import type { LogWriter } from "./log-writer.ts";
 import { flattenPlannedSteps } from "./plan-rows.ts";
 import { retryDelaySeconds } from "./retry-delay.ts";
-import { recordEvents } from "./run-events.ts";
-import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
+import type { ReadyWork, StepRow } from "./run-rows.ts";
 import type {
   ModuleName,
   RuntimeKind,
   StepExecutionRequest,
   StepExecutionResult,
 } from "./runtime/types.ts";
-import { dbNow, RunScheduler, stepEvent } from "./scheduler.ts";
+import { dbNow, RunScheduler } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
 import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
 import type { WorkItem, WorkOutcome, WorkQueue } from "./work-queue.ts";
@@ -64,12 +64,6 @@ export const defaultStepLimits: Readonly<StepExecutionRequest["limits"]> = {
   maxLogBytes: 8 * 1024 * 1024,
   maxLineBytes: 16 * 1024,
 };
-
-interface Claimed {
-  run: RunRow;
-  step: StepRow;
-  fence: number;
-}
 
 /** A result plus how the worker, not the step, ended it. */
 type RecordedResult = StepExecutionResult & { permanent?: boolean; handedBack?: boolean };
@@ -202,54 +196,42 @@ export class StepWorker {
   ): Promise<
     { kind: "claimed"; claimed: Claimed } | { kind: "stale" } | { kind: "later"; delayMs: number }
   > {
-    const { database, tenantConcurrency, leaseMs } = this.#options;
+    const { database, tenantConcurrency } = this.#options;
+    if (tenantConcurrency === 0) return this.#claimIn(database, item);
     return database.transaction(async (tx) => {
-      if (tenantConcurrency > 0) {
-        await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [
-          `packrun.tenant.${item.tenant}`,
-        ]);
-        const running =
-          (
-            await tx.query<{ n: number }>(
-              "SELECT count(*)::int AS n FROM steps WHERE tenant = $1 AND state = 'running' AND lease_owner IS NOT NULL",
-              [item.tenant],
-            )
-          ).rows[0]?.n ?? 0;
-        if (running >= tenantConcurrency) return { kind: "later", delayMs: 200 };
-      }
-      const claimed = (
-        await tx.query<StepRow>(
-          `UPDATE steps s SET state = 'running', attempt = attempt + 1, fence = fence + 1,
-                lease_owner = $3, lease_expires_at = now() + make_interval(secs => $4),
-                started_at = coalesce(started_at, now()), next_attempt_at = NULL
-          WHERE run_id = $1 AND step_id = $2 AND state = 'pending' AND ready_at <= now() AND kind = 'run'
-            AND EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id AND r.state IN ('running', 'awaiting-approval'))
-          RETURNING *`,
-          [item.runId, item.stepId, this.id, leaseMs / 1000],
-        )
-      ).rows[0];
-      if (claimed === undefined) {
-        const due = (
-          await tx.query<{ wait_ms: number }>(
-            "SELECT greatest(0, extract(epoch FROM ready_at - now()) * 1000)::float8 AS wait_ms FROM steps WHERE run_id = $1 AND step_id = $2 AND state = 'pending' AND ready_at > now()",
-            [item.runId, item.stepId],
+      await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [
+        `packrun.tenant.${item.tenant}`,
+      ]);
+      const running =
+        (
+          await tx.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM steps WHERE tenant = $1 AND state = 'running' AND lease_owner IS NOT NULL",
+            [item.tenant],
           )
-        ).rows[0];
-        // Early (clocks differ between queue and database): wait until the database says so.
-        return due === undefined
-          ? { kind: "stale" }
-          : { kind: "later", delayMs: Math.ceil(due.wait_ms) + 5 };
-      }
-      const run = (
-        await tx.query<RunRow>(`SELECT ${runColumns} FROM runs WHERE id = $1`, [item.runId])
-      ).rows[0] as RunRow;
-      await tx.query(
-        "INSERT INTO step_attempts (run_id, step_id, attempt, state, worker_id, fence) VALUES ($1, $2, $3, 'running', $4, $5)",
-        [item.runId, item.stepId, claimed.attempt, this.id, claimed.fence],
-      );
-      await recordEvents(tx, run, [stepEvent(claimed, "pending")]);
-      return { kind: "claimed", claimed: { run, step: claimed, fence: claimed.fence } };
+        ).rows[0]?.n ?? 0;
+      if (running >= tenantConcurrency) return { kind: "later", delayMs: 200 };
+      return this.#claimIn(tx, item);
     });
+  }
+
+  async #claimIn(
+    db: Queryable,
+    item: WorkItem,
+  ): Promise<
+    { kind: "claimed"; claimed: Claimed } | { kind: "stale" } | { kind: "later"; delayMs: number }
+  > {
+    const claimed = await claimStep(db, item, this.id, this.#options.leaseMs);
+    if (claimed !== undefined) return { kind: "claimed", claimed };
+    const due = (
+      await db.query<{ wait_ms: number }>(
+        "SELECT greatest(0, extract(epoch FROM ready_at - now()) * 1000)::float8 AS wait_ms FROM steps WHERE run_id = $1 AND step_id = $2 AND state = 'pending' AND ready_at > now()",
+        [item.runId, item.stepId],
+      )
+    ).rows[0];
+    // Early (clocks differ between queue and database): wait until the database says so.
+    return due === undefined
+      ? { kind: "stale" }
+      : { kind: "later", delayMs: Math.ceil(due.wait_ms) + 5 };
   }
 
   /**
@@ -259,14 +241,8 @@ export class StepWorker {
    * while the stored text still hashes to planHash: a plan changed after submission is never
    * executed, whichever worker already ran a step of the run.
    */
-  async #verifyPlan(step: StepRow): Promise<Plan> {
-    const row = (
-      await this.#options.database.query<{ stored_hash: string; plan_hash: string }>(
-        "SELECT 'sha256:' || encode(sha256(convert_to(plan_json, 'UTF8')), 'hex') AS stored_hash, plan_hash FROM runs WHERE id = $1",
-        [step.run_id],
-      )
-    ).rows[0];
-    if (row === undefined) throw new PermanentStepError("run not found");
+  async #verifyPlan({ run, step, storedPlanHash }: Claimed): Promise<Plan> {
+    const row = { stored_hash: storedPlanHash, plan_hash: run.plan_hash };
     if (row.stored_hash !== row.plan_hash)
       throw new PermanentStepError(
         `plan hash mismatch: the stored plan hashes to ${row.stored_hash} but the run's planHash is ${row.plan_hash}; refusing to execute`,
@@ -349,7 +325,7 @@ export class StepWorker {
     log: Logger,
   ): Promise<StepExecutionResult> {
     const { run, step, fence } = claimed;
-    const plan = await this.#verifyPlan(step);
+    const plan = await this.#verifyPlan(claimed);
     const planned = step.planned as PlannedRunStep;
     const parameters = await this.#parameters(claimed, planned);
     const workdir = join(
@@ -491,16 +467,27 @@ export class StepWorker {
 
   async #complete(claimed: Claimed, result: RecordedResult, log: Logger): Promise<void> {
     const outcome = await this.#options.database.transaction(async (tx) => {
-      const scheduler = await RunScheduler.lock(tx, claimed.run.id);
-      if (scheduler === undefined) return "gone" as const;
-      const step = (
-        await tx.query<StepRow>(
-          "SELECT * FROM steps WHERE run_id = $1 AND step_id = $2 AND fence = $3 AND state = 'running' AND lease_owner = $4",
-          [claimed.run.id, claimed.step.step_id, claimed.fence, this.id],
-        )
-      ).rows[0];
-      if (step === undefined) return "fenced" as const;
-      return this.#record(tx, scheduler, step, result);
+      const locked = await RunScheduler.lockForClaim(
+        tx,
+        {
+          runId: claimed.run.id,
+          stepId: claimed.step.step_id,
+          fence: claimed.fence,
+          owner: this.id,
+          attempt: claimed.step.attempt,
+        },
+        {
+          state: result.handedBack === true ? "handed-back" : result.outcome,
+          exitCode: result.exitCode,
+          reason: result.reason,
+          cpuMicros: Math.round(result.cpuMicros),
+          peakMemoryBytes: Math.round(result.peakMemoryBytes),
+        },
+      );
+      if (locked === undefined) return "gone" as const;
+      if (!locked.holdsClaim) return "fenced" as const;
+      // While the claim holds, only the lease columns of the claimed row have changed.
+      return this.#record(tx, locked.scheduler, claimed.step, result);
     });
     if (outcome === "fenced") {
       log.warn(
@@ -531,20 +518,6 @@ export class StepWorker {
   ): Promise<{ ready: ReadyWork[]; finished: boolean; state: string }> {
     const permanent = result.permanent === true;
     const handedBack = result.handedBack === true;
-    await tx.query(
-      `UPDATE step_attempts SET state = $4, finished_at = now(), exit_code = $5, reason = $6, cpu_micros = $7, peak_memory_bytes = $8
-        WHERE run_id = $1 AND step_id = $2 AND attempt = $3`,
-      [
-        step.run_id,
-        step.step_id,
-        step.attempt,
-        handedBack ? "handed-back" : result.outcome,
-        result.exitCode,
-        result.reason,
-        Math.round(result.cpuMicros),
-        Math.round(result.peakMemoryBytes),
-      ],
-    );
     const common = {
       lease_owner: null,
       lease_expires_at: null,

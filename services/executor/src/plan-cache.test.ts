@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { isPackrunError } from "@packrun/errors";
+import { computePlanHash, type Plan } from "@packrun/planning";
+import { createPlanCache } from "./plan-cache.ts";
+import type { PlanFetcher } from "./run-service.ts";
+
+/** A planner stand-in that counts its calls and plans `{inputs}` into a (minimal) plan text. */
+function countingPlanner(options: { corrupt?: boolean } = {}) {
+  const calls: Parameters<PlanFetcher>[0][] = [];
+  const fetch: PlanFetcher = async (request) => {
+    calls.push(request);
+    const plan = {
+      inputs: request.inputs,
+      steps: [],
+      secrets: request.secretNames,
+    } as never as Plan;
+    return {
+      planHash: options.corrupt === true ? "sha256:0" : computePlanHash(plan),
+      planJson: JSON.stringify(plan),
+      manifest: "",
+      packName: "p",
+      packVersion: "1.0.0",
+      packDigest: "sha256:d",
+    };
+  };
+  return { fetch, calls };
+}
+
+const request = {
+  tenant: "acme",
+  pack: { manifest: "name: p" },
+  inputs: { a: 1, b: "x" },
+  secretNames: ["TOKEN", "KEY"],
+};
+
+test("the same request is planned once; inputs in another key order are the same request", async () => {
+  const planner = countingPlanner();
+  const plan = createPlanCache(planner.fetch);
+  const first = await plan(request);
+  const again = await plan({ ...request, inputs: { b: "x", a: 1 }, secretNames: ["KEY", "TOKEN"] });
+  assert.equal(planner.calls.length, 1);
+  assert.equal(again, first);
+  assert.deepEqual(first.plan.inputs, { a: 1, b: "x" });
+});
+
+test("another tenant, pack, input or secret set is planned anew", async () => {
+  const planner = countingPlanner();
+  const plan = createPlanCache(planner.fetch);
+  await plan(request);
+  await plan({ ...request, tenant: "other" });
+  await plan({ ...request, pack: { manifest: "name: q" } });
+  await plan({ ...request, pack: { ref: { name: "p", version: "1.0.0" } } });
+  await plan({ ...request, inputs: { a: 2, b: "x" } });
+  await plan({ ...request, secretNames: ["TOKEN"] });
+  assert.equal(planner.calls.length, 6);
+});
+
+test("plans expire after the TTL and the oldest go when the cache is full", async () => {
+  const planner = countingPlanner();
+  const short = createPlanCache(planner.fetch, { ttlMs: 20 });
+  await short(request);
+  await new Promise((resolve) => setTimeout(resolve, 40));
+  await short(request);
+  assert.equal(planner.calls.length, 2);
+
+  const small = countingPlanner();
+  const tiny = createPlanCache(small.fetch, { maxEntries: 1 });
+  await tiny(request);
+  await tiny({ ...request, inputs: { a: 9 } });
+  await tiny(request);
+  assert.equal(small.calls.length, 3);
+});
+
+test("a plan that does not hash to its planHash is refused and never cached", async () => {
+  const planner = countingPlanner({ corrupt: true });
+  const plan = createPlanCache(planner.fetch);
+  for (let i = 0; i < 2; i++) {
+    await assert.rejects(plan(request), (error) => {
+      assert.ok(isPackrunError(error));
+      assert.equal(error.code, "PLAN_HASH_MISMATCH");
+      return true;
+    });
+  }
+  assert.equal(planner.calls.length, 2);
+});
