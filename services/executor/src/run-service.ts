@@ -130,6 +130,36 @@ export interface ApprovalRefusal {
   gateStepId?: string;
 }
 
+/** Timestamp columns of the child rows a run view reads as JSON. */
+const stepTimestamps = [
+  "ready_at",
+  "next_attempt_at",
+  "lease_expires_at",
+  "started_at",
+  "finished_at",
+  "expires_at",
+] as const;
+const attemptTimestamps = ["started_at", "finished_at"] as const;
+const decisionTimestamps = ["decided_at"] as const;
+
+/**
+ * Rows read as JSON (`to_jsonb`), typed as the driver would type them: timestamps become Dates
+ * again (bigints are JSON numbers already, as the driver's int8 parser makes them).
+ */
+function rowsFromJson<Row>(
+  rows: readonly Record<string, unknown>[],
+  timestamps: readonly string[],
+): Row[] {
+  return rows.map((row) => {
+    const typed: Record<string, unknown> = { ...row };
+    for (const column of timestamps) {
+      const value = row[column];
+      if (typeof value === "string") typed[column] = new Date(value);
+    }
+    return typed as Row;
+  });
+}
+
 /** Refusals of DecideApproval recorded as `gate.approval_refused` (for a run that exists). */
 const recordedRefusalCodes = new Set(["APPROVAL_STALE", "GATE_NOT_AWAITING"]);
 
@@ -180,53 +210,46 @@ export function createRunService(options: RunServiceOptions): RunService {
   };
 
   /**
-   * Reads a run with its steps, attempts and decisions through `tx`. A run created in `tx`
-   * itself has neither attempts nor decisions yet, so those are not read.
+   * Reads a run with its steps, attempts and decisions through `tx`, in one statement (so in
+   * one snapshot: read separately, a step could show its retry pending while its failed attempt
+   * still looked unfinished). The child rows travel as JSON; {@link rowsFromJson} restores
+   * their timestamps.
    */
-  const readView = async (
-    tx: Queryable,
-    tenant: string,
-    runId: string,
-    createdInTx = false,
-  ): Promise<RunView> => {
+  const readView = async (tx: Queryable, tenant: string, runId: string): Promise<RunView> => {
     const row = (
-      await tx.query<RunRow & { approvals: RunView["approvals"] }>(
-        `SELECT ${runColumns}, (plan_json::jsonb)->'approvals' AS approvals FROM runs WHERE id = $1 AND tenant = $2`,
+      await tx.query<
+        RunRow & {
+          approvals: RunView["approvals"];
+          steps_json: Record<string, unknown>[];
+          attempts_json: Record<string, unknown>[];
+          decisions_json: Record<string, unknown>[];
+        }
+      >(
+        `SELECT ${runColumns}, (plan_json::jsonb)->'approvals' AS approvals,
+                coalesce((SELECT jsonb_agg(to_jsonb(s) ORDER BY s.parent_id NULLS FIRST, s.position)
+                            FROM steps s WHERE s.run_id = r.id), '[]') AS steps_json,
+                coalesce((SELECT jsonb_agg(to_jsonb(a) ORDER BY a.step_id, a.attempt)
+                            FROM step_attempts a WHERE a.run_id = r.id), '[]') AS attempts_json,
+                coalesce((SELECT jsonb_agg(to_jsonb(d) ORDER BY d.decided_at)
+                            FROM gate_decisions d WHERE d.run_id = r.id), '[]') AS decisions_json
+           FROM runs r WHERE id = $1 AND tenant = $2`,
         [runId, tenant],
       )
     ).rows[0];
     if (row === undefined) throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
-    const { approvals, ...run } = row;
-    const steps = await tx.query<StepRow>(
-      "SELECT * FROM steps WHERE run_id = $1 ORDER BY parent_id NULLS FIRST, position",
-      [runId],
-    );
-    if (createdInTx) return { run, approvals, steps: steps.rows, attempts: [], decisions: [] };
-    const attempts = await tx.query<AttemptRow>(
-      "SELECT * FROM step_attempts WHERE run_id = $1 ORDER BY step_id, attempt",
-      [runId],
-    );
-    const decisions = await tx.query<DecisionRow>(
-      "SELECT * FROM gate_decisions WHERE run_id = $1 ORDER BY decided_at",
-      [runId],
-    );
+    const { approvals, steps_json, attempts_json, decisions_json, ...run } = row;
     return {
       run,
       approvals,
-      steps: steps.rows,
-      attempts: attempts.rows,
-      decisions: decisions.rows,
+      steps: rowsFromJson<StepRow>(steps_json, stepTimestamps),
+      attempts: rowsFromJson<AttemptRow>(attempts_json, attemptTimestamps),
+      decisions: rowsFromJson<DecisionRow>(decisions_json, decisionTimestamps),
     };
   };
 
   const view = async (tenant: string, runId: string): Promise<RunView> => {
     if (!uuid.test(runId)) throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
-    // One snapshot for the run, its steps, attempts and decisions: read separately, a step
-    // could show its retry pending while its failed attempt still looked unfinished.
-    return database.transaction(async (tx) => {
-      await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-      return readView(tx, tenant, runId);
-    });
+    return readView(database, tenant, runId);
   };
 
   const recordApprovalRefusal = async (refusal: ApprovalRefusal) => {
@@ -383,7 +406,7 @@ export function createRunService(options: RunServiceOptions): RunService {
           await scheduler.startRun();
           // The run as this transaction leaves it, read before the commit: no second round of
           // queries after it.
-          return [scheduler.ready, await readView(tx, submission.tenant, runId, true)] as const;
+          return [scheduler.ready, await readView(tx, submission.tenant, runId)] as const;
         });
       } catch (error) {
         void vault.delete(runId).catch(() => {});
