@@ -123,6 +123,33 @@ describe("event log", () => {
     assert.equal(stored.events[0]?.message, "line k2");
   });
 
+  test("the same events sent on concurrent streams are stored once, and every stream gets their original sequences", async () => {
+    const runs = ["run-race-a", "run-race-b", "run-race-c"];
+    const rounds = 40;
+    const streams = 6;
+    for (let round = 0; round < rounds; round++) {
+      // Each round: a few new events per run, interleaved across runs, sent by every stream.
+      const events = range(3).flatMap((i) =>
+        runs.map((runId) => testEvent(runId, `r${round}-${i}`)),
+      );
+      const results = await Promise.all(
+        range(streams).map(() => ingestAll(evidence.client, events)),
+      );
+      const first = results[0]?.map((ack) => [ack.idempotencyKey, Number(ack.sequence)]);
+      for (const acks of results) {
+        assert.deepEqual(
+          acks.map((ack) => [ack.idempotencyKey, Number(ack.sequence)]),
+          first,
+        );
+      }
+      for (const [index] of events.entries()) {
+        const stored = results.filter((acks) => acks[index]?.duplicate === false).length;
+        assert.equal(stored, 1, `event ${index} of round ${round} is stored exactly once`);
+      }
+    }
+    for (const runId of runs) assert.deepEqual(await allSequences(runId), range(rounds * 3));
+  });
+
   test("an evidence restart mid-ingest loses nothing: resending the unacknowledged events completes the log", async () => {
     const runId = "run-restart";
     const total = 3000;

@@ -34,7 +34,8 @@ export interface NewEvent {
   type: string;
   stepId: string;
   message: string;
-  metadata: JsonObject;
+  /** The metadata object as JSON text (what the size limit applies to and what is stored). */
+  metadataJson: string;
 }
 
 /** Size limits for one event. */
@@ -112,8 +113,8 @@ export function validateEvent(event: Event | undefined): NewEvent {
       `event.message exceeds ${eventLimits.messageBytes} bytes; split or truncate log lines`,
     );
   }
-  const metadata = withoutNul(event.metadata ?? {}) as JsonObject;
-  if (Buffer.byteLength(JSON.stringify(metadata)) > eventLimits.metadataBytes) {
+  const metadataJson = JSON.stringify(withoutNul(event.metadata ?? {}));
+  if (Buffer.byteLength(metadataJson) > eventLimits.metadataBytes) {
     throw new PackrunError(
       "REQUEST_INVALID",
       `event.metadata exceeds ${eventLimits.metadataBytes} bytes`,
@@ -131,7 +132,7 @@ export function validateEvent(event: Event | undefined): NewEvent {
     type: event.type,
     stepId: replaceNul(event.stepId),
     message: replaceNul(event.message),
-    metadata,
+    metadataJson,
   };
 }
 

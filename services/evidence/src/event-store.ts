@@ -2,7 +2,7 @@ import type { Database, Queryable } from "@packrun/db";
 import { PackrunError } from "@packrun/errors";
 import type { EventRow, NewEvent } from "./event-model.ts";
 import { isTerminalType } from "./event-model.ts";
-import { claimRun } from "./runs.ts";
+import { type RunState, runNotFound } from "./runs.ts";
 
 /** PostgreSQL NOTIFY channel announcing new events; the payload is `<run id> <last sequence>`. */
 export const eventsChannel = "packrun_evidence_events";
@@ -15,71 +15,279 @@ export type AppendResult =
 const eventColumns =
   "run_id, sequence, idempotency_key, time, level, type, step_id, message, metadata";
 
+/** The events of one run in a batch: indexes into the batch, in ingest order. */
+interface RunGroup {
+  runId: string;
+  /** The tenant of the run's first event: the owner when the run is created. */
+  tenant: string;
+  indexes: number[];
+}
+
+/** A run's row as locked by {@link claimSql}, and the batch's keys it already stores. */
+interface ClaimedRun {
+  state: RunState;
+  known: Map<string, number>;
+}
+
+/**
+ * Creates the batch's runs that do not exist yet, locks the others until commit, and returns
+ * every run's newest row; and, in the same round trip, finds which of the batch's idempotency
+ * keys are stored already. Every batch first creates, then locks (UNION ALL reads `created`
+ * before `locked`), each in run id order, so batches do not deadlock.
+ *
+ * SELECT ... FOR UPDATE returns a row's newest version even when another transaction changed it
+ * after this statement's snapshot. The key lookup, like the rest of the statement, reads that
+ * snapshot; `seen_sequence` is the run's counter in it, so a run whose newest counter differs
+ * had events committed in between, and its keys are looked up again (see
+ * {@link lookupKeysSql}). A run that another transaction created after the snapshot is neither
+ * created nor locked here: the transaction is retried, and then finds it (see appendEvents).
+ *
+ * Statements are prepared, so their generic plan must stay on the indexes however small the
+ * tables were when it was made: the keys are matched with `= ANY` on both columns (an index scan)
+ * rather than joined with an unnest (a hash join over the whole table once it is planned on a
+ * small one).
+ */
+const claimSql = `WITH created AS (
+  INSERT INTO evidence.runs (run_id, tenant)
+  SELECT * FROM unnest($1::text[], $2::text[]) ORDER BY 1
+  ON CONFLICT (run_id) DO NOTHING
+  RETURNING run_id, tenant, last_sequence, terminal_sequence
+), locked AS (
+  SELECT run_id, tenant, last_sequence, terminal_sequence
+    FROM evidence.runs WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR UPDATE
+)
+SELECT run_id, tenant, last_sequence AS sequence, terminal_sequence,
+       0::bigint AS seen_sequence, NULL::text AS idempotency_key
+  FROM created
+UNION ALL
+SELECT l.run_id, l.tenant, l.last_sequence, l.terminal_sequence,
+       (SELECT s.last_sequence FROM evidence.runs s WHERE s.run_id = l.run_id), NULL
+  FROM locked l
+UNION ALL
+SELECT e.run_id, NULL, e.sequence, NULL, NULL, e.idempotency_key
+  FROM evidence.events e
+ WHERE e.run_id = ANY($1::text[]) AND e.idempotency_key = ANY($3::text[])`;
+
+interface ClaimRow {
+  run_id: string;
+  /** null on key rows */
+  tenant: string | null;
+  /** The run's last sequence, or the stored key's sequence. */
+  sequence: number;
+  terminal_sequence: number | null;
+  /** The run's last sequence in the statement's snapshot (0 for a run it created). */
+  seen_sequence: number | null;
+  /** null on run rows */
+  idempotency_key: string | null;
+}
+
+type KeyRow = { run_id: string; idempotency_key: string; sequence: number };
+
+/** Stored events of these runs with these keys; read under the runs' locks. */
+const lookupKeysSql = `SELECT e.run_id, e.idempotency_key, e.sequence
+  FROM evidence.events e
+ WHERE e.run_id = ANY($1::text[]) AND e.idempotency_key = ANY($2::text[])`;
+
+/**
+ * Stores the batch's new events, moves the runs' counters and tells subscribers, for every run
+ * of the batch in one statement. The notifications are delivered on commit. (`run_id = ANY`
+ * keeps the generic plan on the primary key instead of a hash join over all runs.)
+ */
+const writeSql = `WITH inserted AS (
+  INSERT INTO evidence.events (${eventColumns})
+  SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[], $5::smallint[],
+                       $6::text[], $7::text[], $8::text[], $9::jsonb[])
+), advanced AS (
+  UPDATE evidence.runs AS r
+     SET last_sequence = u.last_sequence, terminal_sequence = u.terminal_sequence,
+         finished_at = CASE WHEN u.terminal_sequence IS NULL THEN NULL ELSE coalesce(r.finished_at, now()) END
+    FROM unnest($10::text[], $11::bigint[], $12::bigint[]) AS u(run_id, last_sequence, terminal_sequence)
+   WHERE r.run_id = u.run_id AND r.run_id = ANY($10::text[])
+)
+SELECT pg_notify('${eventsChannel}', u.run_id || ' ' || u.last_sequence)
+  FROM unnest($10::text[], $11::bigint[]) AS u(run_id, last_sequence)`;
+
+/** Groups a batch's events by run, in run id order. */
+function groupByRun(events: readonly NewEvent[]): RunGroup[] {
+  const byRun = new Map<string, RunGroup>();
+  events.forEach((event, index) => {
+    const group = byRun.get(event.runId);
+    if (group === undefined) {
+      byRun.set(event.runId, { runId: event.runId, tenant: event.tenant, indexes: [index] });
+    } else {
+      group.indexes.push(index);
+    }
+  });
+  return [...byRun.values()].sort((a, b) => (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0));
+}
+
+/** A run of the batch was created by another transaction after the claim's snapshot. */
+class CreatedMeanwhile extends Error {}
+
+/** Attempts of a batch's transaction that may find a run created meanwhile (then it exists). */
+const claimAttempts = 3;
+
+async function claimRuns(
+  tx: Queryable,
+  groups: readonly RunGroup[],
+  events: readonly NewEvent[],
+): Promise<Map<string, ClaimedRun>> {
+  const runIds = groups.map((group) => group.runId);
+  const { rows } = await tx.query<ClaimRow>(claimSql, [
+    runIds,
+    groups.map((group) => group.tenant),
+    events.map((event) => event.idempotencyKey),
+  ]);
+  const claimed = new Map<string, ClaimedRun>();
+  // Runs whose stored keys must be looked up again under the lock.
+  const recheck = new Set<string>();
+  for (const row of rows) {
+    if (row.idempotency_key !== null) continue;
+    claimed.set(row.run_id, {
+      state: {
+        runId: row.run_id,
+        tenant: row.tenant ?? "",
+        lastSequence: row.sequence,
+        terminalSequence: row.terminal_sequence,
+      },
+      known: new Map(),
+    });
+    if (row.seen_sequence !== row.sequence) recheck.add(row.run_id);
+  }
+  if (claimed.size < runIds.length) throw new CreatedMeanwhile();
+  // The key lookup matches any of the batch's runs with any of its keys; that is harmless, as a
+  // run's known keys are only ever asked for its own events.
+  const remember = (row: KeyRow) =>
+    claimed.get(row.run_id)?.known.set(row.idempotency_key, row.sequence);
+  for (const row of rows) {
+    if (row.idempotency_key !== null && !recheck.has(row.run_id)) remember(row as KeyRow);
+  }
+  if (recheck.size > 0) {
+    // Events of these runs may have been committed between the statement's snapshot and its
+    // locks: look their keys up again now that the locks are held (a new snapshot).
+    const again = await tx.query<KeyRow>(lookupKeysSql, [
+      [...recheck],
+      events.filter((event) => recheck.has(event.runId)).map((event) => event.idempotencyKey),
+    ]);
+    for (const row of again.rows) remember(row);
+  }
+  return claimed;
+}
+
+/** The columns of {@link writeSql}: one array per column, one element per new event or run. */
+class Writes {
+  readonly runIds: string[] = [];
+  readonly sequences: number[] = [];
+  readonly keys: string[] = [];
+  readonly times: string[] = [];
+  readonly levels: number[] = [];
+  readonly types: string[] = [];
+  readonly stepIds: string[] = [];
+  readonly messages: string[] = [];
+  readonly metadata: string[] = [];
+  readonly advancedRuns: string[] = [];
+  readonly lastSequences: number[] = [];
+  readonly terminalSequences: (number | null)[] = [];
+
+  add(event: NewEvent, sequence: number): void {
+    this.runIds.push(event.runId);
+    this.sequences.push(sequence);
+    this.keys.push(event.idempotencyKey);
+    this.times.push(event.time.toISOString());
+    this.levels.push(event.level);
+    this.types.push(event.type);
+    this.stepIds.push(event.stepId);
+    this.messages.push(event.message);
+    this.metadata.push(event.metadataJson);
+  }
+
+  advance(runId: string, last: number, terminal: number | null): void {
+    this.advancedRuns.push(runId);
+    this.lastSequences.push(last);
+    this.terminalSequences.push(terminal);
+  }
+
+  params(): unknown[] {
+    return [
+      this.runIds,
+      this.sequences,
+      this.keys,
+      this.times,
+      this.levels,
+      this.types,
+      this.stepIds,
+      this.messages,
+      this.metadata,
+      this.advancedRuns,
+      this.lastSequences,
+      this.terminalSequences,
+    ];
+  }
+}
+
 /**
  * Appends events in one transaction and returns one result per event, in input order.
  *
- * Per run, in run id order (no deadlocks between batches): the run row is locked, resent
- * idempotency keys resolve to their original sequence (duplicate, no row), new events get the
- * next sequences, and the counter moves in the same transaction, so sequences are gapless and
- * strictly increasing even with concurrent writers. Events after a terminal event are refused
- * (RUN_FINISHED). Subscribers are told through NOTIFY, delivered on commit.
+ * The batch's runs are created as needed and locked, all together in run id order (no deadlocks
+ * between batches); resent idempotency keys resolve to their original sequence (duplicate, no
+ * row), new events get the next sequences of their run in ingest order, and the counters move
+ * in the same transaction, so sequences are gapless and strictly increasing even with
+ * concurrent writers. Events after a terminal event are refused (RUN_FINISHED); events for
+ * another tenant's run are refused as RUN_NOT_FOUND. Subscribers are told through NOTIFY (one
+ * per run that got events), delivered on commit. Two statements per batch, however many runs it
+ * touches (one or two more when another writer raced for one of its runs).
  */
 export async function appendEvents(
   db: Database,
   events: readonly NewEvent[],
 ): Promise<AppendResult[]> {
   const results: (AppendResult | undefined)[] = new Array(events.length);
-  const byRun = new Map<string, number[]>();
-  events.forEach((event, index) => {
-    const list = byRun.get(event.runId);
-    if (list === undefined) byRun.set(event.runId, [index]);
-    else list.push(index);
-  });
-  await db.transaction(async (tx) => {
-    for (const runId of [...byRun.keys()].sort()) {
-      const indexes = byRun.get(runId) as number[];
-      await appendToRun(tx, runId, indexes, events, results);
+  const groups = groupByRun(events);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.transaction(async (tx) => {
+        const claimed = await claimRuns(tx, groups, events);
+        const writes = new Writes();
+        for (const group of groups) {
+          assignSequences(group, claimed.get(group.runId) as ClaimedRun, events, results, writes);
+        }
+        if (writes.advancedRuns.length > 0) await tx.query(writeSql, writes.params());
+      });
+      break;
+    } catch (error) {
+      // Rolled back, locks released: the retry's snapshot has the run, locked in run id order
+      // with the others (locking it now, out of order, could deadlock).
+      if (!(error instanceof CreatedMeanwhile) || attempt === claimAttempts) throw error;
     }
-  });
+  }
   return results.map(
     (result) =>
       result ?? { ok: false, error: new PackrunError("INTERNAL", "event was not processed") },
   );
 }
 
-async function appendToRun(
-  tx: Queryable,
-  runId: string,
-  indexes: readonly number[],
+/** Decides every event of one run: new (next sequence), duplicate, or refused. */
+function assignSequences(
+  group: RunGroup,
+  { state: run, known }: ClaimedRun,
   events: readonly NewEvent[],
   results: (AppendResult | undefined)[],
-): Promise<void> {
-  const first = events[indexes[0] as number] as NewEvent;
-  let run: Awaited<ReturnType<typeof claimRun>>;
-  try {
-    run = await claimRun(tx, first.tenant, runId);
-  } catch (error) {
-    if (!(error instanceof PackrunError)) throw error;
+  writes: Writes,
+): void {
+  const { runId, indexes } = group;
+  if (run.tenant !== group.tenant) {
+    // Another tenant's run: reported as absent, for every event of the run in the batch.
+    const error = runNotFound(runId);
     for (const index of indexes) results[index] = { ok: false, error };
     return;
   }
-  const keys = indexes.map((index) => (events[index] as NewEvent).idempotencyKey);
-  const { rows: existing } = await tx.query<{ idempotency_key: string; sequence: number }>(
-    "SELECT idempotency_key, sequence FROM evidence.events WHERE run_id = $1 AND idempotency_key = ANY($2::text[])",
-    [runId, keys],
-  );
-  const known = new Map(existing.map((row) => [row.idempotency_key, row.sequence]));
   let last = run.lastSequence;
   let terminal = run.terminalSequence;
-  const inserts: { event: NewEvent; sequence: number }[] = [];
   for (const index of indexes) {
     const event = events[index] as NewEvent;
     const original = known.get(event.idempotencyKey);
     if (event.tenant !== run.tenant) {
-      results[index] = {
-        ok: false,
-        error: new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`),
-      };
+      results[index] = { ok: false, error: runNotFound(runId) };
     } else if (original !== undefined) {
       results[index] = { ok: true, sequence: original, duplicate: true };
     } else if (terminal !== null) {
@@ -94,35 +302,11 @@ async function appendToRun(
       last += 1;
       if (isTerminalType(event.type)) terminal = last;
       known.set(event.idempotencyKey, last);
-      inserts.push({ event, sequence: last });
+      writes.add(event, last);
       results[index] = { ok: true, sequence: last, duplicate: false };
     }
   }
-  if (inserts.length === 0) return;
-  await tx.query(
-    `INSERT INTO evidence.events (${eventColumns})
-     SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::timestamptz[], $5::smallint[],
-                              $6::text[], $7::text[], $8::text[], $9::jsonb[])`,
-    [
-      runId,
-      inserts.map((insert) => insert.sequence),
-      inserts.map((insert) => insert.event.idempotencyKey),
-      inserts.map((insert) => insert.event.time.toISOString()),
-      inserts.map((insert) => insert.event.level),
-      inserts.map((insert) => insert.event.type),
-      inserts.map((insert) => insert.event.stepId),
-      inserts.map((insert) => insert.event.message),
-      inserts.map((insert) => JSON.stringify(insert.event.metadata)),
-    ],
-  );
-  await tx.query(
-    `UPDATE evidence.runs
-        SET last_sequence = $2, terminal_sequence = $3,
-            finished_at = CASE WHEN $3::bigint IS NULL THEN NULL ELSE coalesce(finished_at, now()) END
-      WHERE run_id = $1`,
-    [runId, last, terminal],
-  );
-  await tx.query("SELECT pg_notify($1, $2)", [eventsChannel, `${runId} ${last}`]);
+  if (last !== run.lastSequence) writes.advance(runId, last, terminal);
 }
 
 /** Filters for {@link readEvents}. */

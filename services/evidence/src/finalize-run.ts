@@ -14,11 +14,10 @@ import {
 import type { Database, Queryable } from "@packrun/db";
 import { PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
-import { canonicalJson, computePlanHash } from "@packrun/planning";
+import { canonicalJson, sha256Digest } from "@packrun/planning";
 import { type Attestation, AttestationSchema } from "@packrun/proto/evidence/v1";
-import { listArtifacts } from "./artifact-records.ts";
 import type { KeyRing } from "./key-ring.ts";
-import { findRun, lockRun } from "./runs.ts";
+import { lockRun, runNotFound } from "./runs.ts";
 import { summarizeTranscript } from "./transcript-store.ts";
 
 /** A row of `evidence.attestations`. */
@@ -55,6 +54,67 @@ async function storedAttestation(
   return rows[0];
 }
 
+/** The run's owner and attestation columns (null without one), in one read. */
+const runAttestationSql = `SELECT r.tenant, a.run_id, a.key_id, a.envelope_json, a.public_key_pem,
+       a.plan_json, a.run_record, a.created_at
+  FROM evidence.runs r LEFT JOIN evidence.attestations a ON a.run_id = r.run_id
+ WHERE r.run_id = $1`;
+
+/**
+ * The attestation of a run of `tenant`, or undefined before FinalizeRun.
+ * @throws PackrunError RUN_NOT_FOUND when the run is absent or another tenant's
+ */
+async function findAttestation(
+  db: Queryable,
+  tenant: string,
+  runId: string,
+): Promise<AttestationRow | undefined> {
+  const { rows } = await db.query<{ tenant: string } & Nullable<AttestationRow>>(
+    runAttestationSql,
+    [runId],
+  );
+  const row = rows[0];
+  if (row === undefined || row.tenant !== tenant) throw runNotFound(runId);
+  return attestationRow(row);
+}
+
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+
+/** The attestation columns of a joined row, or undefined when they are null (no attestation). */
+function attestationRow(row: Nullable<AttestationRow>): AttestationRow | undefined {
+  if (row.run_id === null) return undefined;
+  return {
+    run_id: row.run_id,
+    key_id: row.key_id as string,
+    envelope_json: row.envelope_json as string,
+    public_key_pem: row.public_key_pem as string,
+    plan_json: row.plan_json as string,
+    run_record: row.run_record as JsonObject,
+    created_at: row.created_at as Date,
+  };
+}
+
+/**
+ * What finalisation reads under the run's lock, in one statement: the attestation (a raced
+ * call's), or else the run's stored artifacts (none joined when the run is attested).
+ */
+const attestationOrArtifactsSql = `SELECT a.run_id, a.key_id, a.envelope_json, a.public_key_pem,
+       a.plan_json, a.run_record, a.created_at,
+       f.step_id, f.name, f.type, f.digest, f.size_bytes, f.source_path
+  FROM (VALUES ($1::text)) AS r (run_id)
+  LEFT JOIN evidence.attestations a ON a.run_id = r.run_id
+  LEFT JOIN evidence.artifacts f
+    ON a.run_id IS NULL AND f.run_id = r.run_id AND f.status = 'stored'`;
+
+type AttestationOrArtifactRow = Nullable<AttestationRow> & {
+  step_id: string | null;
+  name: string | null;
+  type: string | null;
+  digest: string | null;
+  size_bytes: number | null;
+  source_path: string | null;
+};
+
 /**
  * The run's attestation.
  * @throws PackrunError RUN_NOT_FOUND, or ATTESTATION_NOT_FOUND before FinalizeRun
@@ -64,8 +124,7 @@ export async function getAttestation(
   tenant: string,
   runId: string,
 ): Promise<AttestationRow> {
-  await findRun(db, tenant, runId);
-  const row = await storedAttestation(db, runId);
+  const row = await findAttestation(db, tenant, runId);
   if (row === undefined) {
     throw new PackrunError(
       "ATTESTATION_NOT_FOUND",
@@ -103,8 +162,7 @@ export async function finalizeRun(
 ): Promise<{ row: AttestationRow; created: boolean }> {
   const { tenant, runId } = request;
   const { database } = deps;
-  await findRun(database, tenant, runId);
-  const existing = await storedAttestation(database, runId);
+  const existing = await findAttestation(database, tenant, runId);
   if (existing !== undefined) return { row: existing, created: false };
 
   const record = parseRunRecord(request.runRecord);
@@ -115,7 +173,9 @@ export async function finalizeRun(
     );
   }
   const plan = parsePlan(request.planJson);
-  const planHash = computePlanHash(plan);
+  // What is stored, and what the plan hash is computed over (canonicalised once).
+  const planText = canonicalJson(plan);
+  const planHash = sha256Digest(planText);
   if (planHash !== record.planHash) {
     throw new PackrunError(
       "PLAN_HASH_MISMATCH",
@@ -138,7 +198,11 @@ export async function finalizeRun(
 
   return database.transaction(async (tx) => {
     const run = await lockRun(tx, tenant, runId);
-    const raced = await storedAttestation(tx, runId);
+    // Read after the lock is held: an artifact recorded or an attestation stored before is seen.
+    const { rows: found } = await tx.query<AttestationOrArtifactRow>(attestationOrArtifactsSql, [
+      runId,
+    ]);
+    const raced = found[0] === undefined ? undefined : attestationRow(found[0]);
     if (raced !== undefined) return { row: raced, created: false };
     if (run.terminalSequence === null) {
       throw new PackrunError(
@@ -146,26 +210,28 @@ export async function finalizeRun(
         `run ${runId} has no terminal event (run.succeeded, run.failed or run.cancelled) yet`,
       );
     }
-    const { rows } = await tx.query<{ type: string }>(
-      "SELECT type FROM evidence.events WHERE run_id = $1 AND sequence = $2",
-      [runId, run.terminalSequence],
+    // The transcript ends with the terminal event: its type comes with it.
+    const { summary: transcript, lastType: terminalType } = await summarizeTranscript(
+      tx,
+      runId,
+      run.terminalSequence,
     );
-    const terminalType = rows[0]?.type ?? "";
     if (terminalEventTypes[terminalType] !== record.status) {
       throw new PackrunError(
         "RUN_RECORD_INVALID",
         `run_record.status is ${record.status}, but the run ended with ${terminalType}`,
       );
     }
-    const artifacts = (await listArtifacts(tx, runId)).map((row) => ({
-      name: row.name,
-      stepId: row.step_id,
-      type: row.type,
-      digest: row.digest,
-      sizeBytes: row.size_bytes,
-      sourcePath: row.source_path,
-    }));
-    const transcript = await summarizeTranscript(tx, runId, run.terminalSequence);
+    const artifacts = found
+      .filter((row) => row.name !== null)
+      .map((row) => ({
+        name: row.name as string,
+        stepId: row.step_id as string,
+        type: row.type as string,
+        digest: row.digest as string,
+        sizeBytes: row.size_bytes as number,
+        sourcePath: row.source_path as string,
+      }));
     const predicate = buildPredicate(record, { artifacts, transcript });
     const envelope = signEnvelope(
       inTotoPayloadType,
@@ -180,7 +246,7 @@ export async function finalizeRun(
         deps.keys.signing.keyId,
         serializeEnvelope(envelope),
         deps.keys.signing.publicKeyPem,
-        canonicalJson(plan),
+        planText,
         JSON.stringify(record),
       ],
     );

@@ -9,6 +9,9 @@ import {
 import { type NewEvent, validateEvent } from "./event-model.ts";
 import { appendEvents } from "./event-store.ts";
 
+/** Longest wait for the rest of a burst of requests before its first ones are committed. */
+const gatherMs = 5;
+
 /** Tuning of ingestion. */
 export interface IngestLimits {
   /** Most events committed in one transaction. */
@@ -51,6 +54,27 @@ export async function* ingestEvents(
       wakeConsumer?.();
     }
   })();
+  /**
+   * Woken by the first request of a burst, waits for the rest of it before committing, so that
+   * the burst is one transaction rather than its first request alone and then the others: a
+   * client writes a stream's messages one at a time, so they arrive spread over a little time.
+   * The burst is over when the stream ends (the usual case: a producer sends its batch and
+   * closes), a batch is full, or no request came for a millisecond; and after `gatherMs` at most.
+   */
+  const gatherBurst = async () => {
+    const started = performance.now();
+    while (!ended && queue.length < deps.limits.maxBatch) {
+      const before = queue.length;
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        wakeConsumer = resolve;
+        timer = setTimeout(resolve, 1);
+      });
+      clearTimeout(timer);
+      wakeConsumer = undefined;
+      if (queue.length === before || performance.now() - started >= gatherMs) return;
+    }
+  };
   try {
     for (;;) {
       if (queue.length === 0) {
@@ -63,6 +87,7 @@ export async function* ingestEvents(
           if (queue.length > 0 || ended) resolve();
         });
         wakeConsumer = undefined;
+        await gatherBurst();
         continue;
       }
       const batch = queue.splice(0, deps.limits.maxBatch);
@@ -80,14 +105,16 @@ export async function* ingestEvents(
       if (events.length > 0) {
         const started = performance.now();
         const results = await appendEvents(deps.database, events);
-        deps.logger.debug(
-          {
-            events: events.length,
-            runIds: [...new Set(events.map((event) => event.runId))],
-            ms: Math.round(performance.now() - started),
-          },
-          "events committed",
-        );
+        if (deps.logger.isLevelEnabled("debug")) {
+          deps.logger.debug(
+            {
+              events: events.length,
+              runIds: [...new Set(events.map((event) => event.runId))],
+              ms: Math.round(performance.now() - started),
+            },
+            "events committed",
+          );
+        }
         for (const [index, result] of results.entries()) {
           if (!result.ok) throw result.error;
           yield create(IngestEventsResponseSchema, {

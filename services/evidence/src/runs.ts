@@ -24,20 +24,12 @@ const toState = (row: RunRow): RunState => ({
   terminalSequence: row.terminal_sequence,
 });
 
-// One message for "absent" and "another tenant's": a caller learns nothing about other tenants.
-const notFound = (runId: string) => new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
-
 /**
- * Inside a transaction: creates the run on first use and locks its row until commit, so writers
- * to one run take turns. A run owned by another tenant is reported as not found.
+ * The error for a run that is absent or another tenant's: one message for both, so a caller
+ * learns nothing about other tenants.
  */
-export async function claimRun(tx: Queryable, tenant: string, runId: string): Promise<RunState> {
-  await tx.query(
-    "INSERT INTO evidence.runs (run_id, tenant) VALUES ($1, $2) ON CONFLICT (run_id) DO NOTHING",
-    [runId, tenant],
-  );
-  return lockRun(tx, tenant, runId);
-}
+export const runNotFound = (runId: string) =>
+  new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
 
 /** Inside a transaction: locks an existing run of `tenant` until commit. */
 export async function lockRun(tx: Queryable, tenant: string, runId: string): Promise<RunState> {
@@ -46,7 +38,7 @@ export async function lockRun(tx: Queryable, tenant: string, runId: string): Pro
     [runId],
   );
   const row = rows[0];
-  if (row === undefined || row.tenant !== tenant) throw notFound(runId);
+  if (row === undefined || row.tenant !== tenant) throw runNotFound(runId);
   return toState(row);
 }
 
@@ -60,7 +52,7 @@ export async function findRun(db: Queryable, tenant: string, runId: string): Pro
     [runId],
   );
   const row = rows[0];
-  if (row === undefined || row.tenant !== tenant) throw notFound(runId);
+  if (row === undefined || row.tenant !== tenant) throw runNotFound(runId);
   return toState(row);
 }
 

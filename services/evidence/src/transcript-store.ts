@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { type TranscriptSummary, transcriptLine } from "@packrun/attestation";
 import type { Queryable } from "@packrun/db";
-import { transcriptEvent } from "./event-model.ts";
+import { type EventRow, transcriptEvent } from "./event-model.ts";
 import { readEvents } from "./event-store.ts";
 
 const pageSize = 2000;
@@ -12,6 +12,14 @@ export async function* transcriptChunks(
   runId: string,
   upTo: number,
 ): AsyncGenerator<Buffer> {
+  for await (const rows of transcriptPages(db, runId, upTo)) yield transcriptBytes(rows);
+}
+
+async function* transcriptPages(
+  db: Queryable,
+  runId: string,
+  upTo: number,
+): AsyncGenerator<EventRow[]> {
   let after = 0;
   while (after < upTo) {
     const rows = await readEvents(db, {
@@ -21,22 +29,32 @@ export async function* transcriptChunks(
       limit: pageSize,
     });
     if (rows.length === 0) return;
-    yield Buffer.from(rows.map((row) => transcriptLine(transcriptEvent(row))).join(""), "utf8");
+    yield rows;
     after = rows.at(-1)?.sequence ?? upTo;
   }
 }
 
-/** Event count, byte size and SHA-256 of transcript.ndjson for events 1..`upTo`. */
+const transcriptBytes = (rows: readonly EventRow[]) =>
+  Buffer.from(rows.map((row) => transcriptLine(transcriptEvent(row))).join(""), "utf8");
+
+/**
+ * Event count, byte size and SHA-256 of transcript.ndjson for events 1..`upTo`, and the type of
+ * event `upTo` ("" if absent): read in the same pass.
+ */
 export async function summarizeTranscript(
   db: Queryable,
   runId: string,
   upTo: number,
-): Promise<TranscriptSummary> {
+): Promise<{ summary: TranscriptSummary; lastType: string }> {
   const hash = createHash("sha256");
   let sizeBytes = 0;
-  for await (const chunk of transcriptChunks(db, runId, upTo)) {
+  let lastType = "";
+  for await (const rows of transcriptPages(db, runId, upTo)) {
+    const chunk = transcriptBytes(rows);
     hash.update(chunk);
     sizeBytes += chunk.length;
+    const last = rows.at(-1);
+    if (last?.sequence === upTo) lastType = last.type;
   }
-  return { events: upTo, sizeBytes, digest: `sha256:${hash.digest("hex")}` };
+  return { summary: { events: upTo, sizeBytes, digest: `sha256:${hash.digest("hex")}` }, lastType };
 }
