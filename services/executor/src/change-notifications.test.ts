@@ -114,6 +114,20 @@ async function finishedAt(runId: string): Promise<number> {
   return row.finished_at.getTime();
 }
 
+/** Watches a run to the end; asserts the last view is terminal and came soon after the run's end. */
+async function watchToEndPromptly(
+  client: Parameters<typeof watchToEnd>[0],
+  id: string,
+): ReturnType<typeof watchToEnd> {
+  const watched = await watchToEnd(client, id);
+  const last = watched.views.at(-1);
+  assert.equal(last?.state, RunState.SUCCEEDED);
+  assert.ok(!last.steps.some((step) => step.state === StepState.RUNNING));
+  const lag = watched.endedAt - (await finishedAt(id));
+  assert.ok(lag < 2000, `the stream ended ${lag} ms after the run finished`);
+  return watched;
+}
+
 test("WatchRun is told of every change and ends within moments of the run, not at its fallback read", async () => {
   const changes = counting(listener);
   const watcher = await stack.addExecutor({
@@ -122,12 +136,7 @@ test("WatchRun is told of every change and ends within moments of the run, not a
     watchIntervalMs: 5000,
   });
   const id = await stack.submit(twoSleeps);
-  const { views, endedAt } = await watchToEnd(clientOf(watcher), id);
-  const last = views.at(-1);
-  assert.equal(last?.state, RunState.SUCCEEDED);
-  assert.ok(!last.steps.some((step) => step.state === StepState.RUNNING));
-  const lag = endedAt - (await finishedAt(id));
-  assert.ok(lag < 2000, `the stream ended ${lag} ms after the run finished`);
+  const { views } = await watchToEndPromptly(clientOf(watcher), id);
   // The run lasts about a second: with reads every 5 s only, step b would never be seen running.
   assert.ok(
     views.some((view) => view.steps.find((step) => step.id === "b")?.state === StepState.RUNNING),
@@ -143,12 +152,7 @@ test("without notifications WatchRun still ends with the terminal view (fallback
     watchIntervalMs: 300,
   });
   const id = await stack.submit(twoSleeps);
-  const { views, endedAt } = await watchToEnd(clientOf(watcher), id);
-  const last = views.at(-1);
-  assert.equal(last?.state, RunState.SUCCEEDED);
-  assert.ok(!last.steps.some((step) => step.state === StepState.RUNNING));
-  const lag = endedAt - (await finishedAt(id));
-  assert.ok(lag < 2000, `the stream ended ${lag} ms after the run finished`);
+  await watchToEndPromptly(clientOf(watcher), id);
 });
 
 test("a cancelled WatchRun stops and unsubscribes at once, long before its fallback read", async () => {
