@@ -66,6 +66,37 @@ export interface MapRequest {
 /** The request of the i-th run of a workload (runs that differ, e.g. in which step fails). */
 export type RequestFor = (index: number) => RunRequest;
 
+/**
+ * Submits `count` runs keeping `window` in flight: each slot submits a run, waits until the
+ * system says it finished, records when it learnt that (`noticed`), then submits the next.
+ */
+async function runClosedLoop(
+  system: {
+    submit(request: RunRequest): Promise<string>;
+    wait(id: string): Promise<void>;
+    readonly noticed: Map<string, number>;
+  },
+  count: number,
+  window: number,
+  request: RunRequest | RequestFor,
+): Promise<string[]> {
+  const ids: string[] = new Array(count);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: window }, async () => {
+      for (;;) {
+        const index = next++;
+        if (index >= count) return;
+        const id = await system.submit(requestAt(request, index));
+        ids[index] = id;
+        await system.wait(id);
+        system.noticed.set(id, nowMs());
+      }
+    }),
+  );
+  return ids;
+}
+
 function requestAt(request: RunRequest | RequestFor, index: number): RunRequest {
   return typeof request === "function" ? request(index) : request;
 }
@@ -505,26 +536,8 @@ export class PackrunSystem implements System {
     }
   }
 
-  async closedLoop(
-    count: number,
-    window: number,
-    request: RunRequest | RequestFor,
-  ): Promise<string[]> {
-    const ids: string[] = new Array(count);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: window }, async () => {
-        for (;;) {
-          const index = next++;
-          if (index >= count) return;
-          const id = await this.submit(requestAt(request, index));
-          ids[index] = id;
-          await this.wait(id);
-          this.noticed.set(id, nowMs());
-        }
-      }),
-    );
-    return ids;
+  closedLoop(count: number, window: number, request: RunRequest | RequestFor): Promise<string[]> {
+    return runClosedLoop(this, count, window, request);
   }
 
   /** Waits until no run of the current tenant is queued or running (ListRuns, polled). */
@@ -717,26 +730,8 @@ export class PeerSystem implements System {
     });
   }
 
-  async closedLoop(
-    count: number,
-    window: number,
-    request: RunRequest | RequestFor,
-  ): Promise<string[]> {
-    const ids: string[] = new Array(count);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: window }, async () => {
-        for (;;) {
-          const index = next++;
-          if (index >= count) return;
-          const id = await this.submit(requestAt(request, index));
-          ids[index] = id;
-          await this.wait(id);
-          this.noticed.set(id, nowMs());
-        }
-      }),
-    );
-    return ids;
+  closedLoop(count: number, window: number, request: RunRequest | RequestFor): Promise<string[]> {
+    return runClosedLoop(this, count, window, request);
   }
 
   async waitAll(ids: readonly string[], timeoutMs: number): Promise<void> {

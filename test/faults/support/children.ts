@@ -1,9 +1,12 @@
-/** Starting the fault tests' service processes (evidence-process.ts, executor-process.ts). */
+/**
+ * Starting the fault tests' service processes: evidence-process.ts, and the executor's own test
+ * worker process (services/executor/src/testing/worker-process.ts).
+ */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { createInterface } from "node:readline";
 import type { ExecutorStack } from "../../../services/executor/src/testing/executor-stack.ts";
-import type { ExecutorProcessConfig } from "./executor-process.ts";
+import type { WorkerProcessConfig } from "../../../services/executor/src/testing/worker-process.ts";
 
 /** A service process started by a test. */
 export interface ServiceProcess {
@@ -92,7 +95,7 @@ export function startExecutorProcess(
     redisUrl?: string;
   },
 ): Promise<ServiceProcess> {
-  const config: ExecutorProcessConfig = {
+  const config: WorkerProcessConfig = {
     databaseUrl: settings.databaseUrl ?? stack.databaseUrl,
     redisUrl: settings.redisUrl ?? stack.redis.url,
     queueName: stack.queueName,
@@ -104,6 +107,14 @@ export function startExecutorProcess(
     workRoot: stack.workRoot,
     workerId: settings.workerId,
     leaseMs: settings.leaseMs ?? 2000,
+    concurrency: 4,
+    tenantConcurrency: 0,
+    killGraceMs: 1000,
+    graceMs: 5000,
+    reconcileIntervalMs: 200,
+    requeueAfterMs: 1500,
   };
-  return start("./executor-process.ts", { PACKRUN_TEST_EXECUTOR: JSON.stringify(config) });
+  return start("../../../services/executor/src/testing/worker-process.ts", {
+    PACKRUN_TEST_WORKER: JSON.stringify(config),
+  });
 }

@@ -1,7 +1,8 @@
 /**
  * A worker-only executor in a process of its own, for fault and scale tests: kill -9 of a
  * worker, SIGTERM drains, several worker processes sharing one database and queue. Started by
- * `ExecutorStack.spawnWorker` with its settings as JSON in PACKRUN_TEST_WORKER.
+ * `ExecutorStack.spawnWorker` (and the system fault tests, test/faults) with its settings as
+ * JSON in PACKRUN_TEST_WORKER. With an evidence URL it also ships the outbox and finalises runs.
  *
  * stdout carries one JSON line per event: `{"event":"ready","workerId":...,"pid":...}` once it
  * takes work, `{"event":"draining"}` on SIGTERM/SIGINT, `{"event":"stopped"}` before it exits 0.
@@ -25,6 +26,8 @@ export interface WorkerProcessConfig {
   /** Base64 of the 32-byte secrets key. */
   secretsKey: string;
   plannerUrl: string;
+  /** Where events are shipped; none: this process leaves them in the outbox. */
+  evidenceUrl?: string;
   workRoot: string;
   workerId: string;
   leaseMs: number;
@@ -67,6 +70,9 @@ const executor = await startExecutor({
   }),
   logger,
   plannerUrl: config.plannerUrl,
+  ...(config.evidenceUrl === undefined
+    ? {}
+    : { evidenceUrl: config.evidenceUrl, executorId: "executor@test" }),
   runStep: executeStep,
   reapOrphans,
   workRoot: config.workRoot,
