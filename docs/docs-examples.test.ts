@@ -26,7 +26,6 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { describe, test } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { errorCatalog, isPackrunError } from "@packrun/errors";
 import {
@@ -39,6 +38,7 @@ import {
   planPack,
   simulatePlan,
 } from "@packrun/planning";
+import { describe, test } from "vitest";
 
 const docsDir = import.meta.dirname;
 const root = path.resolve(docsDir, "..");

@@ -1,6 +1,6 @@
 /**
  * Throwaway PostgreSQL 15 and Redis servers on loopback, shared by the test command
- * (`scripts/test.ts`) and the benchmarks (`bench/main.ts`).
+ * (test/harness/global-setup.ts) and the benchmarks (`bench/main.ts`).
  *
  * Each start function takes a {@link ServerContext}: the temp dir to put the server in, where to
  * register its teardown, how to log, and how to stop between startup steps when interrupted.

@@ -36,7 +36,6 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { loadSigningKey } from "@packrun/attestation";
 import { generateLocalSigningKey, mintToken } from "@packrun/auth";
@@ -54,6 +53,7 @@ import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClai
 import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
 import ts from "typescript";
+import { afterAll, describe, test } from "vitest";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { checkHealth } from "../deploy/grpc-health-check.ts";
 import {
@@ -538,7 +538,7 @@ function durationSeconds(text: string): number {
  * the compose secret name → generated file.
  */
 const scratchDirs: string[] = [];
-after(() => {
+afterAll(() => {
   for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -1542,7 +1542,7 @@ async function freePort(): Promise<number> {
 describe("compose services start through the entrypoint", () => {
   const children = new Set<ChildProcess>();
   let database: TestDatabase | undefined;
-  after(async () => {
+  afterAll(async () => {
     for (const child of children) child.kill("SIGKILL");
     await database?.drop();
   });

@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { describe, test } from "node:test";
 import {
   canonicalJson,
   isRuntimeValue,
@@ -19,6 +18,7 @@ import {
   type Simulation,
   simulatePlan,
 } from "@packrun/planning";
+import { describe, test } from "vitest";
 
 const examplesDir = path.resolve(import.meta.dirname, "..", "examples");
 const exampleNames = readdirSync(examplesDir, { withFileTypes: true })

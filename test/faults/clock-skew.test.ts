@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
 import { RunState } from "@packrun/proto/executor/v1";
+import { afterAll, beforeAll, test } from "vitest";
 import {
   type ExecutorStack,
   packManifest,
@@ -24,11 +24,11 @@ const hour = 3600_000;
 
 let stack: ExecutorStack;
 let dir: string;
-before(async () => {
+beforeAll(async () => {
   stack = await startExecutorStack({ work: false });
   dir = await mkdtemp(join(tmpdir(), "packrun-clock-skew-"));
 });
-after(async () => {
+afterAll(async () => {
   await stack.close();
   await rm(dir, { recursive: true, force: true });
 });

@@ -12,13 +12,13 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { generateSigningKeyPem, verifyBundle } from "@packrun/attestation";
 import { type Event, EvidenceService } from "@packrun/proto/evidence/v1";
 import { RunState } from "@packrun/proto/executor/v1";
+import { afterAll, beforeAll, test } from "vitest";
 import {
   type ExecutorStack,
   packManifest,
@@ -38,7 +38,7 @@ let evidence: ServiceProcess | undefined;
 let executor: ServiceProcess | undefined;
 let evidenceSettings: Parameters<typeof startEvidenceProcess>[0];
 
-before(async () => {
+beforeAll(async () => {
   stack = await startExecutorStack({ work: false });
   dir = await mkdtemp(join(tmpdir(), "packrun-evidence-restart-"));
   const signingKeyFile = join(dir, "signing.pem");
@@ -55,7 +55,7 @@ before(async () => {
     workerId: "evidence-restart-worker",
   });
 });
-after(async () => {
+afterAll(async () => {
   await executor?.kill();
   await evidence?.kill();
   await stack.close();

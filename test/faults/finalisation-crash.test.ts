@@ -17,13 +17,13 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { generateSigningKeyPem, verifyBundle } from "@packrun/attestation";
 import { type Event, EvidenceService } from "@packrun/proto/evidence/v1";
 import { RunState } from "@packrun/proto/executor/v1";
 import pg from "pg";
+import { afterAll, beforeAll, test } from "vitest";
 import {
   type ExecutorStack,
   packManifest,
@@ -43,7 +43,7 @@ let evidence: ServiceProcess;
 let executor: ServiceProcess | undefined;
 let generation = 0;
 
-before(async () => {
+beforeAll(async () => {
   stack = await startExecutorStack({ work: false });
   dir = await mkdtemp(join(tmpdir(), "packrun-finalisation-"));
   const signingKeyFile = join(dir, "signing.pem");
@@ -56,7 +56,7 @@ before(async () => {
   });
   executor = await newExecutor();
 });
-after(async () => {
+afterAll(async () => {
   if (evidence.child.pid !== undefined) process.kill(evidence.child.pid, "SIGCONT");
   await executor?.kill();
   await evidence.kill();

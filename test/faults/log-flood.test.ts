@@ -11,9 +11,9 @@
  */
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RunState } from "@packrun/proto/executor/v1";
+import { afterAll, beforeAll, test } from "vitest";
 import {
   type ExecutorStack,
   packManifest,
@@ -24,12 +24,12 @@ import {
 let stack: ExecutorStack;
 let worker: WorkerProcess;
 
-before(async () => {
+beforeAll(async () => {
   stack = await startExecutorStack({ work: false });
   // A long lease: this machine is shared, and a lease lost under load is another fault.
   worker = await stack.spawnWorker({ concurrency: 4, leaseMs: 15_000 });
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
@@ -69,7 +69,7 @@ async function tickerLatencies(): Promise<number[]> {
 
 const max = (values: number[]) => values.reduce((a, b) => Math.max(a, b), 0);
 
-test("floods are capped with a marker, the worker's memory stays bounded, another run's lines keep flowing", async (t) => {
+test("floods are capped with a marker, the worker's memory stays bounded, another run's lines keep flowing", async () => {
   const pid = worker.child.pid ?? 0;
   const baseline = await tickerLatencies();
   const baselineRss = await rssMiB(pid);
@@ -102,7 +102,7 @@ test("floods are capped with a marker, the worker's memory stays bounded, anothe
   const run = await stack.waitFor(flood, undefined, { timeoutMs: 90_000 });
   sampling = false;
   await sampler;
-  t.diagnostic(
+  console.info(
     `worker RSS ${Math.round(baselineRss)} -> peak ${Math.round(peakRss)} MiB; ticker latency max ${max(baseline)} ms alone, ${max(during)} ms during the floods`,
   );
 

@@ -9,8 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
-import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, test } from "vitest";
 import {
   manifest,
   type SecurityStack,
@@ -21,10 +21,10 @@ import {
 } from "../security/support/stack.ts";
 
 let stack: SecurityStack;
-before(async () => {
+beforeAll(async () => {
   stack = await startSecurityStack();
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 /** A step printing ~8 MiB of 16,000-byte lines (few, big events), then staying alive until cancelled. */
 const chatty = manifest(

@@ -8,8 +8,8 @@
  * searched for it (processesWithMarker), which finds it whatever its pid namespace.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import { runtimeSupport } from "../../services/executor/src/runtime/support.ts";
 import {
   type ExecutorStack,
@@ -25,10 +25,10 @@ import {
 const support = await runtimeSupport();
 
 let stack: ExecutorStack;
-before(async () => {
+beforeAll(async () => {
   stack = await startExecutorStack({ work: false });
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 /** Starts a double-forked, setsid daemon carrying the marker, then does `then`. */
 const daemonize = (then: string) =>
@@ -53,7 +53,7 @@ async function noSurvivor(marker: string): Promise<void> {
 
 for (const mode of ["open", "sealed"] as const) {
   const skip = mode === "sealed" && !support.sandbox ? "no sandbox on this machine" : false;
-  describe(`${mode === "open" ? "process" : "sandbox"} runtime`, { skip }, () => {
+  describe(`${mode === "open" ? "process" : "sandbox"} runtime`, { skip: skip !== false }, () => {
     test("after the step ends", async () => {
       const worker = await stack.spawnWorker({ concurrency: 1, leaseMs: 10_000 });
       const marker = uniqueMarker();

@@ -13,9 +13,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
 import { RunState } from "@packrun/proto/executor/v1";
 import { readTestEnv } from "@packrun/testing";
+import { afterAll, beforeAll, test } from "vitest";
 import {
   type ExecutorStack,
   packManifest,
@@ -36,7 +36,7 @@ let pgProxy: TcpProxy;
 let redisProxy: TcpProxy;
 let worker: ServiceProcess | undefined;
 
-before(async () => {
+beforeAll(async () => {
   stack = await startExecutorStack({ work: false });
   dir = await mkdtemp(join(tmpdir(), "packrun-partition-"));
   const database = new URL(stack.databaseUrl);
@@ -52,7 +52,7 @@ before(async () => {
     redisUrl: `redis://127.0.0.1:${redisProxy.port}`,
   });
 });
-after(async () => {
+afterAll(async () => {
   await pgProxy.up().catch(() => {});
   await redisProxy.up().catch(() => {});
   await worker?.kill();

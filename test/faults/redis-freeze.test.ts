@@ -10,12 +10,12 @@
  * the code depends on the length (no Redis timeout is shorter than 10 s).
  */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RunState } from "@packrun/proto/executor/v1";
 import { readTestEnv } from "@packrun/testing";
 import { Redis } from "ioredis";
+import { afterAll, beforeAll, test } from "vitest";
 import { createBullmqWorkQueue } from "../../services/executor/src/bullmq-work-queue.ts";
 import { createRedisSecretVault } from "../../services/executor/src/secret-vault.ts";
 import {
@@ -31,7 +31,7 @@ let stack: ExecutorStack;
 let vaultRedis: Redis;
 let queue: ReturnType<typeof createBullmqWorkQueue>;
 
-before(async () => {
+beforeAll(async () => {
   const redisUrl = new URL(readTestEnv().redisUrl);
   proxy = await startFreezableProxy({ host: redisUrl.hostname, port: Number(redisUrl.port) });
   const viaProxy = `redis://127.0.0.1:${proxy.port}`;
@@ -48,7 +48,7 @@ before(async () => {
     }),
   });
 });
-after(async () => {
+afterAll(async () => {
   proxy.thaw();
   await stack.close();
   await queue.close();
@@ -84,7 +84,7 @@ async function submit(name: string, secrets: boolean): Promise<Outcome> {
   }
 }
 
-test("Redis frozen for 10 s: submissions stored or refused as retryable, never lost; the backlog drains", async (t) => {
+test("Redis frozen for 10 s: submissions stored or refused as retryable, never lost; the backlog drains", async () => {
   // Runs in flight when Redis freezes.
   const before = await Promise.all([1, 2, 3].map((i) => submit(`before-${i}`, i === 3)));
   await sleep(300);
@@ -99,7 +99,7 @@ test("Redis frozen for 10 s: submissions stored or refused as retryable, never l
   proxy.thaw();
 
   const outcomes = [...before, ...during];
-  t.diagnostic(
+  console.info(
     `during the freeze: ${during.map((o) => (o.kind === "stored" ? `stored in ${o.ms} ms` : `refused ${Code[o.code]} in ${o.ms} ms`)).join("; ")}`,
   );
   for (const outcome of outcomes) {

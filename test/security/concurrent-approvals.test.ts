@@ -4,7 +4,7 @@
  * the gate passed once and the step after it run once.
  */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { afterAll, beforeAll, test } from "vitest";
 import { restClient } from "../../services/gateway/src/testing/rest-client.ts";
 import {
   eventsWhen,
@@ -29,10 +29,10 @@ const gated = (required: number) =>
   );
 
 let stack: SecurityStack;
-before(async () => {
+beforeAll(async () => {
   stack = await startSecurityStack();
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 async function awaitingRun(required: number): Promise<RunJson> {
   const alice = await stack.client();

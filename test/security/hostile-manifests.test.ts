@@ -8,7 +8,7 @@
  * cover the gateway, the planner and the executor together.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
 import { manifest, type SecurityStack, startSecurityStack, timed } from "./support/stack.ts";
 
@@ -158,7 +158,7 @@ let worstHealthMs = 0;
 let probe: NodeJS.Timeout | undefined;
 let probing = false;
 
-before(async () => {
+beforeAll(async () => {
   stack = await startSecurityStack();
   client = await stack.client();
   // Warm up the code paths, so the first measurement is not the JIT's.
@@ -181,7 +181,7 @@ before(async () => {
       });
   }, 50);
 });
-after(async () => {
+afterAll(async () => {
   clearInterval(probe);
   await stack.close();
 });

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { after, before, test } from "node:test";
+import { afterAll, beforeAll, test } from "vitest";
 import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
 import {
   eventsWhen,
@@ -62,11 +62,11 @@ const pack = manifest(
 
 let stack: SecurityStack;
 let alice: RestClient;
-before(async () => {
+beforeAll(async () => {
   stack = await startSecurityStack();
   alice = await stack.client();
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 test("hostile values reach argv and env as literal text and execute nothing", async () => {
   const run = await submitRun(alice, { manifest: pack, inputs: { values } });

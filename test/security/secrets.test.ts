@@ -15,10 +15,10 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { Redis } from "ioredis";
 import pg from "pg";
+import { afterAll, beforeAll, test } from "vitest";
 import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
 import {
   eventsWhen,
@@ -123,7 +123,7 @@ let alice: RestClient;
 let run: RunJson;
 let token: string;
 
-before(async () => {
+beforeAll(async () => {
   stack = await startSecurityStack({ logLevel: "debug" });
   alice = await stack.client();
   token = await stack.mintToken();
@@ -137,7 +137,7 @@ before(async () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 test("the step really printed every form (masked), so the scans below mean something", async () => {
   const events = await eventsWhen(stack.url, token, run.id, (log) =>

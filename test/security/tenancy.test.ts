@@ -7,7 +7,7 @@
  * without touching this test (and one whose path parameters this test cannot fill fails it).
  */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { afterAll, beforeAll, test } from "vitest";
 import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
 import {
   eventsWhen,
@@ -52,7 +52,7 @@ let finished: RunJson;
 let waiting: RunJson;
 let digest: string;
 
-before(async () => {
+beforeAll(async () => {
   stack = await startSecurityStack();
   acme = await stack.client({ tenant: "acme" });
   const published = await acme.post("/api/packs", withArtifact);
@@ -88,7 +88,7 @@ before(async () => {
     approval: { runId: waiting.id, gateId: "release", planHash: waiting.planHash },
   });
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 /** The path of `template` with its parameters filled for a run id. */
 function fill(template: string, runId: string): string {

@@ -9,8 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, test } from "node:test";
 import { exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from "jose";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
 import { restClient } from "../../services/gateway/src/testing/rest-client.ts";
 import {
@@ -123,7 +123,7 @@ async function expectRefused(
     assert.match(response.headers.get("www-authenticate") ?? "", /^Bearer/, `${what}: challenge`);
 }
 
-before(async () => {
+beforeAll(async () => {
   stack = await startSecurityStack();
   alice = await stack.client({ groups: ["release-managers"] });
   run = await submitRun(alice, { manifest: twoGates });
@@ -131,7 +131,7 @@ before(async () => {
   assert.deepEqual(run.pendingGates, ["release"]);
   binding = { runId: run.id, gateId: "release", planHash: run.planHash };
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 describe("forged and invalid bearer tokens get 401 and change nothing", () => {
   const cases: [string, () => Promise<string>][] = [

@@ -9,14 +9,14 @@
  * while the database was down reaches the evidence log; submissions made while it is down are
  * refused with a retryable 503 or stored; each run's log is gapless and it is finalised.
  *
- * Runs only in the slow suite (`node scripts/test-slow.ts`): restarting the one test server
+ * Runs only in the slow suite (`npm run test:slow`): restarting the one test server
  * would break every other test file running at the same time. The test server runs with
  * synchronous_commit=off (fast tests); an immediate shutdown may then lose the last commits by
  * design, so this file turns it on for its duration.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
 import { restClient } from "../../services/gateway/src/testing/rest-client.ts";
 import {
@@ -56,7 +56,7 @@ const gated = manifest(
 const outageAnswers: string[] = [];
 const unhandled: string[] = [];
 
-describe("PostgreSQL restarts under load", { skip: slowSkip }, () => {
+describe("PostgreSQL restarts under load", { skip: slowSkip !== false }, () => {
   let stack: SecurityStack;
   let alice: RestClient;
   // Every service of the stack lives in this process: an error event nobody listens to
@@ -64,14 +64,14 @@ describe("PostgreSQL restarts under load", { skip: slowSkip }, () => {
   const onUncaught = (error: Error) => {
     unhandled.push(`${(error as { code?: string }).code ?? ""} ${error.message}`);
   };
-  before(async () => {
+  beforeAll(async () => {
     process.on("uncaughtException", onUncaught);
     await adminQuery("ALTER SYSTEM SET synchronous_commit = on");
     await adminQuery("SELECT pg_reload_conf()");
     stack = await startSecurityStack();
     alice = await stack.client();
   });
-  after(async () => {
+  afterAll(async () => {
     process.off("uncaughtException", onUncaught);
     await stack.close();
     await adminQuery("ALTER SYSTEM RESET synchronous_commit");

@@ -12,8 +12,8 @@
  * normal suite: services/executor/src/executor-faults.test.ts and test/faults/redis-freeze.test.ts.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
 import {
   manifest,
@@ -38,14 +38,14 @@ const work = (name: string, secrets = false) =>
 `,
   );
 
-describe("the real Redis restarted and frozen", { skip: slowSkip }, () => {
+describe("the real Redis restarted and frozen", { skip: slowSkip !== false }, () => {
   let stack: SecurityStack;
   let alice: RestClient;
-  before(async () => {
+  beforeAll(async () => {
     stack = await startSecurityStack();
     alice = await stack.client();
   });
-  after(async () => {
+  afterAll(async () => {
     const pid = await redisPid().catch(() => 0);
     if (pid > 0) process.kill(pid, "SIGCONT");
     await stack.close();
@@ -79,7 +79,7 @@ describe("the real Redis restarted and frozen", { skip: slowSkip }, () => {
     await succeededOnce((await submitRun(alice, { manifest: work("after-restart") })).id);
   });
 
-  test("frozen with SIGSTOP for 30 s: submissions stored or refused as retryable, backlog drains", async (t) => {
+  test("frozen with SIGSTOP for 30 s: submissions stored or refused as retryable, backlog drains", async () => {
     const before = await Promise.all(
       [1, 2].map((i) => submitRun(alice, { manifest: work(`freeze-before-${i}`) })),
     );
@@ -106,7 +106,7 @@ describe("the real Redis restarted and frozen", { skip: slowSkip }, () => {
     } finally {
       process.kill(pid, "SIGCONT");
     }
-    t.diagnostic(`submissions during the freeze: ${outcomes.join(", ")}`);
+    console.info(`submissions during the freeze: ${outcomes.join(", ")}`);
     for (const run of [...before, ...stored]) await succeededOnce(run.id);
     await succeededOnce((await submitRun(alice, { manifest: work("after-freeze") })).id);
   });

@@ -1,7 +1,7 @@
 /**
  * Stopping and restarting the harness's PostgreSQL and Redis, for the slow suite (test/slow).
  * These servers are shared by every test file of a run, so only files that run alone may use
- * this: scripts/test-slow.ts runs test/slow one file at a time, and every slow file skips
+ * this: `npm run test:slow` (vitest.slow.config.ts) runs test/slow one file at a time, and every slow file skips
  * itself unless PACKRUN_TEST_SLOW=1.
  */
 import { spawn } from "node:child_process";
@@ -15,7 +15,7 @@ import pg from "pg";
 export const slowSkip =
   process.env.PACKRUN_TEST_SLOW === "1"
     ? false
-    : "slow suite: restarts the shared servers; run with `node scripts/test-slow.ts`";
+    : "slow suite: restarts the shared servers; run with `npm run test:slow`";
 
 function run(command: string, args: readonly string[], detached = false): Promise<string> {
   const env = readTestEnv();

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { Readable } from "node:stream";
-import { describe, test } from "node:test";
 import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
+import { describe, test } from "vitest";
 import { bundlePaths, keyMemberPath } from "./bundle-layout.ts";
 import { generateSigningKeyPem, loadSigningKey, loadVerificationKey } from "./keys.ts";
 import { collectBytes, packTarGz, readTarGz } from "./tar-gz.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
-import { test } from "node:test";
 import { PackrunError } from "@packrun/errors";
+import { test } from "vitest";
 import { generateSigningKeyPem, loadSigningKey, loadVerificationKey } from "./keys.ts";
 import { signEnvelope } from "./sign-envelope.ts";
 import { verifyEnvelope } from "./verify-envelope.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createPrivateKey, createPublicKey } from "node:crypto";
-import { test } from "node:test";
+import { test } from "vitest";
 import { loadSigningKey, loadVerificationKey } from "./keys.ts";
 import { preAuthEncoding } from "./pae.ts";
 import { signEnvelope } from "./sign-envelope.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import { PackrunError } from "@packrun/errors";
+import { test } from "vitest";
 import { digestJson } from "./evidence-json.ts";
 import { buildStatement, packRunPredicateType, statementType } from "./in-toto.ts";
 import { buildPredicate } from "./pack-run-predicate.ts";

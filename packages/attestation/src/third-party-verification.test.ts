@@ -4,9 +4,9 @@
  * our public key by hint, with no transparency log, CT log or timestamp authority required.
  */
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import { bundleFromJSON } from "@sigstore/bundle";
 import { type TrustMaterial, toSignedEntity, Verifier } from "@sigstore/verify";
+import { test } from "vitest";
 import type { DsseEnvelope } from "./dsse-envelope.ts";
 import { buildStatement, inTotoPayloadType, serializeStatement } from "./in-toto.ts";
 import {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { afterAll, beforeAll, test } from "vitest";
 import { parseCliConfig } from "./cli-config-file.ts";
 import { CliError } from "./cli-error.ts";
 import {
@@ -15,10 +15,10 @@ import { ExitCode } from "./exit-codes.ts";
 import { bearerToken } from "./gateway-options.ts";
 
 let dir: string;
-before(async () => {
+beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "packrun-settings-"));
 });
-after(() => rm(dir, { recursive: true, force: true }));
+afterAll(() => rm(dir, { recursive: true, force: true }));
 
 const file = { url: "http://file:1", token: "file-token" };
 

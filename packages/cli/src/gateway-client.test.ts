@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { afterAll, beforeAll, test } from "vitest";
 import { CliError } from "./cli-error.ts";
 import { downloadToFile } from "./download-to-file.ts";
 import { ExitCode } from "./exit-codes.ts";
@@ -17,10 +17,10 @@ import { reportError } from "./report-error.ts";
 import { sendJson, sendProblem, startFakeGateway } from "./testing/fake-gateway.ts";
 
 let dir: string;
-before(async () => {
+beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "packrun-client-"));
 });
-after(() => rm(dir, { recursive: true, force: true }));
+afterAll(() => rm(dir, { recursive: true, force: true }));
 
 test("problem codes map to the catalog's exit codes, unknown codes to the HTTP status", () => {
   assert.equal(exitCodeForProblem("PACK_SCHEMA", 400), ExitCode.invalidInput);

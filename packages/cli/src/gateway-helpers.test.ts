@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { after, before, test } from "node:test";
 import { claimNames, generateLocalSigningKey, type LocalSigningKey } from "@packrun/auth";
 import { createLocalJWKSet, jwtVerify } from "jose";
+import { afterAll, beforeAll, test } from "vitest";
 import type { Artifact, Gate, Run } from "./api-types.ts";
 import { findApprovalGate, mintApprovalToken, planApprovalToken } from "./approval-token.ts";
 import { collectPages } from "./collect-pages.ts";
@@ -22,13 +22,13 @@ let dir: string;
 let key: LocalSigningKey;
 let keyFile: string;
 
-before(async () => {
+beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "packrun-helpers-"));
   key = await generateLocalSigningKey();
   keyFile = path.join(dir, "dev.jwk.json");
   await writeFile(keyFile, JSON.stringify(key.privateJwk));
 });
-after(() => rm(dir, { recursive: true, force: true }));
+afterAll(() => rm(dir, { recursive: true, force: true }));
 
 const devConfig = () => ({
   signingKeyFile: keyFile,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { formatDuration } from "./format-duration.ts";
 import { renderFields, renderTable } from "./output.ts";
 import { printable } from "./printable.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { CliError } from "./cli-error.ts";
 import { parseInputAssignment, readInputs } from "./read-inputs.ts";
 

@@ -9,7 +9,6 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   type GatewayStack,
@@ -18,6 +17,7 @@ import {
   startGatewayStack,
 } from "@packrun/gateway/testing";
 import { decodeJwt } from "jose";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import type { ListRunsResponse, Run, RunEvent, SubmitRunResponse } from "./api-types.ts";
 import { type CliRun, runCli } from "./testing/run-cli.ts";
 
@@ -94,7 +94,7 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-before(async () => {
+beforeAll(async () => {
   stack = await startGatewayStack();
   dir = await mkdtemp(path.join(tmpdir(), "packrun-cli-remote-"));
   operatorToken = await stack.mintToken({ groups: ["release-managers"] });
@@ -119,7 +119,7 @@ before(async () => {
   env = { PACKRUN_CLI_CONFIG: path.join(dir, "cli.json"), PACKRUN_URL: "", PACKRUN_TOKEN: "" };
 });
 
-after(async () => {
+afterAll(async () => {
   await stack?.close();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   // The stack must release every connection it opened. If one leaks, this file would never end

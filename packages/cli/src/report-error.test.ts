@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { afterEach, test } from "node:test";
 import { PackrunError } from "@packrun/errors";
+import { afterEach, test } from "vitest";
 import { CliError } from "./cli-error.ts";
 import { reportError } from "./report-error.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import type { Run, Step } from "./api-types.ts";
 import { sendJson, startFakeGateway, startSse } from "./testing/fake-gateway.ts";
 import { runCli, tempDirWith } from "./testing/run-cli.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { test } from "vitest";
 import type { RunEvent } from "./api-types.ts";
 import { CliError } from "./cli-error.ts";
 import { backoffDelayMs, EventCursor } from "./event-cursor.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import type { Run, Step } from "./api-types.ts";
 import { formatElapsed } from "./format-duration.ts";
 import { fitLine, ProgressView } from "./progress-view.ts";

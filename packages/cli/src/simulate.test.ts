@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { test } from "node:test";
+import { test } from "vitest";
 import { runCli, tempDirWith } from "./testing/run-cli.ts";
 import { samplePack } from "./testing/sample-pack.ts";
 

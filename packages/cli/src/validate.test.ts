@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { runCli, tempDirWith } from "./testing/run-cli.ts";
 import { samplePack } from "./testing/sample-pack.ts";
 

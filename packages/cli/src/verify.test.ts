@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { before, test } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { generateSigningKeyPem, loadSigningKey, writeBundleToBuffer } from "@packrun/attestation";
 import { fixtureBundleSource } from "@packrun/attestation/testing";
+import { beforeAll, test } from "vitest";
 import { runCli } from "./testing/run-cli.ts";
 
 let dir: string;
@@ -14,7 +14,7 @@ let keyPath: string;
 let otherKeyPath: string;
 let bundle: Buffer;
 
-before(async () => {
+beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "packrun-verify-"));
   const key = loadSigningKey(generateSigningKeyPem("ecdsa-p256"));
   bundle = await writeBundleToBuffer(fixtureBundleSource(key));

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { test } from "node:test";
 import { createLogger } from "@packrun/logging";
 import { useTestDatabase } from "@packrun/testing";
 import pg from "pg";
+import { test } from "vitest";
 import {
   createDatabaseChannelListener,
   createPostgresChannelListener,

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { useTestDatabase } from "@packrun/testing";
 import pg from "pg";
+import { test } from "vitest";
 import { createPostgresDatabase } from "./database.ts";
 
 const db = useTestDatabase("db_pool");

@@ -3,13 +3,13 @@ import { spawn } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, test } from "node:test";
 import { createPostgresDatabase } from "@packrun/db";
 import { createTestDatabase, createTestRedis } from "@packrun/testing";
+import { afterAll, test } from "vitest";
 
 const main = join(import.meta.dirname, "main.ts");
 const homes: string[] = [];
-after(() => Promise.all(homes.map((home) => rm(home, { recursive: true, force: true }))));
+afterAll(() => Promise.all(homes.map((home) => rm(home, { recursive: true, force: true }))));
 
 function runOnce(
   home: string,

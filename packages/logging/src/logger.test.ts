@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
-import { test } from "node:test";
 import { context, trace } from "@opentelemetry/api";
 import { recordSpans } from "@packrun/telemetry";
+import { test } from "vitest";
 import { createLogger, runLogger } from "./logger.ts";
 
 function capture() {

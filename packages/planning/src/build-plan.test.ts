@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { planPack } from "./build-plan.ts";
 import { PackValidationError } from "./diagnostic.ts";
 import type { PlannedMapStep, PlannedRunStep } from "./plan-types.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { compileInputSchema } from "./json-schema.ts";
 
 test("a pack's `pattern` runs in linear time: no catastrophic backtracking (ReDoS)", () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { planPack } from "./build-plan.ts";
 import type { PlannedMapStep } from "./plan-types.ts";
 import { expandMapTemplate, resolveRuntimeValues, runtimeReferences } from "./runtime-values.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, test } from "vitest";
 import { PackValidationError } from "./diagnostic.ts";
 import { defaultPackLimits } from "./limits.ts";
 import { parseYamlSource } from "./yaml-source.ts";

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -10,13 +9,14 @@ import { createLogger } from "@packrun/logging";
 import { Health, HealthCheckResponse_ServingStatus } from "@packrun/proto/health/v1";
 import { DiagnosticsSchema } from "@packrun/proto/pack/v1";
 import { PlannerService } from "@packrun/proto/planner/v1";
+import { afterAll, beforeAll, test } from "vitest";
 import { errorCodeHeader } from "./error-mapping.ts";
 import { type RpcServer, startRpcServer } from "./rpc-server.ts";
 
 const logger = createLogger({ service: "test", level: "silent" });
 let server: RpcServer;
 
-before(async () => {
+beforeAll(async () => {
   server = await startRpcServer({
     logger,
     serviceNames: [PlannerService.typeName],
@@ -43,7 +43,7 @@ before(async () => {
       }),
   });
 });
-after(() => server.close());
+afterAll(() => server.close());
 
 const transport = () => createGrpcTransport({ baseUrl: server.url });
 

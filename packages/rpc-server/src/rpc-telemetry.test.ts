@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -9,13 +8,14 @@ import { createLogger } from "@packrun/logging";
 import { Health } from "@packrun/proto/health/v1";
 import { PlannerService, ValidateManifestResponseSchema } from "@packrun/proto/planner/v1";
 import { recordSpans, rpcClientTracing } from "@packrun/telemetry";
+import { afterAll, beforeAll, test } from "vitest";
 import { type RpcServer, startRpcServer } from "./rpc-server.ts";
 
 const recorded = recordSpans();
 const logger = createLogger({ service: "test", level: "silent" });
 let server: RpcServer;
 
-before(async () => {
+beforeAll(async () => {
   server = await startRpcServer({
     logger,
     serviceNames: [PlannerService.typeName],
@@ -29,7 +29,7 @@ before(async () => {
       }),
   });
 });
-after(() => server.close());
+afterAll(() => server.close());
 
 const transport = () =>
   createGrpcTransport({ baseUrl: server.url, interceptors: [rpcClientTracing()] });

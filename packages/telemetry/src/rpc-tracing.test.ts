@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { afterEach, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { ExecutorService, GetRunResponseSchema } from "@packrun/proto/executor/v1";
+import { afterEach, test } from "vitest";
 import { createRpcMetrics } from "./rpc-metrics.ts";
 import { rpcClientTracing, rpcServerTracing } from "./rpc-tracing.ts";
 import { recordSpans } from "./tracing.ts";

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { test } from "node:test";
 import { context, trace } from "@opentelemetry/api";
+import { test } from "vitest";
 import { initTelemetry, samplerFromEnv } from "./tracing.ts";
 
 test("the sampler follows OTEL_TRACES_SAMPLER, parent-based always-on by default", () => {

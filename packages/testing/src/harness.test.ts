@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
 import { Redis } from "ioredis";
 import pg from "pg";
+import { describe, test } from "vitest";
 import { createTestDatabase, useTestDatabase } from "./test-database.ts";
 import { readTestEnv } from "./test-env.ts";
 import { createTestRedis } from "./test-redis.ts";

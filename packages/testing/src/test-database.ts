@@ -1,5 +1,5 @@
-import { after, before } from "node:test";
 import pg from "pg";
+import { afterAll, beforeAll } from "vitest";
 import { readTestEnv } from "./test-env.ts";
 import { uniqueName } from "./unique-name.ts";
 
@@ -56,7 +56,7 @@ export interface TestDatabaseHandle {
 }
 
 /**
- * Registers node:test hooks in the calling file (or suite): a fresh database is created in `before`
+ * Registers Vitest hooks (`beforeAll`/`afterAll`) in the calling file (or suite): a fresh database is created in `before`
  * and dropped in `after`.
  *
  * Top-level `before` hooks of one file may run concurrently: a hook that needs the database must
@@ -76,10 +76,10 @@ export function useTestDatabase(prefix?: string): TestDatabaseHandle {
       throw new Error("useTestDatabase(): the database exists only once the `before` hook ran");
     return database;
   };
-  before(async () => {
+  beforeAll(async () => {
     database = await createTestDatabase(prefix);
   });
-  after(async () => {
+  afterAll(async () => {
     await database?.drop();
   });
   return {

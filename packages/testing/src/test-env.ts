@@ -1,5 +1,5 @@
 /**
- * The coordinates of the throwaway servers that `npm test` (scripts/test.ts) starts, read from the
+ * The coordinates of the throwaway servers that `npm test` (test/harness/global-setup.ts) starts, read from the
  * environment it passes to every test process.
  */
 

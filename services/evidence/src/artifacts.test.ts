@@ -4,13 +4,13 @@ import { createHash } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { PackrunError } from "@packrun/errors";
 import { type PutArtifactRequest, PutArtifactRequestSchema } from "@packrun/proto/evidence/v1";
 import { errorCodeHeader } from "@packrun/rpc-server";
+import { beforeAll, describe, test } from "vitest";
 import {
   type ArtifactFileSystem,
   createArtifactStore,
@@ -111,7 +111,7 @@ function fullDisk(limit: number): ArtifactFileSystem {
 describe("artifacts", () => {
   const fixture = useEvidence("evidence_artifacts", { limits: { maxArtifactBytes: 1024 * 1024 } });
   let evidence: TestEvidence;
-  before(() => {
+  beforeAll(() => {
     evidence = fixture.evidence;
   });
 
@@ -227,7 +227,7 @@ describe("artifacts", () => {
 describe("artifact store failures", () => {
   const fixture = useEvidence("evidence_full", { artifactFileSystem: fullDisk(64 * 1024) });
   let evidence: TestEvidence;
-  before(() => {
+  beforeAll(() => {
     evidence = fixture.evidence;
   });
 

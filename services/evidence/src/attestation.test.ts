@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
@@ -23,6 +22,7 @@ import { errorCodeHeader } from "@packrun/rpc-server";
 import { bundleFromJSON } from "@sigstore/bundle";
 import { toSignedEntity, Verifier } from "@sigstore/verify";
 import pg from "pg";
+import { beforeAll, describe, test } from "vitest";
 import {
   ingestAll,
   startTestEvidence,
@@ -113,7 +113,7 @@ async function trustedKeys(client: EvidenceClient) {
 describe("attestations and bundles", () => {
   const fixture = useEvidence("evidence_attest", { limits: { bundleArtifactMaxBytes: 1000 } });
   let evidence: TestEvidence;
-  before(() => {
+  beforeAll(() => {
     evidence = fixture.evidence;
   });
 

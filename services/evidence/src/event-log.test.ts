@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { before, describe, test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -9,6 +8,7 @@ import {
   type IngestEventsResponse,
 } from "@packrun/proto/evidence/v1";
 import { errorCodeHeader } from "@packrun/rpc-server";
+import { beforeAll, describe, test } from "vitest";
 import {
   ingestAll,
   Pushable,
@@ -45,7 +45,7 @@ function rejectsWith(code: Code, packrunCode: string) {
 
 describe("event log", () => {
   const fixture = useEvidence("evidence_log");
-  before(() => {
+  beforeAll(() => {
     evidence = fixture.evidence;
     db = fixture.database;
   });

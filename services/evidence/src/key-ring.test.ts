@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
 import { generateSigningKeyPem, loadSigningKey } from "@packrun/attestation";
 import { PackrunError } from "@packrun/errors";
+import { test } from "vitest";
 import { ensureDevKey, loadKeyRing } from "./key-ring.ts";
 import { testLogger } from "./test-helpers.ts";
 

@@ -4,12 +4,12 @@ import { once } from "node:events";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { EvidenceService } from "@packrun/proto/evidence/v1";
 import { useTestDatabase } from "@packrun/testing";
+import { describe, test } from "vitest";
 import { loadEvidenceConfig } from "./evidence-config.ts";
 
 const mainPath = fileURLToPath(new URL("./main.ts", import.meta.url));

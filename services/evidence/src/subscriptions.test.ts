@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { EvidenceService, type SubscribeEventsResponse } from "@packrun/proto/evidence/v1";
 import { errorCodeHeader } from "@packrun/rpc-server";
 import type { TestDatabase } from "@packrun/testing";
 import pg from "pg";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import { resumeAfterTrailer } from "./subscribe-events.ts";
 import {
   ingestAll,
@@ -57,13 +57,13 @@ describe("live subscriptions", () => {
   let db: TestDatabase;
   let ingester: TestEvidence;
   let follower: TestEvidence;
-  before(async () => {
+  beforeAll(async () => {
     db = fixture.database;
     ingester = fixture.evidence;
     // A second replica on the same database: subscriptions there hear about events via NOTIFY.
     follower = await startTestEvidence(db.url, { limits: { subscriberPollMs: 60_000 } });
   });
-  after(() => follower.close());
+  afterAll(() => follower.close());
 
   test("replay then follow, on another replica, while events are still being ingested: no gap, reorder or duplicate", async () => {
     const runId = "run-follow";
@@ -174,7 +174,7 @@ describe("slow subscribers", () => {
     limits: { subscriberMaxBacklog: 1000, subscriberBacklogGraceMs: 1000, subscriberPageSize: 100 },
   });
   let evidence: TestEvidence;
-  before(() => {
+  beforeAll(() => {
     evidence = fixture.evidence;
   });
 

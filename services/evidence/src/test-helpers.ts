@@ -5,7 +5,6 @@
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before } from "node:test";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient } from "@connectrpc/connect";
@@ -22,6 +21,7 @@ import {
   type IngestEventsResponse,
 } from "@packrun/proto/evidence/v1";
 import { createTestDatabase, type TestDatabase } from "@packrun/testing";
+import { afterAll, beforeAll } from "vitest";
 import {
   type EvidenceServer,
   type EvidenceServerOptions,
@@ -161,11 +161,11 @@ export function useEvidence(
 ): EvidenceFixture {
   let database: TestDatabase | undefined;
   let evidence: TestEvidence | undefined;
-  before(async () => {
+  beforeAll(async () => {
     database = await createTestDatabase(prefix);
     evidence = await startTestEvidence(database.url, options);
   });
-  after(async () => {
+  afterAll(async () => {
     await evidence?.close();
     await database?.drop();
   });

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -16,6 +15,7 @@ import {
 import { type EvidenceServer, startEvidenceServer } from "@packrun/evidence";
 import { createLogger } from "@packrun/logging";
 import { ExecutorService, type Run, RunState, StepState } from "@packrun/proto/executor/v1";
+import { afterAll, beforeAll, test } from "vitest";
 import { executorChannels } from "./change-hints.ts";
 import { createEvidenceSink } from "./evidence-sink.ts";
 import type { Executor } from "./executor-server.ts";
@@ -30,7 +30,7 @@ let stack: ExecutorStack;
 let listener: ChannelListener;
 const sessions: Http2SessionManager[] = [];
 
-before(async () => {
+beforeAll(async () => {
   // The stack's executor runs the steps (and polls); the executors under test only serve.
   stack = await startExecutorStack();
   listener = await createPostgresChannelListener({
@@ -40,7 +40,7 @@ before(async () => {
   });
 });
 
-after(async () => {
+afterAll(async () => {
   for (const session of sessions) session.abort();
   await stack.close();
   await listener.close();
@@ -210,7 +210,7 @@ test("the shipper sends a run's events and finalises it on notification, not on 
     changes: listener,
     intervalMs: 10_000,
   });
-  t.after(async () => {
+  t.onTestFinished(async () => {
     await sink.stop();
     await evidence.close();
     await evidenceDatabase.close();

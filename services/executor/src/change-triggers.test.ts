@@ -4,7 +4,6 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { describe, test } from "node:test";
 import {
   type ChannelListener,
   createDatabaseChannelListener,
@@ -16,6 +15,7 @@ import {
 } from "@packrun/db";
 import { createLogger } from "@packrun/logging";
 import { createTestDatabase } from "@packrun/testing";
+import { describe, test } from "vitest";
 import { executorChannels, outboxChannel, runChangedChannel } from "./change-hints.ts";
 import { executorMigrationsDir, executorSchema } from "./executor-server.ts";
 

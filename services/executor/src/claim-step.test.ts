@@ -1,19 +1,19 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
 import { createPostgresDatabase, type Database, migrate } from "@packrun/db";
 import { createTestDatabase, type TestDatabase } from "@packrun/testing";
+import { afterAll, beforeAll, test } from "vitest";
 import { claimStep } from "./claim-step.ts";
 import { executorMigrationsDir, executorSchema } from "./executor-server.ts";
 import { stepEvent } from "./scheduler.ts";
 
 let testDatabase: TestDatabase;
 let database: Database;
-before(async () => {
+beforeAll(async () => {
   testDatabase = await createTestDatabase("claim");
   database = createPostgresDatabase({ url: testDatabase.url, schema: executorSchema });
   await migrate(database, executorSchema, executorMigrationsDir);
 });
-after(async () => {
+afterAll(async () => {
   await database.close();
   await testDatabase.drop();
 });

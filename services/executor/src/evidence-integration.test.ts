@@ -3,7 +3,6 @@ import { createHash } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -13,6 +12,7 @@ import { type EvidenceServer, startEvidenceServer } from "@packrun/evidence";
 import { createLogger } from "@packrun/logging";
 import { EventLevel, EvidenceService } from "@packrun/proto/evidence/v1";
 import { RunState } from "@packrun/proto/executor/v1";
+import { afterAll, beforeAll, test } from "vitest";
 import { type ExecutorStack, startExecutorStack } from "./testing/executor-stack.ts";
 
 let evidence: EvidenceServer;
@@ -21,7 +21,7 @@ let stack: ExecutorStack;
 let sessions: Http2SessionManager;
 let client: ReturnType<typeof createClient<typeof EvidenceService>>;
 
-before(async () => {
+beforeAll(async () => {
   // The executor stack creates the test database; evidence gets its own schema in it, and a
   // second executor wired to it (no RPCs) does the work and ships the outbox.
   const logger = createLogger({
@@ -50,7 +50,7 @@ before(async () => {
   );
 });
 
-after(async () => {
+afterAll(async () => {
   sessions.abort();
   await stack.close();
   await evidence.close();

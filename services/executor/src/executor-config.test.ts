@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import { isPackrunError } from "@packrun/errors";
+import { test } from "vitest";
 import { defaultExecutorPort, loadExecutorConfig } from "./executor-config.ts";
 
 const key = Buffer.alloc(32, 9).toString("base64");

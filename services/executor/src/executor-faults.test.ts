@@ -12,10 +12,10 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
 import type { Database } from "@packrun/db";
 import { createLogger } from "@packrun/logging";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
+import { afterAll, beforeAll, test } from "vitest";
 import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
 import type { Executor } from "./executor-server.ts";
 import { createLogWriter } from "./log-writer.ts";
@@ -43,11 +43,11 @@ interface StepRowLite {
 
 let stack: ExecutorStack;
 let scratch: string;
-before(async () => {
+beforeAll(async () => {
   stack = await startExecutorStack({ work: false });
   scratch = await mkdtemp(join(tmpdir(), "packrun-faults-"));
 });
-after(async () => {
+afterAll(async () => {
   await stack.close();
   await rm(scratch, { recursive: true, force: true });
 });

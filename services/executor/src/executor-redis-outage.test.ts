@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RunState } from "@packrun/proto/executor/v1";
 import { readTestEnv } from "@packrun/testing";
 import { Redis } from "ioredis";
+import { afterAll, beforeAll, test } from "vitest";
 import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
 import { createRedisSecretVault } from "./secret-vault.ts";
 import { type ExecutorStack, startExecutorStack } from "./testing/executor-stack.ts";
@@ -23,7 +23,7 @@ let stack: ExecutorStack;
 let vaultRedis: Redis;
 let queue: ReturnType<typeof createBullmqWorkQueue>;
 
-before(async () => {
+beforeAll(async () => {
   const redisUrl = new URL(readTestEnv().redisUrl);
   proxy = await startTcpProxy({ host: redisUrl.hostname, port: Number(redisUrl.port) });
   const viaProxy = `redis://127.0.0.1:${proxy.port}`;
@@ -42,7 +42,7 @@ before(async () => {
   });
 });
 
-after(async () => {
+afterAll(async () => {
   await proxy.up().catch(() => {});
   await stack.close();
   await queue.close();

@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
 import { RunState } from "@packrun/proto/executor/v1";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import type { Executor } from "./executor-server.ts";
 import type { AttemptRow } from "./run-service.ts";
 import {
@@ -26,11 +26,11 @@ const pack = packManifest;
 
 let stack: ExecutorStack;
 let scratch: string;
-before(async () => {
+beforeAll(async () => {
   stack = await startExecutorStack({ work: false });
   scratch = await mkdtemp(join(tmpdir(), "packrun-scale-"));
 });
-after(async () => {
+afterAll(async () => {
   await stack.close();
   await rm(scratch, { recursive: true, force: true });
 });
@@ -81,7 +81,7 @@ async function waitForAll(runIds: readonly string[], timeoutMs: number): Promise
 describe("three worker processes share the work", () => {
   let processes: WorkerProcess[] = [];
   let local: Executor | undefined;
-  before(async () => {
+  beforeAll(async () => {
     processes = await Promise.all([
       stack.spawnWorker({ concurrency: 3 }),
       stack.spawnWorker({ concurrency: 3 }),
@@ -91,7 +91,7 @@ describe("three worker processes share the work", () => {
       worker: { leaseMs: 3000, killGraceMs: 1000, concurrency: 3 },
     });
   });
-  after(async () => {
+  afterAll(async () => {
     for (const worker of processes) worker.child.kill("SIGTERM");
     const exits = await Promise.all(processes.map((worker) => worker.exited));
     await local?.close(5000);
@@ -102,7 +102,7 @@ describe("three worker processes share the work", () => {
     );
   });
 
-  test("a map of 50 items spreads over the worker processes; each child runs exactly once", async (t) => {
+  test("a map of 50 items spreads over the worker processes; each child runs exactly once", async () => {
     const dir = await mkdtemp(join(scratch, "map-"));
     const items = Array.from({ length: 50 }, (_, n) => `item-${n}`);
     const id = await stack.submit(
@@ -137,7 +137,7 @@ describe("three worker processes share the work", () => {
     assert.equal(new Set(rows.map((row) => row.step_id)).size, 50);
     const workers = new Map<string, number>();
     for (const row of rows) workers.set(row.worker_id, (workers.get(row.worker_id) ?? 0) + 1);
-    t.diagnostic(`children per worker: ${JSON.stringify(Object.fromEntries(workers))}`);
+    console.info(`children per worker: ${JSON.stringify(Object.fromEntries(workers))}`);
     assert.ok(workers.size >= 2, `children ran on ${JSON.stringify([...workers])}`);
     const processIds = new Set(processes.map((worker) => worker.workerId));
     assert.ok(

@@ -2,20 +2,20 @@ import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/executor-stack.ts";
 
 const pack = packManifest;
 
 let stack: ExecutorStack;
 let scratch: string;
-before(async () => {
+beforeAll(async () => {
   stack = await startExecutorStack();
   scratch = await mkdtemp(join(tmpdir(), "packrun-exec-scratch-"));
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 describe("runs", () => {
   test("a 3-step run passes outputs from step to step and succeeds", async () => {

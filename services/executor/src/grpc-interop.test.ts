@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
@@ -16,6 +15,7 @@ import { generateSigningKeyPem, loadSigningKey } from "@packrun/attestation";
 import { createPostgresDatabase, type Database } from "@packrun/db";
 import { type EvidenceServer, startEvidenceServer } from "@packrun/evidence";
 import { createLogger } from "@packrun/logging";
+import { afterAll, beforeAll, test } from "vitest";
 import { type ExecutorStack, startExecutorStack } from "./testing/executor-stack.ts";
 
 const protoDir = fileURLToPath(new URL("../../../proto", import.meta.url));
@@ -83,7 +83,7 @@ let executorClient: AnyClient;
 let evidenceClient: AnyClient;
 const clients: grpc.Client[] = [];
 
-before(async () => {
+beforeAll(async () => {
   stack = await startExecutorStack({ work: false });
   evidenceDatabase = createPostgresDatabase({ url: stack.databaseUrl, schema: "evidence" });
   evidence = await startEvidenceServer({
@@ -119,7 +119,7 @@ before(async () => {
   clients.push(executorClient, evidenceClient);
 });
 
-after(async () => {
+afterAll(async () => {
   for (const client of clients) client.close();
   await stack.close();
   await evidence.close();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import type { Database } from "@packrun/db";
 import { createLogger } from "@packrun/logging";
+import { test } from "vitest";
 import { createLogWriter } from "./log-writer.ts";
 
 /** A database that records each INSERT's lines and can be made unreachable. */

@@ -5,7 +5,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -20,6 +19,7 @@ import {
   type TestDatabase,
   type TestRedis,
 } from "@packrun/testing";
+import { afterAll, beforeAll, test } from "vitest";
 import { eventually } from "./testing/processes.ts";
 
 const mainPath = fileURLToPath(new URL("./main.ts", import.meta.url));
@@ -33,7 +33,7 @@ let executorDatabase: Database;
 let workRoot: string;
 const children = new Set<ChildProcess>();
 
-before(async () => {
+beforeAll(async () => {
   testDatabase = await createTestDatabase("executor_main");
   redis = await createTestRedis("executor-main");
   plannerDatabase = createPostgresDatabase({ url: testDatabase.url, schema: "planner" });
@@ -44,7 +44,7 @@ before(async () => {
   executorDatabase = createPostgresDatabase({ url: testDatabase.url, schema: "executor" });
   workRoot = await mkdtemp(join(tmpdir(), "packrun-executor-main-"));
 });
-after(async () => {
+afterAll(async () => {
   for (const child of children) child.kill("SIGKILL");
   await Promise.all([...children].map((child) => once(child, "exit")));
   await executorDatabase?.close();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import { isPackrunError } from "@packrun/errors";
 import { computePlanHash, type Plan } from "@packrun/planning";
+import { test } from "vitest";
 import { createPlanCache } from "./plan-cache.ts";
 import type { PlanFetcher } from "./run-service.ts";
 

@@ -3,8 +3,8 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, test } from "node:test";
 import { type GetRunStatisticsResponse, RunState, StepState } from "@packrun/proto/executor/v1";
+import { afterAll, beforeAll, test } from "vitest";
 import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
 import { createMemoryWorkQueue } from "./memory-work-queue.ts";
 import { attemptDurationBuckets } from "./run-statistics.ts";
@@ -13,10 +13,10 @@ import type { WorkQueue } from "./work-queue.ts";
 
 // This file's stack has a database of its own, so the cluster-wide counts are this file's.
 let stack: ExecutorStack;
-before(async () => {
+beforeAll(async () => {
   stack = await startExecutorStack();
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 const runCount = (stats: GetRunStatisticsResponse, state: RunState) =>
   stats.runsByState.find((each) => each.state === state)?.count;

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
 import { allScopes, generateLocalSigningKey, mintToken, type Scope } from "@packrun/auth";
 import { createLogger } from "@packrun/logging";
 import { compileErrors, validate } from "@readme/openapi-parser";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import { expectedApiDocs } from "./api-docs.ts";
 import type { ProblemJson } from "./api-schemas.ts";
 import { buildGatewayApp } from "./gateway-app.ts";
@@ -22,7 +22,7 @@ let clients: ServiceClients;
 let token: (scopes?: readonly Scope[]) => Promise<string>;
 const routes: { method: string; url: string }[] = [];
 
-before(async () => {
+beforeAll(async () => {
   const key = await generateLocalSigningKey();
   const dir = await mkdtemp(join(tmpdir(), "packrun-gateway-app-"));
   await writeFile(join(dir, "jwks.json"), JSON.stringify(key.jwks));
@@ -73,7 +73,7 @@ before(async () => {
     for (const method of match[2]?.split(", ") ?? []) routes.push({ method, url });
   }
 });
-after(async () => {
+afterAll(async () => {
   await app.close();
   clients.close();
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
 import type { Static } from "typebox";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import type { ListRunsResponseSchema, RunEventJson, RunJson } from "./api-schemas.ts";
 import { type GatewayStack, startGatewayStack } from "./testing/gateway-stack.ts";
 import { type RestClient, restClient } from "./testing/rest-client.ts";
@@ -28,11 +28,11 @@ const gated = gatedPack("gated-deploy");
 let stack: GatewayStack;
 let alice: RestClient;
 
-before(async () => {
+beforeAll(async () => {
   stack = await startGatewayStack();
   alice = restClient(stack.url, await stack.mintToken({ groups: ["release-managers"] }));
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 describe("through the gateway", () => {
   test("a 3-job pack published as 1.0.0 runs by reference, its log streams live to the end", async () => {

@@ -13,13 +13,13 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { generateLocalSigningKey, mintToken } from "@packrun/auth";
 import { Health, HealthCheckResponse_ServingStatus } from "@packrun/proto/health/v1";
+import { afterAll, beforeAll, describe, test } from "vitest";
 
 const mainPath = fileURLToPath(new URL("./main.ts", import.meta.url));
 const children = new Set<ChildProcess>();
@@ -28,13 +28,13 @@ let scratch: string;
 let jwksFile: string;
 let signingKey: Awaited<ReturnType<typeof generateLocalSigningKey>>;
 
-before(async () => {
+beforeAll(async () => {
   scratch = mkdtempSync(path.join(tmpdir(), "packrun-gateway-main-"));
   signingKey = await generateLocalSigningKey();
   jwksFile = path.join(scratch, "jwks.json");
   writeFileSync(jwksFile, JSON.stringify(signingKey.jwks));
 });
-after(() => {
+afterAll(() => {
   for (const child of children) child.kill("SIGKILL");
   for (const server of servers) server.close();
   rmSync(scratch, { recursive: true, force: true });
@@ -120,9 +120,7 @@ async function refused(env: Record<string, string>) {
 }
 
 // Each case is a process of its own: run them side by side.
-describe("bad configuration exits 2 with a message naming the variable", {
-  concurrency: true,
-}, () => {
+describe.concurrent("bad configuration exits 2 with a message naming the variable", () => {
   test("a missing issuer, then a missing audience", async () => {
     const { stderr } = await refused(gatewayEnv({ PACKRUN_AUTH_ISSUER: undefined }));
     assert.match(stderr, /^gateway: invalid configuration:/);

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { before, describe, test } from "node:test";
 import { generateLocalSigningKey, type LocalSigningKey, mintToken } from "@packrun/auth";
 import { isPackrunError } from "@packrun/errors";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { beforeAll, describe, test } from "vitest";
 import type { AuthConfig } from "./gateway-config.ts";
 import { createTokenVerifier, type TokenVerifier } from "./token-verifier.ts";
 
@@ -44,7 +44,7 @@ function b64url(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString("base64url");
 }
 
-before(async () => {
+beforeAll(async () => {
   trusted = await generateLocalSigningKey();
   const dir = await mkdtemp(join(tmpdir(), "packrun-jwks-"));
   const file = join(dir, "jwks.json");

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
-import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SpanKind } from "@opentelemetry/api";
 import { createLogger } from "@packrun/logging";
 import { type ReadableSpan, recordSpans } from "@packrun/telemetry";
+import { afterAll, beforeAll, test } from "vitest";
 import type { RunJson } from "./api-schemas.ts";
 import { type GatewayStack, startGatewayStack } from "./testing/gateway-stack.ts";
 import { type RestClient, restClient } from "./testing/rest-client.ts";
@@ -25,7 +25,7 @@ const logLines: Record<string, unknown>[] = [];
 let stack: GatewayStack;
 let alice: RestClient;
 
-before(async () => {
+beforeAll(async () => {
   const stream = new PassThrough();
   let pending = "";
   stream.on("data", (chunk: Buffer) => {
@@ -40,7 +40,7 @@ before(async () => {
   });
   alice = restClient(stack.url, await stack.mintToken());
 });
-after(() => stack.close());
+afterAll(() => stack.close());
 
 /** Waits until the span `name` of `kind` in trace `traceId` has ended. */
 async function spanNamed(traceId: string, name: string, kind: SpanKind): Promise<ReadableSpan> {

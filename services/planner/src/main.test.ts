@@ -2,22 +2,22 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
-import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@packrun/proto/health/v1";
 import { PlannerService } from "@packrun/proto/planner/v1";
 import { createTestDatabase, type TestDatabase } from "@packrun/testing";
+import { afterAll, beforeAll, test } from "vitest";
 
 const mainPath = fileURLToPath(new URL("./main.ts", import.meta.url));
 let testDatabase: TestDatabase | undefined;
 const children = new Set<ChildProcess>();
 
-before(async () => {
+beforeAll(async () => {
   testDatabase = await createTestDatabase("planner_main");
 });
-after(async () => {
+afterAll(async () => {
   for (const child of children) child.kill("SIGKILL");
   await testDatabase?.drop();
 });

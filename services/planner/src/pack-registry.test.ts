@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
 import { createPostgresDatabase, type Database, migrate } from "@packrun/db";
 import { PackrunError } from "@packrun/errors";
 import { PackValidationError } from "@packrun/planning";
 import { createTestDatabase, type TestDatabase } from "@packrun/testing";
 import semver from "semver";
+import { afterAll, beforeAll, test } from "vitest";
 import { createPackRegistry, manifestDigest, type PackRegistry } from "./pack-registry.ts";
 import { plannerMigrationsDir, plannerSchema } from "./planner-server.ts";
 
@@ -12,14 +12,14 @@ let testDatabase: TestDatabase | undefined;
 let db: Database | undefined;
 let registry: PackRegistry;
 
-// One before hook doing everything in order: top-level node:test hooks run concurrently.
-before(async () => {
+// One beforeAll hook doing everything in order.
+beforeAll(async () => {
   testDatabase = await createTestDatabase("planner_registry");
   db = createPostgresDatabase({ url: testDatabase.url });
   await migrate(db, plannerSchema, plannerMigrationsDir);
   registry = createPackRegistry(db);
 });
-after(async () => {
+afterAll(async () => {
   await db?.close();
   await testDatabase?.drop();
 });

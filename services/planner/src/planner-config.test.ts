@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import { PackrunError } from "@packrun/errors";
+import { test } from "vitest";
 import { defaultPlannerPort, loadPlannerConfig } from "./planner-config.ts";
 
 test("defaults apply and the planner-specific database URL wins over DATABASE_URL", () => {

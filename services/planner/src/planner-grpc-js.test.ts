@@ -3,13 +3,13 @@
  * generated code) can call the planner: the contract is plain gRPC, not a Connect dialect.
  */
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { createPostgresDatabase, type Database } from "@packrun/db";
 import { createLogger } from "@packrun/logging";
 import { createTestDatabase, type TestDatabase } from "@packrun/testing";
+import { afterAll, beforeAll, test } from "vitest";
 import { type PlannerServer, startPlannerServer } from "./planner-server.ts";
 
 const protoDir = fileURLToPath(new URL("../../../proto", import.meta.url));
@@ -42,8 +42,8 @@ let server: PlannerServer | undefined;
 let planner: PlannerClient;
 let health: HealthClient;
 
-// One before hook doing everything in order: top-level node:test hooks run concurrently.
-before(async () => {
+// One beforeAll hook doing everything in order.
+beforeAll(async () => {
   testDatabase = await createTestDatabase("planner_grpc_js");
   database = createPostgresDatabase({ url: testDatabase.url });
   server = await startPlannerServer({
@@ -69,7 +69,7 @@ before(async () => {
   ) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
   health = new healthPackage.grpc.health.v1.Health(address, credentials) as unknown as HealthClient;
 });
-after(async () => {
+afterAll(async () => {
   planner?.close();
   health?.close();
   await server?.close();

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createPostgresDatabase, type Database } from "@packrun/db";
@@ -13,6 +12,7 @@ import {
 import { PlannerService } from "@packrun/proto/planner/v1";
 import { errorCodeHeader } from "@packrun/rpc-server";
 import { createTestDatabase, type TestDatabase } from "@packrun/testing";
+import { afterAll, beforeAll, test } from "vitest";
 import { manifestDigest } from "./pack-registry.ts";
 import { type PlannerServer, startPlannerServer } from "./planner-server.ts";
 
@@ -21,8 +21,8 @@ let database: Database | undefined;
 let server: PlannerServer | undefined;
 let planner: Client<typeof PlannerService>;
 
-// One before hook doing everything in order: top-level node:test hooks run concurrently.
-before(async () => {
+// One beforeAll hook doing everything in order.
+beforeAll(async () => {
   testDatabase = await createTestDatabase("planner_service");
   database = createPostgresDatabase({ url: testDatabase.url });
   server = await startPlannerServer({
@@ -32,7 +32,7 @@ before(async () => {
   });
   planner = createClient(PlannerService, createGrpcTransport({ baseUrl: server.url }));
 });
-after(async () => {
+afterAll(async () => {
   await server?.close();
   await database?.close();
   await testDatabase?.drop();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import semver from "semver";
+import { test } from "vitest";
 import { isCanonicalVersion, versionOrder } from "./version-order.ts";
 
 // Byte-wise comparison, as collation "C" compares in SQL.

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { test } from "node:test";
+import { test } from "vitest";
 import { collectArtifacts } from "./artifacts.ts";
 import { makeDirs } from "./testing/step-fixtures.ts";
 

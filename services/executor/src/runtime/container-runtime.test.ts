@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { test } from "node:test";
+import { test } from "vitest";
 import { ensureBusyboxImage } from "../../../../test/fixtures/images/busybox-image.ts";
 import { executeStep } from "./execute-step.ts";
 import { LABELS, podmanGlobalArgs } from "./podman.ts";
@@ -36,7 +36,7 @@ async function containersLabelled(key: string, value: string): Promise<string[]>
 }
 
 test("container lifecycle: logs, exit code, outputs, artifacts, masking, removal", {
-  skip,
+  skip: skip !== false,
 }, async () => {
   const dirs = await makeDirs();
   try {
@@ -102,7 +102,7 @@ test("container lifecycle: logs, exit code, outputs, artifacts, masking, removal
 });
 
 test("container timeout: SIGTERM first, SIGKILL after the grace period, then removed", {
-  skip,
+  skip: skip !== false,
 }, async () => {
   const dirs = await makeDirs();
   try {
@@ -137,7 +137,9 @@ test("container timeout: SIGTERM first, SIGKILL after the grace period, then rem
   }
 });
 
-test("container memory and pids limits are hard cgroup limits", { skip }, async () => {
+test("container memory and pids limits are hard cgroup limits", {
+  skip: skip !== false,
+}, async () => {
   const dirs = await makeDirs();
   try {
     const limits = {
@@ -190,7 +192,9 @@ test("container memory and pids limits are hard cgroup limits", { skip }, async 
   }
 });
 
-test("a missing image in sealed mode fails clearly without pulling", { skip }, async () => {
+test("a missing image in sealed mode fails clearly without pulling", {
+  skip: skip !== false,
+}, async () => {
   const dirs = await makeDirs();
   try {
     const result = await executeStep(
@@ -208,7 +212,9 @@ test("a missing image in sealed mode fails clearly without pulling", { skip }, a
   }
 });
 
-test("reapOrphans removes the container of a worker killed with -9", { skip }, async () => {
+test("reapOrphans removes the container of a worker killed with -9", {
+  skip: skip !== false,
+}, async () => {
   const dirs = await makeDirs();
   const workerId = `crashed-${randomUUID()}`;
   try {

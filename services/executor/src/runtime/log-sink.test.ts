@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { LINE_TRUNCATED_SUFFIX } from "./line-cap.ts";
 import { LogSink } from "./log-sink.ts";
 import { createMasker } from "./masking.ts";

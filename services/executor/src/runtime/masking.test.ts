@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { LogSink } from "./log-sink.ts";
 import { createMasker, secretForms } from "./masking.ts";
 import type { LogLine } from "./types.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { test } from "node:test";
+import { test } from "vitest";
 import { parseOutputFile, readOutputFile } from "./output-file.ts";
 import { makeDirs } from "./testing/step-fixtures.ts";
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { access, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { before, test } from "node:test";
+import { beforeAll, test } from "vitest";
 import { executeStep, executeStepWith } from "./execute-step.ts";
 import { probeRuntimes } from "./index.ts";
 import { type RuntimeSupport, runtimeSupport } from "./support.ts";
@@ -16,7 +16,7 @@ import {
 } from "./testing/step-fixtures.ts";
 
 let support: RuntimeSupport;
-before(async () => {
+beforeAll(async () => {
   support = await runtimeSupport();
 });
 

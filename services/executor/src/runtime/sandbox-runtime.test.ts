@@ -3,7 +3,7 @@ import { lookup } from "node:dns/promises";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { afterAll, beforeAll, test } from "vitest";
 import { executeStep } from "./execute-step.ts";
 import { runtimeSupport } from "./support.ts";
 import { collectLogs, makeDirs, stepRequest } from "./testing/step-fixtures.ts";
@@ -14,12 +14,12 @@ const skip = available ? false : "bubblewrap cannot create sandboxes on this mac
 
 let server: Server;
 let port = 0;
-before(async () => {
+beforeAll(async () => {
   server = createServer((socket) => socket.end("hello from the host\n"));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   port = (server.address() as { port: number }).port;
 });
-after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 /** Runs a script in the sandbox; returns the result and stdout lines. */
 async function sandboxed(
@@ -48,14 +48,14 @@ const connectScript = (target: string): string =>
   `bash -c 'exec 3<>/dev/tcp/${target}/${port} && head -n1 <&3' 2>/dev/null || echo "connect failed"`;
 
 test("open mode: the sandbox reaches the host's loopback (control for the sealed test)", {
-  skip,
+  skip: skip !== false,
 }, async () => {
   const { result, stdout } = await sandboxed(connectScript("127.0.0.1"));
   assert.equal(result.outcome, "succeeded", result.reason);
   assert.deepEqual(stdout, ["hello from the host"]);
 });
 
-test("sealed mode: no route to the host's 127.0.0.1", { skip }, async () => {
+test("sealed mode: no route to the host's 127.0.0.1", { skip: skip !== false }, async () => {
   const { result, stdout } = await sandboxed(connectScript("127.0.0.1"), {
     sandbox: { mode: "sealed", egressAllowlist: [] },
   });
@@ -64,7 +64,9 @@ test("sealed mode: no route to the host's 127.0.0.1", { skip }, async () => {
   assert.ok(!stdout.includes("hello from the host"));
 });
 
-test("sealed mode: names cannot be resolved and only loopback exists", { skip }, async () => {
+test("sealed mode: names cannot be resolved and only loopback exists", {
+  skip: skip !== false,
+}, async () => {
   const hostResolves = await lookup("deb.debian.org").then(
     () => true,
     () => false,
@@ -81,7 +83,9 @@ test("sealed mode: names cannot be resolved and only loopback exists", { skip },
   }
 });
 
-test("a sealed step on the process runtime is moved into the sandbox", { skip }, async () => {
+test("a sealed step on the process runtime is moved into the sandbox", {
+  skip: skip !== false,
+}, async () => {
   const logs = collectLogs();
   const dirs = await makeDirs();
   try {
@@ -103,7 +107,7 @@ test("a sealed step on the process runtime is moved into the sandbox", { skip },
 });
 
 test("the root is read-only; only the workdir is writable; other host files are absent", {
-  skip,
+  skip: skip !== false,
 }, async () => {
   const dirs = await makeDirs();
   try {
@@ -146,7 +150,7 @@ test("the root is read-only; only the workdir is writable; other host files are 
 });
 
 test("own PID, UTS and IPC namespaces, no capabilities, only the step's environment", {
-  skip,
+  skip: skip !== false,
 }, async () => {
   process.env.PACKRUN_TEST_WORKER_ONLY = "worker-secret-value";
   try {
@@ -176,7 +180,7 @@ test("own PID, UTS and IPC namespaces, no capabilities, only the step's environm
 });
 
 test("a sandbox step that outputs and writes artifacts works like a process step", {
-  skip,
+  skip: skip !== false,
 }, async () => {
   const dirs = await makeDirs();
   try {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { test } from "node:test";
+import { test } from "vitest";
 import { executeStep } from "../execute-step.ts";
 import { collectLogs, makeDirs, stepRequest, type TestDirs } from "../testing/step-fixtures.ts";
 import type { BundleMetadata } from "./bundle-ingest.ts";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { test } from "vitest";
 import { executeStep } from "../execute-step.ts";
 import { collectLogs, makeDirs, stepRequest } from "../testing/step-fixtures.ts";
 import type { ModuleName } from "../types.ts";
