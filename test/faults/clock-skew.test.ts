@@ -7,10 +7,9 @@
  * new Date() by the skew; its timers are unaffected, as on a machine with a wrong clock.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rm } from "node:fs/promises";
 import { RunState } from "@packrun/proto/executor/v1";
+import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
 import {
   type ExecutorStack,
@@ -26,7 +25,7 @@ let stack: ExecutorStack;
 let dir: string;
 beforeAll(async () => {
   stack = await startExecutorStack({ work: false });
-  dir = await mkdtemp(join(tmpdir(), "packrun-clock-skew-"));
+  dir = await stepSharedDir("packrun-clock-skew-");
 });
 afterAll(async () => {
   await stack.close();
@@ -62,7 +61,7 @@ for (const skewMs of [hour, -hour]) {
   test(`a worker ${skewMs > 0 ? "an hour ahead" : "an hour behind"} retries after the 1 s backoff, on time`, async () => {
     const worker = await skewedWorker(skewMs);
     try {
-      const runDir = await mkdtemp(join(dir, "run-"));
+      const runDir = await stepSharedDir("run-", dir);
       const submittedAt = Date.now();
       const id = await stack.submit(flaky, { inputs: { dir: runDir } });
       const run = await stack.waitFor(id, undefined, { timeoutMs: 20_000 });

@@ -22,6 +22,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { generateSigningKeyPem, verifyBundle } from "@packrun/attestation";
 import { type Event, EvidenceService } from "@packrun/proto/evidence/v1";
 import { RunState } from "@packrun/proto/executor/v1";
+import { stepSharedDir } from "@packrun/testing";
 import pg from "pg";
 import { afterAll, beforeAll, test } from "vitest";
 import {
@@ -107,7 +108,7 @@ async function withEvidence<T>(
 
 /** Submits a run and waits until its last step is running and about to exit. */
 async function runUntilLastStepEnds(name: string): Promise<{ id: string; done: string }> {
-  const runDir = await mkdtemp(join(dir, `${name}-`));
+  const runDir = await stepSharedDir(`${name}-`);
   const id = await stack.submit(pack(name), { inputs: { dir: runDir } });
   const done = join(runDir, "done");
   await eventually("the last step finishing", async () => existsSync(done), {

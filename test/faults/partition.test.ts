@@ -10,11 +10,10 @@
  * worker whose database calls fail.)
  */
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { RunState } from "@packrun/proto/executor/v1";
-import { readTestEnv } from "@packrun/testing";
+import { readTestEnv, stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
 import {
   type ExecutorStack,
@@ -38,7 +37,7 @@ let worker: ServiceProcess | undefined;
 
 beforeAll(async () => {
   stack = await startExecutorStack({ work: false });
-  dir = await mkdtemp(join(tmpdir(), "packrun-partition-"));
+  dir = await stepSharedDir("packrun-partition-");
   const database = new URL(stack.databaseUrl);
   const redis = new URL(readTestEnv().redisUrl);
   pgProxy = await startTcpProxy({ host: database.hostname, port: Number(database.port) });

@@ -53,6 +53,10 @@ export default async function setup(): Promise<() => Promise<void>> {
   });
   const scratch = path.join(tempDir, "scratch");
   await mkdir(scratch);
+  // Mounted read-write into every step the tests run (see stepSharedDir in @packrun/testing).
+  const stepShared = path.join(tempDir, "step-shared");
+  await mkdir(stepShared);
+  await chmod(stepShared, 0o1777);
 
   const context: ServerContext = {
     tempDir,
@@ -90,6 +94,8 @@ export default async function setup(): Promise<() => Promise<void>> {
     PACKRUN_TEST_REDIS_PIDFILE: redis.pidFile,
     PACKRUN_TEST_REDIS_LOG: redis.log,
     PACKRUN_TEST_TMPDIR: scratch,
+    PACKRUN_TEST_STEP_SHARED: stepShared,
+    PACKRUN_EXECUTOR_STEP_MOUNTS: `rw:${stepShared}`,
   });
   return () => runCleanups(cleanups);
 }

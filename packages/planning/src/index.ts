@@ -15,6 +15,7 @@ export {
   type SourcePosition,
 } from "./diagnostic.ts";
 export { durationSeconds } from "./durations.ts";
+export { type EgressRule, EgressRuleError, parseEgressRule } from "./egress-rule.ts";
 export {
   type Expression,
   ExpressionError,

@@ -1,6 +1,7 @@
 import type { ErrorObject, ValidateFunction } from "ajv";
 import semver from "semver";
 import { DiagnosticList, type DocumentPath, PackValidationError } from "./diagnostic.ts";
+import { EgressRuleError, parseEgressRule } from "./egress-rule.ts";
 import {
   type Expression,
   ExpressionError,
@@ -373,6 +374,14 @@ export function validateManifest(source: YamlSource, limits: PackLimits): Valida
       seen.add(value);
     });
   };
+  (spec.sandbox?.egressAllowlist ?? []).forEach((entry, index) => {
+    try {
+      parseEgressRule(entry);
+    } catch (error) {
+      if (!(error instanceof EgressRuleError)) throw error;
+      add("PACK_SCHEMA", ["spec", "sandbox", "egressAllowlist", index], error.message);
+    }
+  });
   if (spec.sandbox?.mode === "sealed" && (spec.sandbox.egressAllowlist ?? []).length > 0) {
     add(
       "PACK_SCHEMA",

@@ -2,6 +2,8 @@
  * Test helpers for packrun: per-test PostgreSQL databases and Redis key spaces on the throwaway
  * servers that `npm test` starts.
  */
+
+export { stepSharedDir } from "./step-shared-dir.ts";
 export {
   createTestDatabase,
   type TestDatabase,

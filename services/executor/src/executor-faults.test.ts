@@ -15,6 +15,7 @@ import { join } from "node:path";
 import type { Database } from "@packrun/db";
 import { createLogger } from "@packrun/logging";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
+import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
 import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
 import type { Executor } from "./executor-server.ts";
@@ -84,7 +85,7 @@ async function lines(file: string): Promise<string[]> {
 }
 
 test("kill -9 of a worker process mid-step: retried elsewhere after the lease, recorded as lost, no orphan", async () => {
-  const dir = await mkdtemp(join(scratch, "kill-"));
+  const dir = await stepSharedDir("kill-");
   const marker = uniqueMarker();
   const doomed = await stack.spawnWorker({ leaseMs: 2000, concurrency: 1 });
   const id = await stack.submit(
@@ -255,7 +256,7 @@ test("a worker cut off from the database cannot record its late result (fencing)
 });
 
 test("Redis loses all its data mid-run: the queue is rebuilt from Postgres, no step runs twice", async () => {
-  const dir = await mkdtemp(join(scratch, "flush-"));
+  const dir = await stepSharedDir("flush-");
   const ran = join(dir, "ran");
   // A lease well above heartbeat delays on a loaded machine: a worker that misses its lease
   // stops its step and hands it back, and a re-run would write the marker file twice.
@@ -380,7 +381,7 @@ test("a plan changed in the database after submission is never executed", async 
   };
 
   // 1. The stored plan text is changed after `build` ran (so this worker had verified the plan).
-  const dir = await mkdtemp(join(scratch, "tamper-plan-"));
+  const dir = await stepSharedDir("tamper-plan-");
   const id = await stack.submit(pack("tamper", gated), { inputs: { dir } });
   const waiting = await approve(id);
   const tampered = await stack.database.query(
@@ -405,7 +406,7 @@ test("a plan changed in the database after submission is never executed", async 
   assert.deepEqual(await lines(join(dir, "ran")), ["build"]);
 
   // 2. The plan text is intact but a step's stored definition was changed.
-  const dir2 = await mkdtemp(join(scratch, "tamper-step-"));
+  const dir2 = await stepSharedDir("tamper-step-");
   const id2 = await stack.submit(pack("tamper", gated), { inputs: { dir: dir2 } });
   const waiting2 = await approve(id2);
   const changed = await stack.database.query(
@@ -518,7 +519,7 @@ test("SIGTERM drains a worker process: no new claims, the running step finishes,
 });
 
 test("a grace period too short hands the running step back; it finishes on another worker", async () => {
-  const dir = await mkdtemp(join(scratch, "handback-"));
+  const dir = await stepSharedDir("handback-");
   const leaving = await addWorker({ concurrency: 1 });
   const id = await stack.submit(
     pack(

@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RunState } from "@packrun/proto/executor/v1";
+import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import type { Executor } from "./executor-server.ts";
 import type { AttemptRow } from "./run-service.ts";
@@ -103,7 +104,7 @@ describe("three worker processes share the work", () => {
   });
 
   test("a map of 50 items spreads over the worker processes; each child runs exactly once", async () => {
-    const dir = await mkdtemp(join(scratch, "map-"));
+    const dir = await stepSharedDir("map-");
     const items = Array.from({ length: 50 }, (_, n) => `item-${n}`);
     const id = await stack.submit(
       pack(
@@ -185,7 +186,7 @@ describe("three worker processes share the work", () => {
 });
 
 test("with one busy worker, a high-priority run starts before low-priority runs queued earlier", async () => {
-  const dir = await mkdtemp(join(scratch, "priority-"));
+  const dir = await stepSharedDir("priority-");
   const worker = await stack.addExecutor({
     serve: false,
     worker: { leaseMs: 3000, killGraceMs: 1000, concurrency: 1 },

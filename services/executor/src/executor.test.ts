@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
+import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/executor-stack.ts";
 
@@ -79,7 +80,7 @@ describe("runs", () => {
   });
 
   test("retries follow exponential backoff, visible in nextAttemptAt", async () => {
-    const counter = join(scratch, "retry-count");
+    const counter = join(await stepSharedDir("retry-"), "count");
     const id = await stack.submit(
       pack(
         "retries",
@@ -210,7 +211,7 @@ describe("runs", () => {
 
 describe("blocks", () => {
   test("parallel honours maxParallel (measured) and continueOnError", async () => {
-    const dir = await mkdtemp(join(scratch, "par-"));
+    const dir = await stepSharedDir("par-");
     const id = await stack.submit(
       pack(
         "parallel",

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type GetRunStatisticsResponse, RunState, StepState } from "@packrun/proto/executor/v1";
+import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
 import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
 import { createMemoryWorkQueue } from "./memory-work-queue.ts";
@@ -50,7 +49,7 @@ test("GetRunStatistics counts runs, steps, retries and attempt durations; every 
   );
   assert.equal(empty.queueAvailable, true);
 
-  const counter = join(await mkdtemp(join(tmpdir(), "packrun-stats-")), "count");
+  const counter = join(await stepSharedDir("packrun-stats-"), "count");
   // Fails once, then succeeds: one retry.
   const flaky = await stack.submit(
     packManifest(

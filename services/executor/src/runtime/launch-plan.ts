@@ -1,6 +1,12 @@
-import { lstat, readlink } from "node:fs/promises";
+import { lstat, mkdtemp, readlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { SLIRP } from "./egress-rules.ts";
 import type { AttemptLayout } from "./step-env.ts";
-import { BWRAP_INFO_FD, type LaunchPlan } from "./supervise.ts";
+import type { StepMount } from "./step-mounts.ts";
+import type { EgressPolicy, NetworkTools } from "./step-network.ts";
+import type { StepUser } from "./step-user.ts";
+import { BWRAP_BLOCK_FD, BWRAP_INFO_FD, type LaunchPlan } from "./supervise.ts";
 import { TIME_FORMAT } from "./time-report.ts";
 
 /** Size of the sandbox's private /tmp (a tmpfs, i.e. worker memory). TMPDIR points to disk. */
@@ -13,6 +19,15 @@ export interface LaunchSupport {
   prlimit: string | null;
   /** bubblewrap can create a PID namespace here. */
   pidNamespace: boolean;
+  /** util-linux setpriv, to drop a root worker's steps to the step user. */
+  setpriv?: string | null;
+  /** slirp4netns, nsenter and nft: outbound network for open steps (none without them). */
+  network?: NetworkTools | null;
+  /**
+   * The operator turned step isolation off (PACKRUN_EXECUTOR_UNISOLATED_STEPS=1, for a
+   * development machine without bubblewrap): steps run as the worker, on the host.
+   */
+  unisolated?: boolean;
 }
 
 /** What to run and where, before any wrapping. */
@@ -25,23 +40,57 @@ export interface LaunchInput {
   sealed: boolean;
   memoryBytes?: number | undefined;
   pids?: number | undefined;
+  /** Who the step runs as; root workers switch to it with setpriv. */
+  user: StepUser;
+  /** Whether the worker is root (switch user) or not (user namespace). */
+  workerIsRoot: boolean;
+  /** Open steps: what they may reach. Ignored for sealed steps, which have no network. */
+  egress: EgressPolicy;
+  /** The operator's extra host directories (PACKRUN_EXECUTOR_STEP_MOUNTS). */
+  mounts?: readonly StepMount[];
 }
 
+/** Refusal of a step that cannot be isolated on this worker. */
+export class IsolationUnavailableError extends Error {}
+
 /**
- * Builds the command line of a process or sandbox step. The step's argv is always passed as
- * separate arguments (never through a shell), each wrapper ending its options with `--` so that
- * an argv starting with `-` stays the step's program:
+ * Builds the command line of a process or sandbox step. Both runtimes isolate the step the same
+ * way (see {@link sandboxArgs}): "process" is the name packs use for an open step that needs no
+ * image. The step's argv is always passed as separate arguments (never through a shell), each
+ * wrapper ending its options with `--` so that an argv starting with `-` stays the step's program:
  *
- *   [bwrap … --]  [time -f … -o <workdir>/.packrun/time-report --]  [prlimit --as=… --nproc=… --]  argv…
+ *   bwrap … --  [time -f … -o <workdir>/.packrun/time-report --]  [setpriv … --]  [prlimit … --]  argv…
+ *
+ * GNU time stays outside the user switch so that it can always write its report; bubblewrap
+ * sets `no_new_privs` for the whole sandbox.
+ * @throws IsolationUnavailableError when the worker lacks what isolation needs
  */
 export async function buildLaunchPlan(
-  kind: "process" | "sandbox",
+  _kind: "process" | "sandbox",
   input: LaunchInput,
   support: LaunchSupport,
 ): Promise<LaunchPlan> {
+  const switchUser = input.workerIsRoot && !support.unisolated;
+  if (switchUser && !support.setpriv)
+    throw new IsolationUnavailableError(
+      "step isolation needs setpriv (Debian package util-linux) on a worker running as root",
+    );
   const inner: string[] = [];
   if (support.time) {
     inner.push(support.time, "-f", TIME_FORMAT, "-o", input.layout.timeReportFile, "--");
+  }
+  if (switchUser && support.setpriv) {
+    inner.push(
+      support.setpriv,
+      `--reuid=${input.user.uid}`,
+      `--regid=${input.user.gid}`,
+      "--clear-groups",
+      "--inh-caps=-all",
+      "--ambient-caps=-all",
+      "--bounding-set=-all",
+      "--no-new-privs",
+      "--",
+    );
   }
   if (support.prlimit && (input.memoryBytes !== undefined || input.pids !== undefined)) {
     inner.push(support.prlimit);
@@ -58,57 +107,68 @@ export async function buildLaunchPlan(
       ? { workdir: input.layout.workdir, file: input.layout.timeReportFile }
       : null,
   };
-  if (kind === "process" && !(support.bwrap && support.pidNamespace)) {
+  if (support.unisolated) {
     const [command, ...args] = inner as [string, ...string[]];
-    return { ...base, command, args, pidNamespace: false };
+    return { ...base, command, args, pidNamespace: false, network: null };
   }
-  if (!support.bwrap) throw new Error("bubblewrap is not installed");
-  const isolation = kind === "process" ? processNamespaceArgs() : await sandboxArgs(input);
+  if (!support.bwrap)
+    throw new IsolationUnavailableError(
+      "step isolation needs bubblewrap (Debian package bubblewrap); this worker has none",
+    );
+  const network = !input.sealed && support.network ? support.network : null;
   return {
     ...base,
     command: support.bwrap,
     args: [
-      ...isolation,
+      ...(await sandboxArgs(input, switchUser)),
       "--die-with-parent",
       "--info-fd",
       String(BWRAP_INFO_FD),
+      ...(network ? ["--block-fd", String(BWRAP_BLOCK_FD)] : []),
       "--chdir",
       input.cwd,
       "--",
       ...inner,
     ],
     pidNamespace: true,
+    network: network ? { tools: network, policy: input.egress } : null,
   };
 }
 
 /**
- * The process runtime under bubblewrap: the whole host filesystem as it is (devices included),
- * only a new PID namespace (with its own /proc) so the step's process tree can be killed whole.
- */
-function processNamespaceArgs(): string[] {
-  return ["--dev-bind", "/", "/", "--proc", "/proc", "--unshare-pid"];
-}
-
-/**
- * The sandbox runtime: a fresh root holding read-only /usr and /etc (plus the /bin, /lib…
+ * Every step's sandbox: a fresh root holding read-only /usr and /etc (plus the /bin, /lib…
  * entries as on the host), a minimal /dev, its own /proc, a small tmpfs /tmp, the attempt
- * workdir read-write and the staging root read-only, everything else absent; the root itself is
- * then made read-only. New PID, IPC, UTS (and cgroup where possible) namespaces; a new, empty
- * network namespace (loopback only) in sealed mode; all capabilities dropped; a new session
- * (no terminal to inject input into).
+ * workdir read-write and the staging root read-only, everything else (the worker's state, keys,
+ * database files, other runs) absent; the root itself is then made read-only. New PID, IPC, UTS,
+ * network (and cgroup where possible) namespaces: the network namespace is empty for sealed
+ * steps, and gets slirp4netns plus egress rules for open ones (see step-network.ts). A new
+ * session (no terminal to inject input into). A root worker keeps only the capabilities that
+ * GNU time and setpriv need to write the report and switch to the step user; the step itself
+ * has none. A non-root worker puts the step in a user namespace as the step user.
  */
-async function sandboxArgs(input: LaunchInput): Promise<string[]> {
+async function sandboxArgs(input: LaunchInput, switchUser: boolean): Promise<string[]> {
   const args = [
     "--unshare-pid",
     "--unshare-ipc",
     "--unshare-uts",
     "--unshare-cgroup-try",
-    ...(input.sealed ? ["--unshare-net"] : []),
+    "--unshare-net",
+    ...(input.workerIsRoot
+      ? []
+      : ["--unshare-user", "--uid", String(input.user.uid), "--gid", String(input.user.gid)]),
     "--hostname",
     "packrun",
     "--new-session",
     "--cap-drop",
     "ALL",
+    ...(switchUser
+      ? [
+          ...["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_OVERRIDE"].flatMap((cap) => [
+            "--cap-add",
+            cap,
+          ]),
+        ]
+      : []),
     "--ro-bind",
     "/usr",
     "/usr",
@@ -116,6 +176,8 @@ async function sandboxArgs(input: LaunchInput): Promise<string[]> {
     "--ro-bind",
     "/etc",
     "/etc",
+    // Open steps resolve names through slirp's DNS forwarder, the only DNS server they reach.
+    ...(input.sealed ? [] : ["--ro-bind", await slirpResolvConf(), "/etc/resolv.conf"]),
     // Where /etc/resolv.conf points on systemd-resolved hosts (absent elsewhere).
     "--ro-bind-try",
     "/run/systemd/resolve",
@@ -124,11 +186,24 @@ async function sandboxArgs(input: LaunchInput): Promise<string[]> {
     "/dev",
     "--proc",
     "/proc",
+    "--perms",
+    "1777",
     "--size",
     String(SANDBOX_TMPFS_BYTES),
     "--tmpfs",
     "/tmp",
-    // Bound after /tmp: the workdir usually lives under the host's /tmp.
+    // Bound after /tmp: the workdir usually lives under the host's /tmp. Their parents exist
+    // in the sandbox only as empty, traversable directories (the host's may be 0700 root).
+    ...traversableParents([
+      input.layout.workdir,
+      input.stagingRoot,
+      ...(input.mounts ?? []).map((mount) => mount.path),
+    ]),
+    ...(input.mounts ?? []).flatMap((mount) => [
+      mount.writable ? "--bind" : "--ro-bind",
+      mount.path,
+      mount.path,
+    ]),
     "--bind",
     input.layout.workdir,
     input.layout.workdir,
@@ -159,4 +234,29 @@ function topLevelSystemEntries(): Promise<string[]> {
     return args;
   })();
   return systemEntries;
+}
+
+let resolvConf: Promise<string> | undefined;
+
+/** A resolv.conf naming slirp's DNS forwarder, written once per worker process. */
+function slirpResolvConf(): Promise<string> {
+  resolvConf ??= (async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "packrun-net-"));
+    const file = path.join(dir, "resolv.conf");
+    await writeFile(file, SLIRP.resolvConf, { mode: 0o644 });
+    return file;
+  })();
+  return resolvConf;
+}
+
+/** `--perms 0755 --dir` for every ancestor of the given paths below `/tmp` or `/`, outermost first. */
+function traversableParents(paths: readonly string[]): string[] {
+  const parents = new Set<string>();
+  for (const target of paths) {
+    for (let dir = path.dirname(target); dir !== "/" && dir !== "/tmp"; dir = path.dirname(dir))
+      parents.add(dir);
+  }
+  return [...parents]
+    .sort((a, b) => a.length - b.length)
+    .flatMap((dir) => ["--perms", "0755", "--dir", dir]);
 }

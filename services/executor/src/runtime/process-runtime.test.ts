@@ -348,14 +348,26 @@ test("cancel: aborting the signal terminates the step as cancelled", async () =>
   }
 });
 
-test("fallback without bubblewrap: the process group is killed at step end and timeout", async () => {
+test("without bubblewrap a step fails closed; with isolation turned off, its process group is killed at step end and timeout", async () => {
   const local = await makeDirs();
   try {
+    const refused = await executeStepWith(
+      stepRequest(local, { with: { script: `touch ${path.join(local.root, "ran")}` } }),
+      { ...support, bwrap: null, pidNamespace: false, sandbox: false },
+    );
+    assert.equal(refused.outcome, "failed");
+    assert.equal(
+      refused.reason,
+      "step isolation needs bubblewrap (Debian package bubblewrap); this worker has none",
+    );
+    assert.equal(await exists(path.join(local.root, "ran")), false);
+
     const noBwrap: RuntimeSupport = {
       ...support,
       bwrap: null,
       pidNamespace: false,
       sandbox: false,
+      unisolated: true,
     };
     const marker = uniqueMarker();
     const logs = collectLogs();
@@ -367,7 +379,6 @@ test("fallback without bubblewrap: the process group is killed at step end and t
       noBwrap,
     );
     assert.equal(ended.outcome, "succeeded");
-    assert.ok(logs.texts("system").some((text) => text.includes("no PID namespace")));
     assert.ok(await waitFor(async () => (await processesWithMarker(marker)).length === 0));
 
     const timedOut = await executeStepWith(

@@ -47,12 +47,12 @@ async function sandboxed(
 const connectScript = (target: string): string =>
   `bash -c 'exec 3<>/dev/tcp/${target}/${port} && head -n1 <&3' 2>/dev/null || echo "connect failed"`;
 
-test("open mode: the sandbox reaches the host's loopback (control for the sealed test)", {
+test("open mode: the host's loopback, where the control plane listens, is unreachable too", {
   skip: skip !== false,
 }, async () => {
   const { result, stdout } = await sandboxed(connectScript("127.0.0.1"));
   assert.equal(result.outcome, "succeeded", result.reason);
-  assert.deepEqual(stdout, ["hello from the host"]);
+  assert.deepEqual(stdout, ["connect failed"]);
 });
 
 test("sealed mode: no route to the host's 127.0.0.1", { skip: skip !== false }, async () => {
@@ -83,7 +83,7 @@ test("sealed mode: names cannot be resolved and only loopback exists", {
   }
 });
 
-test("a sealed step on the process runtime is moved into the sandbox", {
+test("a sealed step on the process runtime has no network either", {
   skip: skip !== false,
 }, async () => {
   const logs = collectLogs();
@@ -99,8 +99,6 @@ test("a sealed step on the process runtime is moved into the sandbox", {
     );
     assert.equal(result.outcome, "succeeded");
     assert.ok(logs.texts("stdout").includes("connect failed"));
-    assert.ok(logs.texts("system").some((text) => text.includes("sandbox runtime")));
-    assert.ok(logs.texts("system").some((text) => text.includes("allowlist")));
   } finally {
     await dirs.cleanup();
   }
@@ -131,7 +129,7 @@ test("the root is read-only; only the workdir is writable; other host files are 
         onLog: logs.onLog,
       }),
     );
-    assert.equal(result.outcome, "succeeded", result.reason);
+    assert.equal(result.outcome, "succeeded", `${result.reason} ${logs.texts().join("|")}`);
     assert.deepEqual(logs.texts("stdout"), [
       "refused /usr/x",
       "refused /etc/x",

@@ -1,12 +1,20 @@
 import { spawn } from "node:child_process";
-import type { Readable } from "node:stream";
+import type { Readable, Writable } from "node:stream";
 import { openFileInside } from "./contained-path.ts";
 import type { LogSink } from "./log-sink.ts";
 import { listProcesses, sendSignal } from "./proc-scan.ts";
+import {
+  attachStepNetwork,
+  type EgressPolicy,
+  type NetworkTools,
+  type StepNetwork,
+} from "./step-network.ts";
 import { parseTimeReport, signalName, type TimeReport } from "./time-report.ts";
 
 /** File descriptor on which bubblewrap writes its `--info-fd` JSON. */
 export const BWRAP_INFO_FD = 4;
+/** File descriptor bubblewrap waits on (`--block-fd`) before it runs the step. */
+export const BWRAP_BLOCK_FD = 5;
 
 /** How long to keep reading pipes after the step exited, for output still in flight. */
 const DRAIN_AFTER_EXIT_MS = 5_000;
@@ -30,6 +38,11 @@ export interface LaunchPlan {
    * "pipes" are sockets, which cannot be reopened through /dev/fd.
    */
   timeReport: { workdir: string; file: string } | null;
+  /**
+   * Open network for the step: bubblewrap waits on `--block-fd 5` until slirp4netns and the
+   * egress rules are set up in its network namespace. Null: the namespace stays empty.
+   */
+  network: { tools: NetworkTools; policy: EgressPolicy } | null;
 }
 
 /** Termination settings and where output goes. */
@@ -47,8 +60,16 @@ export interface SupervisedExit {
   /** Set when we stopped it. */
   stoppedFor: "timeout" | "cancel" | null;
   report: TimeReport | null;
-  /** The command could not be started at all. */
+  /** The command could not be started at all (or its network could not be set up). */
   spawnError: string | null;
+  /**
+   * The sandbox failed before anything of the step ran: bubblewrap exited 1 and GNU time (the
+   * sandbox's first command, which creates its report file at once) never started. Safe to
+   * launch again; seen as transient netlink errors when many namespaces are created at once.
+   */
+  setupFailed: boolean;
+  /** bubblewrap's message when `setupFailed` (kept out of the step's log). */
+  setupError: string | null;
 }
 
 /**
@@ -77,22 +98,75 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
     let finished = false;
     let spawnError: string | null = null;
 
+    let network: StepNetwork | null = null;
+    let networkRequested = false;
     const child = spawn(plan.command, [...plan.args], {
       cwd: plan.cwd,
       env: plan.env,
       detached: true,
-      stdio: ["ignore", "pipe", "pipe", "ignore", plan.pidNamespace ? "pipe" : "ignore"],
+      stdio: [
+        "ignore",
+        "pipe",
+        "pipe",
+        "ignore",
+        plan.pidNamespace ? "pipe" : "ignore",
+        plan.network ? "pipe" : "ignore",
+      ],
     });
+    const blockPipe = (child.stdio as unknown as (Writable | null)[])[BWRAP_BLOCK_FD] ?? null;
+    blockPipe?.on("error", () => {});
+    /** Sets up the step's network once bubblewrap named its sandbox, then lets the step run. */
+    const startNetwork = (pid: number): void => {
+      if (!plan.network || networkRequested) return;
+      networkRequested = true;
+      attachStepNetwork(pid, plan.network.tools, plan.network.policy).then(
+        (attached) => {
+          network = attached;
+          if (exited) attached.close();
+          else blockPipe?.end("go");
+        },
+        (error: Error) => {
+          spawnError = `could not set up the step's network: ${error.message}`;
+          sendSignal(-(child.pid ?? 0), "SIGKILL");
+          if (namespaceInit !== null) sendSignal(namespaceInit, "SIGKILL");
+        },
+      );
+    };
 
     const stdout = sink.stream("stdout");
     const stderr = sink.stream("stderr");
     const [outPipe, errPipe] = [child.stdout, child.stderr] as [Readable, Readable];
     const infoPipe = child.stdio[BWRAP_INFO_FD] as Readable | null;
     const streams = infoPipe ? [outPipe, errPipe, infoPipe] : [outPipe, errPipe];
-    outPipe.on("data", (chunk: Buffer) => stdout.write(chunk));
+    // bubblewrap's own error, when set-up fails before the step ran, is the first stderr chunk
+    // and starts with "bwrap: ". Hold such a chunk until the exit says whether the step ran:
+    // then it is either the step's output (written in order) or the set-up error (not the step's).
+    let heldStderr: Buffer | null = null;
+    let sawOutput = false;
+    const releaseHeld = (): void => {
+      if (heldStderr) stderr.write(heldStderr);
+      heldStderr = null;
+    };
+    outPipe.on("data", (chunk: Buffer) => {
+      sawOutput = true;
+      releaseHeld();
+      stdout.write(chunk);
+    });
     outPipe.on("end", () => stdout.end());
-    errPipe.on("data", (chunk: Buffer) => stderr.write(chunk));
-    errPipe.on("end", () => stderr.end());
+    errPipe.on("data", (chunk: Buffer) => {
+      if (
+        !sawOutput &&
+        plan.pidNamespace &&
+        chunk.subarray(0, 7).toString("latin1") === "bwrap: "
+      ) {
+        sawOutput = true;
+        heldStderr = chunk;
+        return;
+      }
+      sawOutput = true;
+      releaseHeld();
+      stderr.write(chunk);
+    });
     infoPipe?.on("data", (chunk: Buffer) => {
       if (namespaceInit !== null || info.length > SIDE_CHANNEL_BYTES) return;
       info += chunk.toString("utf8");
@@ -100,6 +174,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
         const parsed = JSON.parse(info) as { "child-pid"?: number; "pid-namespace"?: number };
         namespaceInit = parsed["child-pid"] ?? null;
         namespaceInode = parsed["pid-namespace"] ?? null;
+        if (namespaceInit !== null) startNetwork(namespaceInit);
       } catch {
         // incomplete JSON so far
       }
@@ -180,14 +255,13 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
     const complete = (
       code: number | null,
       signal: NodeJS.Signals | null,
-      timeReport: string,
+      timeReport: string | null,
     ): void => {
+      (network as StepNetwork | null)?.close();
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
       options.signal.removeEventListener("abort", onAbort);
-      stdout.end();
-      stderr.end();
-      const report = parseTimeReport(timeReport);
+      const report = parseTimeReport(timeReport ?? "");
       let exitCode = report ? report.exitCode : code;
       let signalOut = report ? report.signal : signal;
       if (!report && plan.pidNamespace && exitCode !== null && exitCode > 128) {
@@ -195,17 +269,38 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
         signalOut = signalName(exitCode - 128);
         exitCode = null;
       }
-      resolve({ exitCode, signal: signalOut, stoppedFor, report, spawnError });
+      const setupFailed =
+        plan.pidNamespace &&
+        plan.timeReport !== null &&
+        timeReport === null &&
+        code === 1 &&
+        stoppedFor === null;
+      const setupError = setupFailed && heldStderr ? heldStderr.toString("utf8").trim() : null;
+      if (!setupFailed) releaseHeld();
+      stdout.end();
+      stderr.end();
+      resolve({
+        exitCode,
+        signal: signalOut,
+        stoppedFor,
+        report,
+        spawnError,
+        setupFailed,
+        setupError,
+      });
     };
   });
 }
 
-/** The time report's text ("" when absent or refused: then the step simply has no metrics). */
-async function readTimeReport(location: LaunchPlan["timeReport"]): Promise<string> {
+/**
+ * The time report's text: "" when refused or unreadable (then the step simply has no metrics),
+ * null when the file does not exist at all (GNU time never started).
+ */
+async function readTimeReport(location: LaunchPlan["timeReport"]): Promise<string | null> {
   if (!location) return "";
   try {
     const opened = await openFileInside(location.workdir, location.file, "time report");
-    if (!opened) return "";
+    if (!opened) return null;
     try {
       const buffer = Buffer.alloc(Math.min(opened.sizeBytes, SIDE_CHANNEL_BYTES));
       // The report is the last thing written; keep the end if the step padded the file.

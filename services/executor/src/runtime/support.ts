@@ -5,6 +5,7 @@ import { buildLaunchPlan, type LaunchSupport } from "./launch-plan.ts";
 import { podmanGlobalArgs } from "./podman.ts";
 import { lastLine, runTool } from "./run-tool.ts";
 import { attemptLayout } from "./step-env.ts";
+import { stepUser, WORKER_IS_ROOT } from "./step-user.ts";
 import { findExecutable } from "./tools.ts";
 
 const PROBE_TIMEOUT_MS = 30_000;
@@ -28,8 +29,10 @@ export function runtimeSupport(): Promise<RuntimeSupport> {
 }
 
 async function probe(): Promise<RuntimeSupport> {
-  const [bwrap, time, prlimit, podman] = await Promise.all(
-    ["bwrap", "time", "prlimit", "podman"].map(findExecutable),
+  const [bwrap, time, prlimit, podman, setpriv, slirp4netns, nsenter, nft] = await Promise.all(
+    ["bwrap", "time", "prlimit", "podman", "setpriv", "slirp4netns", "nsenter", "nft"].map(
+      findExecutable,
+    ),
   );
   const details: string[] = [];
   const support: RuntimeSupport = {
@@ -37,6 +40,9 @@ async function probe(): Promise<RuntimeSupport> {
     time: time ?? null,
     prlimit: prlimit ?? null,
     podman: podman ?? null,
+    setpriv: setpriv ?? null,
+    network: slirp4netns && nsenter && nft ? { slirp4netns, nsenter, nft } : null,
+    unisolated: process.env.PACKRUN_EXECUTOR_UNISOLATED_STEPS === "1",
     pidNamespace: false,
     sandbox: false,
     container: false,
@@ -45,6 +51,15 @@ async function probe(): Promise<RuntimeSupport> {
 
   if (support.time) details.push(`GNU time at ${support.time}: CPU time and peak memory measured`);
   else details.push("GNU time missing (Debian package time): CPU time and peak memory report 0");
+  if (support.unisolated)
+    details.push(
+      "PACKRUN_EXECUTOR_UNISOLATED_STEPS=1: steps run as the worker on the host, NOT isolated",
+    );
+  details.push(
+    support.network
+      ? "open steps: own network namespace through slirp4netns with egress rules (nftables)"
+      : "slirp4netns, nsenter or nft missing (Debian packages slirp4netns, util-linux, nftables): open steps get no network",
+  );
   if (!support.prlimit)
     details.push("prlimit missing: memory/pids limits not applied to process and sandbox steps");
 
@@ -122,6 +137,9 @@ async function checkSandbox(support: RuntimeSupport): Promise<string | null> {
         layout,
         stagingRoot: root,
         sealed: true,
+        user: stepUser(),
+        workerIsRoot: WORKER_IS_ROOT,
+        egress: { allowlist: [], deny: [] },
       },
       { ...support, time: null, prlimit: null },
     );

@@ -1,25 +1,43 @@
-import { mkdir } from "node:fs/promises";
+import { chown, mkdir } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { PathError, resolveInside } from "../contained-path.ts";
 import { describeTimeout } from "../durations.ts";
-import { buildLaunchPlan } from "../launch-plan.ts";
+import { operatorDeny } from "../egress-rules.ts";
+import { buildLaunchPlan, IsolationUnavailableError } from "../launch-plan.ts";
 import {
   describeExit,
   failedBeforeStart,
   type ModuleContext,
   type ModuleResult,
 } from "../module-result.ts";
-import { checkEnvNames, stepEnvironment } from "../step-env.ts";
-import { supervise } from "../supervise.ts";
+import { type AttemptLayout, checkEnvNames, stepEnvironment } from "../step-env.ts";
+import { stepMounts } from "../step-mounts.ts";
+import { type StepUser, stepUser, WORKER_IS_ROOT } from "../step-user.ts";
+import { type LaunchPlan, supervise } from "../supervise.ts";
 import { parseParams, shellParams } from "./params.ts";
+
+/** Launches of a sandbox that failed before the step ran (see SupervisedExit.setupFailed). */
+const SANDBOX_SETUP_TRIES = 5;
 
 /** Reason of a sealed step that cannot get the sandbox; it never runs unsealed. */
 export const SEALED_NEEDS_SANDBOX = "sealed mode requires the sandbox runtime";
 
 /**
+ * The directories the step writes to (workdir, its private dir and TMPDIR, the chosen cwd) are
+ * created by the root worker; hand them to the step user. Not recursive: anything else in a
+ * reused workdir was written by an earlier attempt, i.e. by the step user already.
+ */
+async function handToStepUser(layout: AttemptLayout, cwd: string, user: StepUser): Promise<void> {
+  for (const dir of new Set([layout.workdir, layout.privateDir, layout.tmpDir, cwd])) {
+    await chown(dir, user.uid, user.gid);
+  }
+}
+
+/**
  * builtin:shell: runs `argv` directly (no shell), or `script` as `/bin/sh -c <script>`, with the
  * step's `env` as the only input channel for values; `workdir` is relative to the attempt
- * workdir. Runs on the process or sandbox runtime; a sealed step always runs in the sandbox
- * (or fails closed when the sandbox does not work here).
+ * workdir. Runs isolated on the process or sandbox runtime alike (see launch-plan.ts); a step
+ * that cannot be isolated here fails closed, unless the operator turned isolation off.
  */
 export async function runShell(context: ModuleContext): Promise<ModuleResult> {
   const { request, sink, layout, support } = context;
@@ -35,36 +53,25 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
     );
   }
   const sealed = request.sandbox.mode === "sealed";
-  let kind = request.runtime;
   if (sealed && !support.sandbox) return failedBeforeStart(SEALED_NEEDS_SANDBOX);
-  if (kind === "sandbox" && !support.sandbox) {
+  if (request.runtime === "sandbox" && !support.sandbox && !support.unisolated) {
     return failedBeforeStart(
       "the sandbox runtime is not available on this worker (bubblewrap missing or not working)",
     );
   }
-  if (sealed && kind === "process") {
-    kind = "sandbox";
-    sink.system("[packrun] sealed step: running in the sandbox runtime (no network)");
-  }
-  if (kind === "process" && !support.pidNamespace) {
+  if (!sealed && !support.network && !support.unisolated) {
     sink.system(
-      "[packrun] no PID namespace on this worker: a process that leaves the step's process group can outlive the step",
+      "[packrun] no outbound network on this worker: open steps need slirp4netns, nsenter and nft",
     );
   }
-  if (request.sandbox.egressAllowlist.length > 0) {
-    sink.system(
-      sealed
-        ? "[packrun] sealed step: no network at all; the egress allowlist is not applied"
-        : "[packrun] egress allowlist is not enforced by this runtime: open mode has unrestricted network",
-    );
-  }
-
+  const user = stepUser();
   let cwd = layout.workdir;
   try {
     if (params.value.workdir !== undefined && params.value.workdir !== ".") {
       cwd = resolveInside(layout.workdir, params.value.workdir, "with.workdir");
     }
     await mkdir(cwd, { recursive: true });
+    if (WORKER_IS_ROOT && !support.unisolated) await handToStepUser(layout, cwd, user);
   } catch (error) {
     if (error instanceof PathError) return failedBeforeStart(error.message);
     throw error;
@@ -74,26 +81,47 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
     params.value.script !== undefined
       ? ["/bin/sh", "-c", params.value.script]
       : (params.value.argv as string[]);
-  const plan = await buildLaunchPlan(
-    kind,
-    {
-      argv,
-      env: stepEnvironment(env, layout, context.workerId),
-      cwd,
-      layout,
-      stagingRoot: request.stagingRoot,
-      sealed,
-      memoryBytes: request.limits.memoryBytes,
-      pids: request.limits.pids,
-    },
-    support,
-  );
-  const exit = await supervise(plan, {
+  const superviseOptions = {
     sink,
     timeoutMs: request.timeoutMs,
     killGraceMs: request.killGraceMs,
     signal: request.signal,
-  });
+  };
+  let plan: LaunchPlan;
+  try {
+    plan = await buildLaunchPlan(
+      request.runtime,
+      {
+        argv,
+        env: stepEnvironment(env, layout, context.workerId),
+        cwd,
+        layout,
+        stagingRoot: request.stagingRoot,
+        sealed,
+        memoryBytes: request.limits.memoryBytes,
+        pids: request.limits.pids,
+        user,
+        workerIsRoot: WORKER_IS_ROOT,
+        egress: { allowlist: request.sandbox.egressAllowlist, deny: operatorDeny() },
+        mounts: stepMounts(),
+      },
+      support,
+    );
+  } catch (error) {
+    if (error instanceof IsolationUnavailableError) return failedBeforeStart(error.message);
+    throw error;
+  }
+  // Set-up failures are retried silently: nothing of the step ran, so nothing belongs in its log.
+  let exit = await supervise(plan, superviseOptions);
+  for (let retry = 1; exit.setupFailed && retry < SANDBOX_SETUP_TRIES; retry++) {
+    await sleep(25 * retry);
+    exit = await supervise(plan, superviseOptions);
+  }
+  if (exit.setupFailed) {
+    return failedBeforeStart(
+      `the step's sandbox could not be set up: ${exit.setupError ?? "bubblewrap exited with code 1"}`,
+    );
+  }
   if (exit.spawnError) return failedBeforeStart(`could not start the step: ${exit.spawnError}`);
   const { outcome, reason } = describeExit(exit, describeTimeout(request.timeoutMs ?? 0));
   return {

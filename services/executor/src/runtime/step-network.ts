@@ -1,0 +1,100 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import type { Readable, Writable } from "node:stream";
+import { deniedDestinations, egressRuleset, resolveAllowlist } from "./egress-rules.ts";
+
+/** How long slirp4netns may take to configure the step's interface. */
+const READY_TIMEOUT_MS = 10_000;
+/** slirp4netns's `--ready-fd`: it writes "1" there once the tap device is configured. */
+const READY_FD = 3;
+
+/** The tools an open step's network needs (all from Debian: slirp4netns, nftables, util-linux). */
+export interface NetworkTools {
+  slirp4netns: string;
+  nsenter: string;
+  nft: string;
+}
+
+/** What an open step may reach. */
+export interface EgressPolicy {
+  allowlist: readonly string[];
+  /** Operator's extra denied CIDRs (control-plane networks). */
+  deny: readonly string[];
+}
+
+/** A configured network namespace; `close()` stops its slirp4netns. */
+export interface StepNetwork {
+  close(): void;
+}
+
+/**
+ * Gives the network namespace of process `pid` (bubblewrap's sandbox, still blocked before the
+ * step runs) outbound connectivity through slirp4netns, a user-mode TCP/IP stack: the step's
+ * packets leave as ordinary sockets of the worker, with slirp's route to the host's loopback
+ * disabled. An nftables ruleset inside that namespace then decides what the step may reach
+ * (see {@link egressRuleset}). Nothing is started when any part fails: the error says which.
+ */
+export async function attachStepNetwork(
+  pid: number,
+  tools: NetworkTools,
+  policy: EgressPolicy,
+): Promise<StepNetwork> {
+  const allow = policy.allowlist.length === 0 ? "any" : await resolveAllowlist(policy.allowlist);
+  const ruleset = egressRuleset(allow, deniedDestinations(policy.deny));
+
+  // Rules first: the interface comes up only in a namespace that already filters.
+  const namespace = `--net=/proc/${pid}/ns/net`;
+  const loaded = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const nft = spawn(tools.nsenter, [namespace, "--", tools.nft, "-f", "-"], {
+      stdio: ["pipe", "ignore", "pipe"],
+    });
+    let stderr = "";
+    nft.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    nft.on("error", (error) => resolve({ code: null, stderr: error.message }));
+    nft.on("close", (code) => resolve({ code, stderr }));
+    nft.stdin.end(ruleset);
+  });
+  if (loaded.code !== 0)
+    throw new Error(`could not load the step's egress rules: ${loaded.stderr.trim()}`);
+
+  const slirp = spawn(
+    tools.slirp4netns,
+    [
+      "--configure",
+      "--mtu=65520",
+      "--disable-host-loopback",
+      `--ready-fd=${READY_FD}`,
+      String(pid),
+      "tap0",
+    ],
+    { stdio: ["ignore", "ignore", "pipe", "pipe"] },
+  );
+  let slirpErr = "";
+  (slirp.stderr as Readable).setEncoding("utf8").on("data", (chunk: string) => {
+    if (slirpErr.length < 4096) slirpErr += chunk;
+  });
+  const ready = slirp.stdio[READY_FD] as Readable & Writable;
+  const close = (): void => {
+    if (slirp.exitCode === null && slirp.signalCode === null) slirp.kill("SIGKILL");
+  };
+  try {
+    const outcome = await Promise.race([
+      once(ready, "data").then(() => "ready" as const),
+      once(slirp, "exit").then(() => "exited" as const),
+      new Promise<"timeout">((resolve) =>
+        setTimeout(() => resolve("timeout"), READY_TIMEOUT_MS).unref(),
+      ),
+    ]);
+    if (outcome !== "ready")
+      throw new Error(
+        `slirp4netns did not configure the step's network (${outcome}): ${slirpErr.trim().split("\n").at(-1) ?? ""}`,
+      );
+  } catch (error) {
+    close();
+    throw error;
+  }
+  ready.destroy();
+  return { close };
+}
