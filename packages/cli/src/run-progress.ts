@@ -1,3 +1,4 @@
+import { failedStepStates } from "@packrun/contract";
 import type { Gate, Run, Step } from "./api-types.ts";
 import { formatElapsed } from "./format-duration.ts";
 import { renderTable } from "./output.ts";
@@ -207,11 +208,13 @@ export function stateChangeLines(previous: Run | undefined, run: Run, now: numbe
   return lines;
 }
 
-/** Failed or timed-out steps with their reasons and how to see their logs. */
+/**
+ * Steps that made the run fail (failed, timed out, rejected, expired) with their reasons and how
+ * to see their logs. Cancelled steps are left out: they follow a cancel, they do not cause one.
+ */
 export function failureLines(run: Run): string[] {
-  const bad = new Set(["failed", "timed-out", "rejected", "expired"]);
   return run.steps
-    .filter((step) => bad.has(step.state))
+    .filter((step) => failedStepStates.has(step.state) && step.state !== "cancelled")
     .flatMap((step) => [
       `  step ${printable(step.id)} ${step.state}${step.exitCode === undefined ? "" : ` (exit ${step.exitCode})`}${step.reason === undefined ? "" : `: ${printable(step.reason)}`}`,
       `    logs: packrun logs ${run.id} --step ${printable(step.id)}`,
