@@ -1,4 +1,5 @@
 import { mkdir } from "node:fs/promises";
+import { isRunnable, missingCommandIn } from "../command-lookup.ts";
 import { PathError, resolveInside } from "../contained-path.ts";
 import { describeTimeout } from "../durations.ts";
 import { buildLaunchPlan } from "../launch-plan.ts";
@@ -8,7 +9,7 @@ import {
   type ModuleContext,
   type ModuleResult,
 } from "../module-result.ts";
-import { checkEnvNames, stepEnvironment } from "../step-env.ts";
+import { checkEnvNames, DEFAULT_PATH, stepEnvironment } from "../step-env.ts";
 import { supervise } from "../supervise.ts";
 import { parseParams, shellParams } from "./params.ts";
 
@@ -74,11 +75,22 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
     params.value.script !== undefined
       ? ["/bin/sh", "-c", params.value.script]
       : (params.value.argv as string[]);
+  const environment = stepEnvironment(env, layout, context.workerId);
+  // A missing program is the commonest first failure (examples need tools this machine may
+  // lack): say so in plain words rather than as the wrappers' exit code 127.
+  const program = argv[0] ?? "";
+  if (
+    params.value.script === undefined &&
+    !(await isRunnable(program, environment.PATH ?? DEFAULT_PATH, cwd))
+  )
+    return failedBeforeStart(
+      `command not found: ${program}${program.includes("/") ? "" : ` (searched PATH ${environment.PATH ?? DEFAULT_PATH})`}`,
+    );
   const plan = await buildLaunchPlan(
     kind,
     {
       argv,
-      env: stepEnvironment(env, layout, context.workerId),
+      env: environment,
       cwd,
       layout,
       stagingRoot: request.stagingRoot,
@@ -95,7 +107,13 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
     signal: request.signal,
   });
   if (exit.spawnError) return failedBeforeStart(`could not start the step: ${exit.spawnError}`);
-  const { outcome, reason } = describeExit(exit, describeTimeout(request.timeoutMs ?? 0));
+  const described = describeExit(exit, describeTimeout(request.timeoutMs ?? 0));
+  const missing = exit.exitCode === 127 ? missingCommandIn(sink.stderrTail) : undefined;
+  const { outcome } = described;
+  const reason =
+    missing === undefined
+      ? described.reason
+      : `command not found: ${missing} (${described.reason})`;
   return {
     outcome,
     reason,
