@@ -1,5 +1,6 @@
 import { failedStepStates } from "@packrun/contract";
 import type { Gate, Run, Step } from "./api-types.ts";
+import { commandHint } from "./command-hint.ts";
 import { formatElapsed } from "./format-duration.ts";
 import { renderTable } from "./output.ts";
 import { printable } from "./printable.ts";
@@ -100,7 +101,7 @@ export function stepRows(run: Run, now: number): string[][] {
 
 /** The command that decides a gate. */
 export function approveCommand(runId: string, gateId: string): string {
-  return `packrun approve ${runId} ${printable(gateId)}`;
+  return commandHint(`approve ${runId} ${printable(gateId)}`);
 }
 
 /** The pending approval gates of a run, each with what it needs and the command to approve. */
@@ -217,7 +218,7 @@ export function failureLines(run: Run): string[] {
     .filter((step) => failedStepStates.has(step.state) && step.state !== "cancelled")
     .flatMap((step) => [
       `  step ${printable(step.id)} ${step.state}${step.exitCode === undefined ? "" : ` (exit ${step.exitCode})`}${step.reason === undefined ? "" : `: ${printable(step.reason)}`}`,
-      `    logs: packrun logs ${run.id} --step ${printable(step.id)}`,
+      `    logs: ${commandHint(`logs ${run.id} --step ${printable(step.id)}`)}`,
     ]);
 }
 
