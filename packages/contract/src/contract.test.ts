@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { describe, test } from "node:test";
 import { RunState as RunStateEnum, StepState as StepStateEnum } from "@packrun/proto/executor/v1";
 import { isTenantName, runStates, stepStates } from "./index.ts";
@@ -47,5 +49,26 @@ describe("tenant names", () => {
       assert.ok(isTenantName(name), name);
     for (const name of ["", "-acme", ".acme", "ac me", "acme\n", "x".repeat(129), "ä"])
       assert.ok(!isTenantName(name), JSON.stringify(name));
+  });
+});
+
+describe("the docs spell the states as the contract does", () => {
+  const docs = path.resolve(import.meta.dirname, "..", "..", "..", "docs");
+
+  /** The backticked words of the paragraph of `file` that starts with `marker`. */
+  async function namesAfter(file: string, marker: string): Promise<string[]> {
+    const text = await readFile(path.join(docs, file), "utf8");
+    const start = text.indexOf(marker);
+    assert.ok(start >= 0, `${file} has no "${marker}"`);
+    const paragraph = text.slice(start, text.indexOf("\n\n", start));
+    return [...paragraph.matchAll(/`([a-z_-]+)`/g)].map((match) => match[1] as string);
+  }
+
+  test("glossary: run states and step states", async () => {
+    assert.deepEqual(await namesAfter("glossary.md", "**Step state.**"), [...stepStates]);
+    assert.deepEqual(
+      (await namesAfter("glossary.md", "**Run.**")).filter((name) => name !== "planHash"),
+      [...runStates],
+    );
   });
 });
