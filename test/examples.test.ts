@@ -99,6 +99,43 @@ test("there are at least five examples, each complete", () => {
   }
 });
 
+/** Every program a `builtin:shell` step of `steps` runs directly (argv[0]), map templates too. */
+function argvPrograms(steps: readonly PlannedStep[]): string[] {
+  return steps.flatMap((step): string[] => {
+    switch (step.kind) {
+      case "run": {
+        const argv = step.run.with.argv;
+        const first = Array.isArray(argv) ? argv[0] : undefined;
+        return step.run.uses === "builtin:shell" && typeof first === "string" ? [first] : [];
+      }
+      case "parallel":
+        return argvPrograms(step.parallel.steps);
+      case "map":
+        return argvPrograms([
+          ...step.map.steps,
+          ...(step.map.template === null ? [] : [step.map.template]),
+        ]);
+      default:
+        return [];
+    }
+  });
+}
+
+describe("every example's README says what it needs", () => {
+  for (const name of exampleNames) {
+    test(name, () => {
+      const readme = read(name, "README.md");
+      const section = /^## What it needs\n([\s\S]*?)(?=^## |(?![\s\S]))/m.exec(readme)?.[1];
+      assert.ok(section, `examples/${name}/README.md has no "## What it needs" section`);
+      for (const program of new Set(argvPrograms(plan(name).plan.steps)))
+        assert.ok(
+          section.includes(`\`${program}\``),
+          `examples/${name}/README.md does not say it needs \`${program}\``,
+        );
+    });
+  }
+});
+
 describe("every example plans and simulates", () => {
   for (const name of exampleNames) {
     test(name, () => {

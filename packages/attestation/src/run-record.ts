@@ -1,3 +1,4 @@
+import { runStates, stepStates } from "@packrun/contract";
 import { PackrunError } from "@packrun/errors";
 import { z } from "zod";
 
@@ -12,19 +13,15 @@ export const utcTimestampSchema = z.iso.datetime({ offset: false });
 const name = z.string().min(1).max(200);
 
 /** Final status of a run, as its terminal event says. */
-export const runStatusSchema = z.enum(["succeeded", "failed", "cancelled"]);
+export const runStatusSchema = z
+  .enum(runStates)
+  .exclude(["queued", "running", "awaiting-approval"]);
 
-/** Final status of a step (pending: never reached, e.g. after an earlier failure). */
-export const stepStatusSchema = z.enum([
-  "succeeded",
-  "failed",
-  "timed_out",
-  "cancelled",
-  "skipped",
-  "rejected",
-  "expired",
-  "pending",
-]);
+/**
+ * Final status of a step: a terminal state, or pending (never reached, e.g. after an earlier
+ * failure). The names are @packrun/contract's.
+ */
+export const stepStatusSchema = z.enum(stepStates).exclude(["running", "awaiting-approval"]);
 
 const stepSchema = z.strictObject({
   id: z.string().min(1).max(500),

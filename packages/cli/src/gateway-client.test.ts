@@ -47,7 +47,8 @@ test("a problem document becomes an error with its code and one line per entry",
       type: "https://packrun.dev/errors/PACK_SCHEMA",
       title: "Manifest does not match the Task Pack schema",
       status: 400,
-      detail: "pack.yaml is invalid (2 problems)",
+      // What the gateway sends: the first problem again, as the detail.
+      detail: "spec.steps[0].id (line 7:11): must match the id pattern (and 1 more)",
       code: "PACK_SCHEMA",
       errors: [
         { path: "spec.steps[0].id", message: "must match the id pattern", line: 7, column: 11 },

@@ -93,9 +93,15 @@ export function gatewayErrorFromResponse(
     );
   }
   const problem = parsed;
-  const summary = problem.detail ?? problem.title;
-  const message = `${summary} [${problem.code}]`;
   const entries = Array.isArray(problem.errors) ? problem.errors : [];
+  // With an `errors` list the detail is the first entry again ("… (and 2 more)"): summarise
+  // instead, so each problem is printed once, in the lines below.
+  const count = `${entries.length} problem${entries.length === 1 ? "" : "s"}`;
+  const summary =
+    entries.length === 0
+      ? (problem.detail ?? problem.title)
+      : `${prefix ?? "the request"} is invalid (${count})`;
+  const message = `${summary} [${problem.code}]`;
   const lines =
     entries.length === 0
       ? []

@@ -80,21 +80,39 @@ test("pack references are NAME or NAME@VERSION", () => {
   assert.throws(() => parsePackReference("x@"), /must be NAME or NAME@VERSION/);
 });
 
-test("secrets come from --secret and --secret-env, never echoing a value in errors", () => {
-  assert.equal(collectSecrets({}), undefined);
+test("secrets come from --secret, --secret-env and --secret-file, never echoing a value in errors", async () => {
+  assert.equal(await collectSecrets({}), undefined);
   assert.deepEqual(
-    collectSecrets(
+    await collectSecrets(
       { secret: ["token=s3cr=t", "other=x"], secretEnv: ["other=FROM_ENV"] },
       { FROM_ENV: "from-env" },
     ),
     { token: "s3cr=t", other: "from-env" },
   );
-  assert.throws(
-    () => collectSecrets({ secretEnv: ["token=MISSING_VAR"] }, {}),
+  const dir = await mkdtemp(path.join(tmpdir(), "packrun-secret-file-"));
+  try {
+    await writeFile(path.join(dir, "token"), "from-file\n");
+    await writeFile(path.join(dir, "pem"), "line 1\nline 2\n\n");
+    assert.deepEqual(
+      await collectSecrets({
+        secret: ["token=x"],
+        secretFile: [`token=${path.join(dir, "token")}`, `key=${path.join(dir, "pem")}`],
+      }),
+      { token: "from-file", key: "line 1\nline 2\n" },
+    );
+    await assert.rejects(
+      collectSecrets({ secretFile: [`token=${path.join(dir, "absent")}`] }),
+      /cannot read the secret file of token, .*absent: no such file/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  await assert.rejects(
+    collectSecrets({ secretEnv: ["token=MISSING_VAR"] }, {}),
     /environment variable MISSING_VAR is not set/,
   );
-  assert.throws(
-    () => collectSecrets({ secret: ["=hunter2"] }),
+  await assert.rejects(
+    collectSecrets({ secret: ["=hunter2"] }),
     (error: unknown) => error instanceof Error && !error.message.includes("hunter2"),
   );
   assert.deepEqual(splitAssignment("--label", "team=a=b"), ["team", "a=b"]);

@@ -1,5 +1,5 @@
 import { allScopes } from "@packrun/auth";
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
 import type { CliConfigFile } from "./cli-config-file.ts";
 import { CliError } from "./cli-error.ts";
 import {
@@ -11,21 +11,15 @@ import {
 import { ExitCode } from "./exit-codes.ts";
 import { GatewayClient } from "./gateway-client.ts";
 import { type LocalTokenProfile, mintLocalToken } from "./local-token.ts";
-import { type OutputFormat, outputFormats } from "./output.ts";
+import { formatOption, type OutputFormat } from "./output.ts";
 
 /** Options every command that talks to the gateway accepts. */
 export interface GatewayOptions extends ConnectionFlags {
   format: OutputFormat;
 }
 
-/**
- * Adds `--url`, `--token`, `--config` and `-f, --format` to a gateway command; `logs` passes
- * `shortFormat: false` because its `-f` means follow.
- */
-export function addGatewayOptions(
-  command: Command,
-  { shortFormat = true }: { shortFormat?: boolean } = {},
-): Command {
+/** Adds `--url`, `--token`, `--config` and `--format` to a gateway command. */
+export function addGatewayOptions(command: Command): Command {
   return command
     .option("--url <url>", "gateway base URL (default: PACKRUN_URL, then the config file)")
     .option("--token <jwt>", "bearer token (default: PACKRUN_TOKEN, then the config file)")
@@ -33,14 +27,7 @@ export function addGatewayOptions(
       "--config <file>",
       "CLI config file (default: PACKRUN_CLI_CONFIG, then $PACKRUN_HOME/cli.json)",
     )
-    .addOption(
-      new Option(
-        `${shortFormat ? "-f, " : ""}--format <format>`,
-        "output format: table for people, json for scripts",
-      )
-        .choices(outputFormats)
-        .default("table"),
-    );
+    .addOption(formatOption());
 }
 
 /** The local-token profile of a config file: what `signingKeyFile` tokens are minted with. */

@@ -42,6 +42,8 @@ export function createProgram(): Command {
     // are created, which inherit it.
     .exitOverride()
     .showHelpAfterError("(add --help for usage)")
+    // "Did you mean …?" for misspelled commands and options (inherited by every subcommand).
+    .showSuggestionAfterError()
     .addHelpText("after", exitCodeHelp);
   registerValidateCommand(program);
   registerPlanCommand(program);

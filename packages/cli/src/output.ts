@@ -1,3 +1,4 @@
+import { Option } from "commander";
 import { printable } from "./printable.ts";
 import { writeFileAtomic } from "./write-file-atomic.ts";
 
@@ -6,6 +7,16 @@ export type OutputFormat = "table" | "json";
 
 /** The formats `--format` accepts. */
 export const outputFormats: readonly OutputFormat[] = ["table", "json"];
+
+/**
+ * The `--format table|json` option every command takes. Long only: `-f` means `--follow`
+ * (`logs`), and one letter must not mean two things.
+ */
+export function formatOption(
+  description = "output format: table for people, json for scripts",
+): Option {
+  return new Option("--format <format>", description).choices(outputFormats).default("table");
+}
 
 /** Pretty JSON with a trailing newline, the `--format json` rendering. */
 export function renderJson(value: unknown): string {

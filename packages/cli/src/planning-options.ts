@@ -1,8 +1,8 @@
 import { type PlanResult, planPack } from "@packrun/planning";
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
 import { addManifestArgument, type ManifestOptions, manifestPath } from "./manifest-argument.ts";
 import { type ManifestFile, readManifestFile, reportingDiagnostics } from "./manifest-file.ts";
-import { type OutputFormat, outputFormats } from "./output.ts";
+import { formatOption, type OutputFormat } from "./output.ts";
 import { readInputs } from "./read-inputs.ts";
 
 /** Options shared by `plan` and `simulate`. */
@@ -27,9 +27,7 @@ export function addPlanningOptions(command: Command): Command {
         '(3, true, ["a"], "quoted"), else taken as a string; overrides --inputs',
       collect,
     )
-    .addOption(
-      new Option("-f, --format <format>", "output format").choices(outputFormats).default("table"),
-    )
+    .addOption(formatOption())
     .option("-o, --output <file>", "write the output to this file (atomically) instead of stdout");
 }
 

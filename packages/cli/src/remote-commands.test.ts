@@ -385,7 +385,14 @@ describe("packrun against a running gateway", () => {
     );
     const invalid = await cli(["packs", "push", "broken.yaml"]);
     assert.equal(invalid.code, 2, invalid.stderr);
-    assert.match(invalid.stderr, /^broken\.yaml: /m);
+    assert.match(invalid.stderr, /^error: broken\.yaml is invalid \(\d+ problems?\) \[PACK_/m);
+    // Each problem is printed once: the summary line does not repeat the first one.
+    const problems = invalid.stderr.split("\n").filter((line) => line.startsWith("broken.yaml: "));
+    assert.ok(problems.length > 0, invalid.stderr);
+    for (const problem of problems) {
+      const message = problem.slice(problem.lastIndexOf(": ") + 2);
+      assert.equal(invalid.stderr.split(message).length - 1, 1, `printed twice: ${message}`);
+    }
     const down = await cli(["runs", "list", "--url", `http://127.0.0.1:${await closedPort()}`]);
     assert.equal(down.code, 10, down.stderr);
     assert.match(down.stderr, /cannot reach the gateway .*connection refused \(retryable\)/);

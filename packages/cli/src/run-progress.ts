@@ -1,4 +1,6 @@
+import { failedStepStates } from "@packrun/contract";
 import type { Gate, Run, Step } from "./api-types.ts";
+import { commandHint } from "./command-hint.ts";
 import { formatElapsed } from "./format-duration.ts";
 import { renderTable } from "./output.ts";
 import { printable } from "./printable.ts";
@@ -99,7 +101,7 @@ export function stepRows(run: Run, now: number): string[][] {
 
 /** The command that decides a gate. */
 export function approveCommand(runId: string, gateId: string): string {
-  return `packrun approve ${runId} ${printable(gateId)}`;
+  return commandHint(`approve ${runId} ${printable(gateId)}`);
 }
 
 /** The pending approval gates of a run, each with what it needs and the command to approve. */
@@ -207,14 +209,16 @@ export function stateChangeLines(previous: Run | undefined, run: Run, now: numbe
   return lines;
 }
 
-/** Failed or timed-out steps with their reasons and how to see their logs. */
+/**
+ * Steps that made the run fail (failed, timed out, rejected, expired) with their reasons and how
+ * to see their logs. Cancelled steps are left out: they follow a cancel, they do not cause one.
+ */
 export function failureLines(run: Run): string[] {
-  const bad = new Set(["failed", "timed-out", "rejected", "expired"]);
   return run.steps
-    .filter((step) => bad.has(step.state))
+    .filter((step) => failedStepStates.has(step.state) && step.state !== "cancelled")
     .flatMap((step) => [
       `  step ${printable(step.id)} ${step.state}${step.exitCode === undefined ? "" : ` (exit ${step.exitCode})`}${step.reason === undefined ? "" : `: ${printable(step.reason)}`}`,
-      `    logs: packrun logs ${run.id} --step ${printable(step.id)}`,
+      `    logs: ${commandHint(`logs ${run.id} --step ${printable(step.id)}`)}`,
     ]);
 }
 

@@ -80,3 +80,46 @@ test("--version and --help exit 0", async () => {
   assert.match(help.stdout, /validate/);
   assert.match(help.stdout, /Exit codes:/);
 });
+
+test("validate --format json prints the result as JSON; problems too, with exit 2", async () => {
+  await using tmp = await tempDirWith({ "pack.yaml": samplePack, "broken.yaml": invalidPack });
+  const valid = await runCli(["validate", "pack.yaml", "--format", "json"], { cwd: tmp.dir });
+  assert.equal(valid.code, 0, valid.stderr);
+  assert.deepEqual(JSON.parse(valid.stdout), {
+    valid: true,
+    name: "image-scan",
+    version: "1.2.0",
+    diagnostics: [],
+  });
+  const invalid = await runCli(["validate", "broken.yaml", "--format", "json"], { cwd: tmp.dir });
+  assert.equal(invalid.code, 2);
+  const report = JSON.parse(invalid.stdout) as {
+    valid: boolean;
+    diagnostics: { path: string; line: number }[];
+  };
+  assert.equal(report.valid, false);
+  assert.equal(report.diagnostics[0]?.line, 14);
+  assert.match(invalid.stderr, /^error: broken\.yaml is invalid \(1 problem\)$/m);
+});
+
+test("-f is --follow only: the format option is long-only everywhere", async () => {
+  await using tmp = await tempDirWith({ "pack.yaml": samplePack });
+  const short = await runCli(["validate", "pack.yaml", "-f", "json"], { cwd: tmp.dir });
+  assert.equal(short.code, 2);
+  assert.match(short.stderr, /unknown option '-f'/);
+  for (const command of ["run", "verify", "plan", "runs list", "token"]) {
+    const help = await runCli([...command.split(" "), "--help"], { cwd: tmp.dir });
+    assert.match(help.stdout, /^ {2}--format <format>/m, command);
+    assert.doesNotMatch(help.stdout, /-f, --format/, command);
+  }
+});
+
+test("a misspelled option gets a suggestion; defaults are stated once", async () => {
+  await using tmp = await tempDirWith({ "pack.yaml": samplePack });
+  const typo = await runCli(["validate", "pack.yaml", "--formt", "json"], { cwd: tmp.dir });
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /Did you mean --format\?/);
+  const help = await runCli(["runs", "list", "--help"], { cwd: tmp.dir });
+  assert.match(help.stdout, /at most this many runs \(default: 50\)/);
+  assert.doesNotMatch(help.stdout, /\(default 50\)/);
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPostgresDatabase } from "@packrun/db";
@@ -41,6 +41,12 @@ test("the embedded default runs the quickstart end to end, and again on the pers
     assert.match(stdout, /approving as embedded-demo/);
     assert.match(stdout, /✔ run succeeded/);
     assert.match(stdout, /evidence bundle verified offline/);
+    // The terminal shows the run; the services' JSON log lines go to the file the banner names.
+    assert.doesNotMatch(`${stdout}\n${stderr}`, /^\{"level"/m);
+    assert.match(stdout, new RegExp(`^ {2}logs +${join(home, "logs", "services.log")} `, "m"));
+    const serviceLog = await readFile(join(home, "logs", "services.log"), "utf8");
+    assert.match(serviceLog, /^\{"level":"warn"/m);
+    assert.ok(!serviceLog.includes("tok-3f9a-demo-secret"), "the secret is not in the log");
     assert.ok(
       !stdout.includes("tok-3f9a-demo-secret") && !stderr.includes("tok-3f9a-demo-secret"),
       "the secret never shows",

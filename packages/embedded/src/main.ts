@@ -4,8 +4,9 @@
  * embedded storage, runs examples/quickstart end to end, then keeps serving until Ctrl-C
  * (`--once` exits after the quickstart with its result as the exit code).
  */
-import { readFile, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname, join, relative, resolve } from "node:path";
 import { allScopes, mintToken } from "@packrun/auth";
 import { createLogger } from "@packrun/logging";
 import type { JWK } from "jose";
@@ -15,9 +16,22 @@ import { startEmbedded } from "./start-embedded.ts";
 const once = process.argv.includes("--once");
 const home = resolve(process.env.PACKRUN_HOME ?? ".packrun");
 const repository = resolve(import.meta.dirname, "../../..");
-// Service logs go to a file-like stream only when asked: the terminal shows the run itself.
-const logger = createLogger({ service: "packrun", level: process.env.PACKRUN_LOG_LEVEL ?? "warn" });
+// The terminal shows the run; the services' JSON log lines (warnings, failures with their
+// stacks) go to a file, which the banner names.
+const logFile = resolve(process.env.PACKRUN_LOG_FILE || join(home, "logs", "services.log"));
+await mkdir(dirname(logFile), { recursive: true });
+const logStream = createWriteStream(logFile, { flags: "a" });
+const logger = createLogger({
+  service: "packrun",
+  level: process.env.PACKRUN_LOG_LEVEL ?? "info",
+  destination: logStream,
+});
 const print = (line: string) => process.stdout.write(`${line}\n`);
+/** A path as the user would type it from here: relative when under the current directory. */
+const shown = (path: string) => {
+  const fromHere = relative(process.cwd(), path);
+  return fromHere.startsWith("..") ? path : fromHere;
+};
 
 const startedAt = performance.now();
 const databaseUrl = process.env.DATABASE_URL || undefined;
@@ -37,6 +51,7 @@ print(`  planner   ${services.plannerUrl}`);
 print(`  executor  ${services.executorUrl}`);
 print(`  evidence  ${services.evidenceUrl}`);
 print(`  API       ${services.gatewayUrl}   (REST + SSE; OpenAPI at /.well-known/openapi)`);
+print(`  logs      ${shown(logFile)} (the services' log; PACKRUN_LOG_LEVEL=debug for more)`);
 
 // Dev mode: a local token issuer, so the CLI and curl work without an identity provider.
 const devAuth = services.devAuth;
@@ -67,9 +82,9 @@ if (devAuth !== undefined) {
     )}\n`,
     { mode: 0o600 },
   );
-  print(`  token     ${cliConfig} (dev mode: tenant "default", every scope, valid 7 days)`);
+  print(`  token     ${shown(cliConfig)} (dev mode: tenant "default", every scope, valid 7 days)`);
   print(
-    `            npm run packrun -- runs list     uses it; so does  curl -H "Authorization: Bearer $(node -p 'require("${cliConfig}").token')" ${services.gatewayUrl}/api/runs`,
+    `            npm run -s packrun -- runs list     uses it; so does  curl -H "Authorization: Bearer $(node -p 'require("${cliConfig}").token')" ${services.gatewayUrl}/api/runs`,
   );
 }
 print("");
@@ -79,6 +94,8 @@ const stop = async (code: number) => {
   if (stopping) return;
   stopping = true;
   await services.close();
+  // The log file gets every line written so far before the process goes.
+  await new Promise<void>((done) => logStream.end(done));
   process.exit(code);
 };
 process.on("SIGINT", () => void stop(0));

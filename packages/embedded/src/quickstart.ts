@@ -4,6 +4,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { verifyBundle } from "@packrun/attestation";
+import { isStepState } from "@packrun/contract";
+import { stepStateFromProto } from "@packrun/contract/proto";
 import { EvidenceService } from "@packrun/proto/evidence/v1";
 import { ExecutorService, RunState, StepState } from "@packrun/proto/executor/v1";
 import type { Embedded } from "./start-embedded.ts";
@@ -18,18 +20,10 @@ export interface QuickstartResult {
   bundleVerified: boolean;
 }
 
-const stateNames: Record<number, string> = {
-  [StepState.PENDING]: "pending",
-  [StepState.RUNNING]: "running",
-  [StepState.SUCCEEDED]: "succeeded",
-  [StepState.FAILED]: "failed",
-  [StepState.TIMED_OUT]: "timed out",
-  [StepState.CANCELLED]: "cancelled",
-  [StepState.SKIPPED]: "skipped",
-  [StepState.AWAITING_APPROVAL]: "awaiting approval",
-  [StepState.REJECTED]: "rejected",
-  [StepState.EXPIRED]: "expired",
-};
+/** A step state in words ("timed out"), for the terminal. */
+function stateWords(state: StepState): string {
+  return (stepStateFromProto(state) ?? "unknown").replace(/[-_]/g, " ");
+}
 
 /**
  * Runs examples/quickstart end to end against running services: submits it, streams its events
@@ -91,21 +85,12 @@ export async function runQuickstart(
       const step = event.stepId.padEnd(stepWidth);
       if (event.type.startsWith("log.")) print(`  ${step} │ ${event.message}`);
       else if (
-        event.type === "step.running" ||
-        (event.type.startsWith("step.") &&
-          [
-            "succeeded",
-            "failed",
-            "timed_out",
-            "skipped",
-            "awaiting-approval",
-            "rejected",
-            "expired",
-            "cancelled",
-          ].includes(event.type.slice(5)))
+        event.type.startsWith("step.") &&
+        isStepState(event.type.slice(5)) &&
+        event.type !== "step.pending"
       ) {
         print(
-          `  ${step}   ${event.type.slice(5).replace("_", " ")}${event.message && !event.message.startsWith("step ") ? `: ${event.message}` : ""}`,
+          `  ${step}   ${event.type.slice(5).replace(/[-_]/g, " ")}${event.message && !event.message.startsWith("step ") ? `: ${event.message}` : ""}`,
         );
       } else if (event.type.startsWith("gate.")) print(`  ${step}   ${event.message}`);
       if (event.type === "step.awaiting-approval" && !approved) {
@@ -137,7 +122,7 @@ export async function runQuickstart(
     );
     for (const step of finished?.steps ?? [])
       if (step.state !== StepState.SUCCEEDED)
-        print(`    ${step.id}: ${stateNames[step.state] ?? step.state} ${step.reason}`);
+        print(`    ${step.id}: ${stateWords(step.state)} ${step.reason}`);
 
     // The attestation is signed once every event reached the evidence log.
     const deadline = Date.now() + 30_000;

@@ -19,7 +19,7 @@ import {
 } from "@packrun/evidence";
 import {
   createBullmqWorkQueue,
-  createMemorySecretVault,
+  createFileSecretVault,
   createMemoryWorkQueue,
   createRedisSecretVault,
   executeStep,
@@ -45,7 +45,10 @@ export interface EmbeddedOptions {
   databaseUrl?: string;
   /** Real Redis instead of the in-process queue and secret vault. */
   redisUrl?: string;
-  /** base64 of 32 bytes; with redisUrl, encrypts secrets in Redis (default: a key kept in home). */
+  /**
+   * base64 of 32 bytes; encrypts the secrets of waiting runs, in Redis with redisUrl, else in
+   * `home/secrets` (default: a key kept in `home/keys`).
+   */
   secretsKey?: string;
   /** With redisUrl: namespacing of the queue and vault keys, so several stacks share a Redis. */
   redisNamespace?: { queueName: string; keyPrefix: string };
@@ -102,7 +105,7 @@ async function secretsKey(home: string, given: string | undefined): Promise<Buff
 /**
  * Starts planner, evidence and executor in this process, each on its own embedded Postgres
  * (PGlite) and talking gRPC over loopback exactly as in production; the executor uses the
- * in-process queue and secret vault. Same code paths, different adapters.
+ * in-process queue and a secret vault in `home/secrets`. Same code paths, different adapters.
  */
 export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded> {
   const { home, logger } = options;
@@ -189,9 +192,13 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
   const executor = await startExecutor({
     database: executorDb,
     queue,
+    // Secrets outlive a restart as the runs do: sealed with the local key, in home or Redis.
     vault:
       redis === undefined
-        ? createMemorySecretVault()
+        ? createFileSecretVault({
+            dir: join(home, "secrets"),
+            key: await secretsKey(home, options.secretsKey),
+          })
         : createRedisSecretVault({ redis, key: await secretsKey(home, options.secretsKey) }),
     logger: logger.child({ service: "executor" }),
     plannerUrl: planner.url,

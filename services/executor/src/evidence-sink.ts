@@ -14,7 +14,7 @@ import { errorCodeHeader } from "@packrun/rpc-server";
 import { rpcClientTracing } from "@packrun/telemetry";
 import { outboxChannel, ReadPacer } from "./change-hints.ts";
 import type { RunEvent } from "./run-events.ts";
-import { buildRunRecord } from "./run-record.ts";
+import { buildRunRecord, runRecordStruct } from "./run-record.ts";
 
 /** Options for {@link createEvidenceSink}. */
 export interface EvidenceSinkOptions {
@@ -178,7 +178,7 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
         const response = await client.finalizeRun({
           tenant,
           runId: id,
-          runRecord: record as never,
+          runRecord: runRecordStruct(record),
           planJson,
         });
         await database.query(

@@ -24,7 +24,12 @@ import { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
 import { createExecutorService } from "./executor-service.ts";
 import { createLogWriter } from "./log-writer.ts";
 import { createReconciler, type Reconciler } from "./reconciler.ts";
-import { createRunService, type PlanFetcher, type RunService } from "./run-service.ts";
+import {
+  createRunService,
+  type LatestVersionResolver,
+  type PlanFetcher,
+  type RunService,
+} from "./run-service.ts";
 import type { SecretVault } from "./secret-vault.ts";
 import { type StepRunner, StepWorker, type StepWorkerOptions } from "./step-worker.ts";
 import type { WorkQueue } from "./work-queue.ts";
@@ -101,8 +106,13 @@ export interface Executor {
   close(graceMs?: number): Promise<void>;
 }
 
-/** A PlanFetcher that calls the planner service over gRPC; `close` ends its HTTP/2 session. */
-export function plannerPlanFetcher(plannerUrl: string): PlanFetcher & { close(): void } {
+/**
+ * A PlanFetcher that calls the planner service over gRPC, with `latestVersion` (the planner's
+ * GetPackVersion) to pin "latest"; `close` ends its HTTP/2 session.
+ */
+export function plannerPlanFetcher(
+  plannerUrl: string,
+): PlanFetcher & { latestVersion: LatestVersionResolver; close(): void } {
   const sessions = new Http2SessionManager(plannerUrl);
   const client = createClient(
     PlannerService,
@@ -133,7 +143,11 @@ export function plannerPlanFetcher(plannerUrl: string): PlanFetcher & { close():
       packDigest: response.summary?.packDigest ?? "",
     };
   };
-  return Object.assign(fetch, { close: () => sessions.abort() });
+  const latestVersion: LatestVersionResolver = async (tenant, name) => {
+    const response = await client.getPackVersion({ tenant, name, version: "" });
+    return response.version?.version ?? "";
+  };
+  return Object.assign(fetch, { latestVersion, close: () => sessions.abort() });
 }
 
 /**
@@ -174,6 +188,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
     queue: options.queue,
     vault: options.vault,
     plan: planner,
+    latestVersion: planner.latestVersion,
     logger: options.logger,
   });
   const reconciler = createReconciler({

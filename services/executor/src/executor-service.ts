@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { isTenantName, tenantNameRule } from "@packrun/contract";
+import { runStateFromProto, runStateToProto, stepStateToProto } from "@packrun/contract/proto";
 import type { ChannelListener, Database } from "@packrun/db";
 import { PackrunError } from "@packrun/errors";
 import {
@@ -22,25 +24,14 @@ import {
   WorkerHealthSchema,
 } from "@packrun/proto/executor/v1";
 import { ReadPacer, runChangedChannel } from "./change-hints.ts";
-import {
-  runMessage,
-  runStateFromMessage,
-  runStateMessage,
-  runSummaryMessage,
-  stepStateMessage,
-} from "./run-messages.ts";
+import { runMessage, runSummaryMessage } from "./run-messages.ts";
 import type { RunService, RunSubmission } from "./run-service.ts";
 import type { RunState, StepState } from "./state-machine.ts";
 import { terminalRunStates } from "./state-machine.ts";
 
-const tenantPattern = /^[A-Za-z0-9._:@/-]{1,128}$/;
-
 function requireTenant(tenant: string): string {
-  if (!tenantPattern.test(tenant))
-    throw new PackrunError(
-      "REQUEST_INVALID",
-      "tenant must be 1-128 letters, digits or . _ : @ / -",
-    );
+  if (!isTenantName(tenant))
+    throw new PackrunError("REQUEST_INVALID", `tenant must be ${tenantNameRule}`);
   return tenant;
 }
 
@@ -136,7 +127,7 @@ export function createExecutorService(
 
     async listRuns(request) {
       const states = request.states.map((value) => {
-        const state = runStateFromMessage(value);
+        const state = runStateFromProto(value);
         if (state === undefined)
           throw new PackrunError("REQUEST_INVALID", `unknown run state ${value}`);
         return state;
@@ -213,11 +204,11 @@ export function createExecutorService(
       return create(GetRunStatisticsResponseSchema, {
         runsByState: (Object.entries(statistics.runsByState) as [RunState, number][]).map(
           ([state, count]) =>
-            create(RunStateCountSchema, { state: runStateMessage(state), count: BigInt(count) }),
+            create(RunStateCountSchema, { state: runStateToProto(state), count: BigInt(count) }),
         ),
         stepsByState: (Object.entries(statistics.stepsByState) as [StepState, number][]).map(
           ([state, count]) =>
-            create(StepStateCountSchema, { state: stepStateMessage(state), count: BigInt(count) }),
+            create(StepStateCountSchema, { state: stepStateToProto(state), count: BigInt(count) }),
         ),
         queueWaiting: BigInt(statistics.queue?.waiting ?? 0),
         queueDelayed: BigInt(statistics.queue?.delayed ?? 0),

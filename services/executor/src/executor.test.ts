@@ -11,10 +11,10 @@ import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/
 const pack = packManifest;
 
 let stack: ExecutorStack;
-let scratch: string;
+let _scratch: string;
 beforeAll(async () => {
   stack = await startExecutorStack();
-  scratch = await mkdtemp(join(tmpdir(), "packrun-exec-scratch-"));
+  _scratch = await mkdtemp(join(tmpdir(), "packrun-exec-scratch-"));
 });
 afterAll(() => stack.close());
 

@@ -16,6 +16,7 @@ export {
   plannerPlanFetcher,
   startExecutor,
 } from "./executor-server.ts";
+export { createFileSecretVault, type FileSecretVaultOptions } from "./file-secret-vault.ts";
 export { createMemoryWorkQueue } from "./memory-work-queue.ts";
 export type { Reconciler, SweepReport } from "./reconciler.ts";
 export type {

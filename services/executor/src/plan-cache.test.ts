@@ -84,3 +84,30 @@ test("a plan that does not hash to its planHash is refused and never cached", as
   }
   assert.equal(planner.calls.length, 2);
 });
+
+test("a reference without a version is pinned to the latest version before the cache is asked", async () => {
+  const planner = countingPlanner();
+  let latest = "1.0.0";
+  const plan = createPlanCache(planner.fetch, { latestVersion: async () => latest });
+  const latestRef = { ...request, pack: { ref: { name: "p", version: "" } } };
+  await plan(latestRef);
+  await plan(latestRef);
+  assert.equal(planner.calls.length, 1);
+  assert.deepEqual(planner.calls[0]?.pack, { ref: { name: "p", version: "1.0.0" } });
+  latest = "2.0.0";
+  await plan(latestRef);
+  assert.equal(planner.calls.length, 2);
+  assert.deepEqual(planner.calls[1]?.pack, { ref: { name: "p", version: "2.0.0" } });
+  // The pinned request and the exact one are the same request.
+  await plan({ ...request, pack: { ref: { name: "p", version: "2.0.0" } } });
+  assert.equal(planner.calls.length, 2);
+});
+
+test("without a resolver a reference without a version is never cached", async () => {
+  const planner = countingPlanner();
+  const plan = createPlanCache(planner.fetch);
+  const latestRef = { ...request, pack: { ref: { name: "p", version: "" } } };
+  await plan(latestRef);
+  await plan(latestRef);
+  assert.equal(planner.calls.length, 2);
+});

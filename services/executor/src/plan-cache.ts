@@ -1,7 +1,7 @@
 import { PackrunError } from "@packrun/errors";
 import { canonicalJson, computePlanHash, type Plan } from "@packrun/planning";
 import { LRUCache } from "lru-cache";
-import type { PlanFetcher, PlannedPack } from "./run-service.ts";
+import type { LatestVersionResolver, PlanFetcher, PlannedPack } from "./run-service.ts";
 
 /** A planner answer whose plan text was parsed and checked against its planHash. */
 export interface VerifiedPlan {
@@ -15,6 +15,11 @@ export interface PlanCacheOptions {
   maxEntries?: number;
   /** How long a plan is reused; default one minute. */
   ttlMs?: number;
+  /**
+   * Names the latest published version of a pack, so that a reference without a version is
+   * cached under the version it means now. Without it such references are never cached.
+   */
+  latestVersion?: LatestVersionResolver;
 }
 
 /**
@@ -23,6 +28,10 @@ export interface PlanCacheOptions {
  * immutable, so a repeated submission of the same pack and inputs gets the same plan either
  * way; the cache saves the planner call and the parse and hash check of the plan text. Only
  * plans whose text hashes to their planHash are kept.
+ *
+ * A registry reference without a version means "latest", which changes when a version is
+ * published: it is resolved to an exact version first (and planned as that version, so the
+ * plan and the cache key agree even if another version is published meanwhile).
  *
  * The plan object is shared by every submission that reuses it: callers must not modify it.
  *
@@ -37,7 +46,9 @@ export function createPlanCache(
     max: options.maxEntries ?? 500,
     ttl: options.ttlMs ?? 60_000,
   });
-  return async (request) => {
+  return async (submitted) => {
+    const request = await pinVersion(submitted, options.latestVersion);
+    if (request === undefined) return verify(await fetch(submitted));
     const key = canonicalJson({
       tenant: request.tenant,
       pack: request.pack,
@@ -46,15 +57,35 @@ export function createPlanCache(
     });
     const cached = cache.get(key);
     if (cached !== undefined) return cached;
-    const planned = await fetch(request);
-    const plan = JSON.parse(planned.planJson) as Plan;
-    if (computePlanHash(plan) !== planned.planHash)
-      throw new PackrunError(
-        "PLAN_HASH_MISMATCH",
-        `the planner's plan does not hash to its planHash ${planned.planHash}`,
-      );
-    const verified = { planned, plan };
+    const verified = verify(await fetch(request));
     cache.set(key, verified);
     return verified;
   };
+}
+
+type PlanRequest = Parameters<PlanFetcher>[0];
+
+/**
+ * The request with a version-less registry reference pinned to the latest version; the request
+ * itself when it has nothing to pin; undefined when it would need pinning but cannot be.
+ */
+async function pinVersion(
+  request: PlanRequest,
+  latestVersion: LatestVersionResolver | undefined,
+): Promise<PlanRequest | undefined> {
+  if (!("ref" in request.pack) || request.pack.ref.version !== "") return request;
+  if (latestVersion === undefined) return undefined;
+  const version = await latestVersion(request.tenant, request.pack.ref.name);
+  return { ...request, pack: { ref: { name: request.pack.ref.name, version } } };
+}
+
+/** Parses the planner's plan text and checks it against its planHash. */
+function verify(planned: PlannedPack): VerifiedPlan {
+  const plan = JSON.parse(planned.planJson) as Plan;
+  if (computePlanHash(plan) !== planned.planHash)
+    throw new PackrunError(
+      "PLAN_HASH_MISMATCH",
+      `the planner's plan does not hash to its planHash ${planned.planHash}`,
+    );
+  return { planned, plan };
 }

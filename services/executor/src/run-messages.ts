@@ -1,42 +1,19 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { isStepState } from "@packrun/contract";
+import { runStateToProto, stepStateToProto } from "@packrun/contract/proto";
 import {
   ApprovalDecisionSchema,
   GateSchema,
   type Run,
   RunSchema,
-  RunState as RunStateEnum,
   type Step,
   StepAttemptSchema,
   StepSchema,
-  StepState as StepStateEnum,
 } from "@packrun/proto/executor/v1";
 import { StepKind } from "@packrun/proto/pack/v1";
 import type { RunRow, StepRow } from "./run-rows.ts";
 import type { RunView } from "./run-service.ts";
-import type { RunState, StepState } from "./state-machine.ts";
-
-const runStates: Record<RunState, RunStateEnum> = {
-  queued: RunStateEnum.QUEUED,
-  running: RunStateEnum.RUNNING,
-  "awaiting-approval": RunStateEnum.AWAITING_APPROVAL,
-  succeeded: RunStateEnum.SUCCEEDED,
-  failed: RunStateEnum.FAILED,
-  cancelled: RunStateEnum.CANCELLED,
-};
-
-const stepStates: Record<StepState, StepStateEnum> = {
-  pending: StepStateEnum.PENDING,
-  running: StepStateEnum.RUNNING,
-  succeeded: StepStateEnum.SUCCEEDED,
-  failed: StepStateEnum.FAILED,
-  timed_out: StepStateEnum.TIMED_OUT,
-  cancelled: StepStateEnum.CANCELLED,
-  skipped: StepStateEnum.SKIPPED,
-  "awaiting-approval": StepStateEnum.AWAITING_APPROVAL,
-  rejected: StepStateEnum.REJECTED,
-  expired: StepStateEnum.EXPIRED,
-};
 
 const stepKinds: Record<StepRow["kind"], StepKind> = {
   run: StepKind.RUN,
@@ -45,23 +22,6 @@ const stepKinds: Record<StepRow["kind"], StepKind> = {
   "approval-gate": StepKind.APPROVAL_GATE,
   "policy-gate": StepKind.POLICY_GATE,
 };
-
-/** Enum value of a run state. */
-export function runStateMessage(state: RunState): RunStateEnum {
-  return runStates[state];
-}
-
-/** Enum value of a step state. */
-export function stepStateMessage(state: StepState): StepStateEnum {
-  return stepStates[state];
-}
-
-/** Run state of an enum value; undefined for UNSPECIFIED or unknown values. */
-export function runStateFromMessage(value: RunStateEnum): RunState | undefined {
-  return (Object.entries(runStates) as [RunState, RunStateEnum][]).find(
-    ([, candidate]) => candidate === value,
-  )?.[0];
-}
 
 const time = (value: Date | null) => (value === null ? undefined : timestampFromDate(value));
 
@@ -74,7 +34,7 @@ function stepMessage(step: StepRow, view: RunView): Step {
     id: step.step_id,
     parentId: step.parent_id ?? "",
     kind: stepKinds[step.kind],
-    state: stepStates[step.state],
+    state: stepStateToProto(step.state),
     attempt: step.attempt,
     maxAttempts: step.max_attempts,
     nextAttemptAt: time(step.next_attempt_at),
@@ -89,7 +49,7 @@ function stepMessage(step: StepRow, view: RunView): Step {
       .map((attempt) =>
         create(StepAttemptSchema, {
           attempt: attempt.attempt,
-          state: stepStates[(attempt.state in stepStates ? attempt.state : "failed") as StepState],
+          state: stepStateToProto(isStepState(attempt.state) ? attempt.state : "failed"),
           startedAt: time(attempt.started_at),
           finishedAt: time(attempt.finished_at),
           exitCode: attempt.exit_code ?? -1,
@@ -114,7 +74,7 @@ export function runSummaryMessage(run: RunRow): Run {
     packVersion: run.pack_version,
     packDigest: run.pack_digest,
     planHash: run.plan_hash,
-    state: runStates[run.state],
+    state: runStateToProto(run.state),
     priority: run.priority,
     reason: run.reason,
     createdAt: time(run.created_at),
@@ -147,7 +107,7 @@ export function runMessage(view: RunView): Run {
               ? planned.gate.policy
               : "",
         kind: stepKinds[step.kind],
-        state: stepStates[step.state],
+        state: stepStateToProto(step.state),
         requiredApprovals: planned.kind === "approval-gate" ? (approval?.required ?? 1) : 0,
         decisions: view.decisions
           .filter((decision) => decision.step_id === step.step_id)

@@ -1,29 +1,31 @@
+import type { JsonObject } from "@bufbuild/protobuf";
+import {
+  parseRunRecord,
+  type RunRecord,
+  runStatusSchema,
+  stepStatusSchema,
+} from "@packrun/attestation";
 import type { Queryable } from "@packrun/db";
 import type { Plan } from "@packrun/planning";
 import type { RunRow, StepRow } from "./run-rows.ts";
 import { runColumns } from "./run-rows.ts";
 
+/** A JSON value as the record holds it; jsonb columns give nothing else. */
+type Json = RunRecord["inputs"][string];
+
 const iso = (value: Date | null) => (value === null ? null : value.toISOString());
 const clip = (text: string) => (text.length > 2000 ? `${text.slice(0, 1997)}...` : text);
-const finalStatuses = new Set([
-  "succeeded",
-  "failed",
-  "timed_out",
-  "cancelled",
-  "skipped",
-  "rejected",
-  "expired",
-]);
-
 /**
- * The run record FinalizeRun expects (docs/evidence.md): everything the attestation binds that
- * only the executor knows. Secret values are not in it: only their names.
+ * The run record FinalizeRun expects (docs/evidence.md, schema `runRecordSchema` of
+ * @packrun/attestation): everything the attestation binds that only the executor knows. Secret
+ * values are not in it: only their names.
+ * @throws Error when the run is unknown or not finished (only finished runs are finalised)
  */
 export async function buildRunRecord(
   db: Queryable,
   runId: string,
   executorId: string,
-): Promise<{ tenant: string; record: Record<string, unknown>; planJson: string }> {
+): Promise<{ tenant: string; record: RunRecord; planJson: string }> {
   const run = (
     await db.query<RunRow & { plan_json: string }>(
       `SELECT ${runColumns}, plan_json FROM runs WHERE id = $1`,
@@ -48,23 +50,26 @@ export async function buildRunRecord(
   ).rows;
   const plan = JSON.parse(run.plan_json) as Plan;
   const byId = new Map(steps.map((step) => [step.step_id, step]));
-  const record = {
+  const status = runStatusSchema.safeParse(run.state);
+  if (!status.success) throw new Error(`run ${runId} is ${run.state}, not finished`);
+  const record: RunRecord = {
     runId: run.id,
-    status: run.state,
+    status: status.data,
     pack: { name: run.pack_name, version: run.pack_version, digest: run.pack_digest },
     planHash: run.plan_hash,
-    inputs: run.inputs,
+    inputs: run.inputs as Record<string, Json>,
     secrets: run.secret_names,
     outputs: plan.outputs
       .filter((output) => output.type === "object" && Object.hasOwn(run.outputs, output.name))
       .map((output) => ({
         name: output.name,
-        type: "object",
-        value: run.outputs[output.name] ?? null,
+        type: "object" as const,
+        value: (run.outputs[output.name] ?? null) as Json,
       })),
     steps: steps.map((step) => ({
       id: step.step_id,
-      status: finalStatuses.has(step.state) ? step.state : "pending",
+      // A step the run never reached (e.g. after an earlier failure) is recorded as pending.
+      status: stepStatusSchema.safeParse(step.state).data ?? "pending",
       attempts: step.attempt,
       exitCode: step.exit_code,
       startedAt: iso(step.started_at),
@@ -77,7 +82,7 @@ export async function buildRunRecord(
         approvalId: gate?.kind === "approval-gate" ? gate.gate.approvalId : decision.step_id,
         stepId: decision.step_id,
         approver: decision.approver,
-        decision: decision.approved ? "approved" : "rejected",
+        decision: decision.approved ? ("approved" as const) : ("rejected" as const),
         decidedAt: decision.decided_at.toISOString(),
         ...(decision.comment === "" ? {} : { comment: clip(decision.comment) }),
       };
@@ -104,4 +109,14 @@ export async function buildRunRecord(
     executor: { id: executorId, version: "0.1.0" },
   };
   return { tenant: run.tenant, record, planJson: run.plan_json };
+}
+
+/**
+ * `record` as the protobuf Struct FinalizeRun carries, checked against the run record schema
+ * first (a record the evidence service would refuse fails here, naming the field). The JSON
+ * round trip only drops optional fields left undefined, which a Struct cannot hold.
+ * @throws PackrunError RUN_RECORD_INVALID listing every problem with its path
+ */
+export function runRecordStruct(record: RunRecord): JsonObject {
+  return JSON.parse(JSON.stringify(parseRunRecord(record))) as JsonObject;
 }

@@ -42,6 +42,12 @@ export type PlanFetcher = (request: {
   secretNames: string[];
 }) => Promise<PlannedPack>;
 
+/**
+ * Names the latest published version of the tenant's pack `name` (what a reference without a
+ * version runs). Throws PACK_NOT_FOUND when the pack has no version.
+ */
+export type LatestVersionResolver = (tenant: string, name: string) => Promise<string>;
+
 /** A run with its steps, attempts and gate decisions, as reads return it. */
 export interface RunView {
   run: RunRow;
@@ -80,6 +86,8 @@ export interface RunServiceOptions {
   queue: WorkQueue;
   vault: SecretVault;
   plan: PlanFetcher;
+  /** Resolves "latest" before the plan cache is asked; without it such runs are not cached. */
+  latestVersion?: LatestVersionResolver;
   logger: Logger;
 }
 
@@ -194,7 +202,10 @@ function decodeToken(token: string): { createdAt: string; id: string } {
 /** Creates the run service over the executor's database, queue and secret vault. */
 export function createRunService(options: RunServiceOptions): RunService {
   const { database, queue, vault, logger } = options;
-  const planFor = createPlanCache(options.plan);
+  const planFor = createPlanCache(
+    options.plan,
+    options.latestVersion === undefined ? {} : { latestVersion: options.latestVersion },
+  );
 
   const enqueue = async (ready: readonly ReadyWork[]) => {
     if (ready.length === 0) return;

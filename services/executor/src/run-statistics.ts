@@ -1,32 +1,10 @@
+import { type RunState, runStates, type StepState, stepStates } from "@packrun/contract";
 import type { Queryable } from "@packrun/db";
-import type { RunState, StepState } from "./state-machine.ts";
 
 /** Upper bounds (seconds) of the step attempt duration histogram, ascending. */
 export const attemptDurationBuckets: readonly number[] = Object.freeze([
   0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800,
 ]);
-
-const runStates: readonly RunState[] = [
-  "queued",
-  "running",
-  "awaiting-approval",
-  "succeeded",
-  "failed",
-  "cancelled",
-];
-
-const stepStates: readonly StepState[] = [
-  "pending",
-  "running",
-  "succeeded",
-  "failed",
-  "timed_out",
-  "cancelled",
-  "skipped",
-  "awaiting-approval",
-  "rejected",
-  "expired",
-];
 
 /** Cluster-wide counts over the executor's tables (every tenant). */
 export interface RunStatistics {

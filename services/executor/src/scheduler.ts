@@ -472,10 +472,11 @@ export class RunScheduler {
           packVersion: this.run.pack_version,
           planHash: this.run.plan_hash,
         },
-        parameters: resolveRuntimeValues(planned.gate.parameters, {
-          inputs: this.run.inputs,
-          ...step.bindings,
-        }),
+        // Parameters may read earlier steps' outputs (`steps.x.outputs.y`), known only now.
+        parameters: resolveRuntimeValues(
+          planned.gate.parameters,
+          await this.bindings(step, planned.gate.parameters),
+        ),
       };
       const value = evaluateExpression(parseExpression(policy.expression), bindings);
       if (typeof value !== "boolean")

@@ -1,6 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { PackrunError } from "@packrun/errors";
 import type { Redis } from "ioredis";
+import { checkSecretsKey, open, seal } from "./sealed-secrets.ts";
 
 /**
  * Holds a run's secret values between submission and the steps that use them. Values never
@@ -23,41 +22,9 @@ export interface RedisSecretVaultOptions {
   ttlSeconds?: number;
 }
 
-/** Encrypts a JSON object with AES-256-GCM; output is iv ‖ tag ‖ ciphertext, base64. */
-function seal(key: Buffer, runId: string, value: Record<string, string>): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv("aes-256-gcm", key, iv);
-  // The run id is authenticated data: an entry copied to another run's key does not open.
-  cipher.setAAD(Buffer.from(runId));
-  const body = Buffer.concat([cipher.update(JSON.stringify(value), "utf8"), cipher.final()]);
-  return Buffer.concat([iv, cipher.getAuthTag(), body]).toString("base64");
-}
-
-function open(key: Buffer, runId: string, sealed: string): Record<string, string> {
-  const raw = Buffer.from(sealed, "base64");
-  const decipher = createDecipheriv("aes-256-gcm", key, raw.subarray(0, 12));
-  decipher.setAAD(Buffer.from(runId));
-  decipher.setAuthTag(raw.subarray(12, 28));
-  try {
-    return JSON.parse(
-      Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString("utf8"),
-    );
-  } catch (cause) {
-    throw new PackrunError(
-      "SECRETS_UNAVAILABLE",
-      `secrets of run ${runId} cannot be decrypted with the configured key`,
-      { cause },
-    );
-  }
-}
-
 /** A vault on Redis, encrypted with a key every executor shares. */
 export function createRedisSecretVault(options: RedisSecretVaultOptions): SecretVault {
-  if (options.key.length !== 32)
-    throw new PackrunError(
-      "CONFIG_INVALID",
-      "the secrets key must be 32 bytes (base64 of 32 random bytes)",
-    );
+  checkSecretsKey(options.key);
   const prefix = options.keyPrefix ?? "packrun:secrets:";
   const ttl = options.ttlSeconds ?? 7 * 24 * 3600;
   return {

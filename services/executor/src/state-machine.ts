@@ -1,26 +1,14 @@
+import type { RunState, StepState } from "@packrun/contract";
 import { PackrunError } from "@packrun/errors";
 
-/** States of a step; docs/state-machine.md draws the transitions. */
-export type StepState =
-  | "pending"
-  | "running"
-  | "succeeded"
-  | "failed"
-  | "timed_out"
-  | "cancelled"
-  | "skipped"
-  | "awaiting-approval"
-  | "rejected"
-  | "expired";
-
-/** States of a run. */
-export type RunState =
-  | "queued"
-  | "running"
-  | "awaiting-approval"
-  | "succeeded"
-  | "failed"
-  | "cancelled";
+// The state names are the public contract's (@packrun/contract), stored as they are spelled.
+export {
+  failedStepStates,
+  type RunState,
+  type StepState,
+  terminalRunStates,
+  terminalStepStates,
+} from "@packrun/contract";
 
 const stepTransitions: Readonly<Record<StepState, readonly StepState[]>> = {
   pending: ["running", "skipped", "awaiting-approval", "cancelled"],
@@ -44,33 +32,6 @@ const runTransitions: Readonly<Record<RunState, readonly RunState[]>> = {
   failed: [],
   cancelled: [],
 };
-
-/** Terminal step states: nothing happens to the step afterwards. */
-export const terminalStepStates: ReadonlySet<StepState> = new Set([
-  "succeeded",
-  "failed",
-  "timed_out",
-  "cancelled",
-  "skipped",
-  "rejected",
-  "expired",
-]);
-
-/** Terminal step states that count as a failure of the step. */
-export const failedStepStates: ReadonlySet<StepState> = new Set([
-  "failed",
-  "timed_out",
-  "rejected",
-  "expired",
-  "cancelled",
-]);
-
-/** Terminal run states. */
-export const terminalRunStates: ReadonlySet<RunState> = new Set([
-  "succeeded",
-  "failed",
-  "cancelled",
-]);
 
 /** Throws INTERNAL when `from → to` is not a legal step transition. */
 export function assertStepTransition(stepId: string, from: StepState, to: StepState): void {

@@ -5,16 +5,10 @@
  */
 import type { JsonObject } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import { runStateFromProto, runStateToProto, stepStateFromProto } from "@packrun/contract/proto";
 import type { Artifact, Event } from "@packrun/proto/evidence/v1";
 import { EventLevel } from "@packrun/proto/evidence/v1";
-import {
-  type Gate,
-  type Run,
-  RunState,
-  type Step,
-  type StepAttempt,
-  StepState,
-} from "@packrun/proto/executor/v1";
+import type { Gate, Run, RunState, Step, StepAttempt, StepState } from "@packrun/proto/executor/v1";
 import {
   type DeclaredOutput,
   type SimulatedStep,
@@ -35,30 +29,6 @@ import type {
   StepStateName,
 } from "./api-schemas.ts";
 
-const runStates: Record<RunState, RunStateName | undefined> = {
-  [RunState.UNSPECIFIED]: undefined,
-  [RunState.QUEUED]: "queued",
-  [RunState.RUNNING]: "running",
-  [RunState.AWAITING_APPROVAL]: "awaiting-approval",
-  [RunState.SUCCEEDED]: "succeeded",
-  [RunState.FAILED]: "failed",
-  [RunState.CANCELLED]: "cancelled",
-};
-
-const stepStates: Record<StepState, StepStateName> = {
-  [StepState.UNSPECIFIED]: "pending",
-  [StepState.PENDING]: "pending",
-  [StepState.RUNNING]: "running",
-  [StepState.SUCCEEDED]: "succeeded",
-  [StepState.FAILED]: "failed",
-  [StepState.TIMED_OUT]: "timed_out",
-  [StepState.CANCELLED]: "cancelled",
-  [StepState.SKIPPED]: "skipped",
-  [StepState.AWAITING_APPROVAL]: "awaiting-approval",
-  [StepState.REJECTED]: "rejected",
-  [StepState.EXPIRED]: "expired",
-};
-
 const stepKinds: Record<StepKind, StepKindName> = {
   [StepKind.UNSPECIFIED]: "run",
   [StepKind.RUN]: "run",
@@ -68,21 +38,18 @@ const stepKinds: Record<StepKind, StepKindName> = {
   [StepKind.POLICY_GATE]: "policy-gate",
 };
 
-/** The API name of a run state. */
+/** The API name of a run state (UNSPECIFIED reads as queued: nothing happened yet). */
 export function runStateName(state: RunState): RunStateName {
-  return runStates[state] ?? "queued";
+  return runStateFromProto(state) ?? "queued";
 }
 
-/** The API name of a step state. */
+/** The API name of a step state (UNSPECIFIED reads as pending). */
 export function stepStateName(state: StepState): StepStateName {
-  return stepStates[state];
+  return stepStateFromProto(state) ?? "pending";
 }
 
 /** The enum value of an API run state name. */
-export function runStateValue(name: RunStateName): RunState {
-  const entry = Object.entries(runStates).find(([, candidate]) => candidate === name);
-  return Number(entry?.[0] ?? RunState.UNSPECIFIED) as RunState;
-}
+export const runStateValue: (name: RunStateName) => RunState = runStateToProto;
 
 function time(value: Timestamp | undefined): string | undefined {
   return value === undefined ? undefined : timestampDate(value).toISOString();
@@ -109,13 +76,18 @@ function nonEmptyObject(value: JsonObject | undefined): Record<string, unknown> 
   return value !== undefined && Object.keys(value).length > 0 ? value : undefined;
 }
 
+/** The proto's -1 ("did not exit normally": killed, timed out, never started) is no exit code. */
+function exitCode(value: number): number | undefined {
+  return value < 0 ? undefined : value;
+}
+
 function attemptJson(attempt: StepAttempt): StepAttemptJson {
   return defined({
     attempt: attempt.attempt,
-    state: stepStates[attempt.state],
+    state: stepStateName(attempt.state),
     startedAt: time(attempt.startedAt),
     finishedAt: time(attempt.finishedAt),
-    exitCode: attempt.finishedAt === undefined ? undefined : attempt.exitCode,
+    exitCode: attempt.finishedAt === undefined ? undefined : exitCode(attempt.exitCode),
     reason: attempt.reason,
     workerId: attempt.workerId,
     cpuMicros: Number(attempt.cpuMicros),
@@ -128,13 +100,15 @@ function stepJson(step: Step): StepJson {
     id: step.id,
     parentId: step.parentId,
     kind: stepKinds[step.kind],
-    state: stepStates[step.state],
+    state: stepStateName(step.state),
     attempt: step.attempt,
     maxAttempts: step.maxAttempts,
     nextAttemptAt: time(step.nextAttemptAt),
     reason: step.reason,
     exitCode:
-      step.finishedAt === undefined || step.kind !== StepKind.RUN ? undefined : step.exitCode,
+      step.finishedAt === undefined || step.kind !== StepKind.RUN
+        ? undefined
+        : exitCode(step.exitCode),
     startedAt: time(step.startedAt),
     finishedAt: time(step.finishedAt),
     durationMs: step.finishedAt === undefined ? undefined : Number(step.durationMs),
@@ -149,7 +123,7 @@ export function gateJson(gate: Gate): GateJson {
     stepId: gate.stepId,
     gateId: gate.gateRef,
     kind: gate.kind === StepKind.POLICY_GATE ? ("policy" as const) : ("approval" as const),
-    state: stepStates[gate.state],
+    state: stepStateName(gate.state),
     requiredApprovals: gate.requiredApprovals,
     grants: [...gate.grants],
     decisions: gate.decisions.map((decision) =>

@@ -5,6 +5,7 @@
  * JSON numbers (they stay far below 2^53).
  */
 import type { Readable } from "node:stream";
+import { type RunState, runStates, type StepState, stepStates } from "@packrun/contract";
 import { type Static, Type } from "typebox";
 
 /** A binary download body (a stream on the server side). */
@@ -12,50 +13,26 @@ export const BinarySchema = Type.Unsafe<Readable>({ type: "string", format: "bin
 
 const nonEmptyName = Type.String({ minLength: 1, maxLength: 128 });
 
-/** A run state as the API reports it. */
-export const RunStateSchema = Type.Union(
-  [
-    Type.Literal("queued"),
-    Type.Literal("running"),
-    Type.Literal("awaiting-approval"),
-    Type.Literal("succeeded"),
-    Type.Literal("failed"),
-    Type.Literal("cancelled"),
-  ],
-  { title: "RunState", description: "State of a run." },
+/** A run state as the API reports it; the names are @packrun/contract's. */
+export const RunStateSchema = Type.Unsafe<RunState>(
+  Type.Union(
+    runStates.map((state) => Type.Literal(state)),
+    { title: "RunState", description: "State of a run." },
+  ),
 );
-export type RunStateName = Static<typeof RunStateSchema>;
+export type RunStateName = RunState;
 
-/** All run state names, in lifecycle order. */
-export const runStateNames: readonly RunStateName[] = [
-  "queued",
-  "running",
-  "awaiting-approval",
-  "succeeded",
-  "failed",
-  "cancelled",
-];
-
-/** A step state as the API reports it. */
-export const StepStateSchema = Type.Union(
-  [
-    Type.Literal("pending"),
-    Type.Literal("running"),
-    Type.Literal("succeeded"),
-    Type.Literal("failed"),
-    Type.Literal("timed_out"),
-    Type.Literal("cancelled"),
-    Type.Literal("skipped"),
-    Type.Literal("awaiting-approval"),
-    Type.Literal("rejected"),
-    Type.Literal("expired"),
-  ],
-  {
-    title: "StepState",
-    description: "State of a step; docs/state-machine.md has the transitions.",
-  },
+/** A step state as the API reports it; the names are @packrun/contract's. */
+export const StepStateSchema = Type.Unsafe<StepState>(
+  Type.Union(
+    stepStates.map((state) => Type.Literal(state)),
+    {
+      title: "StepState",
+      description: "State of a step; docs/state-machine.md has the transitions.",
+    },
+  ),
 );
-export type StepStateName = Static<typeof StepStateSchema>;
+export type StepStateName = StepState;
 
 /** A step kind as the API reports it. */
 export const StepKindSchema = Type.Union(
@@ -79,7 +56,9 @@ export const StepAttemptSchema = Type.Object(
     state: StepStateSchema,
     startedAt: Type.Optional(Time),
     finishedAt: Type.Optional(Time),
-    exitCode: Type.Optional(Type.Integer()),
+    exitCode: Type.Optional(
+      Type.Integer({ description: "Absent when the process did not exit by itself." }),
+    ),
     reason: Type.Optional(Type.String()),
     workerId: Type.Optional(Type.String()),
     cpuMicros: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -99,7 +78,9 @@ export const StepSchema = Type.Object(
     maxAttempts: Type.Integer({ minimum: 0 }),
     nextAttemptAt: Type.Optional(Time),
     reason: Type.Optional(Type.String()),
-    exitCode: Type.Optional(Type.Integer()),
+    exitCode: Type.Optional(
+      Type.Integer({ description: "Absent when the process did not exit by itself." }),
+    ),
     startedAt: Type.Optional(Time),
     finishedAt: Type.Optional(Time),
     durationMs: Type.Optional(Type.Integer({ minimum: 0 })),

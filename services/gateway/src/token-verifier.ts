@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { claimNames, isScope, type Scope } from "@packrun/auth";
+import { isTenantName, tenantNameRule } from "@packrun/contract";
 import { PackrunError } from "@packrun/errors";
 import {
   createLocalJWKSet,
@@ -20,8 +21,6 @@ export interface TokenVerifier {
    */
   verify(authorization: string | undefined): Promise<Principal>;
 }
-
-const tenantPattern = /^[A-Za-z0-9._:@/-]{1,128}$/;
 
 function unauthenticated(message: string, cause?: unknown): PackrunError {
   return new PackrunError("UNAUTHENTICATED", message, cause === undefined ? undefined : { cause });
@@ -98,9 +97,9 @@ export async function createTokenVerifier(config: AuthConfig): Promise<TokenVeri
         throw unauthenticated(explain(error), error);
       }
       const tenant = stringClaim(payload, config.tenantClaim);
-      if (tenant === undefined || !tenantPattern.test(tenant))
+      if (tenant === undefined || !isTenantName(tenant))
         throw unauthenticated(
-          `the token's ${config.tenantClaim} claim must name a tenant (1-128 letters, digits or . _ : @ / -)`,
+          `the token's ${config.tenantClaim} claim must name a tenant (${tenantNameRule})`,
         );
       const subject = stringClaim(payload, "sub");
       if (subject === undefined) throw unauthenticated("the token has no subject");

@@ -1,7 +1,7 @@
+import { isTenantName, tenantNameRule } from "@packrun/contract";
 import { PackrunError } from "@packrun/errors";
 import { isCanonicalVersion } from "./version-order.ts";
 
-const tenantPattern = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$/;
 // Same rule as metadata.name in the Task Pack schema.
 const packNamePattern = /^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$/;
 const maxPublisherLength = 256;
@@ -22,10 +22,8 @@ function quote(value: string): string {
  */
 export function checkTenant(tenant: string): string {
   if (tenant === "") throw invalid("tenant is required");
-  if (!tenantPattern.test(tenant)) {
-    throw invalid(
-      `tenant ${quote(tenant)} is invalid: use 1-128 letters, digits and . _ : @ / - starting with a letter or digit`,
-    );
+  if (!isTenantName(tenant)) {
+    throw invalid(`tenant ${quote(tenant)} is invalid: use ${tenantNameRule}`);
   }
   return tenant;
 }

@@ -33,7 +33,6 @@ export function registerLogsCommand(program: Command): void {
         "start after this event sequence (e.g. the last one you saw)",
         integerOption(0, Number.MAX_SAFE_INTEGER),
       ),
-    { shortFormat: false },
   )
     .addHelpText(
       "after",

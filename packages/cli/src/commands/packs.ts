@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { collectPages } from "../collect-pages.ts";
+import { commandHint } from "../command-hint.ts";
 import { addGatewayOptions, connect, type GatewayOptions } from "../gateway-options.ts";
 import { readManifestFile } from "../manifest-file.ts";
 import { integerOption } from "../option-values.ts";
@@ -13,12 +14,7 @@ interface PageOptions extends GatewayOptions {
 
 function addPageOptions(command: Command): Command {
   return command
-    .option(
-      "-n, --limit <n>",
-      "at most this many entries (default 100)",
-      integerOption(1, 100_000),
-      100,
-    )
+    .option("-n, --limit <n>", "at most this many entries", integerOption(1, 100_000), 100)
     .option("--page-token <token>", "continue a previous listing");
 }
 
@@ -110,7 +106,9 @@ export function registerPacksCommand(program: Command): void {
             ),
       );
       if (page.nextPageToken !== undefined)
-        process.stdout.write(`more: packrun packs list --page-token ${page.nextPageToken}\n`);
+        process.stdout.write(
+          `more: ${commandHint(`packs list --page-token ${page.nextPageToken}`)}\n`,
+        );
     });
 
   addGatewayOptions(
@@ -162,7 +160,7 @@ export function registerPacksCommand(program: Command): void {
       );
       if (page.nextPageToken !== undefined)
         process.stdout.write(
-          `more: packrun packs versions ${printable(name)} --page-token ${page.nextPageToken}\n`,
+          `more: ${commandHint(`packs versions ${printable(name)} --page-token ${page.nextPageToken}`)}\n`,
         );
     });
 }

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { Run, SubmitRunRequest, SubmitRunResponse } from "../api-types.ts";
 import { CliError } from "../cli-error.ts";
+import { commandHint } from "../command-hint.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { followRun } from "../follow-run.ts";
 import { addGatewayOptions, connect, type GatewayOptions } from "../gateway-options.ts";
@@ -11,6 +12,7 @@ import { parsePackReference } from "../pack-reference.ts";
 import { printable } from "../printable.ts";
 import { ProgressView } from "../progress-view.ts";
 import { readInputs } from "../read-inputs.ts";
+import { readTextFile } from "../read-text-file.ts";
 import { resultLines } from "../run-progress.ts";
 
 interface RunOptions extends GatewayOptions {
@@ -20,17 +22,29 @@ interface RunOptions extends GatewayOptions {
   input?: string[];
   secret?: string[];
   secretEnv?: string[];
+  secretFile?: string[];
   label?: string[];
   priority?: number;
   idempotencyKey?: string;
   detach?: boolean;
 }
 
-/** Secret values from `--secret NAME=value` and `--secret-env NAME=ENVVAR` (the later wins). */
-export function collectSecrets(
-  options: { secret?: readonly string[]; secretEnv?: readonly string[] },
+/** Largest secret file `--secret-file` reads (a kubeconfig or a key fits easily). */
+const maxSecretFileBytes = 1024 * 1024;
+
+/**
+ * Secret values from `--secret NAME=value`, `--secret-env NAME=ENVVAR` and
+ * `--secret-file NAME=PATH` (in that order; a later one for the same name wins). A file's
+ * single trailing newline is dropped (editors and `echo` add one); anything else is kept.
+ */
+export async function collectSecrets(
+  options: {
+    secret?: readonly string[];
+    secretEnv?: readonly string[];
+    secretFile?: readonly string[];
+  },
   env: NodeJS.ProcessEnv = process.env,
-): Record<string, string> | undefined {
+): Promise<Record<string, string> | undefined> {
   const secrets = new Map<string, string>();
   for (const assignment of options.secret ?? []) {
     const [name, value] = splitAssignment("--secret", assignment);
@@ -46,6 +60,11 @@ export function collectSecrets(
       );
     }
     secrets.set(name, value);
+  }
+  for (const assignment of options.secretFile ?? []) {
+    const [name, file] = splitAssignment("--secret-file", assignment);
+    const text = await readTextFile(file, `the secret file of ${name},`, maxSecretFileBytes);
+    secrets.set(name, text.replace(/\r?\n$/, ""));
   }
   return secrets.size === 0 ? undefined : Object.fromEntries(secrets);
 }
@@ -79,7 +98,7 @@ async function submission(
   }
   const inputs = await readInputs({ inputsFile: options.inputs, assignments: options.input ?? [] });
   if (Object.keys(inputs.values).length > 0) body.inputs = inputs.values;
-  const secrets = collectSecrets(options);
+  const secrets = await collectSecrets(options);
   if (secrets !== undefined) body.secrets = secrets;
   if (options.label !== undefined) {
     body.labels = Object.fromEntries(
@@ -134,10 +153,15 @@ export function registerRunCommand(program: Command): void {
       )
       .option(
         "--secret <NAME=value>",
-        "a secret value, repeatable (visible in the process list: prefer --secret-env)",
+        "a secret value, repeatable (visible in the process list and shell history: prefer --secret-env or --secret-file)",
         collect,
       )
       .option("--secret-env <NAME=ENVVAR>", "a secret read from an environment variable", collect)
+      .option(
+        "--secret-file <NAME=PATH>",
+        "a secret read from a file (one trailing newline dropped), repeatable",
+        collect,
+      )
       .option("--label <key=value>", "a label on the run, repeatable", collect)
       .option(
         "--priority <n>",
@@ -163,7 +187,7 @@ export function registerRunCommand(program: Command): void {
         process.stdout.write(
           json
             ? renderJson(submitted)
-            : `${submittedLine(submitted)}follow: packrun logs ${submitted.run.id} -f\n`,
+            : `${submittedLine(submitted)}follow: ${commandHint(`logs ${submitted.run.id} -f`)}\n`,
         );
         return;
       }

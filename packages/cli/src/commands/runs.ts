@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { type RunState, runStates } from "../api-types.ts";
 import { collectPages } from "../collect-pages.ts";
+import { commandHint } from "../command-hint.ts";
 import { addGatewayOptions, connect, type GatewayOptions } from "../gateway-options.ts";
 import { collect, integerOption } from "../option-values.ts";
 import { renderJson, renderTable } from "../output.ts";
@@ -40,12 +41,7 @@ export function registerRunsCommand(program: Command): void {
           }),
       )
       .option("--pack <name>", "only runs of this pack")
-      .option(
-        "-n, --limit <n>",
-        "at most this many runs (default 50)",
-        integerOption(1, 100_000),
-        50,
-      )
+      .option("-n, --limit <n>", "at most this many runs", integerOption(1, 100_000), 50)
       .option("--page-token <token>", "continue a previous listing"),
   )
     .addHelpText(
@@ -87,7 +83,9 @@ export function registerRunsCommand(program: Command): void {
           ),
         );
       if (page.nextPageToken !== undefined)
-        process.stdout.write(`more: packrun runs list --page-token ${page.nextPageToken}\n`);
+        process.stdout.write(
+          `more: ${commandHint(`runs list --page-token ${page.nextPageToken}`)}\n`,
+        );
     });
 
   addGatewayOptions(

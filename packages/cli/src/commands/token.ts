@@ -1,5 +1,5 @@
 import { allScopes, isScope, type Scope } from "@packrun/auth";
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
 import { decodeJwt } from "jose";
 import { CliError } from "../cli-error.ts";
 import { readCliConfig } from "../connection-settings.ts";
@@ -7,7 +7,7 @@ import { ExitCode } from "../exit-codes.ts";
 import { profileFromConfig } from "../gateway-options.ts";
 import { mintLocalToken } from "../local-token.ts";
 import { integerOption } from "../option-values.ts";
-import { type OutputFormat, outputFormats, renderJson } from "../output.ts";
+import { formatOption, type OutputFormat, renderJson } from "../output.ts";
 
 interface TokenOptions {
   config?: string;
@@ -79,17 +79,8 @@ export function registerTokenCommand(program: Command): void {
     .option("--run <id>", "approval binding: the run")
     .option("--gate <id>", "approval binding: the approval id")
     .option("--plan-hash <hash>", "approval binding: the run's plan hash")
-    .option(
-      "--expires <seconds>",
-      "lifetime in seconds (default 3600)",
-      integerOption(1, 366 * 86_400),
-      3600,
-    )
-    .addOption(
-      new Option("-f, --format <format>", "output format: table prints the bare token")
-        .choices(outputFormats)
-        .default("table"),
-    )
+    .option("--expires <seconds>", "lifetime in seconds", integerOption(1, 366 * 86_400), 3600)
+    .addOption(formatOption("output format: table prints the bare token"))
     .addHelpText(
       "after",
       "\nExamples:\n  export PACKRUN_TOKEN=$(packrun token --scopes packs.read,packs.run)\n" +

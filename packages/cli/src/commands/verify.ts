@@ -1,6 +1,6 @@
-import { type Command, Option } from "commander";
+import type { Command } from "commander";
 import { bundleFailure, renderBundleReport, verifyBundleBytes } from "../bundle-verification.ts";
-import { type OutputFormat, outputFormats, renderJson } from "../output.ts";
+import { formatOption, type OutputFormat, renderJson } from "../output.ts";
 import { readBinaryFile, readKeyFiles } from "../read-binary-file.ts";
 
 interface VerifyOptions {
@@ -29,9 +29,7 @@ export function registerVerifyCommand(program: Command): void {
       "trusted public key (PEM file); repeat for several",
       (value: string, all: string[] = []) => [...all, value],
     )
-    .addOption(
-      new Option("-f, --format <format>", "output format").choices(outputFormats).default("table"),
-    )
+    .addOption(formatOption())
     .addHelpText(
       "after",
       "\nExamples:\n  packrun verify run.tar.gz\n  packrun verify run.tar.gz --key evidence-signing.pub.pem\n\nExit 0 when every check passes, 2 when the bundle was altered or a check fails.\n",

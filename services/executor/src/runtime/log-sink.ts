@@ -19,6 +19,9 @@ export interface LogSinkOptions {
   onLog: (line: LogLine) => void;
 }
 
+/** How many of the last stderr lines {@link LogSink.stderrTail} keeps. */
+const stderrTailLines = 5;
+
 /**
  * Default cap on the number of output lines of one step. The byte cap alone lets a step that
  * prints millions of one-character lines (`yes`) turn into millions of events: each costs far
@@ -39,6 +42,7 @@ export class LogSink {
   #deliveredBytes = 0;
   #deliveredLines = 0;
   #truncated = false;
+  #stderrTail: string[] = [];
   #callbackError: unknown = null;
 
   /** See LogSinkOptions. */
@@ -49,6 +53,14 @@ export class LogSink {
   /** True once the total cap was hit. */
   get truncated(): boolean {
     return this.#truncated;
+  }
+
+  /**
+   * The last few stderr lines delivered (masked), for explaining a failure in the step's
+   * reason, e.g. which command was not found.
+   */
+  get stderrTail(): readonly string[] {
+    return this.#stderrTail;
   }
 
   /** The first error thrown by `onLog`, if any (delivery stops after it). */
@@ -112,6 +124,8 @@ export class LogSink {
     }
     this.#deliveredBytes += cost;
     this.#deliveredLines++;
+    if (stream === "stderr")
+      this.#stderrTail = [...this.#stderrTail.slice(-(stderrTailLines - 1)), text];
     this.#emit({ stream, text });
   }
 

@@ -1,5 +1,6 @@
 import { chown, mkdir } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import { isRunnable, missingCommandIn } from "../command-lookup.ts";
 import { PathError, resolveInside } from "../contained-path.ts";
 import { describeTimeout } from "../durations.ts";
 import { operatorDeny } from "../egress-rules.ts";
@@ -10,7 +11,7 @@ import {
   type ModuleContext,
   type ModuleResult,
 } from "../module-result.ts";
-import { type AttemptLayout, checkEnvNames, stepEnvironment } from "../step-env.ts";
+import { type AttemptLayout, checkEnvNames, DEFAULT_PATH, stepEnvironment } from "../step-env.ts";
 import { stepMounts } from "../step-mounts.ts";
 import { type StepUser, stepUser, WORKER_IS_ROOT } from "../step-user.ts";
 import { type LaunchPlan, supervise } from "../supervise.ts";
@@ -81,6 +82,17 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
     params.value.script !== undefined
       ? ["/bin/sh", "-c", params.value.script]
       : (params.value.argv as string[]);
+  const environment = stepEnvironment(env, layout, context.workerId);
+  // A missing program is the commonest first failure (examples need tools this machine may
+  // lack): say so in plain words rather than as the wrappers' exit code 127.
+  const program = argv[0] ?? "";
+  if (
+    params.value.script === undefined &&
+    !(await isRunnable(program, environment.PATH ?? DEFAULT_PATH, cwd))
+  )
+    return failedBeforeStart(
+      `command not found: ${program}${program.includes("/") ? "" : ` (searched PATH ${environment.PATH ?? DEFAULT_PATH})`}`,
+    );
   const superviseOptions = {
     sink,
     timeoutMs: request.timeoutMs,
@@ -93,7 +105,7 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
       request.runtime,
       {
         argv,
-        env: stepEnvironment(env, layout, context.workerId),
+        env: environment,
         cwd,
         layout,
         stagingRoot: request.stagingRoot,
@@ -123,7 +135,13 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
     );
   }
   if (exit.spawnError) return failedBeforeStart(`could not start the step: ${exit.spawnError}`);
-  const { outcome, reason } = describeExit(exit, describeTimeout(request.timeoutMs ?? 0));
+  const described = describeExit(exit, describeTimeout(request.timeoutMs ?? 0));
+  const missing = exit.exitCode === 127 ? missingCommandIn(sink.stderrTail) : undefined;
+  const { outcome } = described;
+  const reason =
+    missing === undefined
+      ? described.reason
+      : `command not found: ${missing} (${described.reason})`;
   return {
     outcome,
     reason,
