@@ -10,5 +10,7 @@ const lines = [
   `packrun runs on Node ${process.version} (the pinned "node" dev dependency, node_modules/.bin/node)`,
 ];
 if (npmNode && `v${npmNode.replace(/^v/, "")}` !== process.version)
-  lines.push(`npm itself ran on the machine's Node v${npmNode.replace(/^v/, "")}; npm run scripts use the pinned one`);
+  lines.push(
+    `npm itself ran on the machine's Node v${npmNode.replace(/^v/, "")}; npm run scripts use the pinned one`,
+  );
 process.stdout.write(`${lines.join("\n")}\n`);
