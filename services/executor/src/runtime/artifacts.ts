@@ -7,6 +7,8 @@ import type { ArtifactRecord } from "./types.ts";
 export interface ArtifactCollection {
   artifacts: ArtifactRecord[];
   error: string | null;
+  /** Collection was stopped by `signal` (the step's deadline or a cancel) before it finished. */
+  aborted: boolean;
 }
 
 /**
@@ -14,15 +16,27 @@ export interface ArtifactCollection {
  * is absolute, uses `..`, or resolves through a symlink to outside the workdir is refused; so is
  * anything but a regular file. With `required`, a missing artifact is an error; otherwise
  * (after a failed step) missing ones are skipped and only what exists is recorded.
+ *
+ * Hashing is part of the step and runs inside its deadline: `signal` (the step's remaining time
+ * and its cancellation) stops it, so a huge artifact cannot hold the worker slot past the step's
+ * timeout.
  */
 export async function collectArtifacts(
   workdir: string,
   declared: readonly { name: string; path: string }[],
   required: boolean,
+  signal?: AbortSignal,
 ): Promise<ArtifactCollection> {
   const artifacts: ArtifactRecord[] = [];
   let error: string | null = null;
   for (const { name, path: relative } of declared) {
+    if (signal?.aborted) {
+      return {
+        artifacts,
+        error: error ?? `stopped before hashing artifact "${name}"`,
+        aborted: true,
+      };
+    }
     const what = `artifact "${name}" (${relative})`;
     try {
       const opened = await openFileInside(workdir, resolveInside(workdir, relative, what), what);
@@ -33,13 +47,26 @@ export async function collectArtifacts(
       const { handle } = opened;
       const hash = createHash("sha256");
       let bytes = 0;
-      // The stream closes the handle when it ends or fails.
-      await pipeline(handle.createReadStream(), async (source: AsyncIterable<Buffer>) => {
-        for await (const chunk of source) {
-          hash.update(chunk);
-          bytes += chunk.length;
-        }
-      });
+      // The stream closes the handle when it ends, fails or is aborted.
+      try {
+        await pipeline(
+          handle.createReadStream(),
+          async (source: AsyncIterable<Buffer>) => {
+            for await (const chunk of source) {
+              hash.update(chunk);
+              bytes += chunk.length;
+            }
+          },
+          ...(signal ? [{ signal }] : []),
+        );
+      } catch (caught) {
+        if (!signal?.aborted) throw caught;
+        return {
+          artifacts,
+          error: `stopped while hashing ${what} after ${bytes} bytes`,
+          aborted: true,
+        };
+      }
       artifacts.push({
         name,
         path: relative,
@@ -52,5 +79,5 @@ export async function collectArtifacts(
       error ??= caught.message;
     }
   }
-  return { artifacts, error };
+  return { artifacts, error, aborted: false };
 }

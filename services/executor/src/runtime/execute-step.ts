@@ -1,6 +1,7 @@
 import { mkdir, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { collectArtifacts } from "./artifacts.ts";
+import { describeTimeout } from "./durations.ts";
 import { LogSink } from "./log-sink.ts";
 import { createMasker, type Masker } from "./masking.ts";
 import type { ModuleContext, ModuleResult } from "./module-result.ts";
@@ -80,11 +81,28 @@ export async function executeStepWith(
       reason = parsed.error;
     }
   }
+  const deadline = collectionDeadline(request, started);
   const collected =
     request.artifacts.length > 0 && result.readsOutputFile
-      ? await collectArtifacts(request.workdir, request.artifacts, outcome === "succeeded")
-      : { artifacts: [], error: null };
-  if (collected.error && outcome === "succeeded") {
+      ? await collectArtifacts(
+          request.workdir,
+          request.artifacts,
+          outcome === "succeeded",
+          deadline.signal,
+        )
+      : { artifacts: [], error: null, aborted: false };
+  deadline.dispose();
+  if (collected.aborted && outcome === "succeeded") {
+    // Collecting is part of the step: running out of time or being cancelled here ends the
+    // step the same way as during its command.
+    if (request.signal.aborted) {
+      outcome = "cancelled";
+      reason = `cancelled: ${collected.error}`;
+    } else {
+      outcome = "timed_out";
+      reason = `timed out after ${describeTimeout(request.timeoutMs ?? 0)}: ${collected.error}`;
+    }
+  } else if (collected.error && outcome === "succeeded") {
     outcome = "failed";
     reason = collected.error;
   }
@@ -104,6 +122,29 @@ export async function executeStepWith(
     outputs: maskValues(outputs, masker),
     artifacts: collected.artifacts,
     logTruncated: sink.truncated,
+  };
+}
+
+/**
+ * A signal for what the runtime does after the step's command (hashing artifacts): aborted by
+ * the step's cancellation and when the step's own timeout, counted from its start, runs out.
+ */
+function collectionDeadline(
+  request: StepExecutionRequest,
+  started: number,
+): { signal: AbortSignal; dispose(): void } {
+  if (request.timeoutMs === null) return { signal: request.signal, dispose() {} };
+  const controller = new AbortController();
+  const remaining = Math.max(0, request.timeoutMs - (performance.now() - started));
+  const timer = setTimeout(() => controller.abort(), remaining);
+  const onCancel = (): void => controller.abort();
+  request.signal.addEventListener("abort", onCancel, { once: true });
+  return {
+    signal: controller.signal,
+    dispose() {
+      clearTimeout(timer);
+      request.signal.removeEventListener("abort", onCancel);
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import type { Readable } from "node:stream";
-import { openFileInside } from "./contained-path.ts";
+import { openFileInside, PathError } from "./contained-path.ts";
 import type { LogSink } from "./log-sink.ts";
 import { listProcesses, sendSignal } from "./proc-scan.ts";
 import { parseTimeReport, signalName, type TimeReport } from "./time-report.ts";
@@ -49,6 +49,11 @@ export interface SupervisedExit {
   report: TimeReport | null;
   /** The command could not be started at all. */
   spawnError: string | null;
+  /**
+   * The step replaced GNU time's report with something that is not a regular file inside its
+   * workdir (a FIFO, a symlink out): the step fails with this reason.
+   */
+  timeReportError: string | null;
 }
 
 /**
@@ -175,19 +180,19 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
     const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (finished) return;
       finished = true;
-      void readTimeReport(plan.timeReport).then((text) => complete(code, signal, text));
+      void readTimeReport(plan.timeReport).then((read) => complete(code, signal, read));
     };
     const complete = (
       code: number | null,
       signal: NodeJS.Signals | null,
-      timeReport: string,
+      timeReport: TimeReportText,
     ): void => {
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
       options.signal.removeEventListener("abort", onAbort);
       stdout.end();
       stderr.end();
-      const report = parseTimeReport(timeReport);
+      const report = parseTimeReport(timeReport.text);
       let exitCode = report ? report.exitCode : code;
       let signalOut = report ? report.signal : signal;
       if (!report && plan.pidNamespace && exitCode !== null && exitCode > 128) {
@@ -195,27 +200,41 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
         signalOut = signalName(exitCode - 128);
         exitCode = null;
       }
-      resolve({ exitCode, signal: signalOut, stoppedFor, report, spawnError });
+      resolve({
+        exitCode,
+        signal: signalOut,
+        stoppedFor,
+        report,
+        spawnError,
+        timeReportError: timeReport.refused,
+      });
     };
   });
 }
 
-/** The time report's text ("" when absent or refused: then the step simply has no metrics). */
-async function readTimeReport(location: LaunchPlan["timeReport"]): Promise<string> {
-  if (!location) return "";
+/** The time report's text ("" when absent: then the step simply has no metrics). */
+interface TimeReportText {
+  text: string;
+  /** Why the file was refused (not a regular file, outside the workdir), else null. */
+  refused: string | null;
+}
+
+async function readTimeReport(location: LaunchPlan["timeReport"]): Promise<TimeReportText> {
+  if (!location) return { text: "", refused: null };
   try {
     const opened = await openFileInside(location.workdir, location.file, "time report");
-    if (!opened) return "";
+    if (!opened) return { text: "", refused: null };
     try {
       const buffer = Buffer.alloc(Math.min(opened.sizeBytes, SIDE_CHANNEL_BYTES));
       // The report is the last thing written; keep the end if the step padded the file.
       const position = Math.max(0, opened.sizeBytes - buffer.length);
       const { bytesRead } = await opened.handle.read(buffer, 0, buffer.length, position);
-      return buffer.subarray(0, bytesRead).toString("utf8");
+      return { text: buffer.subarray(0, bytesRead).toString("utf8"), refused: null };
     } finally {
       await opened.handle.close();
     }
-  } catch {
-    return "";
+  } catch (error) {
+    if (error instanceof PathError) return { text: "", refused: error.message };
+    return { text: "", refused: null };
   }
 }

@@ -95,7 +95,13 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
     signal: request.signal,
   });
   if (exit.spawnError) return failedBeforeStart(`could not start the step: ${exit.spawnError}`);
-  const { outcome, reason } = describeExit(exit, describeTimeout(request.timeoutMs ?? 0));
+  let { outcome, reason } = describeExit(exit, describeTimeout(request.timeoutMs ?? 0));
+  if (exit.timeReportError !== null && outcome === "succeeded") {
+    // The step tampered with the runtime's own file: its exit status and measurements are
+    // not trustworthy, and it must not pass as a success.
+    outcome = "failed";
+    reason = `${exit.timeReportError} (the step replaced the runtime's file .packrun/time-report)`;
+  }
   return {
     outcome,
     reason,
