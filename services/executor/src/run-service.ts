@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Database, Queryable } from "@packrun/db";
 import { isPackrunError, PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
+import { canonicalJson, sha256Digest } from "@packrun/planning";
 import { createPlanCache } from "./plan-cache.ts";
 import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
 import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
@@ -186,10 +187,34 @@ function encodeToken(value: unknown): string {
 function decodeToken(token: string): { createdAt: string; id: string } {
   try {
     const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (typeof value?.createdAt === "string" && typeof value?.id === "string") return value;
+    // Checked fully here: a forged timestamp or id would otherwise reach PostgreSQL's casts and
+    // fail there as an internal error.
+    if (
+      typeof value?.createdAt === "string" &&
+      typeof value?.id === "string" &&
+      ISO_TIME.test(value.createdAt) &&
+      !Number.isNaN(Date.parse(value.createdAt)) &&
+      uuid.test(value.id)
+    )
+      return { createdAt: value.createdAt, id: value.id };
   } catch {}
-  throw new PackrunError("REQUEST_INVALID", "page_token is not a token this service issued");
+  throw new PackrunError(
+    "REQUEST_INVALID",
+    "pageToken (page_token) is not a token this service issued",
+  );
 }
+
+/**
+ * What identifies a submission for its idempotency key: the pack source (inline manifest text
+ * or registry reference) and the inputs as sent. Secrets are left out on purpose (a digest of a
+ * secret stored in PostgreSQL could be guessed offline), and so are labels and priority.
+ */
+function requestDigest(submission: RunSubmission): string {
+  return sha256Digest(canonicalJson({ pack: submission.pack, inputs: submission.inputs }));
+}
+
+/** The shape of the timestamps page tokens carry (`Date.toISOString()`). */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 
 /** Creates the run service over the executor's database, queue and secret vault. */
 export function createRunService(options: RunServiceOptions): RunService {
@@ -302,6 +327,31 @@ export function createRunService(options: RunServiceOptions): RunService {
     return { recorded };
   };
 
+  /**
+   * The run already submitted with this idempotency key, if any. The same key with another
+   * request (pack source or inputs) is refused: answering with the old run would let a client
+   * believe its new request ran.
+   */
+  const runWithIdempotencyKey = async (
+    submission: RunSubmission,
+    digest: string,
+  ): Promise<string | undefined> => {
+    const existing = (
+      await database.query<{ id: string; request_digest: string | null }>(
+        "SELECT id, request_digest FROM runs WHERE tenant = $1 AND idempotency_key = $2",
+        [submission.tenant, submission.idempotencyKey],
+      )
+    ).rows[0];
+    if (existing === undefined) return undefined;
+    if (existing.request_digest !== null && existing.request_digest !== digest) {
+      throw new PackrunError(
+        "IDEMPOTENCY_KEY_REUSED",
+        `idempotencyKey ${JSON.stringify(submission.idempotencyKey)} was already used for run ${existing.id} with a different manifest, pack reference or inputs; use a new key for a new request`,
+      );
+    }
+    return existing.id;
+  };
+
   return {
     enqueue,
     get: view,
@@ -319,15 +369,11 @@ export function createRunService(options: RunServiceOptions): RunService {
     },
 
     async submit(submission) {
+      const digest = requestDigest(submission);
       if (submission.idempotencyKey !== "") {
-        const existing = (
-          await database.query<{ id: string }>(
-            "SELECT id FROM runs WHERE tenant = $1 AND idempotency_key = $2",
-            [submission.tenant, submission.idempotencyKey],
-          )
-        ).rows[0];
+        const existing = await runWithIdempotencyKey(submission, digest);
         if (existing !== undefined)
-          return { view: await view(submission.tenant, existing.id), created: false };
+          return { view: await view(submission.tenant, existing), created: false };
       }
       const { planned, plan } = await planFor({
         tenant: submission.tenant,
@@ -362,8 +408,8 @@ export function createRunService(options: RunServiceOptions): RunService {
       try {
         [ready, submitted] = await database.transaction(async (tx) => {
           await tx.query(
-            `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key, has_approvals)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+            `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key, has_approvals, request_digest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
             [
               runId,
               submission.tenant,
@@ -380,6 +426,7 @@ export function createRunService(options: RunServiceOptions): RunService {
               JSON.stringify(submission.labels),
               submission.idempotencyKey === "" ? null : submission.idempotencyKey,
               plan.approvals.length > 0,
+              submission.idempotencyKey === "" ? null : digest,
             ],
           );
           await insertStepRows(
@@ -412,14 +459,9 @@ export function createRunService(options: RunServiceOptions): RunService {
         void vault.delete(runId).catch(() => {});
         // A concurrent submission with the same idempotency key won the race: return it.
         if ((error as { code?: string }).code === "23505" && submission.idempotencyKey !== "") {
-          const existing = (
-            await database.query<{ id: string }>(
-              "SELECT id FROM runs WHERE tenant = $1 AND idempotency_key = $2",
-              [submission.tenant, submission.idempotencyKey],
-            )
-          ).rows[0];
+          const existing = await runWithIdempotencyKey(submission, digest);
           if (existing !== undefined)
-            return { view: await view(submission.tenant, existing.id), created: false };
+            return { view: await view(submission.tenant, existing), created: false };
         }
         throw error;
       }
