@@ -75,8 +75,14 @@ export async function executeStepWith(
       layout.outputFile,
       request.limits.maxOutputFileBytes ?? DEFAULT_MAX_OUTPUT_FILE_BYTES,
     );
-    if (parsed.ok) outputs = parsed.outputs;
-    else {
+    const leaking = parsed.ok ? namesHoldingSecrets(parsed.outputs, masker) : [];
+    if (parsed.ok && leaking.length === 0) outputs = parsed.outputs;
+    else if (parsed.ok) {
+      // A name is stored, served and referenced as is (`steps.x.outputs.<name>`); masking it
+      // would leave a useless "***" name, so such outputs are refused outright.
+      outcome = "failed";
+      reason = `$PACKRUN_OUTPUT: output name ${leaking.join(", ")} contains a secret value; the step's outputs were refused`;
+    } else {
       outcome = "failed";
       reason = parsed.error;
     }
@@ -161,6 +167,13 @@ function runModule(context: ModuleContext): Promise<ModuleResult> | ModuleResult
     default:
       return failedBeforeStart(`unknown module ${JSON.stringify(context.request.uses)}`);
   }
+}
+
+/** The masked form of every output name that contains a secret (in any form the masker knows). */
+function namesHoldingSecrets(outputs: Record<string, string>, masker: Masker): string[] {
+  return Object.keys(outputs)
+    .filter((name) => masker.mask(name) !== name)
+    .map((name) => JSON.stringify(masker.mask(name)));
 }
 
 /** Outputs leave the step like log lines do, so secrets in them are masked too. */
