@@ -95,6 +95,7 @@ export async function executeStepWith(
           request.artifacts,
           outcome === "succeeded",
           deadline.signal,
+          request.limits.maxArtifactBytes,
         )
       : { artifacts: [], error: null, aborted: false };
   deadline.dispose();
