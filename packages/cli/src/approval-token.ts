@@ -93,7 +93,9 @@ export function mintApprovalToken(
     },
     {
       scopes: [scopes.approve, scopes.read],
-      approval: { runId: run.id, gateId: gate.gateId, planHash: run.planHash },
+      // The gate's step id: binds the token to this one gate, also where several gates share
+      // an approval id.
+      approval: { runId: run.id, gateId: gate.stepId, planHash: run.planHash },
       expiresInSeconds: 300,
     },
     settings.configPath,

@@ -217,7 +217,11 @@ test("approval tokens: explicit ones win, dev mode mints one bound to the run, g
 
   const claims = await verify(await mintApprovalToken(fromFile, run, gate, {}));
   assert.equal(claims[claimNames.runId], "run-1");
-  assert.equal(claims[claimNames.gateId], "release");
+  assert.equal(
+    claims[claimNames.gateId],
+    "release-gate",
+    "bound to the gate instance (its step id)",
+  );
   assert.equal(claims[claimNames.planHash], "sha256:plan");
   assert.deepEqual(claims[claimNames.groups], ["release-managers"], "the gate's grants");
   assert.match(String(claims[claimNames.scope]), /packs\.approve/);

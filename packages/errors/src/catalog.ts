@@ -127,6 +127,12 @@ export const errorCatalog = {
     title: "Approval token is not bound to this gate",
     exit: 3,
   },
+  APPROVAL_TOKEN_REUSED: {
+    connect: Code.AlreadyExists,
+    http: 409,
+    title: "Approval token already used",
+    exit: 3,
+  },
   PACK_NOT_FOUND: { connect: Code.NotFound, http: 404, title: "Pack not found", exit: 4 },
   PACK_VERSION_CONFLICT: {
     connect: Code.AlreadyExists,

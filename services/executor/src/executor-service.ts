@@ -173,6 +173,8 @@ export function createExecutorService(
         approver: requireApprover(request.approver),
         approve: request.approve,
         comment: request.comment,
+        gateStepId: request.gateStepId,
+        tokenId: request.tokenId,
       });
       const run = runMessage(view);
       return create(DecideApprovalResponseSchema, {

@@ -104,6 +104,13 @@ export interface RunService {
     approver: string;
     approve: boolean;
     comment: string;
+    /**
+     * The gate instance (its step id). Empty or absent: the one gate using `approvalId`; refused
+     * when several gates of the run use it.
+     */
+    gateStepId?: string;
+    /** The approval token's id; when set, the token is single-use (APPROVAL_TOKEN_REUSED). */
+    tokenId?: string;
   }): Promise<{ view: RunView; gateStepId: string; recorded: boolean }>;
   /**
    * Records a refused approval in the run's evidence trail (a `gate.approval_refused` event),
@@ -162,7 +169,12 @@ function rowsFromJson<Row>(
 }
 
 /** Refusals of DecideApproval recorded as `gate.approval_refused` (for a run that exists). */
-const recordedRefusalCodes = new Set(["APPROVAL_STALE", "GATE_NOT_AWAITING"]);
+const recordedRefusalCodes = new Set([
+  "APPROVAL_STALE",
+  "GATE_NOT_AWAITING",
+  "APPROVAL_TOKEN_MISMATCH",
+  "APPROVAL_TOKEN_REUSED",
+]);
 
 /** Resolves like `promise`, or rejects after `ms` (the promise itself goes on in the background). */
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -553,13 +565,40 @@ export function createRunService(options: RunServiceOptions): RunService {
               [decision.runId, decision.approvalId],
             )
           ).rows;
-          const gate = gates[0];
+          const gateStepId = decision.gateStepId ?? "";
+          const gate =
+            gateStepId === ""
+              ? gates[0]
+              : gates.find((candidate) => candidate.step_id === gateStepId);
           if (gate === undefined)
             throw new PackrunError(
               "GATE_NOT_AWAITING",
-              `run ${decision.runId} has no approval gate "${decision.approvalId}"`,
+              gateStepId === ""
+                ? `run ${decision.runId} has no approval gate "${decision.approvalId}"`
+                : `run ${decision.runId} has no gate "${gateStepId}" for approval "${decision.approvalId}"`,
             );
           refusedAt = gate.step_id;
+          if (gateStepId === "" && gates.length > 1)
+            // One approval must not open every gate sharing its id (a staging and a prod gate,
+            // the gates of a map): without the gate's step id the decision is ambiguous.
+            throw new PackrunError(
+              "APPROVAL_TOKEN_MISMATCH",
+              `approval "${decision.approvalId}" is used by ${gates.length} gates of run ${decision.runId} (${gates.map((g) => g.step_id).join(", ")}); the approval must name one gate's step id`,
+            );
+          if (decision.tokenId !== undefined && decision.tokenId !== "") {
+            // Single-use tokens: recorded in the decision's own transaction, so a token is
+            // spent exactly when a decision is made with it (under the run's lock).
+            const spent = await tx.query(
+              `INSERT INTO approval_tokens (tenant, token_id, run_id, step_id, approver)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+              [decision.tenant, decision.tokenId, decision.runId, gate.step_id, decision.approver],
+            );
+            if (spent.rowCount === 0)
+              throw new PackrunError(
+                "APPROVAL_TOKEN_REUSED",
+                `this approval token was already used; approval tokens are single-use: get a new one bound to gate "${gate.step_id}"`,
+              );
+          }
           const prior = (
             await tx.query<DecisionRow>(
               "SELECT * FROM gate_decisions WHERE run_id = $1 AND step_id = $2 AND approver = $3",

@@ -191,7 +191,11 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
         instance,
       });
     else body = problemFromError(error, instance);
-    if (body.code === "APPROVAL_TOKEN_MISMATCH" || body.code === "APPROVAL_STALE")
+    if (
+      body.code === "APPROVAL_TOKEN_MISMATCH" ||
+      body.code === "APPROVAL_STALE" ||
+      body.code === "APPROVAL_TOKEN_REUSED"
+    )
       metrics.approvalsRefused.inc({ code: body.code });
     if (body.status >= 500) request.log.error({ err: error }, "request failed");
     else if (body.status === 401 || body.status === 403)

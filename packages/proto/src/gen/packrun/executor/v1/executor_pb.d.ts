@@ -1112,6 +1112,22 @@ export declare type DecideApprovalRequest = Message<"packrun.executor.v1.DecideA
    * @generated from field: string comment = 7;
    */
   comment: string;
+
+  /**
+   * The gate instance (its step id) the approval is for. Empty: the gate using approval_id,
+   * refused when several gates of the run use it (a staging and a prod gate, a map's gates).
+   *
+   * @generated from field: string gate_step_id = 8;
+   */
+  gateStepId: string;
+
+  /**
+   * Identifies the approval token (its jti, or a digest of it). When set, the token is
+   * single-use: a second decision with it is refused (APPROVAL_TOKEN_REUSED) and recorded.
+   *
+   * @generated from field: string token_id = 9;
+   */
+  tokenId: string;
 };
 
 /**
@@ -1156,6 +1172,22 @@ export declare type DecideApprovalRequestJson = {
    * @generated from field: string comment = 7;
    */
   comment?: string;
+
+  /**
+   * The gate instance (its step id) the approval is for. Empty: the gate using approval_id,
+   * refused when several gates of the run use it (a staging and a prod gate, a map's gates).
+   *
+   * @generated from field: string gate_step_id = 8;
+   */
+  gateStepId?: string;
+
+  /**
+   * Identifies the approval token (its jti, or a digest of it). When set, the token is
+   * single-use: a second decision with it is refused (APPROVAL_TOKEN_REUSED) and recorded.
+   *
+   * @generated from field: string token_id = 9;
+   */
+  tokenId?: string;
 };
 
 /**
