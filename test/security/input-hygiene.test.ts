@@ -107,6 +107,14 @@ test("a forged page token is a 400 naming pageToken", async () => {
   }
 });
 
+test("a forged pack-listing page token holding U+0000 is a 400 naming pageToken", async () => {
+  const forged = Buffer.from(
+    JSON.stringify({ v: 1, s: JSON.stringify(["packs", "acme"]), a: "a\u0000b" }),
+  ).toString("base64url");
+  const response = await alice.get(`/api/packs?pageToken=${forged}`);
+  assertProblem(response, 400, "pageToken");
+});
+
 test("?after= beyond a safe integer is a 400 naming after", async () => {
   const run = await submitRun(alice, { manifest: pack });
   for (const after of ["1e30", "99999999999999999999"]) {
