@@ -205,6 +205,7 @@ export function createExecutorService(
         approver,
         code: request.code,
         reason: request.reason,
+        ...(request.gateStepId === "" ? {} : { gateStepId: request.gateStepId }),
       });
       return create(RecordApprovalRefusalResponseSchema, { recorded });
     },

@@ -298,8 +298,18 @@ export function createRunService(options: RunServiceOptions): RunService {
       if (scheduler === undefined)
         throw new PackrunError("RUN_NOT_FOUND", `run ${refusal.runId} not found`);
       if (terminalRunStates.has(scheduler.run.state)) return false;
+      // A step id from the caller counts only if it is an approval gate of this run.
+      const namedGate =
+        refusal.gateStepId === undefined
+          ? undefined
+          : (
+              await tx.query<{ step_id: string }>(
+                "SELECT step_id FROM steps WHERE run_id = $1 AND kind = 'approval-gate' AND step_id = $2",
+                [refusal.runId, refusal.gateStepId],
+              )
+            ).rows[0]?.step_id;
       const stepId =
-        refusal.gateStepId ??
+        namedGate ??
         (refusal.approvalId === ""
           ? undefined
           : (

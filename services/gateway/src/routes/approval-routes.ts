@@ -24,6 +24,7 @@ export function registerApprovalRoutes(app: GatewayApp, { clients }: GatewayCont
     approvalId: string,
     code: ErrorCode,
     reason: string,
+    gateStepId = "",
   ): Promise<never> {
     const principal = principalOf(request);
     request.log.warn(
@@ -38,6 +39,7 @@ export function registerApprovalRoutes(app: GatewayApp, { clients }: GatewayCont
         approver: principal.subject,
         code,
         reason,
+        gateStepId,
       });
     } catch (error) {
       // The refusal stands either way; a missing audit line must not turn it into a 5xx.
@@ -123,6 +125,7 @@ export function registerApprovalRoutes(app: GatewayApp, { clients }: GatewayCont
           gate.gateRef,
           "APPROVAL_TOKEN_MISMATCH",
           `the approval token is bound to gate "${gate.stepId}", not "${body.gateId}"`,
+          gate.stepId,
         );
       if (gate.grants.length > 0 && !gate.grants.some((grant) => principal.groups.includes(grant)))
         return refuse(
@@ -131,6 +134,7 @@ export function registerApprovalRoutes(app: GatewayApp, { clients }: GatewayCont
           gate.gateRef,
           "PERMISSION_DENIED",
           `approving gate "${gate.stepId}" needs one of the groups ${gate.grants.join(", ")}`,
+          gate.stepId,
         );
       const response = await clients.executor.decideApproval({
         tenant: principal.tenant,

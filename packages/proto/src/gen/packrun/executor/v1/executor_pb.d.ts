@@ -1815,6 +1815,14 @@ export declare type RecordApprovalRefusalRequest = Message<"packrun.executor.v1.
    * @generated from field: string reason = 6;
    */
   reason: string;
+
+  /**
+   * The gate instance (step id) the refused approval named, when known; the event is recorded
+   * for it (else for the gate looked up from approval_id).
+   *
+   * @generated from field: string gate_step_id = 7;
+   */
+  gateStepId: string;
 };
 
 /**
@@ -1858,6 +1866,14 @@ export declare type RecordApprovalRefusalRequestJson = {
    * @generated from field: string reason = 6;
    */
   reason?: string;
+
+  /**
+   * The gate instance (step id) the refused approval named, when known; the event is recorded
+   * for it (else for the gate looked up from approval_id).
+   *
+   * @generated from field: string gate_step_id = 7;
+   */
+  gateStepId?: string;
 };
 
 /**
