@@ -232,6 +232,20 @@ test("approval tokens: explicit ones win, dev mode mints one bound to the run, g
   assert.deepEqual(as[claimNames.groups], ["x"]);
 });
 
+test("an approval id two gates share names the one awaiting a decision", () => {
+  const shared: Run = {
+    ...run,
+    pendingGates: ["release"],
+    gates: [
+      { ...gate, stepId: "staging", state: "succeeded" },
+      { ...gate, stepId: "prod", state: "awaiting-approval" },
+    ],
+  };
+  assert.equal(findApprovalGate(shared, "release").stepId, "prod");
+  assert.equal(findApprovalGate(shared, undefined).stepId, "prod");
+  assert.equal(findApprovalGate(shared, "staging").stepId, "staging");
+});
+
 test("the gate is found by approval id or step id, or is the only pending one", () => {
   assert.equal(findApprovalGate(run, undefined).gateId, "release");
   assert.equal(findApprovalGate(run, "release-gate").gateId, "release");
