@@ -15,6 +15,9 @@ import { attemptLayout } from "./step-env.ts";
 import { type RuntimeSupport, runtimeSupport } from "./support.ts";
 import type { StepExecutionRequest, StepExecutionResult } from "./types.ts";
 
+/** Least time left for collecting a step's artifacts after its command ended. */
+const MIN_COLLECTION_MS = 1_000;
+
 /** Worker id used when the request names none. */
 export const DEFAULT_WORKER_ID = `${hostname()}-${process.pid}`;
 
@@ -135,6 +138,8 @@ export async function executeStepWith(
 /**
  * A signal for what the runtime does after the step's command (hashing artifacts): aborted by
  * the step's cancellation and when the step's own timeout, counted from its start, runs out.
+ * At least {@link MIN_COLLECTION_MS} is left, so a command that ended just inside its timeout
+ * can still have its small artifacts hashed (like the kill grace period, a bounded overrun).
  */
 function collectionDeadline(
   request: StepExecutionRequest,
@@ -142,7 +147,7 @@ function collectionDeadline(
 ): { signal: AbortSignal; dispose(): void } {
   if (request.timeoutMs === null) return { signal: request.signal, dispose() {} };
   const controller = new AbortController();
-  const remaining = Math.max(0, request.timeoutMs - (performance.now() - started));
+  const remaining = Math.max(MIN_COLLECTION_MS, request.timeoutMs - (performance.now() - started));
   const timer = setTimeout(() => controller.abort(), remaining);
   const onCancel = (): void => controller.abort();
   request.signal.addEventListener("abort", onCancel, { once: true });
