@@ -57,7 +57,8 @@ export function problemClientErrorHandler(error: NodeJS.ErrnoException, socket: 
   if (error.code === "HPE_HEADER_OVERFLOW") {
     status = 431;
     code = "REQUEST_HEADERS_TOO_LARGE";
-    detail = "the request headers exceed 16 KiB (an oversized bearer token?)";
+    detail =
+      "the request headers exceed the server's limit (16 KiB by default); an oversized bearer token?";
   } else if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") {
     status = 408;
     code = "REQUEST_INVALID";
