@@ -1,5 +1,5 @@
 import { constants, type Stats } from "node:fs";
-import { type FileHandle, open, readlink, realpath } from "node:fs/promises";
+import { type FileHandle, lstat, open, readlink, realpath } from "node:fs/promises";
 import path from "node:path";
 
 /** Thrown when a path given by a step or a manifest is unusable; the message is for humans. */
@@ -48,6 +48,16 @@ export async function openFileInside(
   if (!isInside(realRoot, real)) {
     throw new PathError(`${what} resolves outside the workdir (symlink escape refused)`);
   }
+  // Refuse special files before opening them at all: opening a device node can have effects of
+  // its own (a container step with CAP_MKNOD could create one in its workdir).
+  let before: Stats;
+  try {
+    before = await lstat(real);
+  } catch (error) {
+    if (isNotFound(error)) return null;
+    throw error;
+  }
+  if (!before.isFile()) throw new PathError(`${what} is not a regular file (${fileKind(before)})`);
   let handle: FileHandle;
   try {
     // O_NOFOLLOW: the real path has no symlinks left; one appearing now is a race, refuse it.
