@@ -1,7 +1,9 @@
 /**
  * Issue 8, item 18: 50 concurrent identical approvals through the gateway make exactly one
  * transition: one decision recorded (`recorded: true` exactly once), one `gate.approved` event,
- * the gate passed once and the step after it run once.
+ * the gate passed once and the step after it run once. Since issue 19 an approval token is
+ * single-use, so the same token 50 times decides once and is refused 49 times; the same
+ * approver with 50 tokens is still counted once.
  */
 import assert from "node:assert/strict";
 import { afterAll, beforeAll, test } from "vitest";
@@ -56,12 +58,13 @@ test("50 concurrent identical approvals: recorded once, one transition", async (
       }),
     ),
   );
-  assert.deepEqual(
-    [...new Set(answers.map((a) => a.status))],
-    [200],
-    JSON.stringify(answers.filter((a) => a.status !== 200).map((a) => a.body)),
-  );
-  assert.equal(answers.filter((a) => a.body.recorded).length, 1, "recorded: true exactly once");
+  // One token, used 50 times at once: it is single-use (issue 19), so exactly one use decides
+  // and the other 49 are refused as reuse.
+  const decided = answers.filter((a) => a.status === 200);
+  assert.equal(decided.length, 1, JSON.stringify(answers.map((a) => [a.status, a.body.code])));
+  assert.equal(decided[0]?.body.recorded, true, "recorded: true exactly once");
+  for (const answer of answers.filter((a) => a.status !== 200))
+    assert.equal(answer.body.code, "APPROVAL_TOKEN_REUSED", JSON.stringify(answer.body));
 
   const alice = await stack.client();
   const finished = await waitForRun(alice, run.id);
@@ -76,6 +79,34 @@ test("50 concurrent identical approvals: recorded once, one transition", async (
   );
   assert.equal(events.filter((e) => e.type === "gate.approved").length, 1);
   assert.equal(events.filter((e) => e.type === "step.succeeded" && e.stepId === "gate").length, 1);
+  assert.equal(events.filter((e) => e.type === "log.stdout" && e.stepId === "after").length, 1);
+});
+
+test("one approver with 50 tokens at once: counted once, one transition", async () => {
+  const run = await awaitingRun(1);
+  const binding = { runId: run.id, gateId: "release", planHash: run.planHash };
+  const clients = await Promise.all(
+    Array.from({ length: 50 }, async () =>
+      restClient(stack.url, await stack.mintToken({ subject: "carol", approval: binding })),
+    ),
+  );
+  const answers = await Promise.all(
+    clients.map((client) =>
+      client.post<{ recorded: boolean }>(`/api/runs/${run.id}/approve`, { comment: "same" }),
+    ),
+  );
+  assert.deepEqual(
+    [...new Set(answers.map((a) => a.status))],
+    [200],
+    JSON.stringify(answers.filter((a) => a.status !== 200).map((a) => a.body)),
+  );
+  assert.equal(answers.filter((a) => a.body.recorded).length, 1, "recorded: true exactly once");
+  const finished = await waitForRun(await stack.client(), run.id);
+  assert.equal(finished.state, "succeeded");
+  const events = await eventsWhen(stack.url, await stack.mintToken(), run.id, (log) =>
+    log.some((event) => event.type === "run.succeeded"),
+  );
+  assert.equal(events.filter((e) => e.type === "gate.approved").length, 1);
   assert.equal(events.filter((e) => e.type === "log.stdout" && e.stepId === "after").length, 1);
 });
 

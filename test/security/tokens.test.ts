@@ -434,7 +434,7 @@ describe("approval tokens bound to something else are refused, recorded, and cha
     );
   });
 
-  test("a replayed approval is idempotent: recorded once, one transition", async () => {
+  test("a replayed approval token is refused (single-use); the same approver counts once", async () => {
     const approver = restClient(
       stack.url,
       await signTrusted(claims({ sub: "rm-carol", scope: "packs.read packs.approve" })),
@@ -447,11 +447,22 @@ describe("approval tokens bound to something else are refused, recorded, and cha
     assert.equal(first.body.recorded, true);
     const afterFirst = await waitForRun(alice, run.id, (r) => r.pendingGates.includes("final"));
     for (let i = 0; i < 3; i++) {
-      const replay = await approver.post<{ recorded: boolean }>(`/api/runs/${run.id}/approve`, {
+      // The same token again: refused (issue 19), recorded, nothing changes.
+      const replay = await approver.post<{ code: string }>(`/api/runs/${run.id}/approve`, {
         comment: "ok",
       });
-      assert.equal(replay.status, 200, JSON.stringify(replay.body));
-      assert.equal(replay.body.recorded, false);
+      assert.equal(replay.status, 409, JSON.stringify(replay.body));
+      assert.equal(replay.body.code, "APPROVAL_TOKEN_REUSED");
+      // A new token of the same approver: the decision is already counted.
+      const fresh = restClient(
+        stack.url,
+        await signTrusted(claims({ sub: "rm-carol", scope: "packs.read packs.approve" })),
+      );
+      const again = await fresh.post<{ recorded: boolean }>(`/api/runs/${run.id}/approve`, {
+        comment: "ok",
+      });
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.equal(again.body.recorded, false);
     }
     // Changing one's mind after the gate passed is refused, and recorded.
     const reject = await approver.post<{ code: string }>(`/api/runs/${run.id}/approve`, {

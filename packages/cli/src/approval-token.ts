@@ -46,7 +46,11 @@ export function findApprovalGate(run: Run, name: string | undefined): Gate {
   const approvals = run.gates.filter((gate) => gate.kind === "approval");
   if (name === undefined) {
     if (run.pendingGates.length === 1) {
-      const gate = approvals.find((candidate) => candidate.gateId === run.pendingGates[0]);
+      const gate =
+        approvals.find(
+          (candidate) =>
+            candidate.gateId === run.pendingGates[0] && candidate.state === "awaiting-approval",
+        ) ?? approvals.find((candidate) => candidate.gateId === run.pendingGates[0]);
       if (gate !== undefined) return gate;
     }
     if (run.pendingGates.length > 1) {
@@ -60,9 +64,20 @@ export function findApprovalGate(run: Run, name: string | undefined): Gate {
       ExitCode.error,
     );
   }
+  // A step id names one gate; an approval id may be shared by several (a staging and a prod
+  // gate, a map's gates): then the one awaiting a decision, and only if it is the only one.
+  const byApproval = approvals.filter((candidate) => candidate.gateId === name);
+  const pending = byApproval.filter((candidate) => candidate.state === "awaiting-approval");
+  if (byApproval.length > 1 && pending.length > 1) {
+    throw new CliError(
+      `approval ${printable(name)} of run ${run.id} is awaited at several gates (${pending.map((g) => printable(g.stepId)).join(", ")}): name one by its step id`,
+      ExitCode.invalidInput,
+    );
+  }
   const gate =
-    approvals.find((candidate) => candidate.gateId === name) ??
-    approvals.find((candidate) => candidate.stepId === name);
+    approvals.find((candidate) => candidate.stepId === name) ??
+    (byApproval.length > 1 ? pending[0] : byApproval[0]) ??
+    byApproval[0];
   if (gate === undefined) {
     const known = approvals.map((candidate) => printable(candidate.gateId)).join(", ");
     throw new CliError(
@@ -93,7 +108,9 @@ export function mintApprovalToken(
     },
     {
       scopes: [scopes.approve, scopes.read],
-      approval: { runId: run.id, gateId: gate.gateId, planHash: run.planHash },
+      // The gate's step id: binds the token to this one gate, also where several gates share
+      // an approval id.
+      approval: { runId: run.id, gateId: gate.stepId, planHash: run.planHash },
       expiresInSeconds: 300,
     },
     settings.configPath,

@@ -235,7 +235,11 @@ test("approval tokens: explicit ones win, dev mode mints one bound to the run, g
 
   const claims = await verify(await mintApprovalToken(fromFile, run, gate, {}));
   assert.equal(claims[claimNames.runId], "run-1");
-  assert.equal(claims[claimNames.gateId], "release");
+  assert.equal(
+    claims[claimNames.gateId],
+    "release-gate",
+    "bound to the gate instance (its step id)",
+  );
   assert.equal(claims[claimNames.planHash], "sha256:plan");
   assert.deepEqual(claims[claimNames.groups], ["release-managers"], "the gate's grants");
   assert.match(String(claims[claimNames.scope]), /packs\.approve/);
@@ -244,6 +248,20 @@ test("approval tokens: explicit ones win, dev mode mints one bound to the run, g
   );
   assert.equal(as.sub, "bob");
   assert.deepEqual(as[claimNames.groups], ["x"]);
+});
+
+test("an approval id two gates share names the one awaiting a decision", () => {
+  const shared: Run = {
+    ...run,
+    pendingGates: ["release"],
+    gates: [
+      { ...gate, stepId: "staging", state: "succeeded" },
+      { ...gate, stepId: "prod", state: "awaiting-approval" },
+    ],
+  };
+  assert.equal(findApprovalGate(shared, "release").stepId, "prod");
+  assert.equal(findApprovalGate(shared, undefined).stepId, "prod");
+  assert.equal(findApprovalGate(shared, "staging").stepId, "staging");
 });
 
 test("the gate is found by approval id or step id, or is the only pending one", () => {

@@ -102,6 +102,18 @@ export const errorCatalog = {
     title: "Request body too large",
     exit: 2,
   },
+  REQUEST_HEADERS_TOO_LARGE: {
+    connect: Code.ResourceExhausted,
+    http: 431,
+    title: "Request headers too large",
+    exit: 2,
+  },
+  IDEMPOTENCY_KEY_REUSED: {
+    connect: Code.AlreadyExists,
+    http: 409,
+    title: "Idempotency key already used for a different request",
+    exit: 1,
+  },
   UNSUPPORTED_MEDIA_TYPE: {
     connect: Code.InvalidArgument,
     http: 415,
@@ -113,6 +125,12 @@ export const errorCatalog = {
     connect: Code.PermissionDenied,
     http: 403,
     title: "Approval token is not bound to this gate",
+    exit: 3,
+  },
+  APPROVAL_TOKEN_REUSED: {
+    connect: Code.AlreadyExists,
+    http: 409,
+    title: "Approval token already used",
     exit: 3,
   },
   PACK_NOT_FOUND: { connect: Code.NotFound, http: 404, title: "Pack not found", exit: 4 },

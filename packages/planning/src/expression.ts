@@ -9,6 +9,14 @@ import {
   plan,
 } from "@bufbuild/cel";
 import canonicalize from "canonicalize";
+import {
+  budgetFunction,
+  DEFAULT_MAX_EVALUATION_MS,
+  DEFAULT_MAX_ITERATIONS,
+  type EvaluationBudget,
+  instrumentForBudget,
+  withBudget,
+} from "./expression-budget.ts";
 
 type ParsedExpr = ReturnType<typeof parse>;
 type Expr = NonNullable<ParsedExpr["expr"]>;
@@ -31,7 +39,27 @@ export class ExpressionError extends Error {
   override readonly name = "ExpressionError";
 }
 
-const env = celEnv();
+const env = celEnv({ funcs: [budgetFunction] });
+
+/** The budget every evaluation gets unless its caller passes another. */
+const defaultBudget: EvaluationBudget = {
+  maxIterations: DEFAULT_MAX_ITERATIONS,
+  maxMs: DEFAULT_MAX_EVALUATION_MS,
+};
+
+type Evaluator = ReturnType<typeof plan>;
+
+/** Planned, budget-instrumented evaluators, made once per parsed expression. */
+const evaluators = new WeakMap<Expression, Evaluator>();
+
+function evaluatorOf(expression: Expression): Evaluator {
+  let evaluator = evaluators.get(expression);
+  if (evaluator === undefined) {
+    evaluator = plan(env, instrumentForBudget(expression.parsed));
+    evaluators.set(expression, evaluator);
+  }
+  return evaluator;
+}
 
 function chainOf(expr: Expr | undefined): Reference | undefined {
   const path: string[] = [];
@@ -161,16 +189,32 @@ function fromCel(value: CelValue, source: string): unknown {
   throw new ExpressionError(`\`${source}\` produced a value that is not JSON (${typeof value})`);
 }
 
-/** Evaluates an expression over JSON bindings and returns JSON data. */
+/**
+ * Evaluates an expression over JSON bindings and returns JSON data. Every evaluation is bounded
+ * (`budget`, default 100,000 comprehension iterations and 1 s): an expression that needs more
+ * fails with an {@link ExpressionError} naming it, instead of stalling the service for every
+ * tenant.
+ */
 export function evaluateExpression(
   expression: Expression,
   bindings: Record<string, unknown>,
+  budget: EvaluationBudget = defaultBudget,
 ): unknown {
   const celBindings = toCel(bindings) as Record<string, never>;
+  const evaluator = evaluatorOf(expression);
   let result: CelValue;
   try {
-    result = plan(env, expression.parsed)(celBindings) as CelValue;
+    const run = withBudget(budget, () => evaluator(celBindings) as CelValue);
+    if (run.exceeded !== null) {
+      throw new ExpressionError(
+        run.exceeded === "iterations"
+          ? `\`${expression.source}\` exceeded its evaluation budget of ${budget.maxIterations} comprehension iterations (all, exists, map, filter at any depth); simplify it or pass less data`
+          : `\`${expression.source}\` exceeded its evaluation budget of ${budget.maxMs} ms; simplify it or pass less data`,
+      );
+    }
+    result = run.result;
   } catch (error) {
+    if (error instanceof ExpressionError) throw error;
     throw new ExpressionError(
       `\`${expression.source}\` failed: ${error instanceof Error ? error.message : String(error)}`,
     );

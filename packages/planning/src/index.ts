@@ -26,6 +26,11 @@ export {
   renderTemplate,
   type Template,
 } from "./expression.ts";
+export {
+  DEFAULT_MAX_EVALUATION_MS,
+  DEFAULT_MAX_ITERATIONS,
+  type EvaluationBudget,
+} from "./expression-budget.ts";
 export { defaultPackLimits, type PackLimits } from "./limits.ts";
 export { manifestSchema } from "./manifest-schema.ts";
 export type * from "./manifest-types.ts";

@@ -1,4 +1,3 @@
-import { createReadStream } from "node:fs";
 import { create } from "@bufbuild/protobuf";
 import { ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -9,6 +8,7 @@ import {
 } from "@packrun/proto/evidence/v1";
 import { errorCodeHeader } from "@packrun/rpc-server";
 import { rpcClientTracing } from "@packrun/telemetry";
+import { openFileInside } from "./runtime/contained-path.ts";
 
 /** One artifact a step produced, hashed by the runtime. */
 export interface ArtifactToUpload {
@@ -20,6 +20,8 @@ export interface ArtifactToUpload {
   sourcePath: string;
   /** The file on this machine. */
   filePath: string;
+  /** The attempt's workdir: the file must still be a regular file inside it. */
+  workdir: string;
   /** `sha256:<hex>` the runtime computed; the store must arrive at the same. */
   digest: string;
 }
@@ -59,7 +61,15 @@ export function createArtifactUploader(evidenceUrl: string): ArtifactUploader {
             },
           },
         });
-        for await (const chunk of createReadStream(artifact.filePath, {
+        // Opened again the safe way: whatever is left of the step (a process that escaped its
+        // group) could have swapped the file for a FIFO or a symlink since it was hashed.
+        const opened = await openFileInside(
+          artifact.workdir,
+          artifact.filePath,
+          `artifact "${artifact.name}" (${artifact.sourcePath})`,
+        );
+        if (!opened) throw new Error(`artifact "${artifact.name}" disappeared before its upload`);
+        for await (const chunk of opened.handle.createReadStream({
           highWaterMark: 64 * 1024,
         })) {
           yield create(PutArtifactRequestSchema, {

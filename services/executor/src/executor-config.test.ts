@@ -35,6 +35,7 @@ test("defaults: all roles, port 7002 on loopback, planner on its default port", 
   assert.equal(config.evidenceUrl, undefined);
   assert.equal(config.stepMemoryBytes, undefined, "no step memory limit unless configured");
   assert.equal(config.stepPids, undefined);
+  assert.equal(config.maxArtifactBytes, 4 * 1024 ** 3, "artifacts up to 4 GiB by default");
 });
 
 test("step resource limits are configurable and validated", () => {
@@ -42,7 +43,9 @@ test("step resource limits are configurable and validated", () => {
     ...minimal,
     PACKRUN_EXECUTOR_STEP_MEMORY_BYTES: String(512 * 1024 * 1024),
     PACKRUN_EXECUTOR_STEP_PIDS: "128",
+    PACKRUN_EXECUTOR_MAX_ARTIFACT_BYTES: "1048576",
   });
+  assert.equal(config.maxArtifactBytes, 1024 * 1024);
   assert.equal(config.stepMemoryBytes, 512 * 1024 * 1024);
   assert.equal(config.stepPids, 128);
   assert.match(

@@ -89,6 +89,11 @@ const executorConfigSchema = z.object({
    * cgroup memory limit for container steps. Unset: no limit.
    */
   stepMemoryBytes: whole("step memory limit", 16 * 1024 * 1024).optional(),
+  /**
+   * Largest artifact a step may declare, in bytes (its size as fstat reports it, checked before
+   * hashing, so a sparse file cannot hold a slot). Default 4 GiB, the evidence store's default.
+   */
+  maxArtifactBytes: whole("artifact size cap", 1).default(4 * 1024 ** 3),
   /** RLIMIT_NPROC of process/sandbox steps (not enforced for root); container pids limit. */
   stepPids: whole("step process limit", 1).optional(),
   evidenceUrl: z
@@ -125,6 +130,7 @@ const envMap = {
   PACKRUN_EXECUTOR_WORKER_ID: "workerId",
   PACKRUN_EXECUTOR_STEP_MEMORY_BYTES: "stepMemoryBytes",
   PACKRUN_EXECUTOR_STEP_PIDS: "stepPids",
+  PACKRUN_EXECUTOR_MAX_ARTIFACT_BYTES: "maxArtifactBytes",
   PACKRUN_LOG_LEVEL: "logLevel",
 };
 

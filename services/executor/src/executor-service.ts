@@ -164,6 +164,8 @@ export function createExecutorService(
         approver: requireApprover(request.approver),
         approve: request.approve,
         comment: request.comment,
+        gateStepId: request.gateStepId,
+        tokenId: request.tokenId,
       });
       const run = runMessage(view);
       return create(DecideApprovalResponseSchema, {
@@ -194,6 +196,7 @@ export function createExecutorService(
         approver,
         code: request.code,
         reason: request.reason,
+        ...(request.gateStepId === "" ? {} : { gateStepId: request.gateStepId }),
       });
       return create(RecordApprovalRefusalResponseSchema, { recorded });
     },

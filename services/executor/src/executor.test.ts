@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
@@ -11,10 +10,8 @@ import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/
 const pack = packManifest;
 
 let stack: ExecutorStack;
-let _scratch: string;
 beforeAll(async () => {
   stack = await startExecutorStack();
-  _scratch = await mkdtemp(join(tmpdir(), "packrun-exec-scratch-"));
 });
 afterAll(() => stack.close());
 

@@ -92,6 +92,7 @@ try {
         ...defaultStepLimits,
         ...(config.stepMemoryBytes === undefined ? {} : { memoryBytes: config.stepMemoryBytes }),
         ...(config.stepPids === undefined ? {} : { pids: config.stepPids }),
+        maxArtifactBytes: config.maxArtifactBytes,
       },
     },
     ...(config.evidenceUrl === undefined ? {} : { evidenceUrl: config.evidenceUrl }),

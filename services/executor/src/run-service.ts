@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Database, Queryable } from "@packrun/db";
 import { isPackrunError, PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
+import { canonicalJson, sha256Digest } from "@packrun/planning";
 import { createPlanCache } from "./plan-cache.ts";
 import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
 import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
@@ -111,6 +112,13 @@ export interface RunService {
     approver: string;
     approve: boolean;
     comment: string;
+    /**
+     * The gate instance (its step id). Empty or absent: the one gate using `approvalId`; refused
+     * when several gates of the run use it.
+     */
+    gateStepId?: string;
+    /** The approval token's id; when set, the token is single-use (APPROVAL_TOKEN_REUSED). */
+    tokenId?: string;
   }): Promise<{ view: RunView; gateStepId: string; recorded: boolean }>;
   /**
    * Records a refused approval in the run's evidence trail (a `gate.approval_refused` event),
@@ -169,7 +177,12 @@ function rowsFromJson<Row>(
 }
 
 /** Refusals of DecideApproval recorded as `gate.approval_refused` (for a run that exists). */
-const recordedRefusalCodes = new Set(["APPROVAL_STALE", "GATE_NOT_AWAITING"]);
+const recordedRefusalCodes = new Set([
+  "APPROVAL_STALE",
+  "GATE_NOT_AWAITING",
+  "APPROVAL_TOKEN_MISMATCH",
+  "APPROVAL_TOKEN_REUSED",
+]);
 
 /** Resolves like `promise`, or rejects after `ms` (the promise itself goes on in the background). */
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -194,10 +207,34 @@ function encodeToken(value: unknown): string {
 function decodeToken(token: string): { createdAt: string; id: string } {
   try {
     const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (typeof value?.createdAt === "string" && typeof value?.id === "string") return value;
+    // Checked fully here: a forged timestamp or id would otherwise reach PostgreSQL's casts and
+    // fail there as an internal error.
+    if (
+      typeof value?.createdAt === "string" &&
+      typeof value?.id === "string" &&
+      ISO_TIME.test(value.createdAt) &&
+      !Number.isNaN(Date.parse(value.createdAt)) &&
+      uuid.test(value.id)
+    )
+      return { createdAt: value.createdAt, id: value.id };
   } catch {}
-  throw new PackrunError("REQUEST_INVALID", "page_token is not a token this service issued");
+  throw new PackrunError(
+    "REQUEST_INVALID",
+    "pageToken (page_token) is not a token this service issued",
+  );
 }
+
+/**
+ * What identifies a submission for its idempotency key: the pack source (inline manifest text
+ * or registry reference) and the inputs as sent. Secrets are left out on purpose (a digest of a
+ * secret stored in PostgreSQL could be guessed offline), and so are labels and priority.
+ */
+function requestDigest(submission: RunSubmission): string {
+  return sha256Digest(canonicalJson({ pack: submission.pack, inputs: submission.inputs }));
+}
+
+/** The shape of the timestamps page tokens carry (`Date.toISOString()`). */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 
 /** Creates the run service over the executor's database, queue and secret vault. */
 export function createRunService(options: RunServiceOptions): RunService {
@@ -272,8 +309,18 @@ export function createRunService(options: RunServiceOptions): RunService {
       if (scheduler === undefined)
         throw new PackrunError("RUN_NOT_FOUND", `run ${refusal.runId} not found`);
       if (terminalRunStates.has(scheduler.run.state)) return false;
+      // A step id from the caller counts only if it is an approval gate of this run.
+      const namedGate =
+        refusal.gateStepId === undefined
+          ? undefined
+          : (
+              await tx.query<{ step_id: string }>(
+                "SELECT step_id FROM steps WHERE run_id = $1 AND kind = 'approval-gate' AND step_id = $2",
+                [refusal.runId, refusal.gateStepId],
+              )
+            ).rows[0]?.step_id;
       const stepId =
-        refusal.gateStepId ??
+        namedGate ??
         (refusal.approvalId === ""
           ? undefined
           : (
@@ -313,6 +360,31 @@ export function createRunService(options: RunServiceOptions): RunService {
     return { recorded };
   };
 
+  /**
+   * The run already submitted with this idempotency key, if any. The same key with another
+   * request (pack source or inputs) is refused: answering with the old run would let a client
+   * believe its new request ran.
+   */
+  const runWithIdempotencyKey = async (
+    submission: RunSubmission,
+    digest: string,
+  ): Promise<string | undefined> => {
+    const existing = (
+      await database.query<{ id: string; request_digest: string | null }>(
+        "SELECT id, request_digest FROM runs WHERE tenant = $1 AND idempotency_key = $2",
+        [submission.tenant, submission.idempotencyKey],
+      )
+    ).rows[0];
+    if (existing === undefined) return undefined;
+    if (existing.request_digest !== null && existing.request_digest !== digest) {
+      throw new PackrunError(
+        "IDEMPOTENCY_KEY_REUSED",
+        `idempotencyKey ${JSON.stringify(submission.idempotencyKey)} was already used for run ${existing.id} with a different manifest, pack reference or inputs; use a new key for a new request`,
+      );
+    }
+    return existing.id;
+  };
+
   return {
     enqueue,
     get: view,
@@ -330,15 +402,11 @@ export function createRunService(options: RunServiceOptions): RunService {
     },
 
     async submit(submission) {
+      const digest = requestDigest(submission);
       if (submission.idempotencyKey !== "") {
-        const existing = (
-          await database.query<{ id: string }>(
-            "SELECT id FROM runs WHERE tenant = $1 AND idempotency_key = $2",
-            [submission.tenant, submission.idempotencyKey],
-          )
-        ).rows[0];
+        const existing = await runWithIdempotencyKey(submission, digest);
         if (existing !== undefined)
-          return { view: await view(submission.tenant, existing.id), created: false };
+          return { view: await view(submission.tenant, existing), created: false };
       }
       const { planned, plan } = await planFor({
         tenant: submission.tenant,
@@ -373,8 +441,8 @@ export function createRunService(options: RunServiceOptions): RunService {
       try {
         [ready, submitted] = await database.transaction(async (tx) => {
           await tx.query(
-            `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key, has_approvals)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+            `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key, has_approvals, request_digest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
             [
               runId,
               submission.tenant,
@@ -391,6 +459,7 @@ export function createRunService(options: RunServiceOptions): RunService {
               JSON.stringify(submission.labels),
               submission.idempotencyKey === "" ? null : submission.idempotencyKey,
               plan.approvals.length > 0,
+              submission.idempotencyKey === "" ? null : digest,
             ],
           );
           await insertStepRows(
@@ -423,14 +492,9 @@ export function createRunService(options: RunServiceOptions): RunService {
         void vault.delete(runId).catch(() => {});
         // A concurrent submission with the same idempotency key won the race: return it.
         if ((error as { code?: string }).code === "23505" && submission.idempotencyKey !== "") {
-          const existing = (
-            await database.query<{ id: string }>(
-              "SELECT id FROM runs WHERE tenant = $1 AND idempotency_key = $2",
-              [submission.tenant, submission.idempotencyKey],
-            )
-          ).rows[0];
+          const existing = await runWithIdempotencyKey(submission, digest);
           if (existing !== undefined)
-            return { view: await view(submission.tenant, existing.id), created: false };
+            return { view: await view(submission.tenant, existing), created: false };
         }
         throw error;
       }
@@ -522,13 +586,40 @@ export function createRunService(options: RunServiceOptions): RunService {
               [decision.runId, decision.approvalId],
             )
           ).rows;
-          const gate = gates[0];
+          const gateStepId = decision.gateStepId ?? "";
+          const gate =
+            gateStepId === ""
+              ? gates[0]
+              : gates.find((candidate) => candidate.step_id === gateStepId);
           if (gate === undefined)
             throw new PackrunError(
               "GATE_NOT_AWAITING",
-              `run ${decision.runId} has no approval gate "${decision.approvalId}"`,
+              gateStepId === ""
+                ? `run ${decision.runId} has no approval gate "${decision.approvalId}"`
+                : `run ${decision.runId} has no gate "${gateStepId}" for approval "${decision.approvalId}"`,
             );
           refusedAt = gate.step_id;
+          if (gateStepId === "" && gates.length > 1)
+            // One approval must not open every gate sharing its id (a staging and a prod gate,
+            // the gates of a map): without the gate's step id the decision is ambiguous.
+            throw new PackrunError(
+              "APPROVAL_TOKEN_MISMATCH",
+              `approval "${decision.approvalId}" is used by ${gates.length} gates of run ${decision.runId} (${gates.map((g) => g.step_id).join(", ")}); the approval must name one gate's step id`,
+            );
+          if (decision.tokenId !== undefined && decision.tokenId !== "") {
+            // Single-use tokens: recorded in the decision's own transaction, so a token is
+            // spent exactly when a decision is made with it (under the run's lock).
+            const spent = await tx.query(
+              `INSERT INTO approval_tokens (tenant, token_id, run_id, step_id, approver)
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+              [decision.tenant, decision.tokenId, decision.runId, gate.step_id, decision.approver],
+            );
+            if (spent.rowCount === 0)
+              throw new PackrunError(
+                "APPROVAL_TOKEN_REUSED",
+                `this approval token was already used; approval tokens are single-use: get a new one bound to gate "${gate.step_id}"`,
+              );
+          }
           const prior = (
             await tx.query<DecisionRow>(
               "SELECT * FROM gate_decisions WHERE run_id = $1 AND step_id = $2 AND approver = $3",

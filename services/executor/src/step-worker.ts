@@ -412,6 +412,7 @@ export class StepWorker {
           name: artifact.name,
           sourcePath: artifact.path,
           filePath: join(workdir, artifact.path),
+          workdir,
           digest: artifact.digest,
         });
       }

@@ -180,7 +180,8 @@ export const SubmitRunBodySchema = Type.Object(
       Type.String({
         minLength: 1,
         maxLength: 200,
-        description: "Retries with the same key answer the same run (created: false).",
+        description:
+          "Retries with the same key and request answer the same run (created: false); the same key with another manifest, pack or inputs is 409 IDEMPOTENCY_KEY_REUSED.",
       }),
     ),
     labels: Type.Optional(
@@ -234,6 +235,8 @@ export const LogsQuerySchema = Type.Object(
     after: Type.Optional(
       Type.Integer({
         minimum: 0,
+        // Sequences are int64 inside; beyond 2^53 a JSON number is not even exact.
+        maximum: Number.MAX_SAFE_INTEGER,
         description: "Start after this sequence (SSE clients may send Last-Event-ID instead).",
       }),
     ),

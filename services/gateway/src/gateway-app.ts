@@ -7,6 +7,7 @@ import type { Logger } from "@packrun/logging";
 import { nameHttpSpan, traceHttpRequests } from "@packrun/telemetry";
 import Fastify, { type FastifyError, LogController } from "fastify";
 import type { ProblemJson } from "./api-schemas.ts";
+import { assertNoNulCharacters, problemClientErrorHandler } from "./request-hygiene.ts";
 import { createValidatorCompiler } from "./request-validation.ts";
 import "./fastify-augmentation.ts";
 import type { GatewayApp, GatewayContext } from "./gateway-context.ts";
@@ -88,6 +89,8 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
     // One line per request from the onResponse hook below, with route and status.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    // 431 for oversized headers (and 400 for broken HTTP) as problem documents too.
+    clientErrorHandler: problemClientErrorHandler,
     // Fastify's own server, with every request in a SERVER span (trace context from the caller).
     serverFactory: (handler, serverOptions) => {
       const server = http.createServer(traceHttpRequests(handler, { untracedPaths }));
@@ -150,6 +153,15 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
     request.log = request.log.child({ tenant: principal.tenant, subject: principal.subject });
   });
 
+  // Before schema validation, so that NUL is refused whatever the route's schema allows.
+  app.addHook("preValidation", async (request) => {
+    assertNoNulCharacters({
+      body: request.body,
+      querystring: request.query,
+      params: request.params,
+    });
+  });
+
   app.addHook("onResponse", async (request, reply) => {
     metrics.requestDuration.observe(
       {
@@ -179,7 +191,11 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
         instance,
       });
     else body = problemFromError(error, instance);
-    if (body.code === "APPROVAL_TOKEN_MISMATCH" || body.code === "APPROVAL_STALE")
+    if (
+      body.code === "APPROVAL_TOKEN_MISMATCH" ||
+      body.code === "APPROVAL_STALE" ||
+      body.code === "APPROVAL_TOKEN_REUSED"
+    )
       metrics.approvalsRefused.inc({ code: body.code });
     if (body.status >= 500) request.log.error({ err: error }, "request failed");
     else if (body.status === 401 || body.status === 403)

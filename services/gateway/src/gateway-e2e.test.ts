@@ -270,10 +270,10 @@ describe("through the gateway", () => {
       finished.gates[0]?.decisions.map((d) => [d.approver, d.approved, d.comment]),
       [["rm-carol", true, "looks good"]],
     );
-    // Replaying the approval counts once: nothing changes.
-    const replay = await approver.post<{ recorded: boolean }>(`/api/runs/${run.id}/approve`, {});
-    assert.equal(replay.status, 200);
-    assert.equal(replay.body.recorded, false);
+    // Replaying the token is refused (approval tokens are single-use); nothing changes.
+    const replay = await approver.post<{ code: string }>(`/api/runs/${run.id}/approve`, {});
+    assert.equal(replay.status, 409, JSON.stringify(replay.body));
+    assert.equal(replay.body.code, "APPROVAL_TOKEN_REUSED");
 
     const messages = await alice.sse(`/api/runs/${run.id}/logs`);
     const refused = messages

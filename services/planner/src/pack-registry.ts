@@ -288,7 +288,10 @@ export function createPackRegistry(db: Queryable): PackRegistry {
     const scope = JSON.stringify(["versions", tenant, name]);
     const after = decodePageToken(request.pageToken ?? "", scope);
     if (after !== undefined && !isCanonicalVersion(after)) {
-      throw new PackrunError("REQUEST_INVALID", "page_token is not a token this service issued");
+      throw new PackrunError(
+        "REQUEST_INVALID",
+        "pageToken (page_token) is not a token this service issued",
+      );
     }
     const cursor = after === undefined ? undefined : versionOrder(after);
     const result = await db.query<VersionRow>(

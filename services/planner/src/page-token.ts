@@ -47,14 +47,19 @@ export function decodePageToken(token: string, scope: string): string | undefine
     fields === null ||
     fields.v !== 1 ||
     typeof fields.s !== "string" ||
-    typeof fields.a !== "string"
+    typeof fields.a !== "string" ||
+    // Keys this service issues never hold NUL; a forged one would fail in PostgreSQL as a 500.
+    fields.a.includes("\u0000")
   ) {
-    throw new PackrunError("REQUEST_INVALID", "page_token is not a token this service issued");
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      "pageToken (page_token) is not a token this service issued",
+    );
   }
   if (fields.s !== scope) {
     throw new PackrunError(
       "REQUEST_INVALID",
-      "page_token belongs to a different listing; pass it only with the request that returned it",
+      "pageToken (page_token) belongs to a different listing; pass it only with the request that returned it",
     );
   }
   return fields.a;

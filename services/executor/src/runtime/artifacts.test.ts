@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -39,7 +40,7 @@ test("missing artifacts fail when required and are skipped otherwise", async () 
     const required = await collectArtifacts(dirs.workdir, declared, true);
     assert.equal(required.error, 'artifact "gone" (nope.txt) was not found');
     const optional = await collectArtifacts(dirs.workdir, declared, false);
-    assert.deepEqual(optional, { artifacts: [], error: null });
+    assert.deepEqual(optional, { artifacts: [], error: null, aborted: false });
   } finally {
     await dirs.cleanup();
   }
@@ -65,6 +66,39 @@ test("paths escaping the workdir are refused: .., absolute, symlinks, directorie
       assert.deepEqual(collected.artifacts, [], relative);
       assert.match(collected.error ?? "", expected, relative);
     }
+  } finally {
+    await dirs.cleanup();
+  }
+});
+
+test("a FIFO artifact is refused at once instead of blocking the open", async () => {
+  const dirs = await makeDirs();
+  try {
+    await mkdir(dirs.workdir, { recursive: true });
+    execFileSync("mkfifo", [path.join(dirs.workdir, "pipe")]);
+    const started = performance.now();
+    const collected = await collectArtifacts(dirs.workdir, [{ name: "p", path: "pipe" }], true);
+    assert.match(collected.error ?? "", /artifact "p" \(pipe\) is not a regular file \(a FIFO\)/);
+    assert.ok(performance.now() - started < 1_000);
+  } finally {
+    await dirs.cleanup();
+  }
+});
+
+test("hashing stops when the step's deadline signal fires", async () => {
+  const dirs = await makeDirs();
+  try {
+    await mkdir(dirs.workdir, { recursive: true });
+    await writeFile(path.join(dirs.workdir, "big.bin"), Buffer.alloc(8 * 1024 * 1024));
+    const collected = await collectArtifacts(
+      dirs.workdir,
+      [{ name: "big", path: "big.bin" }],
+      true,
+      AbortSignal.abort(),
+    );
+    assert.equal(collected.aborted, true);
+    assert.deepEqual(collected.artifacts, []);
+    assert.match(collected.error ?? "", /big/);
   } finally {
     await dirs.cleanup();
   }

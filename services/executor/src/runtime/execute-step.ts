@@ -1,6 +1,7 @@
 import { mkdir, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { collectArtifacts } from "./artifacts.ts";
+import { describeTimeout } from "./durations.ts";
 import { LogSink } from "./log-sink.ts";
 import { createMasker, type Masker } from "./masking.ts";
 import type { ModuleContext, ModuleResult } from "./module-result.ts";
@@ -13,6 +14,9 @@ import { DEFAULT_MAX_OUTPUT_FILE_BYTES, readOutputFile } from "./output-file.ts"
 import { attemptLayout } from "./step-env.ts";
 import { type RuntimeSupport, runtimeSupport } from "./support.ts";
 import type { StepExecutionRequest, StepExecutionResult } from "./types.ts";
+
+/** Least time left for collecting a step's artifacts after its command ended. */
+const MIN_COLLECTION_MS = 1_000;
 
 /** Worker id used when the request names none. */
 export const DEFAULT_WORKER_ID = `${hostname()}-${process.pid}`;
@@ -74,17 +78,41 @@ export async function executeStepWith(
       layout.outputFile,
       request.limits.maxOutputFileBytes ?? DEFAULT_MAX_OUTPUT_FILE_BYTES,
     );
-    if (parsed.ok) outputs = parsed.outputs;
-    else {
+    const leaking = parsed.ok ? namesHoldingSecrets(parsed.outputs, masker) : [];
+    if (parsed.ok && leaking.length === 0) outputs = parsed.outputs;
+    else if (parsed.ok) {
+      // A name is stored, served and referenced as is (`steps.x.outputs.<name>`); masking it
+      // would leave a useless "***" name, so such outputs are refused outright.
+      outcome = "failed";
+      reason = `$PACKRUN_OUTPUT: output name ${leaking.join(", ")} contains a secret value; the step's outputs were refused`;
+    } else {
       outcome = "failed";
       reason = parsed.error;
     }
   }
+  const deadline = collectionDeadline(request, started);
   const collected =
     request.artifacts.length > 0 && result.readsOutputFile
-      ? await collectArtifacts(request.workdir, request.artifacts, outcome === "succeeded")
-      : { artifacts: [], error: null };
-  if (collected.error && outcome === "succeeded") {
+      ? await collectArtifacts(
+          request.workdir,
+          request.artifacts,
+          outcome === "succeeded",
+          deadline.signal,
+          request.limits.maxArtifactBytes,
+        )
+      : { artifacts: [], error: null, aborted: false };
+  deadline.dispose();
+  if (collected.aborted && outcome === "succeeded") {
+    // Collecting is part of the step: running out of time or being cancelled here ends the
+    // step the same way as during its command.
+    if (request.signal.aborted) {
+      outcome = "cancelled";
+      reason = `cancelled: ${collected.error}`;
+    } else {
+      outcome = "timed_out";
+      reason = `timed out after ${describeTimeout(request.timeoutMs ?? 0)}: ${collected.error}`;
+    }
+  } else if (collected.error && outcome === "succeeded") {
     outcome = "failed";
     reason = collected.error;
   }
@@ -107,6 +135,31 @@ export async function executeStepWith(
   };
 }
 
+/**
+ * A signal for what the runtime does after the step's command (hashing artifacts): aborted by
+ * the step's cancellation and when the step's own timeout, counted from its start, runs out.
+ * At least {@link MIN_COLLECTION_MS} is left, so a command that ended just inside its timeout
+ * can still have its small artifacts hashed (like the kill grace period, a bounded overrun).
+ */
+function collectionDeadline(
+  request: StepExecutionRequest,
+  started: number,
+): { signal: AbortSignal; dispose(): void } {
+  if (request.timeoutMs === null) return { signal: request.signal, dispose() {} };
+  const controller = new AbortController();
+  const remaining = Math.max(MIN_COLLECTION_MS, request.timeoutMs - (performance.now() - started));
+  const timer = setTimeout(() => controller.abort(), remaining);
+  const onCancel = (): void => controller.abort();
+  request.signal.addEventListener("abort", onCancel, { once: true });
+  return {
+    signal: controller.signal,
+    dispose() {
+      clearTimeout(timer);
+      request.signal.removeEventListener("abort", onCancel);
+    },
+  };
+}
+
 function runModule(context: ModuleContext): Promise<ModuleResult> | ModuleResult {
   switch (context.request.uses) {
     case "builtin:shell":
@@ -120,6 +173,13 @@ function runModule(context: ModuleContext): Promise<ModuleResult> | ModuleResult
     default:
       return failedBeforeStart(`unknown module ${JSON.stringify(context.request.uses)}`);
   }
+}
+
+/** The masked form of every output name that contains a secret (in any form the masker knows). */
+function namesHoldingSecrets(outputs: Record<string, string>, masker: Masker): string[] {
+  return Object.keys(outputs)
+    .filter((name) => masker.mask(name) !== name)
+    .map((name) => JSON.stringify(masker.mask(name)));
 }
 
 /** Outputs leave the step like log lines do, so secrets in them are masked too. */

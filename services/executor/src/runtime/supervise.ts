@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
-import { openFileInside } from "./contained-path.ts";
+import { openFileInside, PathError } from "./contained-path.ts";
 import type { LogSink } from "./log-sink.ts";
 import { listProcesses, sendSignal } from "./proc-scan.ts";
 import {
@@ -70,6 +70,11 @@ export interface SupervisedExit {
   setupFailed: boolean;
   /** bubblewrap's message when `setupFailed` (kept out of the step's log). */
   setupError: string | null;
+  /**
+   * The step replaced GNU time's report with something that is not a regular file inside its
+   * workdir (a FIFO, a symlink out): the step fails with this reason.
+   */
+  timeReportError: string | null;
 }
 
 /**
@@ -250,18 +255,18 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
     const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (finished) return;
       finished = true;
-      void readTimeReport(plan.timeReport).then((text) => complete(code, signal, text));
+      void readTimeReport(plan.timeReport).then((read) => complete(code, signal, read));
     };
     const complete = (
       code: number | null,
       signal: NodeJS.Signals | null,
-      timeReport: string | null,
+      timeReport: TimeReportText,
     ): void => {
       (network as StepNetwork | null)?.close();
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
       options.signal.removeEventListener("abort", onAbort);
-      const report = parseTimeReport(timeReport ?? "");
+      const report = parseTimeReport(timeReport.text);
       let exitCode = report ? report.exitCode : code;
       let signalOut = report ? report.signal : signal;
       if (!report && plan.pidNamespace && exitCode !== null && exitCode > 128) {
@@ -272,7 +277,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
       const setupFailed =
         plan.pidNamespace &&
         plan.timeReport !== null &&
-        timeReport === null &&
+        timeReport.absent &&
         code === 1 &&
         stoppedFor === null;
       const setupError = setupFailed && heldStderr ? heldStderr.toString("utf8").trim() : null;
@@ -287,30 +292,38 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
         spawnError,
         setupFailed,
         setupError,
+        timeReportError: timeReport.refused,
       });
     };
   });
 }
 
-/**
- * The time report's text: "" when refused or unreadable (then the step simply has no metrics),
- * null when the file does not exist at all (GNU time never started).
- */
-async function readTimeReport(location: LaunchPlan["timeReport"]): Promise<string | null> {
-  if (!location) return "";
+/** The time report as read after the step. */
+interface TimeReportText {
+  /** Its text ("" when absent or unreadable: then the step simply has no metrics). */
+  text: string;
+  /** The file does not exist at all: GNU time never started. */
+  absent: boolean;
+  /** Why the file was refused (not a regular file, outside the workdir), else null. */
+  refused: string | null;
+}
+
+async function readTimeReport(location: LaunchPlan["timeReport"]): Promise<TimeReportText> {
+  if (!location) return { text: "", absent: false, refused: null };
   try {
     const opened = await openFileInside(location.workdir, location.file, "time report");
-    if (!opened) return null;
+    if (!opened) return { text: "", absent: true, refused: null };
     try {
       const buffer = Buffer.alloc(Math.min(opened.sizeBytes, SIDE_CHANNEL_BYTES));
       // The report is the last thing written; keep the end if the step padded the file.
       const position = Math.max(0, opened.sizeBytes - buffer.length);
       const { bytesRead } = await opened.handle.read(buffer, 0, buffer.length, position);
-      return buffer.subarray(0, bytesRead).toString("utf8");
+      return { text: buffer.subarray(0, bytesRead).toString("utf8"), absent: false, refused: null };
     } finally {
       await opened.handle.close();
     }
-  } catch {
-    return "";
+  } catch (error) {
+    if (error instanceof PathError) return { text: "", absent: false, refused: error.message };
+    return { text: "", absent: false, refused: null };
   }
 }

@@ -56,6 +56,8 @@ export interface StepExecutionRequest {
     pids?: number;
     /** Largest accepted `$PACKRUN_OUTPUT` file; default 1 MiB. */
     maxOutputFileBytes?: number;
+    /** Largest artifact hashed and stored (checked with fstat before reading); default 4 GiB. */
+    maxArtifactBytes?: number;
   };
   /** Declared artifacts (paths relative to workdir) to hash after the step. */
   artifacts: readonly { name: string; path: string }[];

@@ -64,7 +64,7 @@ export async function runBundleIngest(context: ModuleContext): Promise<ModuleRes
     }
   }
   if (!opened && refusals.length === roots.length) {
-    const notRegular = refusals.find((message) => message.endsWith("not a regular file"));
+    const notRegular = refusals.find((message) => message.includes(" is not a regular file"));
     return failedBeforeStart(
       notRegular ??
         `bundle ${params.value.path} is outside the directories bundles may be read from (the attempt workdir and the configured bundle roots)`,

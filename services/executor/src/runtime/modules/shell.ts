@@ -137,11 +137,17 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
   if (exit.spawnError) return failedBeforeStart(`could not start the step: ${exit.spawnError}`);
   const described = describeExit(exit, describeTimeout(request.timeoutMs ?? 0));
   const missing = exit.exitCode === 127 ? missingCommandIn(sink.stderrTail) : undefined;
-  const { outcome } = described;
-  const reason =
+  let { outcome } = described;
+  let reason =
     missing === undefined
       ? described.reason
       : `command not found: ${missing} (${described.reason})`;
+  if (exit.timeReportError !== null && outcome === "succeeded") {
+    // The step tampered with the runtime's own file: its exit status and measurements are
+    // not trustworthy, and it must not pass as a success.
+    outcome = "failed";
+    reason = `${exit.timeReportError} (the step replaced the runtime's file .packrun/time-report)`;
+  }
   return {
     outcome,
     reason,

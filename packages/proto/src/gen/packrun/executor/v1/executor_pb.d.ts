@@ -1112,6 +1112,22 @@ export declare type DecideApprovalRequest = Message<"packrun.executor.v1.DecideA
    * @generated from field: string comment = 7;
    */
   comment: string;
+
+  /**
+   * The gate instance (its step id) the approval is for. Empty: the gate using approval_id,
+   * refused when several gates of the run use it (a staging and a prod gate, a map's gates).
+   *
+   * @generated from field: string gate_step_id = 8;
+   */
+  gateStepId: string;
+
+  /**
+   * Identifies the approval token (its jti, or a digest of it). When set, the token is
+   * single-use: a second decision with it is refused (APPROVAL_TOKEN_REUSED) and recorded.
+   *
+   * @generated from field: string token_id = 9;
+   */
+  tokenId: string;
 };
 
 /**
@@ -1156,6 +1172,22 @@ export declare type DecideApprovalRequestJson = {
    * @generated from field: string comment = 7;
    */
   comment?: string;
+
+  /**
+   * The gate instance (its step id) the approval is for. Empty: the gate using approval_id,
+   * refused when several gates of the run use it (a staging and a prod gate, a map's gates).
+   *
+   * @generated from field: string gate_step_id = 8;
+   */
+  gateStepId?: string;
+
+  /**
+   * Identifies the approval token (its jti, or a digest of it). When set, the token is
+   * single-use: a second decision with it is refused (APPROVAL_TOKEN_REUSED) and recorded.
+   *
+   * @generated from field: string token_id = 9;
+   */
+  tokenId?: string;
 };
 
 /**
@@ -1783,6 +1815,14 @@ export declare type RecordApprovalRefusalRequest = Message<"packrun.executor.v1.
    * @generated from field: string reason = 6;
    */
   reason: string;
+
+  /**
+   * The gate instance (step id) the refused approval named, when known; the event is recorded
+   * for it (else for the gate looked up from approval_id).
+   *
+   * @generated from field: string gate_step_id = 7;
+   */
+  gateStepId: string;
 };
 
 /**
@@ -1826,6 +1866,14 @@ export declare type RecordApprovalRefusalRequestJson = {
    * @generated from field: string reason = 6;
    */
   reason?: string;
+
+  /**
+   * The gate instance (step id) the refused approval named, when known; the event is recorded
+   * for it (else for the gate looked up from approval_id).
+   *
+   * @generated from field: string gate_step_id = 7;
+   */
+  gateStepId?: string;
 };
 
 /**
