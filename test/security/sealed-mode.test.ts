@@ -169,7 +169,7 @@ describe("resource limits of sandboxed steps", { skip: skip !== false }, () => {
     }
   }
 
-  test("a memory hog fails at its address-space limit; the host carries on", async () => {
+  test("a memory hog fails at its step's memory limit; the host carries on", async () => {
     const hog = sealedPack(
       "memory-hog",
       `    - id: hog
@@ -201,8 +201,9 @@ describe("resource limits of sandboxed steps", { skip: skip !== false }, () => {
         [value.run.id],
       )
     ).rows[0]?.peak;
+    // RSS also counts shared library pages charged to other cgroups: allow 16 MiB of those.
     if (peak !== null && peak !== undefined && Number(peak) > 0)
-      assert.ok(Number(peak) <= memoryBytes, `peak ${peak} bytes`);
+      assert.ok(Number(peak) <= memoryBytes + 16 * 1024 * 1024, `peak ${peak} bytes`);
   });
 
   test("a fork bomb is stopped (RLIMIT_NPROC unless root; the timeout always) and leaves no process", async () => {

@@ -23,6 +23,8 @@ export interface LaunchSupport {
   setpriv?: string | null;
   /** slirp4netns, nsenter and nft: outbound network for open steps (none without them). */
   network?: NetworkTools | null;
+  /** The machine's cgroup layout, when the worker may manage cgroups (per-step limits). */
+  cgroups?: { version: 1 } | { version: 2 } | null;
   /**
    * The operator turned step isolation off (PACKRUN_EXECUTOR_UNISOLATED_STEPS=1, for a
    * development machine without bubblewrap): steps run as the worker, on the host.
@@ -40,6 +42,10 @@ export interface LaunchInput {
   sealed: boolean;
   memoryBytes?: number | undefined;
   pids?: number | undefined;
+  /** CPU cores the step may use at most (cgroup CPU quota). */
+  cpus?: number | undefined;
+  /** The worker's id: the step's cgroup is named after it (see reapOrphans). */
+  workerId: string;
   /** Who the step runs as; root workers switch to it with setpriv. */
   user: StepUser;
   /** Whether the worker is root (switch user) or not (user namespace). */
@@ -92,7 +98,13 @@ export async function buildLaunchPlan(
       "--",
     );
   }
-  if (support.prlimit && (input.memoryBytes !== undefined || input.pids !== undefined)) {
+  // Without cgroups, rlimits are the fallback: per process, and NPROC per uid.
+  const cgroups = support.unisolated ? null : (support.cgroups ?? null);
+  if (
+    !cgroups &&
+    support.prlimit &&
+    (input.memoryBytes !== undefined || input.pids !== undefined)
+  ) {
     inner.push(support.prlimit);
     if (input.memoryBytes !== undefined) inner.push(`--as=${input.memoryBytes}`);
     if (input.pids !== undefined) inner.push(`--nproc=${input.pids}`);
@@ -109,13 +121,20 @@ export async function buildLaunchPlan(
   };
   if (support.unisolated) {
     const [command, ...args] = inner as [string, ...string[]];
-    return { ...base, command, args, pidNamespace: false, network: null };
+    return { ...base, command, args, pidNamespace: false, network: null, cgroup: null };
   }
   if (!support.bwrap)
     throw new IsolationUnavailableError(
       "step isolation needs bubblewrap (Debian package bubblewrap); this worker has none",
     );
   const network = !input.sealed && support.network ? support.network : null;
+  const cgroup = cgroups
+    ? {
+        layout: cgroups,
+        workerId: input.workerId,
+        limits: { memoryBytes: input.memoryBytes, pids: input.pids, cpus: input.cpus },
+      }
+    : null;
   return {
     ...base,
     command: support.bwrap,
@@ -124,7 +143,7 @@ export async function buildLaunchPlan(
       "--die-with-parent",
       "--info-fd",
       String(BWRAP_INFO_FD),
-      ...(network ? ["--block-fd", String(BWRAP_BLOCK_FD)] : []),
+      ...(network || cgroup ? ["--block-fd", String(BWRAP_BLOCK_FD)] : []),
       "--chdir",
       input.cwd,
       "--",
@@ -132,6 +151,7 @@ export async function buildLaunchPlan(
     ],
     pidNamespace: true,
     network: network ? { tools: network, policy: input.egress } : null,
+    cgroup,
   };
 }
 

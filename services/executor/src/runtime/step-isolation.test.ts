@@ -239,3 +239,41 @@ describe.skipIf(!isolated || !isRoot)("egressAllowlist", () => {
     assert.deepEqual(stdout, ["allowed refused", "other refused"]);
   });
 });
+
+/** Perl forks until it may not (a shell would die at the first refused fork). */
+const forkUpTo = (n: number): string =>
+  `perl -e 'my $n = 0; for (1..${n}) { my $p = fork; last unless defined $p; if ($p == 0) { sleep 5; exit 0 } $n++ } print "forked $n\\n"'`;
+
+/** Four processes of 40 MB each: under any per-process limit, over a 64 MiB step limit. */
+const fourHogs =
+  'for i in 1 2 3 4; do perl -e \'$x = "a" x 40_000_000; sleep 2; print "kept\\n"\' & done; wait';
+
+const limits = (extra: { pids?: number; memoryBytes?: number }) => ({
+  maxLogBytes: 1 << 20,
+  maxLineBytes: 4096,
+  ...extra,
+});
+
+describe.skipIf(!isolated || !support.cgroups)("per-step limits (cgroups)", () => {
+  test("a fork bomb meets its own step's process limit while another step keeps forking", async () => {
+    const [bomb, other] = await Promise.all([
+      inStep(forkUpTo(200), { limits: limits({ pids: 16 }), timeoutMs: 20_000 }),
+      inStep(forkUpTo(10), { limits: limits({ pids: 16 }) }),
+    ]);
+    const forked = Number(/forked (\d+)/.exec(bomb.stdout.join(" "))?.[1]);
+    assert.ok(forked > 0 && forked < 16, `the bomb forked ${forked} processes with a limit of 16`);
+    assert.deepEqual(other.stdout, ["forked 10"]);
+  });
+
+  test("a memory hog is killed at its step's memory limit, however many processes it spreads over", async () => {
+    const limited = await inStep(`${fourHogs}; echo done`, {
+      limits: limits({ memoryBytes: 64 * 1024 * 1024 }),
+      timeoutMs: 30_000,
+    });
+    const kept = limited.stdout.filter((line) => line === "kept").length;
+    assert.ok(kept < 4, `${kept} of 4 hogs kept 40 MB each under a 64 MiB step limit`);
+    // Control: with the default limit (2 GiB) all four keep their memory.
+    const control = await inStep(`${fourHogs}; echo done`, { timeoutMs: 30_000 });
+    assert.equal(control.stdout.filter((line) => line === "kept").length, 4);
+  });
+});

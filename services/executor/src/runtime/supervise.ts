@@ -3,6 +3,7 @@ import type { Readable, Writable } from "node:stream";
 import { openFileInside, PathError } from "./contained-path.ts";
 import type { LogSink } from "./log-sink.ts";
 import { listProcesses, sendSignal } from "./proc-scan.ts";
+import { type CgroupLimits, createStepCgroup, type StepCgroup } from "./step-cgroup.ts";
 import {
   attachStepNetwork,
   type EgressPolicy,
@@ -43,6 +44,15 @@ export interface LaunchPlan {
    * egress rules are set up in its network namespace. Null: the namespace stays empty.
    */
   network: { tools: NetworkTools; policy: EgressPolicy } | null;
+  /**
+   * Per-step cgroup limits: the sandbox's first process joins a new cgroup while bubblewrap
+   * waits on `--block-fd`, so every process of the step is counted from its start.
+   */
+  cgroup: {
+    layout: { version: 1 } | { version: 2 };
+    limits: CgroupLimits;
+    workerId: string;
+  } | null;
 }
 
 /** Termination settings and where output goes. */
@@ -104,7 +114,9 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
     let spawnError: string | null = null;
 
     let network: StepNetwork | null = null;
-    let networkRequested = false;
+    let cgroup: StepCgroup | null = null;
+    let prepareRequested = false;
+    const blocked = plan.network !== null || plan.cgroup !== null;
     const child = spawn(plan.command, [...plan.args], {
       cwd: plan.cwd,
       env: plan.env,
@@ -115,23 +127,36 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
         "pipe",
         "ignore",
         plan.pidNamespace ? "pipe" : "ignore",
-        plan.network ? "pipe" : "ignore",
+        blocked ? "pipe" : "ignore",
       ],
     });
     const blockPipe = (child.stdio as unknown as (Writable | null)[])[BWRAP_BLOCK_FD] ?? null;
     blockPipe?.on("error", () => {});
-    /** Sets up the step's network once bubblewrap named its sandbox, then lets the step run. */
-    const startNetwork = (pid: number): void => {
-      if (!plan.network || networkRequested) return;
-      networkRequested = true;
-      attachStepNetwork(pid, plan.network.tools, plan.network.policy).then(
-        (attached) => {
-          network = attached;
-          if (exited) attached.close();
+    /**
+     * Once bubblewrap named its sandbox: put it in the step's cgroup and give it its network,
+     * then let the step run. A failure kills the sandbox before anything of the step ran.
+     */
+    const prepare = (pid: number): void => {
+      if (!blocked || prepareRequested) return;
+      prepareRequested = true;
+      (async () => {
+        if (plan.cgroup) {
+          cgroup = await createStepCgroup(
+            plan.cgroup.workerId,
+            plan.cgroup.limits,
+            plan.cgroup.layout,
+          );
+          await cgroup.add(pid);
+        }
+        if (plan.network)
+          network = await attachStepNetwork(pid, plan.network.tools, plan.network.policy);
+      })().then(
+        () => {
+          if (exited) (network as StepNetwork | null)?.close();
           else blockPipe?.end("go");
         },
         (error: Error) => {
-          spawnError = `could not set up the step's network: ${error.message}`;
+          spawnError = `could not prepare the step's sandbox: ${error.message}`;
           sendSignal(-(child.pid ?? 0), "SIGKILL");
           if (namespaceInit !== null) sendSignal(namespaceInit, "SIGKILL");
         },
@@ -179,7 +204,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
         const parsed = JSON.parse(info) as { "child-pid"?: number; "pid-namespace"?: number };
         namespaceInit = parsed["child-pid"] ?? null;
         namespaceInode = parsed["pid-namespace"] ?? null;
-        if (namespaceInit !== null) startNetwork(namespaceInit);
+        if (namespaceInit !== null) prepare(namespaceInit);
       } catch {
         // incomplete JSON so far
       }
@@ -284,7 +309,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
       if (!setupFailed) releaseHeld();
       stdout.end();
       stderr.end();
-      resolve({
+      const result: SupervisedExit = {
         exitCode,
         signal: signalOut,
         stoppedFor,
@@ -293,7 +318,10 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
         setupFailed,
         setupError,
         timeReportError: timeReport.refused,
-      });
+      };
+      // The step's processes are gone (its PID namespace ended): its cgroup can go too.
+      const removed = (cgroup as StepCgroup | null)?.remove() ?? Promise.resolve();
+      void removed.then(() => resolve(result));
     };
   });
 }

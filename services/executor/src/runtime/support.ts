@@ -4,6 +4,7 @@ import path from "node:path";
 import { buildLaunchPlan, type LaunchSupport } from "./launch-plan.ts";
 import { podmanGlobalArgs } from "./podman.ts";
 import { lastLine, runTool } from "./run-tool.ts";
+import { cgroupLayout, createStepCgroup } from "./step-cgroup.ts";
 import { attemptLayout } from "./step-env.ts";
 import { stepUser, WORKER_IS_ROOT } from "./step-user.ts";
 import { findExecutable } from "./tools.ts";
@@ -43,6 +44,7 @@ async function probe(): Promise<RuntimeSupport> {
     setpriv: setpriv ?? null,
     network: slirp4netns && nsenter && nft ? { slirp4netns, nsenter, nft } : null,
     unisolated: process.env.PACKRUN_EXECUTOR_UNISOLATED_STEPS === "1",
+    cgroups: await usableCgroups(),
     pidNamespace: false,
     sandbox: false,
     container: false,
@@ -51,6 +53,11 @@ async function probe(): Promise<RuntimeSupport> {
 
   if (support.time) details.push(`GNU time at ${support.time}: CPU time and peak memory measured`);
   else details.push("GNU time missing (Debian package time): CPU time and peak memory report 0");
+  details.push(
+    support.cgroups
+      ? `per-step limits: cgroup v${support.cgroups.version} (memory, pids, cpu for the whole step)`
+      : "cgroups not writable here: step limits fall back to rlimits per process (prlimit)",
+  );
   if (support.unisolated)
     details.push(
       "PACKRUN_EXECUTOR_UNISOLATED_STEPS=1: steps run as the worker on the host, NOT isolated",
@@ -140,6 +147,7 @@ async function checkSandbox(support: RuntimeSupport): Promise<string | null> {
         user: stepUser(),
         workerIsRoot: WORKER_IS_ROOT,
         egress: { allowlist: [], deny: [] },
+        workerId: `probe-${process.pid}`,
       },
       { ...support, time: null, prlimit: null },
     );
@@ -159,4 +167,17 @@ async function checkSandbox(support: RuntimeSupport): Promise<string | null> {
 
 function reasonOf(result: { code: number | null; stderr: string; error: string | null }): string {
   return result.error ?? (lastLine(result.stderr) || `exit code ${result.code}`);
+}
+
+/** The cgroup layout when this worker can create a step cgroup with limits (probed once). */
+async function usableCgroups(): Promise<{ version: 1 } | { version: 2 } | null> {
+  const layout = await cgroupLayout();
+  if (!layout) return null;
+  try {
+    const probe = await createStepCgroup(`probe-${process.pid}`, { pids: 64 }, layout);
+    await probe.remove();
+    return layout;
+  } catch {
+    return null;
+  }
 }

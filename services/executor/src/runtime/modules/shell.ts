@@ -12,6 +12,7 @@ import {
   type ModuleResult,
 } from "../module-result.ts";
 import { type AttemptLayout, checkEnvNames, DEFAULT_PATH, stepEnvironment } from "../step-env.ts";
+import { stepLimits } from "../step-limits.ts";
 import { stepMounts } from "../step-mounts.ts";
 import { type StepUser, stepUser, WORKER_IS_ROOT } from "../step-user.ts";
 import { type LaunchPlan, supervise } from "../supervise.ts";
@@ -110,8 +111,8 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
         layout,
         stagingRoot: request.stagingRoot,
         sealed,
-        memoryBytes: request.limits.memoryBytes,
-        pids: request.limits.pids,
+        ...stepLimits(request.limits),
+        workerId: context.workerId,
         user,
         workerIsRoot: WORKER_IS_ROOT,
         egress: { allowlist: request.sandbox.egressAllowlist, deny: operatorDeny() },
