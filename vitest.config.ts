@@ -38,8 +38,10 @@ export default defineConfig({
       provider: "v8",
       include: ["packages/*/src/**/*.ts", "services/*/src/**/*.ts"],
       exclude: ["**/*.test.ts", "packages/proto/src/gen/**", "**/testing/**", "**/test-*.ts"],
-      reporter: ["text-summary", "html", "lcov"],
+      reporter: ["text-summary", "html", "lcov", "json-summary"],
       reportsDirectory: "coverage",
+      // CI prints the summary whatever the tests did.
+      reportOnFailure: true,
       thresholds: coverageThresholds,
     },
   },

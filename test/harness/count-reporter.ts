@@ -5,8 +5,12 @@
  * Counted: test cases (not suites). A file that fails to load, a failing `beforeAll`/`afterAll`
  * hook, and every unhandled error count as one failed test each, so no failure is invisible in
  * the count. Skipped and todo tests count as neither; their number goes on the line before.
+ *
+ * With coverage on, Vitest prints the coverage summary after the run's end: the line then waits
+ * for `onFinishedReportCoverage` (or, should that never come, the process's exit).
  */
-import type { Reporter, SerializedError, TestModule, TestSuite } from "vitest/node";
+import { writeSync } from "node:fs";
+import type { Reporter, SerializedError, TestModule, TestSuite, Vitest } from "vitest/node";
 
 type Counts = { passed: number; failed: number; skipped: number };
 
@@ -18,6 +22,14 @@ function suiteErrors(entity: TestModule | TestSuite): number {
 
 /** The count line's reporter (`reporters: ["default", countReporter]` in vitest.config.ts). */
 export default class CountReporter implements Reporter {
+  #coverage = false;
+  #pending: string | null = null;
+
+  onInit(vitest: Vitest): void {
+    this.#coverage = vitest.config.coverage.enabled;
+    process.once("exit", () => this.#flush());
+  }
+
   onTestRunEnd(
     testModules: ReadonlyArray<TestModule>,
     unhandledErrors: ReadonlyArray<SerializedError>,
@@ -32,7 +44,20 @@ export default class CountReporter implements Reporter {
         else counts.skipped++;
       }
     }
-    if (counts.skipped > 0) process.stdout.write(`${counts.skipped} skipped\n`);
-    process.stdout.write(`${counts.passed} passed, ${counts.failed} failed\n`);
+    this.#pending =
+      (counts.skipped > 0 ? `${counts.skipped} skipped\n` : "") +
+      `${counts.passed} passed, ${counts.failed} failed\n`;
+    if (!this.#coverage) this.#flush();
+  }
+
+  /** Called by Vitest once the coverage report (and its summary) is written. */
+  onFinishedReportCoverage(): void {
+    this.#flush();
+  }
+
+  #flush(): void {
+    if (this.#pending === null) return;
+    writeSync(1, this.#pending);
+    this.#pending = null;
   }
 }

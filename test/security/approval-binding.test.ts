@@ -9,15 +9,14 @@
  * second use is refused with APPROVAL_TOKEN_REUSED and the refusal is in the run's evidence.
  */
 import assert from "node:assert/strict";
-import { afterAll, beforeAll, test } from "vitest";
+import { test } from "vitest";
 import { type RestClient, restClient } from "../../services/gateway/src/testing/rest-client.ts";
 import {
   eventsWhen,
   manifest,
   type RunJson,
-  type SecurityStack,
-  startSecurityStack,
   submitRun,
+  useSecurityStack,
   waitForRun,
 } from "./support/stack.ts";
 
@@ -47,17 +46,11 @@ const oneGate = manifest(
 `,
 );
 
-let stack: SecurityStack;
-let alice: RestClient;
-beforeAll(async () => {
-  stack = await startSecurityStack();
-  alice = await stack.client();
-});
-afterAll(() => stack.close());
+const ctx = useSecurityStack();
 
 async function awaiting(pack: string, gate: string): Promise<RunJson> {
-  const run = await submitRun(alice, { manifest: pack });
-  return waitForRun(alice, run.id, (r) => r.pendingGates.length > 0 && isAwaiting(r, gate));
+  const run = await submitRun(ctx.alice, { manifest: pack });
+  return waitForRun(ctx.alice, run.id, (r) => r.pendingGates.length > 0 && isAwaiting(r, gate));
 }
 
 function isAwaiting(run: RunJson, stepId: string): boolean {
@@ -66,8 +59,8 @@ function isAwaiting(run: RunJson, stepId: string): boolean {
 
 async function approver(run: RunJson, gateId: string): Promise<RestClient> {
   return restClient(
-    stack.url,
-    await stack.mintToken({
+    ctx.stack.url,
+    await ctx.stack.mintToken({
       subject: "carol",
       approval: { runId: run.id, gateId, planHash: run.planHash },
     }),
@@ -91,17 +84,17 @@ test("a token bound to an approval id two gates share opens neither; one bound t
   assert.equal(first.status, 200, JSON.stringify(first.body));
   assert.equal(first.body.recorded, true);
 
-  const atProd = await waitForRun(alice, run.id, (r) => isAwaiting(r, "prod"));
+  const atProd = await waitForRun(ctx.alice, run.id, (r) => isAwaiting(r, "prod"));
   // The staging token again, now that prod waits: refused, prod stays closed.
   const again = await staging.post<{ code: string }>(`/api/runs/${run.id}/approve`, {});
   assert.notEqual(again.status, 200, JSON.stringify(again.body));
-  const still = await waitForRun(alice, atProd.id, () => true);
+  const still = await waitForRun(ctx.alice, atProd.id, () => true);
   assert.ok(isAwaiting(still, "prod"), JSON.stringify(still.gates));
   assert.equal(still.gates.find((g) => g.stepId === "prod")?.decisions.length, 0);
 
   const events = await eventsWhen(
-    stack.url,
-    await stack.mintToken(),
+    ctx.stack.url,
+    await ctx.stack.mintToken(),
     run.id,
     (log) => log.filter((e) => e.type === "gate.approval_refused").length >= 2,
   );
@@ -110,7 +103,7 @@ test("a token bound to an approval id two gates share opens neither; one bound t
   const prod = await approver(run, "prod");
   const last = await prod.post<{ recorded: boolean }>(`/api/runs/${run.id}/approve`, {});
   assert.equal(last.status, 200, JSON.stringify(last.body));
-  assert.equal((await waitForRun(alice, run.id)).state, "succeeded");
+  assert.equal((await waitForRun(ctx.alice, run.id)).state, "succeeded");
 });
 
 test("an approval token is single-use: a second use is refused and recorded", async () => {
@@ -126,7 +119,7 @@ test("an approval token is single-use: a second use is refused and recorded", as
   );
   assert.equal(second.status, 409, JSON.stringify(second.body));
   assert.equal(second.body.code, "APPROVAL_TOKEN_REUSED");
-  const events = await eventsWhen(stack.url, await stack.mintToken(), run.id, (log) =>
+  const events = await eventsWhen(ctx.stack.url, await ctx.stack.mintToken(), run.id, (log) =>
     log.some(
       (e) =>
         e.type === "gate.approval_refused" &&
@@ -147,8 +140,8 @@ test("map-expanded gates: an approval-id token opens none, a step-id token exact
         step: {id: gate, gate: {approval: {id: release}}}
 `,
   );
-  const submitted = await submitRun(alice, { manifest: pack });
-  const run = await waitForRun(alice, submitted.id, (r) => r.pendingGates.length > 0);
+  const submitted = await submitRun(ctx.alice, { manifest: pack });
+  const run = await waitForRun(ctx.alice, submitted.id, (r) => r.pendingGates.length > 0);
   const gateIds = run.gates.map((g) => g.stepId);
   assert.equal(gateIds.length, 2, JSON.stringify(run.gates));
   const ambiguous = await (await approver(run, "release")).post<{ code: string }>(
@@ -162,7 +155,7 @@ test("map-expanded gates: an approval-id token opens none, a step-id token exact
     {},
   );
   assert.equal(answer.status, 200, JSON.stringify(answer.body));
-  const after = await waitForRun(alice, run.id, () => true);
+  const after = await waitForRun(ctx.alice, run.id, () => true);
   const decided = after.gates.filter((g) => g.decisions.length > 0).map((g) => g.stepId);
   assert.deepEqual(decided, [one]);
 });

@@ -8,9 +8,8 @@
  * service stays responsive, and ordinary comprehensions over the same input still work.
  */
 import assert from "node:assert/strict";
-import { afterAll, beforeAll, test } from "vitest";
-import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
-import { manifest, type SecurityStack, startSecurityStack, timed } from "./support/stack.ts";
+import { test } from "vitest";
+import { manifest, timed, useSecurityStack } from "./support/stack.ts";
 
 /** 500 items: 1.25 * 10^8 iterations nested three deep (about 15 s before the fix). */
 const xs = Array.from({ length: 500 }, (_, i) => `item-${i}`);
@@ -29,13 +28,7 @@ function pack(when: string): string {
   );
 }
 
-let stack: SecurityStack;
-let alice: RestClient;
-beforeAll(async () => {
-  stack = await startSecurityStack();
-  alice = await stack.client();
-});
-afterAll(() => stack.close());
+const ctx = useSecurityStack();
 
 interface Problem {
   code: string;
@@ -46,7 +39,7 @@ interface Problem {
 test("a cubic comprehension over 500 items fails fast, naming the expression and its location", async () => {
   for (const path of ["/api/simulations", "/api/runs"]) {
     const { ms, value: response } = await timed(() =>
-      alice.post<Problem>(path, { manifest: pack(cubic), inputs: { xs } }),
+      ctx.alice.post<Problem>(path, { manifest: pack(cubic), inputs: { xs } }),
     );
     assert.equal(response.status, 400, JSON.stringify(response.body));
     assert.equal(response.body.code, "PACK_EXPRESSION");
@@ -62,10 +55,10 @@ test("a cubic comprehension over 500 items fails fast, naming the expression and
 
 test("the planner stays responsive while such expressions are refused", async () => {
   const attacks = Array.from({ length: 3 }, () =>
-    alice.post("/api/simulations", { manifest: pack(cubic), inputs: { xs } }),
+    ctx.alice.post("/api/simulations", { manifest: pack(cubic), inputs: { xs } }),
   );
   const { ms } = await timed(async () => {
-    const ok = await alice.post("/api/simulations", {
+    const ok = await ctx.alice.post("/api/simulations", {
       manifest: pack("inputs.xs.all(x, x != '')"),
       inputs: { xs },
     });
@@ -76,7 +69,7 @@ test("the planner stays responsive while such expressions are refused", async ()
 });
 
 test("ordinary comprehensions over the same input still evaluate", async () => {
-  const response = await alice.post<{ steps: { id: string; enabled?: unknown }[] }>(
+  const response = await ctx.alice.post<{ steps: { id: string; enabled?: unknown }[] }>(
     "/api/simulations",
     {
       manifest: pack(

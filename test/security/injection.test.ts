@@ -7,16 +7,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { afterAll, beforeAll, test } from "vitest";
-import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
-import {
-  eventsWhen,
-  manifest,
-  type SecurityStack,
-  startSecurityStack,
-  submitRun,
-  waitForRun,
-} from "./support/stack.ts";
+import { test } from "vitest";
+import { eventsWhen, manifest, submitRun, useSecurityStack, waitForRun } from "./support/stack.ts";
 
 const tag = randomBytes(6).toString("hex");
 const pwned = (n: number) => `/tmp/pwned-${tag}-${n}`;
@@ -60,23 +52,17 @@ const pack = manifest(
 `,
 );
 
-let stack: SecurityStack;
-let alice: RestClient;
-beforeAll(async () => {
-  stack = await startSecurityStack();
-  alice = await stack.client();
-});
-afterAll(() => stack.close());
+const ctx = useSecurityStack();
 
 test("hostile values reach argv and env as literal text and execute nothing", async () => {
-  const run = await submitRun(alice, { manifest: pack, inputs: { values } });
-  const finished = await waitForRun(alice, run.id, undefined, 60_000);
+  const run = await submitRun(ctx.alice, { manifest: pack, inputs: { values } });
+  const finished = await waitForRun(ctx.alice, run.id, undefined, 60_000);
   assert.equal(
     finished.state,
     "succeeded",
     JSON.stringify(finished.steps.filter((s) => s.state !== "succeeded")),
   );
-  const events = await eventsWhen(stack.url, await stack.mintToken(), run.id, (log) =>
+  const events = await eventsWhen(ctx.stack.url, await ctx.stack.mintToken(), run.id, (log) =>
     log.some((event) => event.type === "run.succeeded"),
   );
   for (const mode of ["direct", "positional", "environment"]) {
@@ -95,7 +81,7 @@ test("hostile values reach argv and env as literal text and execute nothing", as
 });
 
 test("a hostile value in the plan is data too: simulation shows it verbatim", async () => {
-  const simulated = await alice.post<{ steps: { id: string }[] }>("/api/simulations", {
+  const simulated = await ctx.alice.post<{ steps: { id: string }[] }>("/api/simulations", {
     manifest: pack,
     inputs: { values },
   });

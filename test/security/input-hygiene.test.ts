@@ -8,15 +8,9 @@
  * idempotency key with the same request still returns the same run.
  */
 import assert from "node:assert/strict";
-import { afterAll, beforeAll, describe, test } from "vitest";
-import type { JsonResponse, RestClient } from "../../services/gateway/src/testing/rest-client.ts";
-import {
-  manifest,
-  type RunJson,
-  type SecurityStack,
-  startSecurityStack,
-  submitRun,
-} from "./support/stack.ts";
+import { describe, test } from "vitest";
+import type { JsonResponse } from "../../services/gateway/src/testing/rest-client.ts";
+import { manifest, type RunJson, submitRun, useSecurityStack } from "./support/stack.ts";
 
 const pack = manifest(
   "hygiene",
@@ -32,13 +26,7 @@ const otherPack = manifest(
 `,
 );
 
-let stack: SecurityStack;
-let alice: RestClient;
-beforeAll(async () => {
-  stack = await startSecurityStack();
-  alice = await stack.client();
-});
-afterAll(() => stack.close());
+const ctx = useSecurityStack();
 
 interface Problem {
   status: number;
@@ -59,22 +47,31 @@ function assertProblem(response: JsonResponse<unknown>, status: number, field: s
 
 describe("U+0000 anywhere in a request is a 400 naming the field", () => {
   test("in an input value", async () => {
-    const response = await alice.post("/api/runs", { manifest: pack, inputs: { who: "a\u0000b" } });
+    const response = await ctx.alice.post("/api/runs", {
+      manifest: pack,
+      inputs: { who: "a\u0000b" },
+    });
     assertProblem(response, 400, "inputs/who");
   });
 
   test("in an input name", async () => {
-    const response = await alice.post("/api/runs", { manifest: pack, inputs: { "w\u0000": "x" } });
+    const response = await ctx.alice.post("/api/runs", {
+      manifest: pack,
+      inputs: { "w\u0000": "x" },
+    });
     assertProblem(response, 400, "inputs");
   });
 
   test("in a label", async () => {
-    const response = await alice.post("/api/runs", { manifest: pack, labels: { team: "\u0000" } });
+    const response = await ctx.alice.post("/api/runs", {
+      manifest: pack,
+      labels: { team: "\u0000" },
+    });
     assertProblem(response, 400, "labels/team");
   });
 
   test("in an idempotency key", async () => {
-    const response = await alice.post("/api/runs", {
+    const response = await ctx.alice.post("/api/runs", {
       manifest: pack,
       idempotencyKey: "key-\u0000",
     });
@@ -82,13 +79,15 @@ describe("U+0000 anywhere in a request is a 400 naming the field", () => {
   });
 
   test("in a cancel reason", async () => {
-    const run = await submitRun(alice, { manifest: pack });
-    const response = await alice.post(`/api/runs/${run.id}/cancel`, { reason: "stop\u0000now" });
+    const run = await submitRun(ctx.alice, { manifest: pack });
+    const response = await ctx.alice.post(`/api/runs/${run.id}/cancel`, {
+      reason: "stop\u0000now",
+    });
     assertProblem(response, 400, "reason");
   });
 
   test("in a query parameter", async () => {
-    const response = await alice.get("/api/runs?pack=a%00b");
+    const response = await ctx.alice.get("/api/runs?pack=a%00b");
     assertProblem(response, 400, "pack");
   });
 });
@@ -102,7 +101,7 @@ test("a forged page token is a 400 naming pageToken", async () => {
     "!!!",
   ];
   for (const token of forged) {
-    const response = await alice.get(`/api/runs?pageToken=${encodeURIComponent(token)}`);
+    const response = await ctx.alice.get(`/api/runs?pageToken=${encodeURIComponent(token)}`);
     assertProblem(response, 400, "pageToken");
   }
 });
@@ -111,14 +110,14 @@ test("a forged pack-listing page token holding U+0000 is a 400 naming pageToken"
   const forged = Buffer.from(
     JSON.stringify({ v: 1, s: JSON.stringify(["packs", "acme"]), a: "a\u0000b" }),
   ).toString("base64url");
-  const response = await alice.get(`/api/packs?pageToken=${forged}`);
+  const response = await ctx.alice.get(`/api/packs?pageToken=${forged}`);
   assertProblem(response, 400, "pageToken");
 });
 
 test("?after= beyond a safe integer is a 400 naming after", async () => {
-  const run = await submitRun(alice, { manifest: pack });
+  const run = await submitRun(ctx.alice, { manifest: pack });
   for (const after of ["1e30", "99999999999999999999"]) {
-    const response = await alice.get(
+    const response = await ctx.alice.get(
       `/api/runs/${run.id}/logs?format=ndjson&follow=false&after=${after}`,
     );
     assertProblem(response, 400, "after");
@@ -126,7 +125,7 @@ test("?after= beyond a safe integer is a 400 naming after", async () => {
 });
 
 test("a 60 KB bearer token gets 431 as application/problem+json", async () => {
-  const response = await fetch(`${stack.url}/api/runs`, {
+  const response = await fetch(`${ctx.stack.url}/api/runs`, {
     headers: { authorization: `Bearer ${"a".repeat(60 * 1024)}` },
   });
   const text = await response.text();
@@ -140,9 +139,9 @@ test("a 60 KB bearer token gets 431 as application/problem+json", async () => {
 describe("idempotency keys", () => {
   test("the same key and the same request return the same run", async () => {
     const body = { manifest: pack, inputs: { who: "x" }, idempotencyKey: "same-1" };
-    const first = await alice.post<{ run: RunJson; created: boolean }>("/api/runs", body);
+    const first = await ctx.alice.post<{ run: RunJson; created: boolean }>("/api/runs", body);
     assert.equal(first.status, 201, JSON.stringify(first.body));
-    const again = await alice.post<{ run: RunJson; created: boolean }>("/api/runs", body);
+    const again = await ctx.alice.post<{ run: RunJson; created: boolean }>("/api/runs", body);
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.equal(again.body.created, false);
     assert.equal(again.body.run.id, first.body.run.id);
@@ -150,20 +149,20 @@ describe("idempotency keys", () => {
 
   test("the same key with other inputs or another manifest is 409 Conflict", async () => {
     const key = "reused-1";
-    const first = await alice.post("/api/runs", {
+    const first = await ctx.alice.post("/api/runs", {
       manifest: pack,
       inputs: { who: "x" },
       idempotencyKey: key,
     });
     assert.equal(first.status, 201, JSON.stringify(first.body));
-    const otherInputs = await alice.post("/api/runs", {
+    const otherInputs = await ctx.alice.post("/api/runs", {
       manifest: pack,
       inputs: { who: "y" },
       idempotencyKey: key,
     });
     assertProblem(otherInputs, 409, "idempotencyKey");
     assert.equal((otherInputs.body as Problem).code, "IDEMPOTENCY_KEY_REUSED");
-    const otherManifest = await alice.post("/api/runs", {
+    const otherManifest = await ctx.alice.post("/api/runs", {
       manifest: otherPack,
       idempotencyKey: key,
     });

@@ -11,16 +11,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import pg from "pg";
-import { afterAll, beforeAll, test } from "vitest";
-import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
-import {
-  manifest,
-  runEvents,
-  type SecurityStack,
-  startSecurityStack,
-  submitRun,
-  waitForRun,
-} from "./support/stack.ts";
+import { test } from "vitest";
+import { manifest, runEvents, submitRun, useSecurityStack, waitForRun } from "./support/stack.ts";
 
 /** A secret that is a valid output name, so the output file parser accepts it as one. */
 const secret = `tok_${randomBytes(12).toString("hex")}`;
@@ -45,13 +37,7 @@ const scripts = {
   heredoc: 'printf "%s<<EOF\\nx\\nEOF\\n" "prefix_$S" >> "$PACKRUN_OUTPUT"',
 };
 
-let stack: SecurityStack;
-let alice: RestClient;
-beforeAll(async () => {
-  stack = await startSecurityStack();
-  alice = await stack.client();
-});
-afterAll(() => stack.close());
+const ctx = useSecurityStack();
 
 function assertClean(where: string, text: string): void {
   const at = text.indexOf(secret.slice(4));
@@ -64,33 +50,36 @@ for (const [form, script] of Object.entries(scripts))
   });
 
 async function attack(script: string): Promise<void> {
-  const submitted = await submitRun(alice, {
+  const submitted = await submitRun(ctx.alice, {
     manifest: leakPack(script),
     secrets: { token: secret },
   });
-  const run = await waitForRun(alice, submitted.id, undefined, 60_000);
+  const run = await waitForRun(ctx.alice, submitted.id, undefined, 60_000);
   const step = run.steps.find((s) => s.id === "leak");
   assert.equal(step?.state, "failed", JSON.stringify(step));
   assert.match(step?.reason ?? "", /output name .*secret/, JSON.stringify(step));
-  assertClean("GET /api/runs/{id}", JSON.stringify((await alice.get(`/api/runs/${run.id}`)).body));
-  const token = await stack.mintToken();
+  assertClean(
+    "GET /api/runs/{id}",
+    JSON.stringify((await ctx.alice.get(`/api/runs/${run.id}`)).body),
+  );
+  const token = await ctx.stack.mintToken();
   const deadline = Date.now() + 20_000;
-  while ((await alice.get(`/api/runs/${run.id}/attestation`)).status !== 200) {
+  while ((await ctx.alice.get(`/api/runs/${run.id}/attestation`)).status !== 200) {
     assert.ok(Date.now() < deadline, "the run was never finalised");
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  assertClean("the event log", (await runEvents(stack.url, token, run.id)).raw);
+  assertClean("the event log", (await runEvents(ctx.stack.url, token, run.id)).raw);
   assertClean(
     "the attestation",
-    JSON.stringify((await alice.get(`/api/runs/${run.id}/attestation`)).body),
+    JSON.stringify((await ctx.alice.get(`/api/runs/${run.id}/attestation`)).body),
   );
-  const bundle = await fetch(`${stack.url}/api/runs/${run.id}/bundle`, {
+  const bundle = await fetch(`${ctx.stack.url}/api/runs/${run.id}/bundle`, {
     headers: { authorization: `Bearer ${token}` },
   });
   assert.equal(bundle.status, 200);
   assertClean("the bundle", gunzipSync(Buffer.from(await bundle.arrayBuffer())).toString("latin1"));
 
-  const client = new pg.Client({ connectionString: stack.databaseUrl });
+  const client = new pg.Client({ connectionString: ctx.stack.databaseUrl });
   await client.connect();
   try {
     const tables = await client.query<{ table_schema: string; table_name: string }>(

@@ -6,16 +6,8 @@
  * byte is read: the step fails at once, naming the artifact, its size and the cap.
  */
 import assert from "node:assert/strict";
-import { afterAll, beforeAll, test } from "vitest";
-import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
-import {
-  manifest,
-  type SecurityStack,
-  startSecurityStack,
-  submitRun,
-  timed,
-  waitForRun,
-} from "./support/stack.ts";
+import { test } from "vitest";
+import { manifest, submitRun, timed, useSecurityStack, waitForRun } from "./support/stack.ts";
 
 const pack = manifest(
   "sparse-artifact",
@@ -28,18 +20,12 @@ const pack = manifest(
 `,
 );
 
-let stack: SecurityStack;
-let alice: RestClient;
-beforeAll(async () => {
-  stack = await startSecurityStack();
-  alice = await stack.client();
-});
-afterAll(() => stack.close());
+const ctx = useSecurityStack();
 
 test("a 64 GiB sparse artifact fails the step at once, naming its size and the cap", async () => {
   const { ms, value: run } = await timed(async () => {
-    const submitted = await submitRun(alice, { manifest: pack });
-    return waitForRun(alice, submitted.id, undefined, 30_000);
+    const submitted = await submitRun(ctx.alice, { manifest: pack });
+    return waitForRun(ctx.alice, submitted.id, undefined, 30_000);
   });
   const step = run.steps.find((s) => s.id === "huge");
   assert.equal(step?.state, "failed", JSON.stringify(step));

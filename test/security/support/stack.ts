@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { mintToken } from "@packrun/auth";
 import { createLogger } from "@packrun/logging";
 import type { JSONWebKeySet, JWK } from "jose";
+import { afterAll, beforeAll } from "vitest";
 import type { RunEventJson, RunJson } from "../../../services/gateway/src/api-schemas.ts";
 import {
   startGatewayStack,
@@ -169,4 +170,37 @@ export async function eventsWhen(
       );
     await sleep(100);
   }
+}
+
+/** The stack of a test file and a client of tenant acme's user alice; see {@link useSecurityStack}. */
+export interface SecurityStackHandle {
+  /** The running stack; throws if read before the `beforeAll` hook ran. */
+  readonly stack: SecurityStack;
+  /** A REST client of the default tenant's user; throws if read before the `beforeAll` hook ran. */
+  readonly alice: RestClient;
+}
+
+/**
+ * Registers hooks in the calling file (or suite): a security stack started in `beforeAll` with a
+ * client for the default user, closed in `afterAll`.
+ */
+export function useSecurityStack(options?: SecurityStackOptions): SecurityStackHandle {
+  let started: { stack: SecurityStack; alice: RestClient } | undefined;
+  const current = () => {
+    if (!started) throw new Error("useSecurityStack(): the stack exists only once beforeAll ran");
+    return started;
+  };
+  beforeAll(async () => {
+    const stack = await startSecurityStack(options);
+    started = { stack, alice: await stack.client() };
+  });
+  afterAll(() => started?.stack.close());
+  return {
+    get stack() {
+      return current().stack;
+    },
+    get alice() {
+      return current().alice;
+    },
+  };
 }

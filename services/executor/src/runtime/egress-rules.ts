@@ -1,6 +1,7 @@
 import { lookup } from "node:dns/promises";
 import { networkInterfaces } from "node:os";
 import { type EgressRule, parseEgressRule } from "@packrun/planning";
+import { envList } from "./env-list.ts";
 
 /** slirp4netns's fixed addresses inside a step's network namespace. */
 export const SLIRP = {
@@ -106,17 +107,12 @@ export function egressRuleset(
  * @throws Error naming the variable and the entry that is not an IPv4 address or CIDR range
  */
 export function operatorDeny(env: NodeJS.ProcessEnv = process.env): string[] {
-  const text = env.PACKRUN_EXECUTOR_EGRESS_DENY ?? "";
-  return text
-    .split(",")
-    .map((entry) => entry.trim())
-    .filter((entry) => entry !== "")
-    .map((entry) => {
-      const rule = parseEgressRule(entry);
-      if (rule.kind !== "cidr" || rule.port !== null)
-        throw new Error(
-          `PACKRUN_EXECUTOR_EGRESS_DENY: "${entry}" is not an IPv4 address or CIDR range`,
-        );
-      return `${rule.address}/${rule.prefix}`;
-    });
+  return envList(env, "PACKRUN_EXECUTOR_EGRESS_DENY").map((entry) => {
+    const rule = parseEgressRule(entry);
+    if (rule.kind !== "cidr" || rule.port !== null)
+      throw new Error(
+        `PACKRUN_EXECUTOR_EGRESS_DENY: "${entry}" is not an IPv4 address or CIDR range`,
+      );
+    return `${rule.address}/${rule.prefix}`;
+  });
 }

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { envList } from "./env-list.ts";
 
 /** A host directory the operator mounts into every process and sandbox step. */
 export interface StepMount {
@@ -14,18 +15,13 @@ export interface StepMount {
  * @throws Error naming the variable and the entry that is not `ro:` or `rw:` plus an absolute path
  */
 export function stepMounts(env: NodeJS.ProcessEnv = process.env): StepMount[] {
-  const text = env.PACKRUN_EXECUTOR_STEP_MOUNTS ?? "";
-  return text
-    .split(",")
-    .map((entry) => entry.trim())
-    .filter((entry) => entry !== "")
-    .map((entry) => {
-      const match = /^(ro|rw):(\/.*)$/.exec(entry);
-      const dir = match?.[2];
-      if (!match || dir === undefined || path.normalize(dir) !== dir || dir === "/")
-        throw new Error(
-          `PACKRUN_EXECUTOR_STEP_MOUNTS: "${entry}" is not ro:<absolute dir> or rw:<absolute dir>`,
-        );
-      return { path: dir, writable: match[1] === "rw" };
-    });
+  return envList(env, "PACKRUN_EXECUTOR_STEP_MOUNTS").map((entry) => {
+    const match = /^(ro|rw):(\/.*)$/.exec(entry);
+    const dir = match?.[2];
+    if (!match || dir === undefined || path.normalize(dir) !== dir || dir === "/")
+      throw new Error(
+        `PACKRUN_EXECUTOR_STEP_MOUNTS: "${entry}" is not ro:<absolute dir> or rw:<absolute dir>`,
+      );
+    return { path: dir, writable: match[1] === "rw" };
+  });
 }
