@@ -168,17 +168,21 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-/** rmdir of cgroups whose last processes may still be exiting: retries for up to 5 s. */
+/**
+ * rmdir of cgroups whose last processes may still be exiting (EBUSY until the kernel has reaped
+ * them): retries quickly at first, backing off to 100 ms, for up to about 5 s in all.
+ */
 async function removeAll(dirs: readonly string[]): Promise<void> {
   for (const dir of dirs) {
-    for (let attempt = 0; attempt < 100; attempt++) {
+    let waited = 0;
+    for (let delay = 1; waited < 5_000; delay = Math.min(delay * 2, 100)) {
       try {
         await rmdir(dir);
         break;
       } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === "ENOENT") break;
-        await sleep(50);
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") break;
+        await sleep(delay);
+        waited += delay;
       }
     }
   }

@@ -41,11 +41,22 @@ export async function attachStepNetwork(
 ): Promise<StepNetwork> {
   const allow = policy.allowlist.length === 0 ? "any" : await resolveAllowlist(policy.allowlist);
   const ruleset = egressRuleset(allow, deniedDestinations(policy.deny));
+  // Both at once: nothing in the namespace runs before bubblewrap is released, which happens
+  // only once the rules are loaded and the interface is up.
+  const slirp = startSlirp(pid, tools);
+  try {
+    await Promise.all([loadRules(pid, tools, ruleset), slirp.ready]);
+  } catch (error) {
+    slirp.close();
+    throw error;
+  }
+  return { close: slirp.close };
+}
 
-  // Rules first: the interface comes up only in a namespace that already filters.
-  const namespace = `--net=/proc/${pid}/ns/net`;
+/** Loads the ruleset into the network namespace of `pid` (`nsenter … nft -f -`). */
+async function loadRules(pid: number, tools: NetworkTools, ruleset: string): Promise<void> {
   const loaded = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const nft = spawn(tools.nsenter, [namespace, "--", tools.nft, "-f", "-"], {
+    const nft = spawn(tools.nsenter, [`--net=/proc/${pid}/ns/net`, "--", tools.nft, "-f", "-"], {
       stdio: ["pipe", "ignore", "pipe"],
     });
     let stderr = "";
@@ -58,7 +69,10 @@ export async function attachStepNetwork(
   });
   if (loaded.code !== 0)
     throw new Error(`could not load the step's egress rules: ${loaded.stderr.trim()}`);
+}
 
+/** Starts slirp4netns for the namespace of `pid`; `ready` settles once tap0 is configured. */
+function startSlirp(pid: number, tools: NetworkTools): { ready: Promise<void>; close(): void } {
   const slirp = spawn(
     tools.slirp4netns,
     [
@@ -75,26 +89,23 @@ export async function attachStepNetwork(
   (slirp.stderr as Readable).setEncoding("utf8").on("data", (chunk: string) => {
     if (slirpErr.length < 4096) slirpErr += chunk;
   });
-  const ready = slirp.stdio[READY_FD] as Readable & Writable;
+  slirp.on("error", () => {});
+  const readyPipe = slirp.stdio[READY_FD] as Readable & Writable;
   const close = (): void => {
     if (slirp.exitCode === null && slirp.signalCode === null) slirp.kill("SIGKILL");
   };
-  try {
-    const outcome = await Promise.race([
-      once(ready, "data").then(() => "ready" as const),
-      once(slirp, "exit").then(() => "exited" as const),
-      new Promise<"timeout">((resolve) =>
-        setTimeout(() => resolve("timeout"), READY_TIMEOUT_MS).unref(),
-      ),
-    ]);
+  const ready = Promise.race([
+    once(readyPipe, "data").then(() => "ready" as const),
+    once(slirp, "exit").then(() => "exited" as const),
+    new Promise<"timeout">((resolve) =>
+      setTimeout(() => resolve("timeout"), READY_TIMEOUT_MS).unref(),
+    ),
+  ]).then((outcome) => {
+    readyPipe.destroy();
     if (outcome !== "ready")
       throw new Error(
         `slirp4netns did not configure the step's network (${outcome}): ${slirpErr.trim().split("\n").at(-1) ?? ""}`,
       );
-  } catch (error) {
-    close();
-    throw error;
-  }
-  ready.destroy();
-  return { close };
+  });
+  return { ready, close };
 }
