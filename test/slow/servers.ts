@@ -46,26 +46,39 @@ function run(command: string, args: readonly string[], detached = false): Promis
 
 /** Stops PostgreSQL (`fast`: clean; `immediate`: like a crash), waits `downMs`, starts it again. */
 export async function restartPostgres(mode: "fast" | "immediate", downMs: number): Promise<void> {
+  const start = await stopPostgres(mode);
+  await sleep(downMs);
+  await start();
+}
+
+/**
+ * Stops PostgreSQL; returns the function that starts it again and waits until it answers.
+ * @param mode `fast`: a clean shutdown; `immediate`: like a crash
+ */
+export async function stopPostgres(
+  mode: "fast" | "immediate" = "fast",
+): Promise<() => Promise<void>> {
   const env = readTestEnv();
   const pgCtl = join(env.pgBin, "pg_ctl");
   await run(pgCtl, ["stop", "-D", env.pgData, "-m", mode, "-w", "-t", "60", "-s"]);
-  await sleep(downMs);
-  // Detached, output to the harness's log, as the harness started it.
-  await run(pgCtl, ["start", "-D", env.pgData, "-l", env.pgLog, "-w", "-t", "60", "-s"], true);
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const client = new pg.Client({ connectionString: env.databaseUrl });
-    try {
-      await client.connect();
-      await client.query("SELECT 1");
-      await client.end();
-      return;
-    } catch (error) {
-      await client.end().catch(() => {});
-      if (Date.now() > deadline) throw error;
-      await sleep(200);
+  return async () => {
+    // Detached, output to the harness's log, as the harness started it.
+    await run(pgCtl, ["start", "-D", env.pgData, "-l", env.pgLog, "-w", "-t", "60", "-s"], true);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const client = new pg.Client({ connectionString: env.databaseUrl });
+      try {
+        await client.connect();
+        await client.query("SELECT 1");
+        await client.end();
+        return;
+      } catch (error) {
+        await client.end().catch(() => {});
+        if (Date.now() > deadline) throw error;
+        await sleep(200);
+      }
     }
-  }
+  };
 }
 
 /** Runs one statement on the harness's maintenance database. */

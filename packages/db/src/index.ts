@@ -7,6 +7,7 @@ export {
   type ListeningDatabase,
   type PostgresChannelListenerOptions,
 } from "./channel-listener.ts";
+export { isConnectionError } from "./connection-errors.ts";
 export {
   createPostgresDatabase,
   type Database,

@@ -204,6 +204,8 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
       ? {}
       : { workerLostAfterMs: options.workerLostAfterMs }),
     ...(options.reapOrphans === undefined ? {} : { reapWorker: options.reapOrphans }),
+    // At least a lease: the longest a worker's result retry waits between attempts is 2 s.
+    outageGraceMs: Math.max(options.worker?.leaseMs ?? 15_000, 5_000),
   });
   const artifacts =
     options.evidenceUrl === undefined ? undefined : createArtifactUploader(options.evidenceUrl);

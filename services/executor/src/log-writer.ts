@@ -1,4 +1,4 @@
-import type { Database } from "@packrun/db";
+import { type Database, isConnectionError } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
 import type { RunEvent } from "./run-events.ts";
 
@@ -34,21 +34,6 @@ export interface LogWriter {
   /** Resolves once every line appended so far (of `runId` only, when given) is written. */
   flush(runId?: string): Promise<void>;
   close(): Promise<void>;
-}
-
-/** SQLSTATE classes and Node error codes of a database that is down or restarting. */
-function isUnavailable(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== "string")
-    return error instanceof Error && /connect|terminat/i.test(error.message);
-  return (
-    code.startsWith("08") || // connection exception
-    code === "57P01" || // admin_shutdown
-    code === "57P02" || // crash_shutdown
-    code === "57P03" || // cannot_connect_now
-    code === "53300" || // too_many_connections
-    ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND"].includes(code)
-  );
 }
 
 /** Creates a {@link LogWriter} over the executor's database. */
@@ -128,7 +113,7 @@ export function createLogWriter(
       try {
         await insert(batch);
       } catch (error) {
-        if (isUnavailable(error) && !closing) {
+        if (isConnectionError(error) && !closing) {
           // Put the lines back in front, in order, and try again shortly.
           for (const [queue, lines] of taken) queue.lines.unshift(...lines);
           waiting += batch.length;

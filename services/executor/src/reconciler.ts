@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import type { Database } from "@packrun/db";
+import { type Database, isConnectionError } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
 import type { ReadyWork, StepRow } from "./run-rows.ts";
 import { dbNow, RunScheduler } from "./scheduler.ts";
@@ -24,6 +24,12 @@ export interface ReconcilerOptions {
    * lost: kills what its steps left running here (the runtime's `reapOrphans`).
    */
   reapWorker?: (workerId: string) => Promise<unknown>;
+  /**
+   * After the database was unreachable, expired leases are left alone for this long (default
+   * 15 s, the default lease): a worker whose step finished during the outage is still trying to
+   * record its result, and taking the step away would run finished work again.
+   */
+  outageGraceMs?: number;
 }
 
 /** What one sweep did, for logs and tests. */
@@ -220,10 +226,24 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     }
   };
 
+  // The lease clock runs on in the database while nobody can heartbeat: an outage alone expires
+  // every lease. Count lease expiry only from a grace period after the database came back.
+  const outageGraceMs = options.outageGraceMs ?? 15_000;
+  let databaseLost = false;
+  let graceUntil = 0;
+
   const sweep = async (): Promise<SweepReport> => {
     // Sweeps of several executors may overlap: every repair re-checks its condition under the
     // run's row lock, and queue entries are deduplicated, so overlapping sweeps are harmless.
-    const leasesExpired = await expireLeases();
+    if (databaseLost) {
+      databaseLost = false;
+      graceUntil = performance.now() + outageGraceMs;
+      logger.info(
+        { graceMs: outageGraceMs },
+        "database back: lease expiry paused for the grace period",
+      );
+    }
+    const leasesExpired = performance.now() < graceUntil ? 0 : await expireLeases();
     const gatesExpired = await expireGates();
     const requeued = await requeue();
     await expireWorkers();
@@ -235,7 +255,10 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     start() {
       const tick = () => {
         running = sweep()
-          .catch((error) => logger.warn({ err: error }, "reconciler sweep failed"))
+          .catch((error) => {
+            if (isConnectionError(error)) databaseLost = true;
+            logger.warn({ err: error }, "reconciler sweep failed");
+          })
           .finally(() => {
             if (timer !== undefined) timer = setTimeout(tick, options.intervalMs ?? 1000);
           });

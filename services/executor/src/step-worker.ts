@@ -1,7 +1,8 @@
 import { mkdir, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import type { Database, Queryable } from "@packrun/db";
+import { setTimeout as sleep } from "node:timers/promises";
+import { type Database, isConnectionError, type Queryable } from "@packrun/db";
 import { type Logger, runLogger } from "@packrun/logging";
 import {
   canonicalJson,
@@ -70,6 +71,9 @@ type RecordedResult = StepExecutionResult & { permanent?: boolean; handedBack?: 
 
 /** Failures whose cause is in the pack itself: retrying cannot help. */
 class PermanentStepError extends Error {}
+
+/** How long a finished step's result is retried while the database is unreachable. */
+const RESULT_RETRY_LIMIT_MS = 10 * 60_000;
 
 /**
  * An executor worker: takes items from the queue, claims the step in Postgres (fencing token +
@@ -172,7 +176,11 @@ export class StepWorker {
       const handedBack =
         controller.signal.reason instanceof HandBack ||
         controller.signal.reason instanceof LeaseLost;
-      await this.#complete(claim.claimed, handedBack ? { ...result, handedBack } : result, log);
+      await this.#completeDurably(
+        claim.claimed,
+        handedBack ? { ...result, handedBack } : result,
+        log,
+      );
     } catch (error) {
       log.error({ err: error }, "step execution failed inside the worker");
       await this.#complete(
@@ -463,6 +471,31 @@ export class StepWorker {
       }
     } catch (error) {
       log.warn({ err: error }, "lease heartbeat failed; will retry");
+    }
+  }
+
+  /**
+   * Records the attempt's result, retrying while the database is unreachable: the step has run,
+   * and a result lost here would make it run again once its lease expired. The reconciler leaves
+   * expired leases alone for a grace period after an outage, so this retry gets there first.
+   * Gives up when the worker drains or after {@link RESULT_RETRY_LIMIT_MS}.
+   */
+  async #completeDurably(claimed: Claimed, result: RecordedResult, log: Logger): Promise<void> {
+    const started = performance.now();
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+      try {
+        await this.#complete(claimed, result, log);
+        return;
+      } catch (error) {
+        const elapsed = performance.now() - started;
+        if (!isConnectionError(error) || this.#draining || elapsed > RESULT_RETRY_LIMIT_MS)
+          throw error;
+        log.warn(
+          { err: error, retryInMs: delay },
+          "cannot record the step's result (database unreachable); retrying",
+        );
+        await sleep(delay);
+      }
     }
   }
 
