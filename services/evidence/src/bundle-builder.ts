@@ -4,6 +4,7 @@ import {
   parseEnvelope,
   parseRunRecord,
   parseStatement,
+  type SigningKey,
   writeBundle,
 } from "@packrun/attestation";
 import type { Database } from "@packrun/db";
@@ -15,11 +16,17 @@ import { transcriptChunks } from "./transcript-store.ts";
 /**
  * Streams the run's evidence bundle (.tar.gz), rebuilt from the stored attestation, plan, run
  * record, transcript and artifact store: deterministic, so every call yields the same bytes.
- * Artifacts up to `maxArtifactBytes` are included; larger ones are listed in the index only.
+ * Artifacts up to `maxArtifactBytes` are included; larger ones are listed in the index only. The
+ * member list (bundle.dsse.json) is signed with `signingKey`, the key ring's current key.
  * @throws PackrunError ATTESTATION_NOT_FOUND before FinalizeRun
  */
 export async function* buildBundle(
-  deps: { database: Database; store: ArtifactStore; maxArtifactBytes: number },
+  deps: {
+    database: Database;
+    store: ArtifactStore;
+    maxArtifactBytes: number;
+    signingKey: SigningKey;
+  },
   tenant: string,
   runId: string,
 ): AsyncGenerator<Buffer> {
@@ -48,6 +55,7 @@ export async function* buildBundle(
     inputValues: record.inputs as Record<string, JsonValue>,
     outputValues,
     publicKeyPem: row.public_key_pem,
+    signingKey: deps.signingKey,
     transcript: { open: () => transcriptChunks(deps.database, runId, predicate.transcript.events) },
     artifactFiles,
   });
