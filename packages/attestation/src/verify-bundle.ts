@@ -141,15 +141,6 @@ export async function verifyBundle(
   const useEmbedded = (options.keys ?? []).length === 0;
   const trust = !useEmbedded ? "trusted" : options.integrityOnly ? "integrity-only" : "none";
   const result: BundleReport = { ok: false, checks, failures: [], keyTrusted: false, trust };
-  if (trust === "none") {
-    // Fail closed: the embedded key is whoever made the bundle, possibly a forger.
-    report(
-      "trusted-key",
-      undefined,
-      false,
-      "no trusted key: pass the evidence service's public key(s) (--key, PACKRUN_TRUSTED_KEYS; published at /.well-known/packrun/signing-keys), or --integrity-only to check integrity without origin",
-    );
-  }
   const finish = (): BundleReport => {
     result.failures = checks.filter((check) => !check.ok);
     result.ok = result.failures.length === 0;
@@ -163,6 +154,15 @@ export async function verifyBundle(
   }
   const members = archive.members;
   report("archive", undefined, true, `${members.size} members`);
+  if (trust === "none") {
+    // Fail closed: the embedded key is whoever made the bundle, possibly a forger.
+    report(
+      "trusted-key",
+      undefined,
+      false,
+      "no trusted key: pass the evidence service's public key(s) (--key, PACKRUN_TRUSTED_KEYS; published at /.well-known/packrun/signing-keys), or --integrity-only to check integrity without origin",
+    );
+  }
   /** Members whose bytes are confirmed by the signed statement (or are the statement itself). */
   const bound = new Set<string>();
   const bind = (member: string, ok: boolean, check: string, message: string) => {
