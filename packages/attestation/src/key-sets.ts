@@ -3,7 +3,13 @@ import { PackrunError } from "@packrun/errors";
 import { type KeyAlgorithm, loadVerificationKey, type VerificationKey } from "./keys.ts";
 
 /** A public signing key as a JWK (RFC 7517), with packrun's key id as `kid`. */
-export interface SigningJwk extends webcrypto.JsonWebKey {
+export interface SigningJwk {
+  /** `OKP` for Ed25519 (RFC 8037), `EC` for P-256. */
+  kty: string;
+  crv: string;
+  x: string;
+  /** P-256 only. */
+  y?: string;
   kid: string;
   use: "sig";
   /** JWA name: `EdDSA` (RFC 8037) for Ed25519, `ES256` for ECDSA P-256. */
@@ -14,8 +20,12 @@ const jwaOf: Record<KeyAlgorithm, SigningJwk["alg"]> = { ed25519: "EdDSA", "ecds
 
 /** The public JWK of a verification key: `kty`/`crv`/`x`(/`y`), `kid`, `use: "sig"` and `alg`. */
 export function verificationKeyJwk(key: VerificationKey): SigningJwk {
+  const { kty, crv, x, y } = key.publicKey.export({ format: "jwk" });
   return {
-    ...key.publicKey.export({ format: "jwk" }),
+    kty: kty as string,
+    crv: crv as string,
+    x: x as string,
+    ...(y === undefined ? {} : { y }),
     kid: key.keyId,
     use: "sig",
     alg: jwaOf[key.algorithm],
