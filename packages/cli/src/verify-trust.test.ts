@@ -79,12 +79,28 @@ describe("trust is never assumed", () => {
       env: { PACKRUN_TRUSTED_KEYS: trustedKeyPath },
     });
     assert.equal(fromEnv.code, 0, fromEnv.stdout + fromEnv.stderr);
+    // The config file's trustedKeys, relative to the file.
+    await writeFile(join(dir, "cli.json"), JSON.stringify({ trustedKeys: ["evidence.pub.pem"] }));
+    const fromConfig = await runCli(["verify", genuinePath], {
+      cwd: tmpdir(),
+      env: { PACKRUN_TRUSTED_KEYS: "", PACKRUN_CLI_CONFIG: join(dir, "cli.json") },
+    });
+    assert.equal(fromConfig.code, 0, fromConfig.stdout + fromConfig.stderr);
+    const forged = await runCli(["verify", forgedPath], {
+      cwd: tmpdir(),
+      env: { PACKRUN_TRUSTED_KEYS: "", PACKRUN_CLI_CONFIG: join(dir, "cli.json") },
+    });
+    assert.equal(forged.code, 7, forged.stdout + forged.stderr);
   });
 
   test("a forgery re-signed with the forger's key is refused without a trusted key (exit 6)", async () => {
     const result = await runCli(["verify", forgedPath], {
       cwd: dir,
-      env: { PACKRUN_TRUSTED_KEYS: "" },
+      env: {
+        PACKRUN_TRUSTED_KEYS: "",
+        PACKRUN_CLI_CONFIG: "",
+        PACKRUN_HOME: join(dir, "empty-home"),
+      },
     });
     assert.equal(result.code, 6, `exit ${result.code}\n${result.stdout}${result.stderr}`);
     assert.match(result.stderr, /no trusted key/);
@@ -103,7 +119,11 @@ describe("trust is never assumed", () => {
   test("only --integrity-only accepts it, and says it is integrity only", async () => {
     const result = await runCli(["verify", forgedPath, "--integrity-only"], {
       cwd: dir,
-      env: { PACKRUN_TRUSTED_KEYS: "" },
+      env: {
+        PACKRUN_TRUSTED_KEYS: "",
+        PACKRUN_CLI_CONFIG: "",
+        PACKRUN_HOME: join(dir, "empty-home"),
+      },
     });
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /integrity only/);

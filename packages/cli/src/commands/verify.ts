@@ -26,7 +26,8 @@ export function registerVerifyCommand(program: Command): void {
       "Verify a run's evidence bundle (.tar.gz) without any server: the DSSE signatures under " +
         "the trusted keys, that every member is in the signed member list with its digest, the " +
         "plan against its plan hash, and the transcript's sequence continuity. The trusted keys " +
-        "come from --key, else the files in PACKRUN_TRUSTED_KEYS (PEM, or the JWK Set published " +
+        "come from --key, else the files in PACKRUN_TRUSTED_KEYS, else trustedKeys in the config " +
+        "file (PEM, or the JWK Set published " +
         "at /.well-known/packrun/signing-keys); without any, verification fails (exit 6). " +
         "--integrity-only checks with the bundle's own key instead, which proves integrity but " +
         "not origin: anyone can re-sign a bundle with a key of their own.",
