@@ -25,6 +25,7 @@ const retired = loadSigningKey(generateSigningKeyPem("ed25519"));
 let app: GatewayApp;
 let clients: ServiceClients;
 let dir: string;
+let calls = 0;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "packrun-signing-keys-"));
@@ -37,17 +38,20 @@ beforeAll(async () => {
   });
   // The evidence service's answer after a rotation: the new signing key, then the retired one.
   Object.assign(clients.evidence, {
-    listVerificationKeys: async () => ({
-      keys: [
-        { ...active, active: true },
-        { ...retired, active: false },
-      ].map(({ keyId, algorithm, publicKeyPem, active }) => ({
-        keyId,
-        algorithm,
-        publicKeyPem,
-        active,
-      })),
-    }),
+    listVerificationKeys: async () => {
+      calls++;
+      return {
+        keys: [
+          { ...active, active: true },
+          { ...retired, active: false },
+        ].map(({ keyId, algorithm, publicKeyPem, active }) => ({
+          keyId,
+          algorithm,
+          publicKeyPem,
+          active,
+        })),
+      };
+    },
   });
   app = await buildGatewayApp({
     clients,
@@ -91,6 +95,15 @@ test("the JWK Set lists the active and the retired key without a token; jose imp
     const pem = await exportSPKI((await importJWK(jwk, jwk.alg)) as CryptoKey);
     assert.equal(pem.trim(), [active, retired][index]?.publicKeyPem.trim());
   }
+});
+
+test("anonymous requests are answered from a short-lived copy, not one evidence call each", async () => {
+  for (let i = 0; i < 5; i++) {
+    const url =
+      i % 2 === 0 ? "/.well-known/packrun/signing-keys" : "/.well-known/packrun/signing-keys.pem";
+    assert.equal((await app.inject({ method: "GET", url })).statusCode, 200);
+  }
+  assert.equal(calls, 1);
 });
 
 test("the PEM form names each key and OpenSSL reads every key in it", async () => {

@@ -7,6 +7,9 @@ import { withProblems } from "../route-helpers.ts";
 /** Public keys change rarely (rotation); verifiers and caches may keep them for five minutes. */
 const cacheControl = "public, max-age=300";
 
+/** How long the gateway reuses the evidence service's answer; a rotation shows within this. */
+const keyCacheMs = 30_000;
+
 /**
  * The evidence service's public verification keys where a verifier expects them, without a
  * token: a bundle or attestation is verified offline by someone who may hold no packrun account,
@@ -14,12 +17,26 @@ const cacheControl = "public, max-age=300";
  * The authenticated `/api/verification-keys` serves the same keys in packrun's own shape.
  */
 export function registerSigningKeyRoutes(app: GatewayApp, { clients }: GatewayContext): void {
-  const loadKeys = async () => {
+  const fetchKeys = async () => {
     const { keys } = await clients.evidence.listVerificationKeys({});
     return keys.map((key) => ({
       ...loadVerificationKey(key.publicKeyPem, `verification key ${key.keyId}`),
       active: key.active,
     }));
+  };
+  // Anyone may call these routes: answer from a short-lived copy so that a flood of anonymous
+  // requests does not become a flood of calls to the evidence service. Failures are not kept.
+  let cached: { at: number; keys: ReturnType<typeof fetchKeys> } | undefined;
+  const loadKeys = () => {
+    if (cached === undefined || Date.now() - cached.at > keyCacheMs) {
+      const keys = fetchKeys();
+      const entry = { at: Date.now(), keys };
+      cached = entry;
+      keys.catch(() => {
+        if (cached === entry) cached = undefined;
+      });
+    }
+    return cached.keys;
   };
 
   app.get(
