@@ -71,6 +71,13 @@ export function bundleFailure(report: BundleReport, name: string): CliError | un
       ExitCode.untrustedSignature,
     );
   }
+  const layout = report.failures.find((check) => check.check === "bundle-version");
+  if (layout !== undefined) {
+    return new CliError(
+      `${name}: not verified: ${printable(layout.message)}`,
+      ExitCode.invalidInput,
+    );
+  }
   const failed = report.failures
     .map((check) => `${check.check}${check.member === undefined ? "" : ` ${check.member}`}`)
     .join(", ");

@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { generateSigningKeyPem, loadSigningKey, writeBundleToBuffer } from "@packrun/attestation";
 import { fixtureBundleSource } from "@packrun/attestation/testing";
 import { beforeAll, test } from "vitest";
 import { runCli } from "./testing/run-cli.ts";
 
+const run = promisify(execFile);
 let dir: string;
 let bundlePath: string;
 let keyPath: string;
@@ -89,4 +92,22 @@ test("an unreadable bundle is a clear input error", async () => {
   const result = await runCli(["verify", garbage], { cwd: dir });
   assert.equal(result.code, 2);
   assert.match(result.stdout, /✖ archive/);
+});
+
+test("a bundle of layout 1 (no signed member list) is refused with exit 2, saying how to get a verifiable one", async () => {
+  const path = join(dir, "layout-1.tar.gz");
+  const work = join(dir, "layout-1");
+  await mkdir(work);
+  // GNU tar: the bundle as it was before bundle.dsse.json existed.
+  await run("tar", ["-xzf", bundlePath, "-C", work]);
+  await rm(join(work, "bundle.dsse.json"));
+  await run("sh", ["-c", `tar -czf "${path}" $(find . -type f | sed 's|^\\./||' | sort)`], {
+    cwd: work,
+  });
+  const result = await runCli(["verify", path, "--key", keyPath], { cwd: dir });
+  assert.equal(result.code, 2, result.stdout + result.stderr);
+  assert.match(
+    result.stderr,
+    /layout 1.*not signed.*Download the bundle again \(packrun bundle RUN_ID/,
+  );
 });
