@@ -15,9 +15,10 @@ import { transcriptChunks } from "./transcript-store.ts";
 
 /**
  * Streams the run's evidence bundle (.tar.gz), rebuilt from the stored attestation, plan, run
- * record, transcript and artifact store: deterministic, so every call yields the same bytes.
- * Artifacts up to `maxArtifactBytes` are included; larger ones are listed in the index only. The
- * member list (bundle.dsse.json) is signed with `signingKey`, the key ring's current key.
+ * record, transcript and artifact store. Artifacts up to `maxArtifactBytes` are included; larger
+ * ones are listed in the index only. The member list (bundle.dsse.json) is signed with
+ * `signingKey`, the key ring's current key: with an Ed25519 key every call yields the same bytes;
+ * ECDSA signatures are randomised, so then only bundle.dsse.json differs between calls.
  * @throws PackrunError ATTESTATION_NOT_FOUND before FinalizeRun
  */
 export async function* buildBundle(
