@@ -12,10 +12,15 @@ export const bundlePaths = Object.freeze({
   artifactsIndex: "artifacts/index.json",
   approvals: "approvals.json",
   attestation: "attestation.dsse.json",
+  /** Signs the list of every other member (manifest.json included) with its digest. */
+  bundleAttestation: "bundle.dsse.json",
 });
 
-/** Version of the bundle layout, recorded in manifest.json. */
-export const bundleVersion = 1;
+/**
+ * Version of the bundle layout, recorded in manifest.json and the bundle statement. 2: every
+ * member is bound to a signature by bundle.dsse.json; 1 (before): manifest.json was unsigned.
+ */
+export const bundleVersion = 2;
 
 /** What inputs.json shows instead of a secret's value. */
 export const redactedValue = "[REDACTED]";
@@ -37,7 +42,10 @@ export interface ManifestMember {
   sizeBytes: number;
 }
 
-/** manifest.json: every other member with its digest and size, sorted by path. */
+/**
+ * manifest.json: every other member with its digest and size, sorted by path; bundle.dsse.json,
+ * which signs the manifest itself, is the one member it does not list.
+ */
 export function manifestDocument(
   predicate: Pick<PackRunPredicate, "runId" | "planHash">,
   members: readonly ManifestMember[],

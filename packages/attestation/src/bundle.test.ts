@@ -45,6 +45,7 @@ describe("evidence bundle", () => {
         bundlePaths.approvals,
         bundlePaths.artifactsIndex,
         bundlePaths.attestation,
+        bundlePaths.bundleAttestation,
         bundlePaths.inputs,
         keyMemberPath(key.keyId),
         bundlePaths.manifest,
@@ -83,6 +84,7 @@ describe("evidence bundle", () => {
       "transcript-sequence",
       "transcript-consistency",
       "member-digest",
+      "member-signed",
       "manifest",
       "key",
     ]) {
@@ -96,9 +98,19 @@ describe("evidence bundle", () => {
     );
   });
 
-  test("without trusted keys it verifies with the embedded key but says so", async () => {
-    const report = await verifyBundle(await writeBundleToBuffer(fixtureBundleSource(key)));
+  test("without trusted keys it fails closed; integrityOnly checks with the embedded key and says so", async () => {
+    const bundle = await writeBundleToBuffer(fixtureBundleSource(key));
+    const untrusted = await verifyBundle(bundle);
+    assert.equal(untrusted.ok, false);
+    assert.equal(untrusted.trust, "none");
+    assert.deepEqual(
+      untrusted.failures.map((failure) => failure.check),
+      ["trusted-key"],
+    );
+    assert.match(untrusted.failures[0]?.message ?? "", /no trusted key/);
+    const report = await verifyBundle(bundle, { integrityOnly: true });
     assert.equal(report.ok, true);
+    assert.equal(report.trust, "integrity-only");
     assert.equal(report.keyTrusted, false);
     assert.match(
       report.checks.find((check) => check.check === "signature")?.message ?? "",
@@ -106,10 +118,46 @@ describe("evidence bundle", () => {
     );
   });
 
+  test("a bundle of layout 1 (no signed member list) is refused, saying how to get a verifiable one", async () => {
+    const files = await members(await writeBundleToBuffer(fixtureBundleSource(key)));
+    files.delete(bundlePaths.bundleAttestation);
+    const report = await verifyBundle(await repack(files), { keys: trusted });
+    assert.equal(report.ok, false);
+    const failure = report.failures.find((check) => check.check === "bundle-version");
+    assert.match(failure?.message ?? "", /layout 1.*not signed.*Download the bundle again/);
+  });
+
+  test("every member must be in the signed member list with its digest", async () => {
+    const original = await members(await writeBundleToBuffer(fixtureBundleSource(key)));
+    // Added, and listed in the (unsigned-before-layout-2) manifest as the writer would list it.
+    const extra = new Map(original);
+    const content = Buffer.from("not from the evidence service\n");
+    extra.set("extra.txt", content);
+    const manifest = JSON.parse((original.get(bundlePaths.manifest) as Buffer).toString("utf8"));
+    manifest.members.push({
+      path: "extra.txt",
+      digest: `sha256:${(await import("node:crypto")).createHash("sha256").update(content).digest("hex")}`,
+      sizeBytes: content.length,
+    });
+    manifest.members.sort((a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : 1));
+    extra.set(bundlePaths.manifest, Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
+    const added = await verifyBundle(await repack(extra), { keys: trusted });
+    assert.equal(added.ok, false);
+    assert.ok(
+      added.failures.some(
+        (failure) =>
+          failure.check === "member-signed" &&
+          failure.member === "extra.txt" &&
+          /not in the signed member list/.test(failure.message),
+      ),
+      JSON.stringify(added.failures),
+    );
+  });
+
   test("flipping one byte of any member fails verification and names exactly that member", async () => {
     const bundle = await writeBundleToBuffer(fixtureBundleSource(key));
     const original = await members(bundle);
-    assert.equal(original.size, 11);
+    assert.equal(original.size, 12);
     for (const [path, content] of original) {
       for (const at of [0, Math.floor(content.length / 2), content.length - 2]) {
         const tampered = new Map(original);
@@ -143,8 +191,11 @@ describe("evidence bundle", () => {
     extra.set("evil.sh", Buffer.from("rm -rf /"));
     const added = await verifyBundle(await repack(extra), { keys: trusted });
     assert.deepEqual(
-      added.failures.map((failure) => failure.member),
-      ["evil.sh"],
+      added.failures.map((failure) => [failure.check, failure.member]),
+      [
+        ["member-signed", "evil.sh"],
+        ["member-digest", "evil.sh"],
+      ],
     );
     const corrupt = Buffer.from(bundle);
     const middle = Math.floor(corrupt.length / 2);
@@ -170,7 +221,26 @@ describe("evidence bundle", () => {
     assert.equal(rotatedOut.ok, false);
     assert.deepEqual(
       rotatedOut.failures.map((failure) => [failure.check, failure.member]),
-      [["signature", bundlePaths.attestation]],
+      [
+        ["signature", bundlePaths.attestation],
+        ["signature", bundlePaths.bundleAttestation],
+      ],
+    );
+  });
+
+  test("key rotation: a run attested with the old key, bundled after rotation, carries both keys", async () => {
+    const next = loadSigningKey(generateSigningKeyPem("ecdsa-p256"));
+    const bundle = await writeBundleToBuffer({ ...fixtureBundleSource(key), signingKey: next });
+    const files = await members(bundle);
+    assert.ok(files.has(keyMemberPath(key.keyId)) && files.has(keyMemberPath(next.keyId)));
+    const report = await verifyBundle(bundle, { keys: [key.publicKeyPem, next.publicKeyPem] });
+    assert.deepEqual(report.failures, []);
+    assert.equal(report.keyId, key.keyId);
+    assert.equal(report.bundleKeyId, next.keyId);
+    const oldOnly = await verifyBundle(bundle, { keys: [key.publicKeyPem] });
+    assert.deepEqual(
+      oldOnly.failures.map((failure) => [failure.check, failure.member]),
+      [["signature", bundlePaths.bundleAttestation]],
     );
   });
 

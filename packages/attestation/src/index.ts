@@ -19,6 +19,15 @@ export {
   redactedValue,
 } from "./bundle-layout.ts";
 export {
+  type BundlePredicate,
+  type BundleStatement,
+  buildBundleStatement,
+  bundlePredicateType,
+  type ParsedBundleStatement,
+  parseBundleStatement,
+  serializeBundleStatement,
+} from "./bundle-statement.ts";
+export {
   type DsseEnvelope,
   type DsseSignature,
   type ParsedEnvelope,
@@ -39,6 +48,12 @@ export {
   statementType,
   subjectsOf,
 } from "./in-toto.ts";
+export {
+  keySetPem,
+  loadVerificationKeys,
+  type SigningJwk,
+  verificationKeyJwk,
+} from "./key-sets.ts";
 export {
   generateSigningKeyPem,
   type KeyAlgorithm,

@@ -194,6 +194,7 @@ export function fixtureBundleSource(
     if (output.value !== undefined) outputValues[output.name] = output.value as JsonValue;
   }
   return {
+    signingKey: key,
     envelope,
     planJson,
     inputValues: record.inputs as Record<string, JsonValue>,

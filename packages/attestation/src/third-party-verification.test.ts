@@ -4,6 +4,7 @@
  * our public key by hint, with no transparency log, CT log or timestamp authority required.
  */
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { bundleFromJSON } from "@sigstore/bundle";
 import { type TrustMaterial, toSignedEntity, Verifier } from "@sigstore/verify";
 import { test } from "vitest";
@@ -18,7 +19,9 @@ import {
 import { buildPredicate } from "./pack-run-predicate.ts";
 import { parseRunRecord } from "./run-record.ts";
 import { signEnvelope } from "./sign-envelope.ts";
-import { fixtureRunRecord } from "./test-fixtures.ts";
+import { readTarGz } from "./tar-gz.ts";
+import { fixtureBundleSource, fixtureRunRecord } from "./test-fixtures.ts";
+import { writeBundleToBuffer } from "./write-bundle.ts";
 
 function sigstoreBundle(envelope: DsseEnvelope, keyId: string) {
   return bundleFromJSON({
@@ -99,6 +102,31 @@ for (const algorithm of ["ed25519", "ecdsa-p256"] as const) {
         code: "SIGNATURE_ERROR",
       },
     );
+  });
+}
+
+for (const algorithm of ["ed25519", "ecdsa-p256"] as const) {
+  test(`@sigstore/verify accepts an ${algorithm} bundle.dsse.json, whose subjects are every other member`, async () => {
+    const key = loadSigningKey(generateSigningKeyPem(algorithm));
+    const archive = await readTarGz(await writeBundleToBuffer(fixtureBundleSource(key)));
+    assert.ok(archive.ok);
+    const envelope = JSON.parse(
+      archive.members.get("bundle.dsse.json")?.toString("utf8") ?? "",
+    ) as DsseEnvelope;
+    const signer = verifier([key]).verify(toSignedEntity(sigstoreBundle(envelope, key.keyId)));
+    assert.equal(signer.key.export({ type: "spki", format: "pem" }), key.publicKeyPem);
+    const statement = JSON.parse(Buffer.from(envelope.payload, "base64").toString("utf8")) as {
+      subject: { name: string; digest: { sha256: string } }[];
+    };
+    const others = [...archive.members.keys()].filter((path) => path !== "bundle.dsse.json");
+    assert.deepEqual(
+      statement.subject.map((subject) => subject.name),
+      others.sort(),
+    );
+    for (const subject of statement.subject) {
+      const content = archive.members.get(subject.name) as Buffer;
+      assert.equal(createHash("sha256").update(content).digest("hex"), subject.digest.sha256);
+    }
   });
 }
 

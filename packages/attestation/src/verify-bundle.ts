@@ -4,13 +4,15 @@ import {
   approvalsDocument,
   artifactsIndexDocument,
   bundlePaths,
+  bundleVersion,
   inputsDocument,
   keyMemberPath,
   type ManifestMember,
   manifestDocument,
   outputsDocument,
 } from "./bundle-layout.ts";
-import { parseEnvelope, serializeEnvelope } from "./dsse-envelope.ts";
+import { type BundleStatement, parseBundleStatement } from "./bundle-statement.ts";
+import { type DsseEnvelope, parseEnvelope, serializeEnvelope } from "./dsse-envelope.ts";
 import { evidenceJson, type JsonValue } from "./evidence-json.ts";
 import { inTotoPayloadType, type PackRunStatement, parseStatement, subjectsOf } from "./in-toto.ts";
 import { loadVerificationKey, type VerificationKey } from "./keys.ts";
@@ -41,22 +43,35 @@ export interface BundleReport {
   status?: string;
   pack?: { name: string; version: string; digest: string };
   planHash?: string;
-  /** Key id that verified the signature. */
+  /** Key id that verified the run attestation's signature. */
   keyId?: string;
+  /** Key id that verified bundle.dsse.json, the signature over every member. */
+  bundleKeyId?: string;
   /**
-   * True when the signature verified with a key the caller supplied; false when only the
-   * bundle's own embedded key was available, which proves integrity but not origin.
+   * True when the signatures verified with keys the caller supplied; false when only the
+   * bundle's own embedded keys were used, which proves integrity but not origin.
    */
   keyTrusted: boolean;
+  /**
+   * Which keys the signatures were checked with: `trusted` (the caller's), `integrity-only` (the
+   * bundle's own, as asked with `integrityOnly`), or `none`: no trusted key was given and
+   * integrity-only was not asked for, so the report fails with a `trusted-key` check.
+   */
+  trust: "trusted" | "integrity-only" | "none";
 }
 
 /** Options for {@link verifyBundle}. */
 export interface VerifyBundleOptions {
   /**
-   * Trusted verification keys (loaded keys or PEM text), e.g. from ListVerificationKeys or
-   * `--key`. Without them the bundle's embedded key is used and `keyTrusted` is false.
+   * Trusted verification keys (loaded keys or PEM text), e.g. from the published JWK Set or
+   * `--key`. Without them the report fails (`trusted-key`) unless `integrityOnly` is set.
    */
   keys?: readonly (VerificationKey | string)[];
+  /**
+   * Without trusted keys, check the signatures with the bundle's own embedded keys and pass:
+   * this proves the bundle is intact, not who made it (anyone can re-sign with their own key).
+   */
+  integrityOnly?: boolean;
   limits?: ReadArchiveLimits;
 }
 
@@ -84,6 +99,7 @@ function valuesByName(list: unknown, key: string): Record<string, JsonValue> | u
   return values;
 }
 
+/** Members every bundle has; keys/<keyid>.pem and artifacts/sha256/<hex> vary. */
 const fixedMembers = [
   bundlePaths.manifest,
   bundlePaths.plan,
@@ -93,14 +109,17 @@ const fixedMembers = [
   bundlePaths.artifactsIndex,
   bundlePaths.approvals,
   bundlePaths.attestation,
+  bundlePaths.bundleAttestation,
 ];
 
 /**
- * Verifies an evidence bundle offline and reports every check: the DSSE signature, the statement,
- * every member against what the signed statement binds (plan hash, inputs, outputs, approvals,
- * artifacts, transcript digest), the manifest, the transcript's sequence continuity 1..n and its
- * consistency with the statement. A failure names the member that was altered. Never throws for
- * a bad bundle.
+ * Verifies an evidence bundle offline and reports every check: both DSSE signatures (the run
+ * attestation and bundle.dsse.json, the signed list of every member) under the trusted keys, that
+ * every tar member is in the signed list with its digest and nothing listed is missing, the
+ * statement, every member against what the signed statement binds (plan hash, inputs, outputs,
+ * approvals, artifacts, transcript digest), the manifest, the transcript's sequence continuity
+ * 1..n and its consistency with the statement. A failure names the member at fault. Without
+ * trusted keys the report fails unless `integrityOnly` is set. Never throws for a bad bundle.
  */
 export async function verifyBundle(
   bytes: Uint8Array,
@@ -110,7 +129,18 @@ export async function verifyBundle(
   const report = (check: string, member: string | undefined, ok: boolean, message: string) => {
     checks.push({ check, ...(member === undefined ? {} : { member }), ok, message });
   };
-  const result: BundleReport = { ok: false, checks, failures: [], keyTrusted: false };
+  let trusted: VerificationKey[] = [];
+  let keyProblem: string | undefined;
+  try {
+    trusted = (options.keys ?? []).map((key, index) =>
+      typeof key === "string" ? loadVerificationKey(key, `trusted key ${index + 1}`) : key,
+    );
+  } catch (error) {
+    keyProblem = (error as Error).message;
+  }
+  const useEmbedded = (options.keys ?? []).length === 0;
+  const trust = !useEmbedded ? "trusted" : options.integrityOnly ? "integrity-only" : "none";
+  const result: BundleReport = { ok: false, checks, failures: [], keyTrusted: false, trust };
   const finish = (): BundleReport => {
     result.failures = checks.filter((check) => !check.ok);
     result.ok = result.failures.length === 0;
@@ -124,6 +154,15 @@ export async function verifyBundle(
   }
   const members = archive.members;
   report("archive", undefined, true, `${members.size} members`);
+  if (trust === "none") {
+    // Fail closed: the embedded key is whoever made the bundle, possibly a forger.
+    report(
+      "trusted-key",
+      undefined,
+      false,
+      "no trusted key: pass the evidence service's public key(s) (--key, PACKRUN_TRUSTED_KEYS; published at /.well-known/packrun/signing-keys), or --integrity-only to check integrity without origin",
+    );
+  }
   /** Members whose bytes are confirmed by the signed statement (or are the statement itself). */
   const bound = new Set<string>();
   const bind = (member: string, ok: boolean, check: string, message: string) => {
@@ -132,7 +171,9 @@ export async function verifyBundle(
   };
 
   for (const path of fixedMembers) {
-    if (!members.has(path)) report("member-present", path, false, `${path} is missing`);
+    // A missing bundle.dsse.json is reported once, as a bundle of layout 1 (below).
+    if (!members.has(path) && path !== bundlePaths.bundleAttestation)
+      report("member-present", path, false, `${path} is missing`);
   }
 
   // Embedded public keys.
@@ -159,94 +200,83 @@ export async function verifyBundle(
     }
   }
 
-  // Signature and statement.
+  // Signatures and statements.
+  const keys = useEmbedded ? embedded : trusted;
   let statement: PackRunStatement | undefined;
-  const envelopeBytes = members.get(bundlePaths.attestation);
-  if (envelopeBytes !== undefined) {
-    const json = parseJson(envelopeBytes);
-    const parsed = json.ok ? parseEnvelope(json.value) : undefined;
-    if (parsed === undefined || !parsed.ok) {
-      report(
-        "signature",
-        bundlePaths.attestation,
-        false,
-        parsed === undefined ? "not JSON" : `not a DSSE envelope: ${parsed.reason}`,
-      );
+  const run = checkEnvelope(
+    members,
+    bundlePaths.attestation,
+    keys,
+    useEmbedded,
+    keyProblem,
+    report,
+  );
+  if (run !== undefined) {
+    result.keyId = run.keyId;
+    const parsedStatement = parseStatement(run.payload);
+    if (!parsedStatement.ok) {
+      report("statement", bundlePaths.attestation, false, parsedStatement.reason);
     } else {
-      let trusted: VerificationKey[] = [];
-      let keyProblem: string | undefined;
-      try {
-        trusted = (options.keys ?? []).map((key) =>
-          typeof key === "string" ? loadVerificationKey(key, "trusted key") : key,
-        );
-      } catch (error) {
-        keyProblem = (error as Error).message;
-      }
-      const useEmbedded = options.keys === undefined;
-      const verification = verifyEnvelope(parsed.envelope, useEmbedded ? embedded : trusted);
-      const canonical = serializeEnvelope(parsed.envelope) === envelopeBytes.toString("utf8");
-      if (verification.ok) {
-        result.keyId = verification.keyId;
-        result.keyTrusted = !useEmbedded;
-        report(
-          "signature",
-          bundlePaths.attestation,
-          true,
-          useEmbedded
-            ? `signed by ${verification.keyId}, verified with the bundle's own key only: supply a trusted key to prove origin`
-            : `signed by trusted key ${verification.keyId}`,
-        );
-        if (!members.has(keyMemberPath(verification.keyId))) {
-          report(
-            "key",
-            keyMemberPath(verification.keyId),
-            false,
-            "the signing key's PEM is missing",
-          );
-        }
-      } else {
-        report("signature", bundlePaths.attestation, false, keyProblem ?? verification.reason);
-      }
-      if (!canonical) {
-        report(
-          "canonical-form",
-          bundlePaths.attestation,
-          false,
-          "envelope JSON is not in its written form (altered)",
-        );
-      }
-      const typeOk = parsed.envelope.payloadType === inTotoPayloadType;
-      if (!typeOk) {
-        report(
-          "statement",
-          bundlePaths.attestation,
-          false,
-          `payloadType is ${parsed.envelope.payloadType}, expected ${inTotoPayloadType}`,
-        );
-      }
-      const parsedStatement = parseStatement(parsed.payload);
-      if (!parsedStatement.ok) {
-        report("statement", bundlePaths.attestation, false, parsedStatement.reason);
-      } else {
-        const subjectsOk =
-          JSON.stringify(parsedStatement.statement.subject) ===
-          JSON.stringify(subjectsOf(parsedStatement.statement.predicate));
-        report(
-          "statement",
-          bundlePaths.attestation,
-          subjectsOk,
-          subjectsOk
-            ? "in-toto Statement v1 with a pack-run predicate; subjects match the predicate"
-            : "statement subjects do not match its predicate's plan, artifacts and outputs",
-        );
-        if (verification.ok && canonical && typeOk && subjectsOk) {
-          statement = parsedStatement.statement;
-          bound.add(bundlePaths.attestation);
-        }
+      const subjectsOk =
+        JSON.stringify(parsedStatement.statement.subject) ===
+        JSON.stringify(subjectsOf(parsedStatement.statement.predicate));
+      report(
+        "statement",
+        bundlePaths.attestation,
+        subjectsOk,
+        subjectsOk
+          ? "in-toto Statement v1 with a pack-run predicate; subjects match the predicate"
+          : "statement subjects do not match its predicate's plan, artifacts and outputs",
+      );
+      if (run.valid && subjectsOk) {
+        statement = parsedStatement.statement;
+        bound.add(bundlePaths.attestation);
       }
     }
   }
+  let bundleStatement: BundleStatement | undefined;
+  if (!members.has(bundlePaths.bundleAttestation)) {
+    report(
+      "bundle-version",
+      bundlePaths.manifest,
+      false,
+      `no ${bundlePaths.bundleAttestation}: a bundle of layout 1, whose member list (manifest.json) is not signed, so any member could have been added; this version verifies layout ${bundleVersion} only. Download the bundle again (packrun bundle RUN_ID, or GET /api/runs/{id}/bundle): the evidence service rebuilds it in layout ${bundleVersion} from the stored attestation`,
+    );
+  } else {
+    const signed = checkEnvelope(
+      members,
+      bundlePaths.bundleAttestation,
+      keys,
+      useEmbedded,
+      keyProblem,
+      report,
+    );
+    if (signed !== undefined) {
+      result.bundleKeyId = signed.keyId;
+      const parsed = parseBundleStatement(signed.payload);
+      if (!parsed.ok) {
+        report("statement", bundlePaths.bundleAttestation, false, parsed.reason);
+      } else {
+        const { predicate: bundle } = parsed.statement;
+        const agrees =
+          statement === undefined ||
+          (bundle.runId === statement.predicate.runId &&
+            bundle.planHash === statement.predicate.planHash);
+        report(
+          "statement",
+          bundlePaths.bundleAttestation,
+          agrees,
+          agrees
+            ? `evidence-bundle statement (layout ${bundle.bundleVersion}) listing ${parsed.statement.subject.length} members`
+            : `the signed member list is of run ${bundle.runId} (plan ${bundle.planHash}), not of the attested run`,
+        );
+        if (signed.valid && agrees) bundleStatement = parsed.statement;
+      }
+    }
+  }
+  checkSignedMembers(members, bundleStatement, report);
   const predicate = statement?.predicate;
+  result.keyTrusted = trust === "trusted" && result.keyId !== undefined;
   if (predicate !== undefined) {
     result.runId = predicate.runId;
     result.status = predicate.status;
@@ -260,6 +290,123 @@ export async function verifyBundle(
 }
 
 type Report = (check: string, member: string | undefined, ok: boolean, message: string) => void;
+
+/** A DSSE member whose signature verified; `valid` also requires its type and written form. */
+interface SignedPayload {
+  keyId: string;
+  payload: Buffer;
+  valid: boolean;
+}
+
+/**
+ * Checks the DSSE envelope at `path`: JSON, its signature under `keys`, the in-toto payloadType
+ * and its written (canonical) form. Returns the payload when the signature verified.
+ */
+function checkEnvelope(
+  members: Map<string, Buffer>,
+  path: string,
+  keys: readonly VerificationKey[],
+  embedded: boolean,
+  keyProblem: string | undefined,
+  report: Report,
+): SignedPayload | undefined {
+  const bytes = members.get(path);
+  if (bytes === undefined) return undefined;
+  const json = parseJson(bytes);
+  const parsed = json.ok ? parseEnvelope(json.value) : undefined;
+  if (parsed === undefined || !parsed.ok) {
+    const reason = parsed === undefined ? "not JSON" : `not a DSSE envelope: ${parsed.reason}`;
+    report("signature", path, false, reason);
+    return undefined;
+  }
+  const envelope: DsseEnvelope = parsed.envelope;
+  const verification = verifyEnvelope(envelope, keys);
+  const canonical = serializeEnvelope(envelope) === bytes.toString("utf8");
+  const typeOk = envelope.payloadType === inTotoPayloadType;
+  if (!verification.ok) {
+    report(
+      "signature",
+      path,
+      false,
+      keyProblem ??
+        (embedded ? verification.reason : `not signed by a trusted key: ${verification.reason}`),
+    );
+  } else {
+    report(
+      "signature",
+      path,
+      true,
+      embedded
+        ? `signed by ${verification.keyId}, verified with the bundle's own key only: integrity, not origin`
+        : `signed by trusted key ${verification.keyId}`,
+    );
+    if (!members.has(keyMemberPath(verification.keyId))) {
+      report("key", keyMemberPath(verification.keyId), false, "the signing key's PEM is missing");
+    }
+  }
+  if (!canonical) {
+    report("canonical-form", path, false, "envelope JSON is not in its written form (altered)");
+  }
+  if (!typeOk) {
+    report(
+      "statement",
+      path,
+      false,
+      `payloadType is ${envelope.payloadType}, expected ${inTotoPayloadType}`,
+    );
+  }
+  if (!verification.ok) return undefined;
+  return { keyId: verification.keyId, payload: verification.payload, valid: canonical && typeOk };
+}
+
+/**
+ * Every tar member but bundle.dsse.json must be in the signed member list with the digest it
+ * has, and every listed member must be present: nothing can be added, dropped or changed.
+ */
+function checkSignedMembers(
+  members: Map<string, Buffer>,
+  statement: BundleStatement | undefined,
+  report: Report,
+): void {
+  // Without a verified list the bundle already fails (on bundle.dsse.json, or as layout 1);
+  // blaming every member as well would hide which one was at fault.
+  if (statement === undefined) return;
+  const listed = new Map(
+    statement.subject.map((subject) => [subject.name, `sha256:${subject.digest.sha256}`]),
+  );
+  for (const [path, content] of members) {
+    if (path === bundlePaths.bundleAttestation) continue;
+    const expected = listed.get(path);
+    const digest = sha256(content);
+    if (expected === undefined) {
+      report(
+        "member-signed",
+        path,
+        false,
+        `${path} is not in the signed member list (${bundlePaths.bundleAttestation}): added after signing`,
+      );
+    } else if (expected !== digest) {
+      report(
+        "member-signed",
+        path,
+        false,
+        `${path} hashes to ${digest}, the signed member list says ${expected}`,
+      );
+    } else {
+      report("member-signed", path, true, `${path} ${digest} is in the signed member list`);
+    }
+  }
+  for (const path of listed.keys()) {
+    if (!members.has(path)) {
+      report(
+        "member-signed",
+        path,
+        false,
+        `${path} is in the signed member list but missing from the bundle`,
+      );
+    }
+  }
+}
 type Bind = (member: string, ok: boolean, check: string, message: string) => void;
 
 function checkDocument(
@@ -458,7 +605,9 @@ function checkManifest(
 ): void {
   const manifestPath = bundlePaths.manifest;
   const bytes = members.get(manifestPath);
-  const actual = [...members.keys()].filter((path) => path !== manifestPath);
+  const actual = [...members.keys()].filter(
+    (path) => path !== manifestPath && path !== bundlePaths.bundleAttestation,
+  );
   if (bytes === undefined) return;
   const json = parseJson(bytes);
   const entries: ManifestMember[] = [];
@@ -526,7 +675,11 @@ function checkManifest(
     }
   }
   for (const entry of entries) {
-    if (!members.has(entry.path) || entry.path === manifestPath) {
+    if (
+      !members.has(entry.path) ||
+      entry.path === manifestPath ||
+      entry.path === bundlePaths.bundleAttestation
+    ) {
       manifestOk = false;
       report(
         "member-digest",

@@ -5,16 +5,19 @@ import {
   artifactMemberPath,
   artifactsIndexDocument,
   bundlePaths,
+  bundleVersion,
   inputsDocument,
   keyMemberPath,
   type ManifestMember,
   manifestDocument,
   outputsDocument,
 } from "./bundle-layout.ts";
+import { buildBundleStatement, serializeBundleStatement } from "./bundle-statement.ts";
 import { type DsseEnvelope, parseEnvelope, serializeEnvelope } from "./dsse-envelope.ts";
 import { evidenceJson, type JsonValue } from "./evidence-json.ts";
-import { parseStatement } from "./in-toto.ts";
-import { loadVerificationKey } from "./keys.ts";
+import { inTotoPayloadType, parseStatement } from "./in-toto.ts";
+import { loadVerificationKey, type SigningKey } from "./keys.ts";
+import { signEnvelope } from "./sign-envelope.ts";
 import { type ArchiveMember, collectBytes, packTarGz, type StreamedMember } from "./tar-gz.ts";
 
 /** Content of an artifact to include in a bundle; size and digest are checked while copying. */
@@ -36,6 +39,11 @@ export interface BundleSource {
   outputValues: Readonly<Record<string, JsonValue>>;
   /** PEM of the public key that verifies the envelope. */
   publicKeyPem: string;
+  /**
+   * Signs bundle.dsse.json, the statement over every member's digest: the evidence service's
+   * current signing key (after a rotation, not necessarily the key of `envelope`).
+   */
+  signingKey: SigningKey;
   /** transcript.ndjson; its size and digest must be those attested. */
   transcript: Uint8Array | { open(): AsyncIterable<Uint8Array> };
   /** Artifact contents to include (typically those up to a size limit). */
@@ -47,8 +55,10 @@ function sha256(bytes: Uint8Array): string {
 }
 
 /**
- * Streams a run's evidence bundle (.tar.gz). Deterministic: the same source gives the same bytes.
- * Layout in docs/evidence.md.
+ * Streams a run's evidence bundle (.tar.gz), signing its member list (bundle.dsse.json) with
+ * `source.signingKey`. Deterministic for Ed25519 keys: the same source gives the same bytes
+ * (ECDSA signatures are randomised, so only bundle.dsse.json then differs). Layout in
+ * docs/evidence.md.
  * @throws PackrunError INTERNAL when the source contradicts its own attestation
  */
 export async function* writeBundle(source: BundleSource): AsyncIterable<Buffer> {
@@ -106,6 +116,13 @@ export async function* writeBundle(source: BundleSource): AsyncIterable<Buffer> 
     { path: bundlePaths.attestation, content: Buffer.from(serializeEnvelope(parsed.envelope)) },
     { path: keyMemberPath(key.keyId), content: Buffer.from(key.publicKeyPem) },
   ];
+  if (source.signingKey.keyId !== key.keyId) {
+    // After a rotation the run's attestation and the bundle are signed by different keys.
+    buffers.push({
+      path: keyMemberPath(source.signingKey.keyId),
+      content: Buffer.from(source.signingKey.publicKeyPem),
+    });
+  }
   const transcriptMember: ArchiveMember =
     transcript instanceof Uint8Array
       ? { path: bundlePaths.transcript, content: transcript }
@@ -127,12 +144,27 @@ export async function* writeBundle(source: BundleSource): AsyncIterable<Buffer> 
         : { path: member.path, digest: member.digest, sizeBytes: member.sizeBytes },
     ),
   ];
-  const manifest = evidenceJson(manifestDocument(predicate, manifestMembers));
+  const manifest = Buffer.from(evidenceJson(manifestDocument(predicate, manifestMembers)));
+  // Streamed members are listed with their expected digests; packTarGz fails the stream if the
+  // content read then differs, so the signature never covers bytes that were not written.
+  const bundleStatement = buildBundleStatement(
+    { bundleVersion, runId: predicate.runId, planHash: predicate.planHash },
+    [...manifestMembers, { path: bundlePaths.manifest, digest: sha256(manifest) }],
+  );
+  const bundleEnvelope = signEnvelope(
+    inTotoPayloadType,
+    serializeBundleStatement(bundleStatement),
+    source.signingKey,
+  );
   yield* packTarGz([
     ...buffers,
     transcriptMember,
     ...streamed,
-    { path: bundlePaths.manifest, content: Buffer.from(manifest) },
+    { path: bundlePaths.manifest, content: manifest },
+    {
+      path: bundlePaths.bundleAttestation,
+      content: Buffer.from(serializeEnvelope(bundleEnvelope)),
+    },
   ]);
 }
 

@@ -26,6 +26,11 @@ export interface CliConfigFile {
   groups?: string[];
   /** Claim the tenant goes into when minting (default `tenant`). */
   tenantClaim?: string;
+  /**
+   * Files of public keys `packrun verify` trusts (PEM or JWK Set), relative to the config file;
+   * used when neither --key nor PACKRUN_TRUSTED_KEYS names any.
+   */
+  trustedKeys?: string[];
 }
 
 const stringFields = [
@@ -57,7 +62,7 @@ export function parseCliConfig(text: string, file: string): CliConfigFile {
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed))
     throw fail("must hold a JSON object");
   const record = parsed as Record<string, unknown>;
-  const known = new Set<string>([...stringFields, "groups"]);
+  const known = new Set<string>([...stringFields, "groups", "trustedKeys"]);
   const unknown = Object.keys(record).filter((key) => !known.has(key));
   if (unknown.length > 0)
     throw fail(`unknown field(s) ${unknown.join(", ")} (known: ${[...known].join(", ")})`);
@@ -74,6 +79,17 @@ export function parseCliConfig(text: string, file: string): CliConfigFile {
     if (!Array.isArray(groups) || !groups.every((group) => typeof group === "string"))
       throw fail("groups must be an array of strings");
     config.groups = groups as string[];
+  }
+  const trustedKeys = record.trustedKeys;
+  if (trustedKeys !== undefined && trustedKeys !== null) {
+    if (
+      !Array.isArray(trustedKeys) ||
+      !trustedKeys.every((entry) => typeof entry === "string" && entry !== "")
+    )
+      throw fail("trustedKeys must be an array of key file paths");
+    config.trustedKeys = trustedKeys.map((entry: string) =>
+      path.resolve(path.dirname(file), entry),
+    );
   }
   if (config.signingKeyFile !== undefined)
     config.signingKeyFile = path.resolve(path.dirname(file), config.signingKeyFile);

@@ -17,6 +17,13 @@ export const ExitCode = {
   notFound: 4,
   /** A step tried to reach the network in sealed mode. */
   sealedViolation: 5,
+  /**
+   * `verify`/`bundle`: no trusted key was given (--key, PACKRUN_TRUSTED_KEYS), so the bundle's
+   * origin cannot be checked; --integrity-only opts out explicitly.
+   */
+  noTrustedKey: 6,
+  /** `verify`/`bundle`: a signature in the bundle does not verify under the trusted keys. */
+  untrustedSignature: 7,
   /** A transient failure (e.g. the gateway is unavailable): the same call may succeed later. */
   retryable: 10,
 } as const;

@@ -24,6 +24,8 @@ Exit codes:
   3   authentication or permission
   4   not found
   5   sealed-mode violation
+  6   verify: no trusted key given (--key, PACKRUN_TRUSTED_KEYS; or --integrity-only)
+  7   verify: the bundle is not signed by a trusted key
   10  retryable (try again later)
 
 Gateway commands find the gateway and token in --url/--token, then PACKRUN_URL/PACKRUN_TOKEN,

@@ -320,8 +320,11 @@ describe("packrun against a running gateway", () => {
     const result = await cli(["bundle", succeeded.id, "-o", "evidence.tar.gz"]);
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
     assert.match(result.stdout, new RegExp(`^verified: run ${succeeded.id} .*\\(trusted\\)$`, "m"));
-    const offline = await cli(["verify", "evidence.tar.gz"]);
-    assert.equal(offline.code, 0, offline.stderr);
+    // Offline without a trusted key: refused (exit 6), unless integrity-only is asked for.
+    const offline = await cli(["verify", "evidence.tar.gz"], { PACKRUN_TRUSTED_KEYS: "" });
+    assert.equal(offline.code, 6, offline.stderr);
+    const integrity = await cli(["verify", "evidence.tar.gz", "--integrity-only"]);
+    assert.equal(integrity.code, 0, integrity.stderr);
     const raw = await cli(["bundle", succeeded.id, "-o", "raw.tar.gz", "--no-verify"]);
     assert.equal(raw.code, 0, raw.stderr);
     assert.deepEqual(

@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { generateSigningKeyPem, loadSigningKey, writeBundleToBuffer } from "@packrun/attestation";
 import { fixtureBundleSource } from "@packrun/attestation/testing";
 import { beforeAll, test } from "vitest";
 import { runCli } from "./testing/run-cli.ts";
 
+const run = promisify(execFile);
 let dir: string;
 let bundlePath: string;
 let keyPath: string;
@@ -37,34 +40,40 @@ async function tampered(needle: string): Promise<string> {
   return path;
 }
 
-test("an intact bundle verifies with its own key (integrity) and with the trusted key (origin)", async () => {
-  const own = await runCli(["verify", bundlePath], { cwd: dir });
+test("an intact bundle verifies with its own key (integrity only, on request) and with the trusted key (origin)", async () => {
+  const own = await runCli(["verify", bundlePath, "--integrity-only"], { cwd: dir });
   assert.equal(own.code, 0, own.stderr);
   assert.match(
     own.stdout,
-    /^verified: run run-fixture-1 .*integrity only; pass --key to prove origin/m,
+    /^verified: run run-fixture-1 .*integrity only, origin NOT verified; pass --key to prove origin/m,
   );
+  const contradictory = await runCli(["verify", bundlePath, "--integrity-only", "--key", keyPath], {
+    cwd: dir,
+  });
+  assert.equal(contradictory.code, 2);
+  assert.match(contradictory.stderr, /--integrity-only and --key contradict/);
   const trusted = await runCli(["verify", bundlePath, "--key", keyPath], { cwd: dir });
   assert.equal(trusted.code, 0, trusted.stderr);
   assert.match(trusted.stdout, /\(trusted\)$/m);
 });
 
-test("a bundle signed by another key fails against the trusted key with exit 2", async () => {
+test("a bundle signed by another key fails against the trusted key with exit 7", async () => {
   const result = await runCli(["verify", bundlePath, "--key", otherKeyPath], { cwd: dir });
-  assert.equal(result.code, 2);
+  assert.equal(result.code, 7);
   assert.match(result.stdout, /✖ signature attestation.dsse.json/);
 });
 
 test("one altered byte in a member is reported by name, exit 2", async () => {
   for (const needle of ["echo app", '"critical"', "planVersion"]) {
-    const result = await runCli(["verify", await tampered(needle)], { cwd: dir });
+    const result = await runCli(["verify", await tampered(needle), "--key", keyPath], { cwd: dir });
     assert.equal(result.code, 2, `${needle}: ${result.stdout}`);
     assert.match(result.stderr, /not verified: /);
     assert.match(result.stdout, /✖ /);
   }
-  const json = await runCli(["verify", await tampered("echo app"), "--format", "json"], {
-    cwd: dir,
-  });
+  const json = await runCli(
+    ["verify", await tampered("echo app"), "--key", keyPath, "--format", "json"],
+    { cwd: dir },
+  );
   assert.equal(json.code, 2);
   const report = JSON.parse(json.stdout) as { ok: boolean; failures: { member?: string }[] };
   assert.equal(report.ok, false);
@@ -83,4 +92,22 @@ test("an unreadable bundle is a clear input error", async () => {
   const result = await runCli(["verify", garbage], { cwd: dir });
   assert.equal(result.code, 2);
   assert.match(result.stdout, /✖ archive/);
+});
+
+test("a bundle of layout 1 (no signed member list) is refused with exit 2, saying how to get a verifiable one", async () => {
+  const path = join(dir, "layout-1.tar.gz");
+  const work = join(dir, "layout-1");
+  await mkdir(work);
+  // GNU tar: the bundle as it was before bundle.dsse.json existed.
+  await run("tar", ["-xzf", bundlePath, "-C", work]);
+  await rm(join(work, "bundle.dsse.json"));
+  await run("sh", ["-c", `tar -czf "${path}" $(find . -type f | sed 's|^\\./||' | sort)`], {
+    cwd: work,
+  });
+  const result = await runCli(["verify", path, "--key", keyPath], { cwd: dir });
+  assert.equal(result.code, 2, result.stdout + result.stderr);
+  assert.match(
+    result.stderr,
+    /layout 1.*not signed.*Download the bundle again \(packrun bundle RUN_ID/,
+  );
 });

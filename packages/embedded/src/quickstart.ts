@@ -142,7 +142,9 @@ export async function runQuickstart(
     await mkdir(join(options.home, "bundles"), { recursive: true });
     const bundlePath = join(options.home, "bundles", `${run.id}.tar.gz`);
     await writeFile(bundlePath, bundle);
-    const report = await verifyBundle(bundle);
+    // Trust the evidence service's own published keys, as `packrun bundle` does.
+    const { keys } = await evidence.listVerificationKeys({});
+    const report = await verifyBundle(bundle, { keys: keys.map((key) => key.publicKeyPem) });
     print(
       `${report.ok ? "✔" : "✖"} attestation signed by key ${keyId.slice(0, 16)}…; evidence bundle ${report.ok ? "verified offline" : "FAILED verification"} (${report.checks.length} checks, ${events} events): ${bundlePath}`,
     );

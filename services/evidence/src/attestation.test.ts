@@ -444,15 +444,18 @@ describe("key rotation", () => {
       assert.equal(attestation?.keyId, next.keyId);
       const listed = keys.map((key) => key.publicKeyPem);
       const rebuiltOld = await download(rotated.client, "run-before");
-      assert.ok(rebuiltOld.equals(oldBundle), "an old bundle rebuilds identically after rotation");
+      // The run's attestation is unchanged, but its member list is now signed by the new key
+      // (the only one with a private half), so the rebuilt bundle differs from the old one.
+      assert.ok(!rebuiltOld.equals(oldBundle), "the member list is signed by the new key");
       const before = await verifyBundle(rebuiltOld, { keys: listed });
       const after = await verifyBundle(await download(rotated.client, "run-after"), {
         keys: listed,
       });
       assert.deepEqual(
-        [before.ok, before.keyId, after.ok, after.keyId],
-        [true, old.signingKey.keyId, true, next.keyId],
+        [before.ok, before.keyId, before.bundleKeyId, after.ok, after.keyId],
+        [true, old.signingKey.keyId, next.keyId, true, next.keyId],
       );
+      assert.equal((await verifyBundle(oldBundle, { keys: listed })).ok, true);
       const withoutOld = await verifyBundle(rebuiltOld, { keys: [next.publicKeyPem] });
       assert.equal(withoutOld.ok, false);
     } finally {

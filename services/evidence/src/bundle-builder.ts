@@ -4,6 +4,7 @@ import {
   parseEnvelope,
   parseRunRecord,
   parseStatement,
+  type SigningKey,
   writeBundle,
 } from "@packrun/attestation";
 import type { Database } from "@packrun/db";
@@ -14,12 +15,19 @@ import { transcriptChunks } from "./transcript-store.ts";
 
 /**
  * Streams the run's evidence bundle (.tar.gz), rebuilt from the stored attestation, plan, run
- * record, transcript and artifact store: deterministic, so every call yields the same bytes.
- * Artifacts up to `maxArtifactBytes` are included; larger ones are listed in the index only.
+ * record, transcript and artifact store. Artifacts up to `maxArtifactBytes` are included; larger
+ * ones are listed in the index only. The member list (bundle.dsse.json) is signed with
+ * `signingKey`, the key ring's current key: with an Ed25519 key every call yields the same bytes;
+ * ECDSA signatures are randomised, so then only bundle.dsse.json differs between calls.
  * @throws PackrunError ATTESTATION_NOT_FOUND before FinalizeRun
  */
 export async function* buildBundle(
-  deps: { database: Database; store: ArtifactStore; maxArtifactBytes: number },
+  deps: {
+    database: Database;
+    store: ArtifactStore;
+    maxArtifactBytes: number;
+    signingKey: SigningKey;
+  },
   tenant: string,
   runId: string,
 ): AsyncGenerator<Buffer> {
@@ -48,6 +56,7 @@ export async function* buildBundle(
     inputValues: record.inputs as Record<string, JsonValue>,
     outputValues,
     publicKeyPem: row.public_key_pem,
+    signingKey: deps.signingKey,
     transcript: { open: () => transcriptChunks(deps.database, runId, predicate.transcript.events) },
     artifactFiles,
   });

@@ -185,7 +185,12 @@ export function createEvidenceService(
     async *getBundle(request) {
       const { tenant, runId } = requireRunRef(request);
       const bundle = buildBundle(
-        { database, store: deps.store, maxArtifactBytes: limits.bundleArtifactMaxBytes },
+        {
+          database,
+          store: deps.store,
+          maxArtifactBytes: limits.bundleArtifactMaxBytes,
+          signingKey: deps.keys.signing,
+        },
         tenant,
         runId,
       );

@@ -179,7 +179,8 @@ spec:
   for await (const part of client.getBundle({ tenant: "acme", runId: id })) chunks.push(part.chunk);
   const bundle = Buffer.concat(chunks);
   assert.ok(!bundle.includes(Buffer.from("s3cr3t-value")), "no secret value in the bundle");
-  const report = await verifyBundle(bundle);
+  const { keys } = await client.listVerificationKeys({});
+  const report = await verifyBundle(bundle, { keys: keys.map((key) => key.publicKeyPem) });
   assert.equal(report.ok, true, JSON.stringify(report.failures));
 
   const artifacts = (await client.listArtifacts({ tenant: "acme", runId: id })).artifacts;

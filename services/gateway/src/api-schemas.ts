@@ -483,6 +483,27 @@ export const VerificationKeysResponseSchema = Type.Object(
   { title: "VerificationKeysResponse" },
 );
 
+/** A JWK Set (RFC 7517) of the public keys that verify evidence signatures. */
+export const SigningKeysJwksSchema = Type.Object(
+  {
+    keys: Type.Array(
+      Type.Object(
+        {
+          kty: Type.String({ description: "`OKP` (Ed25519) or `EC` (P-256)" }),
+          crv: Type.String(),
+          x: Type.String(),
+          y: Type.Optional(Type.String()),
+          kid: Type.String({ description: "packrun key id: hex SHA-256 of the SPKI DER" }),
+          use: Type.Literal("sig"),
+          alg: Type.Union([Type.Literal("EdDSA"), Type.Literal("ES256")]),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { title: "SigningKeysJwks" },
+);
+
 /** RFC 9457 problem document; `code` is the stable packrun error code (docs/errors.md). */
 export const ProblemSchema = Type.Object(
   {

@@ -254,6 +254,13 @@ describe("documents and operations", () => {
         assert.ok(operation.responses["4XX"], `${path} documents its problem responses`);
       }
     }
+    // Verifiers fetch the evidence keys without an account: explicitly public.
+    for (const path of [
+      "/.well-known/packrun/signing-keys",
+      "/.well-known/packrun/signing-keys.pem",
+    ]) {
+      assert.deepEqual(document.paths[path]?.get?.security, [], `${path} is public`);
+    }
   });
 
   test("liveness, readiness and metrics", async () => {

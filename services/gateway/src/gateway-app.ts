@@ -19,6 +19,7 @@ import { registerLogRoutes } from "./routes/log-routes.ts";
 import { registerOperationsRoutes } from "./routes/operations-routes.ts";
 import { registerPackRoutes } from "./routes/pack-routes.ts";
 import { registerRunRoutes } from "./routes/run-routes.ts";
+import { registerSigningKeyRoutes } from "./routes/signing-key-routes.ts";
 import { registerSimulationRoutes } from "./routes/simulation-routes.ts";
 import type { ServiceClients } from "./service-clients.ts";
 import type { TokenVerifier } from "./token-verifier.ts";
@@ -225,6 +226,7 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
   registerApprovalRoutes(app, context);
   registerLogRoutes(app, context);
   registerEvidenceRoutes(app, context);
+  registerSigningKeyRoutes(app, context);
   registerSimulationRoutes(app, context);
   registerPackRoutes(app, context);
   registerOperationsRoutes(app, context, metrics);
