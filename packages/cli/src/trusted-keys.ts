@@ -3,9 +3,6 @@ import type { VerificationKey } from "@packrun/attestation";
 import { readCliConfig } from "./connection-settings.ts";
 import { readKeyFiles } from "./read-binary-file.ts";
 
-/** Environment variable naming trusted key files, separated like PATH (`:`; `;` on Windows). */
-export const trustedKeysVariable = "PACKRUN_TRUSTED_KEYS";
-
 /**
  * The keys `verify` trusts: the `--key` files when given, else the files PACKRUN_TRUSTED_KEYS
  * names (so a CI job can set it once), else the config file's `trustedKeys`, else none, and
@@ -17,7 +14,8 @@ export async function trustedKeys(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<VerificationKey[]> {
   if (flagFiles.length > 0) return readKeyFiles(flagFiles);
-  const files = (env[trustedKeysVariable] ?? "").split(delimiter).filter((file) => file !== "");
+  // Trusted key files, separated like PATH (`:`; `;` on Windows).
+  const files = (env.PACKRUN_TRUSTED_KEYS ?? "").split(delimiter).filter((file) => file !== "");
   if (files.length > 0) return readKeyFiles(files);
   const { config } = await readCliConfig({}, env);
   return readKeyFiles(config.trustedKeys ?? []);
