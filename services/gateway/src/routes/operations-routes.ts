@@ -23,6 +23,8 @@ export function registerOperationsRoutes(
     {
       schema: {
         tags: ["operations"],
+        security: [],
+        operationId: "getLiveness",
         summary: "Liveness: the gateway process answers",
         response: { 200: Type.Object({ status: Type.Literal("ok") }) },
       },
@@ -35,6 +37,8 @@ export function registerOperationsRoutes(
     {
       schema: {
         tags: ["operations"],
+        security: [],
+        operationId: "getReadiness",
         summary: "Readiness: planner, executor and evidence all report SERVING",
         response: { 200: ReadinessSchema, 503: ReadinessSchema },
       },
@@ -60,6 +64,8 @@ export function registerOperationsRoutes(
     {
       schema: {
         tags: ["operations"],
+        security: [],
+        operationId: "getMetrics",
         summary:
           "Prometheus metrics: request latency, runs by state, queue depth, step durations, retries",
         produces: ["text/plain"],
@@ -87,6 +93,8 @@ export function registerOperationsRoutes(
     {
       schema: {
         tags: ["operations"],
+        security: [],
+        operationId: "getOpenApiDocument",
         summary: "This API's OpenAPI 3.1 document",
         response: { 200: Type.Object({}, { additionalProperties: true }) },
       },
