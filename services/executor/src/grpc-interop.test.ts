@@ -5,12 +5,14 @@
  * run's streams end DEADLINE_EXCEEDED, never like a finished run.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
@@ -23,6 +25,7 @@ import { GetRunRequestSchema, WatchRunRequestSchema } from "@packrun/proto/execu
 import { afterAll, beforeAll, test } from "vitest";
 import { type ExecutorStack, startExecutorStack } from "./testing/executor-stack.ts";
 
+const run = promisify(execFile);
 const protoDir = fileURLToPath(new URL("../../../proto", import.meta.url));
 const loaderOptions: protoLoader.Options = {
   keepCase: false,
@@ -442,4 +445,44 @@ test("a deadline on WatchRun or SubscribeEvents of a live run ends DEADLINE_EXCE
     ),
     "4",
   );
+});
+
+test("buf curl lists every method of the executor and evidence services through server reflection", async () => {
+  const expected = {
+    [stack.executor.url]: [
+      "packrun.executor.v1.ExecutorService/WatchRun",
+      "grpc.health.v1.Health/Check",
+    ],
+    [evidence.url]: [
+      "packrun.evidence.v1.EvidenceService/SubscribeEvents",
+      "grpc.health.v1.Health/Watch",
+    ],
+  };
+  for (const [url, methods] of Object.entries(expected)) {
+    const { stdout } = await run(
+      "buf",
+      ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--list-methods", url],
+      { timeout: 30_000 },
+    );
+    const listed = stdout.trim().split("\n");
+    for (const method of methods) assert.ok(listed.includes(method), `${url}: ${method}`);
+  }
+  // A call described by reflection alone: request and response types (Timestamp, Struct and
+  // all) come from the server's descriptors.
+  const { stdout } = await run(
+    "buf",
+    [
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      "-d",
+      JSON.stringify({ tenant: "acme", pageSize: 1 }),
+      `${stack.executor.url}/packrun.executor.v1.ExecutorService/ListRuns`,
+    ],
+    { timeout: 30_000 },
+  );
+  const listed = JSON.parse(stdout) as { runs?: { id: string; createdAt?: string }[] };
+  assert.equal(listed.runs?.length, 1);
+  assert.match(listed.runs?.[0]?.createdAt ?? "", /^\d{4}-\d{2}-\d{2}T/);
 });
