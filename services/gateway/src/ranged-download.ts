@@ -118,6 +118,7 @@ export async function sendFixedDownload(
 export async function* verifiedReplay(
   chunks: AsyncIterable<Uint8Array>,
   expected: { sha256: string; size: number },
+  onMismatch: () => void = () => {},
 ): AsyncGenerator<Uint8Array> {
   const hash = createHash("sha256");
   let size = 0;
@@ -126,8 +127,10 @@ export async function* verifiedReplay(
     size += chunk.length;
     yield chunk;
   }
-  if (size !== expected.size || hash.digest("hex") !== expected.sha256)
+  if (size !== expected.size || hash.digest("hex") !== expected.sha256) {
+    onMismatch();
     throw new Error("the bytes changed between two reads of the same download");
+  }
 }
 
 /** SHA-256 (hex) and length of a stream, read to its end. */

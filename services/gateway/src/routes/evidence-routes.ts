@@ -12,6 +12,7 @@ import {
 } from "../api-schemas.ts";
 import { isRunUnknownToEvidence } from "../downstream-errors.ts";
 import { type GatewayApp, type GatewayContext, principalOf } from "../gateway-context.ts";
+import { MeasurementCache } from "../measurement-cache.ts";
 import { measure, sendFixedDownload, verifiedReplay } from "../ranged-download.ts";
 import { bearerSecurity, mediaResponse, withProblems } from "../route-helpers.ts";
 import { streamedBody } from "../streamed-body.ts";
@@ -29,6 +30,9 @@ function downloadResponses(what: string, mediaType: string) {
   });
 }
 
+// Bundles whose length and digest the gateway remembers (a few dozen bytes each).
+const bundleMeasurementsKept = 1_000;
+
 async function* chunksOf(stream: AsyncIterable<{ chunk: Uint8Array }>) {
   for await (const message of stream) yield message.chunk;
 }
@@ -40,6 +44,7 @@ function safeFilename(name: string): string {
 
 /** Artifacts, attestations, evidence bundles and the keys that verify them. */
 export function registerEvidenceRoutes(app: GatewayApp, { clients }: GatewayContext): void {
+  const bundleMeasurements = new MeasurementCache(bundleMeasurementsKept);
   app.get(
     "/api/runs/:id/artifacts",
     {
@@ -159,9 +164,14 @@ export function registerEvidenceRoutes(app: GatewayApp, { clients }: GatewayCont
       const tenant = principalOf(request).tenant;
       const id = request.params.id;
       // The evidence service streams the bundle without announcing its length or digest:
-      // read it once to learn both (it is rebuilt identically every time), then send it,
-      // checking the second read against the first so a resume never splices other bytes.
-      const measured = await measure(chunksOf(clients.evidence.getBundle({ tenant, runId: id })));
+      // read it once to learn both (it is rebuilt identically every time; remembered for the
+      // next request), then send it, checking the read against the measurement so a resume
+      // never splices other bytes.
+      const key = `${tenant}/${id}`;
+      const measured =
+        bundleMeasurements.get(key) ??
+        (await measure(chunksOf(clients.evidence.getBundle({ tenant, runId: id }))));
+      bundleMeasurements.set(key, measured);
       return sendFixedDownload(request, reply, {
         etag: `"sha256:${measured.sha256}"`,
         size: measured.size,
@@ -171,7 +181,11 @@ export function registerEvidenceRoutes(app: GatewayApp, { clients }: GatewayCont
           "content-disposition": `attachment; filename="packrun-evidence-${safeFilename(id)}.tar.gz"`,
         },
         open: async () =>
-          verifiedReplay(chunksOf(clients.evidence.getBundle({ tenant, runId: id })), measured),
+          verifiedReplay(
+            chunksOf(clients.evidence.getBundle({ tenant, runId: id })),
+            measured,
+            () => bundleMeasurements.delete(key),
+          ),
       });
     },
   );
