@@ -1,6 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { scopes } from "@packrun/auth";
 import { PackrunError } from "@packrun/errors";
+import { Type } from "typebox";
 import { artifactJson } from "../api-json.ts";
 import {
   ArtifactParamsSchema,
@@ -17,18 +18,52 @@ import { measure, sendFixedDownload, verifiedReplay } from "../ranged-download.t
 import { bearerSecurity, mediaResponse, withProblems } from "../route-helpers.ts";
 import { streamedBody } from "../streamed-body.ts";
 
+const etagHeader = {
+  type: "string",
+  description: "Strong entity tag of the bytes: send it back in If-None-Match or If-Range.",
+};
+
 /** The 200, 206 and 304 answers of a download route, as the OpenAPI document lists them. */
 function downloadResponses(what: string, mediaType: string) {
   return withProblems({
-    200: mediaResponse(what, [mediaType], BinarySchema),
-    206: mediaResponse(
-      `The requested byte range of ${what.toLowerCase()}`,
-      [mediaType],
-      BinarySchema,
-    ),
-    304: { description: "Not modified: If-None-Match names the current ETag", type: "null" },
+    200: {
+      ...mediaResponse(what, [mediaType], BinarySchema),
+      headers: {
+        etag: etagHeader,
+        "accept-ranges": { type: "string", description: "`bytes`: single ranges are honoured." },
+      },
+    },
+    206: {
+      ...mediaResponse(
+        `The requested byte range of ${what.toLowerCase()}`,
+        [mediaType],
+        BinarySchema,
+      ),
+      headers: {
+        etag: etagHeader,
+        "content-range": { type: "string", description: "`bytes <first>-<last>/<size>`" },
+      },
+    },
+    304: {
+      description: "Not modified: If-None-Match names the current ETag",
+      type: "null",
+      headers: { etag: etagHeader },
+    },
   });
 }
+
+/** The conditional and range request headers a download honours. */
+const DownloadHeadersSchema = Type.Object({
+  range: Type.Optional(
+    Type.String({ description: "One byte range, e.g. `bytes=1048576-`, to resume a download." }),
+  ),
+  "if-range": Type.Optional(
+    Type.String({ description: "The ETag the range applies to; otherwise the whole is sent." }),
+  ),
+  "if-none-match": Type.Optional(
+    Type.String({ description: "ETags already held: 304 when one is current." }),
+  ),
+});
 
 // Bundles whose length and digest the gateway remembers (a few dozen bytes each).
 const bundleMeasurementsKept = 1_000;
@@ -84,6 +119,7 @@ export function registerEvidenceRoutes(app: GatewayApp, { clients }: GatewayCont
         summary: "Download one artifact by digest",
         security: bearerSecurity(scopes.read),
         params: ArtifactParamsSchema,
+        headers: DownloadHeadersSchema,
         description:
           "Sends `ETag` (the digest) and `Accept-Ranges: bytes`: `If-None-Match` answers 304, a single `Range` (with `If-Range`) answers 206 so interrupted downloads resume, a range past the end 416.",
         response: downloadResponses("The artifact's bytes", "application/octet-stream"),
@@ -155,6 +191,7 @@ export function registerEvidenceRoutes(app: GatewayApp, { clients }: GatewayCont
         summary: "Download the finished run's evidence bundle (.tar.gz), verifiable offline",
         security: bearerSecurity(scopes.read),
         params: RunIdParamsSchema,
+        headers: DownloadHeadersSchema,
         description:
           "The bundle is deterministic: `ETag` is its SHA-256, `If-None-Match` answers 304, and a single `Range` (with `If-Range`) answers 206 so a large bundle's download resumes; a range past the end answers 416.",
         response: downloadResponses("The evidence bundle", "application/gzip"),

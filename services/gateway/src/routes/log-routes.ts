@@ -120,6 +120,14 @@ export function registerLogRoutes(app: GatewayApp, context: GatewayContext): voi
         security: bearerSecurity(scopes.read),
         params: RunIdParamsSchema,
         querystring: LogsQuerySchema,
+        headers: Type.Object({
+          "last-event-id": Type.Optional(
+            Type.String({
+              description:
+                "The last sequence received: resume after it (204 when the run has finished and there is nothing after it).",
+            }),
+          ),
+        }),
         response: withProblems({
           200: mediaResponse(
             "The event stream: SSE, or NDJSON with ?format=ndjson",
