@@ -33,7 +33,10 @@ spec:
 `;
 
 interface Operation {
-  responses: Record<string, { content?: Record<string, { schema: object }> }>;
+  responses: Record<
+    string,
+    { content?: Record<string, { schema: object }>; headers?: Record<string, unknown> }
+  >;
 }
 interface OpenApi {
   paths: Record<string, Record<string, Operation>>;
@@ -96,6 +99,8 @@ function assertDocumented(
   const status = String(response.status);
   const described = operation.responses[status] ?? operation.responses[`${status[0]}XX`];
   assert.ok(described, `${method} ${template} documents status ${status}`);
+  for (const name of Object.keys(described.headers ?? {}))
+    assert.ok(response.headers.has(name), `${method} ${template} ${status} sends ${name}`);
   if (described.content === undefined || body.length === 0) {
     assert.equal(body.length, 0, `${method} ${template} ${status} has no documented body`);
     return;
@@ -134,6 +139,11 @@ describe("the OpenAPI document describes what the gateway sends", () => {
         "/api/runs/{id}/artifacts/{digest}",
         { range: "bytes=999999-" },
       ],
+      [
+        `/api/runs/${id}/artifacts/${artifact.digest}`,
+        "/api/runs/{id}/artifacts/{digest}",
+        { "if-none-match": `"${artifact.digest}"` },
+      ],
       [`/api/runs/${id}/attestation`, "/api/runs/{id}/attestation"],
       [`/api/runs/${id}/bundle`, "/api/runs/{id}/bundle"],
       [`/api/runs/${id}/logs?follow=false&format=ndjson`, "/api/runs/{id}/logs"],
@@ -156,7 +166,7 @@ describe("the OpenAPI document describes what the gateway sends", () => {
       body: JSON.stringify({ nothing: true }),
     });
     assertDocumented("/api/runs", "POST", invalid, Buffer.from(await invalid.arrayBuffer()));
-    for (const status of [200, 206, 400, 404, 416])
+    for (const status of [200, 206, 304, 400, 404, 416])
       assert.ok(statuses.has(status), `covered ${status}`);
   });
 
