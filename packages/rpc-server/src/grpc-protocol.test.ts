@@ -40,7 +40,7 @@ beforeAll(async () => {
         },
         // Ignores its abort signal and answers late: the deadline must still win.
         async listPackVersions() {
-          await sleep(400);
+          await sleep(1_500);
           return { versions: [] };
         },
       }),
@@ -153,7 +153,7 @@ describe("deadlines", () => {
       "grpc-timeout": "100m",
     });
     assert.equal(seen["grpc-status"], String(Code.DeadlineExceeded));
-    assert.ok(Date.now() - started < 350, "answered before the handler finished");
+    assert.ok(Date.now() - started < 1_000, "answered before the handler finished");
   });
 
   test("a server stream cut at its grpc-timeout ends DEADLINE_EXCEEDED, not OK", async () => {
