@@ -94,6 +94,42 @@ test("a dropped stream resumes with Last-Event-ID and never delivers an event tw
   }
 });
 
+test("a reconnect answered 204 (the run finished, nothing left) ends with the run's state", async () => {
+  const gateway = await startFakeGateway({
+    [logsPath]: (_request, response, index) => {
+      if (index === 0) {
+        startSse(response);
+        // Every event, then the connection dies before `end` arrives.
+        response.write([1, 2].map((n) => sseFrame(fakeEvent(n, `line ${n}`))).join(""));
+        setTimeout(() => response.destroy(), 20);
+        return;
+      }
+      response.writeHead(204).end();
+    },
+    "GET /api/runs/r1": (_request, response) => {
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ id: "r1", state: "failed" }));
+    },
+  });
+  try {
+    const client = new GatewayClient({ baseUrl: gateway.url, token: "t" });
+    const seen: number[] = [];
+    const result = await streamRunEvents(client, {
+      runId: "r1",
+      follow: true,
+      backoff: fast,
+      onEvent: (event) => {
+        seen.push(event.sequence);
+      },
+    });
+    assert.deepEqual(seen, [1, 2]);
+    assert.equal(result.endState, "failed");
+    assert.equal(result.reconnections, 1);
+  } finally {
+    await gateway.close();
+  }
+});
+
 test("a stream that goes silent (no heartbeat) is reconnected; heartbeats keep it alive", async () => {
   const gateway = await startFakeGateway({
     [logsPath]: async (_request, response, index) => {

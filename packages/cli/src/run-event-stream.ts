@@ -104,6 +104,15 @@ async function readOnce(
         return { kind: "failed", reason: error.message, cause: error };
       throw error;
     }
+    // 204: the run has finished and we hold every event (only the `end` message was lost).
+    if (response.status === 204) {
+      const run = await client.json<{ state?: RunState }>(
+        "GET",
+        apiPath("api", "runs", options.runId),
+        { signal: connection.signal },
+      );
+      return { kind: "end", state: run.state };
+    }
     const body = response.body;
     if (body === null) return { kind: "failed", reason: "the answer had no body" };
     const tap = new TransformStream<string, string>({

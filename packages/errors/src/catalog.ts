@@ -121,6 +121,18 @@ export const errorCatalog = {
     exit: 2,
   },
   ROUTE_NOT_FOUND: { connect: Code.NotFound, http: 404, title: "No such endpoint", exit: 4 },
+  METHOD_NOT_ALLOWED: {
+    connect: Code.Unimplemented,
+    http: 405,
+    title: "Method not allowed",
+    exit: 2,
+  },
+  RANGE_NOT_SATISFIABLE: {
+    connect: Code.OutOfRange,
+    http: 416,
+    title: "Range not satisfiable",
+    exit: 2,
+  },
   APPROVAL_TOKEN_MISMATCH: {
     connect: Code.PermissionDenied,
     http: 403,

@@ -1,10 +1,13 @@
+export { deadlineInterceptor } from "./deadlines.ts";
 export {
   errorCodeHeader,
   errorMappingInterceptor,
   packrunErrorToConnect,
   toConnectError,
 } from "./error-mapping.ts";
+export { encodeGrpcMessage, withSpecGrpcMessages } from "./grpc-message.ts";
 export { HealthRegistry, ServingStatus } from "./health-service.ts";
+export { ReflectionIndex, registerReflection } from "./reflection-service.ts";
 export {
   type RpcMetricsOptions,
   type RpcServer,

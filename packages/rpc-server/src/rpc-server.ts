@@ -1,5 +1,6 @@
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "@packrun/logging";
@@ -10,8 +11,11 @@ import {
   rpcServerTracing,
   startMetricsServer,
 } from "@packrun/telemetry";
+import { deadlineInterceptor } from "./deadlines.ts";
 import { errorMappingInterceptor } from "./error-mapping.ts";
+import { withSpecGrpcMessages } from "./grpc-message.ts";
 import { HealthRegistry, ServingStatus } from "./health-service.ts";
+import { registerReflection } from "./reflection-service.ts";
 
 /** Options for {@link startRpcServer}. */
 export interface RpcServerOptions {
@@ -54,9 +58,10 @@ export interface RpcServer {
 }
 
 /**
- * Serves Connect, gRPC and gRPC-Web on one cleartext HTTP/2 port, plus grpc.health.v1, with
- * every thrown error mapped through the packrun error catalog and every call traced (a SERVER
- * span continuing the caller's trace context) and, with `metrics`, timed.
+ * Serves Connect, gRPC and gRPC-Web on one cleartext HTTP/2 port, plus grpc.health.v1 and
+ * server reflection (grpc.reflection.v1 and v1alpha), with every thrown error mapped through
+ * the packrun error catalog, calls past their deadline ending DEADLINE_EXCEEDED, and every
+ * call traced (a SERVER span continuing the caller's trace context) and, with `metrics`, timed.
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
   const health = new HealthRegistry(options.serviceNames);
@@ -64,13 +69,34 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     options.metrics === undefined ? undefined : createRpcMetrics(options.metrics.service);
   const handler = connectNodeAdapter({
     routes: (router) => {
-      options.routes(router);
-      router.service(Health, health.service());
+      const services: DescService[] = [];
+      // Records what the caller registers, so reflection describes exactly what is served.
+      const recording: ConnectRouter = {
+        handlers: router.handlers,
+        service: (service, implementation, serviceOptions) => {
+          services.push(service);
+          router.service(service, implementation, serviceOptions);
+          return recording;
+        },
+        rpc: (method, implementation, rpcOptions) => {
+          services.push(method.parent);
+          router.rpc(method, implementation, rpcOptions);
+          return recording;
+        },
+      };
+      options.routes(recording);
+      recording.service(Health, health.service());
+      registerReflection(router, services);
     },
-    // Outermost first: the span and the duration see the codes the error mapping produces.
-    interceptors: [rpcServerTracing(metrics), errorMappingInterceptor(options.logger)],
+    // Outermost first: the span and the duration see the codes the error mapping and the
+    // deadline check produce.
+    interceptors: [
+      rpcServerTracing(metrics),
+      errorMappingInterceptor(options.logger),
+      deadlineInterceptor(),
+    ],
   });
-  const server = http2.createServer(handler);
+  const server = http2.createServer(withSpecGrpcMessages(handler));
   const sessions = new Set<http2.Http2Session>();
   server.on("session", (session) => {
     sessions.add(session);

@@ -1,5 +1,6 @@
 export type { ReadableSpan } from "@opentelemetry/sdk-trace";
 export { type HttpTracingOptions, nameHttpSpan, traceHttpRequests } from "./http-tracing.ts";
+export { collectProcessMetrics } from "./process-metrics.ts";
 export {
   createRpcMetrics,
   type MetricsServer,

@@ -1,6 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Histogram, Registry } from "prom-client";
+import { collectProcessMetrics } from "./process-metrics.ts";
 
 /** Name of the per-RPC duration histogram every gRPC service exposes. */
 export const rpcDurationMetric = "packrun_rpc_server_duration_seconds";
@@ -19,10 +20,7 @@ export interface RpcMetrics {
  */
 export function createRpcMetrics(service: string): RpcMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({
-    register: registry,
-    prefix: `packrun_${service.replace(/[^A-Za-z0-9_]/g, "_")}_`,
-  });
+  collectProcessMetrics(registry, `packrun_${service.replace(/[^A-Za-z0-9_]/g, "_")}_`);
   return {
     registry,
     duration: new Histogram({

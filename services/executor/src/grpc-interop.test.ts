@@ -1,23 +1,31 @@
 /**
  * A stock gRPC client (@grpc/grpc-js + @grpc/proto-loader reading the .proto sources, no
  * generated code) calls every RPC of the executor and the evidence service, unary and
- * streaming, and grpc.health.v1 on each: the contracts are plain gRPC.
+ * streaming, and grpc.health.v1 on each: the contracts are plain gRPC. Deadlines on a live
+ * run's streams end DEADLINE_EXCEEDED, never like a finished run.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
+import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { generateSigningKeyPem, loadSigningKey } from "@packrun/attestation";
 import { createPostgresDatabase, type Database } from "@packrun/db";
 import { type EvidenceServer, startEvidenceServer } from "@packrun/evidence";
 import { createLogger } from "@packrun/logging";
+import { SubscribeEventsRequestSchema } from "@packrun/proto/evidence/v1";
+import { GetRunRequestSchema, WatchRunRequestSchema } from "@packrun/proto/executor/v1";
 import { afterAll, beforeAll, test } from "vitest";
 import { type ExecutorStack, startExecutorStack } from "./testing/executor-stack.ts";
 
+const run = promisify(execFile);
 const protoDir = fileURLToPath(new URL("../../../proto", import.meta.url));
 const loaderOptions: protoLoader.Options = {
   keepCase: false,
@@ -340,4 +348,141 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
     acks.map((ack) => [ack.idempotencyKey, ack.sequence]),
     [["interop-1", "1"]],
   );
+});
+
+/** A server stream opened with a grpc-js deadline: how it ended ("end" or the status code). */
+function streamOutcome(
+  client: AnyClient,
+  method: string,
+  request: object,
+  deadlineMs: number,
+): Promise<string> {
+  return new Promise((resolve) => {
+    const stream = (
+      client[method] as (
+        request: object,
+        options: grpc.CallOptions,
+      ) => grpc.ClientReadableStream<unknown>
+    ).call(client, request, { deadline: Date.now() + deadlineMs });
+    stream.on("data", () => undefined);
+    stream.on("end", () => resolve("end"));
+    stream.on("error", (error: grpc.ServiceError) => resolve(grpc.status[error.code]));
+  });
+}
+
+/** The grpc-status the server itself sends when a raw HTTP/2 call carries `grpc-timeout`. */
+function serverStatus(url: string, path: string, body: Uint8Array, timeout: string) {
+  return new Promise<string>((resolve, reject) => {
+    const session = http2.connect(url);
+    session.on("error", reject);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      "grpc-timeout": timeout,
+    });
+    let status = "";
+    stream.on("response", (headers) => {
+      status = String(headers["grpc-status"] ?? status);
+    });
+    stream.on("trailers", (trailers) => {
+      status = String(trailers["grpc-status"] ?? status);
+    });
+    stream.on("data", () => undefined);
+    stream.on("close", () => {
+      session.close();
+      resolve(status);
+    });
+    const envelope = Buffer.alloc(5 + body.length);
+    envelope.writeUInt32BE(body.length, 1);
+    envelope.set(body, 5);
+    stream.end(envelope);
+  });
+}
+
+test("a deadline on WatchRun or SubscribeEvents of a live run ends DEADLINE_EXCEEDED, never as a finished stream", async () => {
+  const submitted = await unary(executorClient, "submitRun", {
+    tenant: "acme",
+    pack: { manifest },
+    submittedBy: "grpc-js-deadline",
+    priority: 1,
+  });
+  assert.equal(submitted.error, undefined, submitted.error?.details ?? "");
+  const runId = field<string>(submitted.response, "run", "id");
+  const request = { tenant: "acme", runId };
+  assert.equal(await streamOutcome(executorClient, "watchRun", request, 300), "DEADLINE_EXCEEDED");
+  assert.equal(
+    await streamOutcome(evidenceClient, "subscribeEvents", request, 300),
+    "DEADLINE_EXCEEDED",
+  );
+  // What the servers send themselves, before any client-side timer: status 4, not 0.
+  assert.equal(
+    await serverStatus(
+      stack.executor.url,
+      "/packrun.executor.v1.ExecutorService/WatchRun",
+      toBinary(WatchRunRequestSchema, create(WatchRunRequestSchema, request)),
+      "300m",
+    ),
+    "4",
+  );
+  assert.equal(
+    await serverStatus(
+      evidence.url,
+      "/packrun.evidence.v1.EvidenceService/SubscribeEvents",
+      toBinary(SubscribeEventsRequestSchema, create(SubscribeEventsRequestSchema, request)),
+      "300m",
+    ),
+    "4",
+  );
+  // A unary call whose deadline has already passed is not answered with data.
+  assert.equal(
+    await serverStatus(
+      stack.executor.url,
+      "/packrun.executor.v1.ExecutorService/GetRun",
+      toBinary(GetRunRequestSchema, create(GetRunRequestSchema, request)),
+      "0n",
+    ),
+    "4",
+  );
+});
+
+test("buf curl lists every method of the executor and evidence services through server reflection", async () => {
+  const expected = {
+    [stack.executor.url]: [
+      "packrun.executor.v1.ExecutorService/WatchRun",
+      "grpc.health.v1.Health/Check",
+    ],
+    [evidence.url]: [
+      "packrun.evidence.v1.EvidenceService/SubscribeEvents",
+      "grpc.health.v1.Health/Watch",
+    ],
+  };
+  for (const [url, methods] of Object.entries(expected)) {
+    const { stdout } = await run(
+      "buf",
+      ["curl", "--protocol", "grpc", "--http2-prior-knowledge", "--list-methods", url],
+      { timeout: 30_000 },
+    );
+    const listed = stdout.trim().split("\n");
+    for (const method of methods) assert.ok(listed.includes(method), `${url}: ${method}`);
+  }
+  // A call described by reflection alone: request and response types (Timestamp, Struct and
+  // all) come from the server's descriptors.
+  const { stdout } = await run(
+    "buf",
+    [
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      "-d",
+      JSON.stringify({ tenant: "acme", pageSize: 1 }),
+      `${stack.executor.url}/packrun.executor.v1.ExecutorService/ListRuns`,
+    ],
+    { timeout: 30_000 },
+  );
+  const listed = JSON.parse(stdout) as { runs?: { id: string; createdAt?: string }[] };
+  assert.equal(listed.runs?.length, 1);
+  assert.match(listed.runs?.[0]?.createdAt ?? "", /^\d{4}-\d{2}-\d{2}T/);
 });

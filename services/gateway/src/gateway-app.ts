@@ -6,6 +6,7 @@ import { type ErrorCode, PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
 import { nameHttpSpan, traceHttpRequests } from "@packrun/telemetry";
 import Fastify, { type FastifyError, LogController } from "fastify";
+import { AllowedMethods } from "./allowed-methods.ts";
 import type { ProblemJson } from "./api-schemas.ts";
 import { assertNoNulCharacters, problemClientErrorHandler } from "./request-hygiene.ts";
 import { createValidatorCompiler } from "./request-validation.ts";
@@ -114,9 +115,12 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
       info: {
         title: "packrun API",
         version: apiVersion,
+        license: { name: "Apache-2.0", identifier: "Apache-2.0" },
         description:
           "Plan, simulate and run Task Packs; follow their logs; fetch artifacts, attestations and evidence bundles. Errors are RFC 9457 problem documents whose `code` is listed in docs/errors.md.",
       },
+      // Relative: the API is served by the gateway that serves this document, wherever it is.
+      servers: [{ url: "/", description: "The gateway serving this document" }],
       components: {
         securitySchemes: {
           bearerAuth: { type: "http", scheme: "bearer", bearerFormat: "JWT" },
@@ -138,6 +142,9 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
     { parseAs: "string", bodyLimit: options.bodyLimitBytes },
     (_request, body, done) => done(null, { manifest: String(body) }),
   );
+
+  const allowed = new AllowedMethods();
+  app.addHook("onRoute", (route) => allowed.add(route.method, route.url));
 
   app.decorateRequest("principal", undefined);
   // Routing is done: the span is `METHOD /route/template`.
@@ -205,16 +212,28 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
     return reply.code(body.status).type(problemContentType).send(body);
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    reply
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    const methods = allowed.for(path);
+    if (methods.length > 0)
+      return reply
+        .code(405)
+        .header("allow", methods.join(", "))
+        .type(problemContentType)
+        .send(
+          problem(
+            "METHOD_NOT_ALLOWED",
+            `${path} does not answer ${request.method}; it answers ${methods.join(", ")}`,
+            { instance: path },
+          ),
+        );
+    return reply
       .code(404)
       .type(problemContentType)
       .send(
-        problem("ROUTE_NOT_FOUND", `no endpoint ${request.method} ${request.url.split("?")[0]}`, {
-          instance: request.url.split("?")[0] ?? "",
-        }),
-      ),
-  );
+        problem("ROUTE_NOT_FOUND", `no endpoint ${request.method} ${path}`, { instance: path }),
+      );
+  });
 
   const context: GatewayContext = {
     clients: options.clients,

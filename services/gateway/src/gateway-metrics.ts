@@ -1,6 +1,7 @@
 import type { GetRunStatisticsResponse } from "@packrun/proto/executor/v1";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { collectProcessMetrics } from "@packrun/telemetry";
+import { Counter, Histogram, Registry } from "prom-client";
 import { runStateName, stepStateName } from "./api-json.ts";
 
 /** The gateway's own Prometheus metrics. */
@@ -13,7 +14,7 @@ export interface GatewayMetrics {
 /** A registry of its own per gateway, so several gateways in one process do not collide. */
 export function createGatewayMetrics(): GatewayMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "packrun_gateway_" });
+  collectProcessMetrics(registry, "packrun_gateway_");
   return {
     registry,
     requestDuration: new Histogram({

@@ -5,9 +5,29 @@ import { type PackSource, PackSourceSchema } from "@packrun/proto/pack/v1";
 import type { TSchema } from "typebox";
 import { ProblemSchema } from "./api-schemas.ts";
 
-/** Adds the problem document responses every route can give, for the OpenAPI document. */
-export function withProblems<Responses extends Record<number, TSchema>>(responses: Responses) {
-  return { ...responses, "4xx": ProblemSchema, "5xx": ProblemSchema };
+/** Errors leave as RFC 9457 problem documents, under their own media type. */
+const problemResponse = {
+  description: "An RFC 9457 problem document; `code` is listed in docs/errors.md.",
+  content: { "application/problem+json": { schema: ProblemSchema } },
+};
+
+/**
+ * Adds the problem document responses every route can give (`application/problem+json`,
+ * which is what the error handler sends), for the OpenAPI document and the serializer.
+ */
+export function withProblems<Responses extends Record<number, unknown>>(responses: Responses) {
+  return { ...responses, "4xx": problemResponse, "5xx": problemResponse };
+}
+
+/**
+ * A response of one or more non-JSON media types (downloads, streams), so the OpenAPI
+ * document lists exactly what the route sends for that status.
+ */
+export function mediaResponse(description: string, mediaTypes: readonly string[], schema: TSchema) {
+  return {
+    description,
+    content: Object.fromEntries(mediaTypes.map((type) => [type, { schema }])),
+  };
 }
 
 /**

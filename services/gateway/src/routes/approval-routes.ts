@@ -54,6 +54,7 @@ export function registerApprovalRoutes(app: GatewayApp, { clients }: GatewayCont
       config: { scope: scopes.approve },
       schema: {
         tags: ["runs"],
+        operationId: "decideApproval",
         summary: "Approve (or reject) an approval gate with a token bound to it",
         description:
           "The bearer token must carry the packs.approve scope and the claims pack_run_id, pack_gate_id and pack_plan_hash matching this run, one gate (its step id, or an approval id only one gate uses) and the run's plan hash. Approval tokens are single-use: a second use is 409 APPROVAL_TOKEN_REUSED. The same approver counts once; the same decision with a new token answers recorded: false.",

@@ -1,12 +1,14 @@
 import { once } from "node:events";
 import { scopes } from "@packrun/auth";
+import { terminalRunStates } from "@packrun/contract";
 import { PackrunError } from "@packrun/errors";
+import type { Event } from "@packrun/proto/evidence/v1";
 import type { FastifyReply } from "fastify";
 import { Type } from "typebox";
 import { runEventJson, runStateName } from "../api-json.ts";
 import { LogsQuerySchema, RunIdParamsSchema } from "../api-schemas.ts";
 import { type GatewayApp, type GatewayContext, principalOf } from "../gateway-context.ts";
-import { bearerSecurity, withProblems } from "../route-helpers.ts";
+import { bearerSecurity, mediaResponse, withProblems } from "../route-helpers.ts";
 import { readRunEvents } from "../run-event-source.ts";
 
 /** Where one log stream writes: SSE frames or NDJSON lines. */
@@ -68,6 +70,39 @@ function ndjsonSink(reply: FastifyReply): EventSink {
   };
 }
 
+// How long a reconnect to a finished run's stream waits to learn whether anything is left.
+const finishedPeekMs = 2_000;
+
+/**
+ * Whether `events` ends without a single event within `waitMs`: "finished", or an iterable
+ * giving the same events (the first one already fetched) for the caller to stream.
+ */
+async function finishedOrEvents<T>(
+  events: AsyncIterable<T>,
+  waitMs: number,
+): Promise<"finished" | AsyncIterable<T>> {
+  const iterator = events[Symbol.asyncIterator]();
+  const first = iterator.next();
+  let timer: NodeJS.Timeout | undefined;
+  const waited = new Promise<"waiting">((resolve) => {
+    timer = setTimeout(() => resolve("waiting"), waitMs);
+  });
+  const outcome = await Promise.race([first, waited]).finally(() => clearTimeout(timer));
+  if (outcome !== "waiting" && outcome.done === true) return "finished";
+  return {
+    async *[Symbol.asyncIterator]() {
+      const head = await first;
+      if (head.done === true) return;
+      yield head.value;
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done === true) return;
+        yield next.value;
+      }
+    },
+  };
+}
+
 /** A run's log: SSE (`id:` = sequence, resumable with Last-Event-ID) or NDJSON. */
 export function registerLogRoutes(app: GatewayApp, context: GatewayContext): void {
   const { clients } = context;
@@ -78,15 +113,32 @@ export function registerLogRoutes(app: GatewayApp, context: GatewayContext): voi
       config: { scope: scopes.read },
       schema: {
         tags: ["runs"],
+        operationId: "streamRunLogs",
         summary: "Stream a run's ordered event log (SSE, or NDJSON with ?format=ndjson)",
         description:
-          "Each SSE message has `id:` = the event's sequence, `event: run-event` and the RunEvent JSON as data; reconnect with Last-Event-ID (or ?after=) to resume without gaps or repeats. When the run has finished the stream replays and ends with `event: end` ({state}). Comment heartbeats keep idle connections open. NDJSON gives one RunEvent per line and a final {end: true, state} line.",
+          "A reconnect (Last-Event-ID) to a finished run's stream with nothing after that id answers 204, which stops an EventSource from reconnecting. Each SSE message has `id:` = the event's sequence, `event: run-event` and the RunEvent JSON as data; reconnect with Last-Event-ID (or ?after=) to resume without gaps or repeats. When the run has finished the stream replays and ends with `event: end` ({state}). Comment heartbeats keep idle connections open. NDJSON gives one RunEvent per line and a final {end: true, state} line.",
         security: bearerSecurity(scopes.read),
         params: RunIdParamsSchema,
         querystring: LogsQuerySchema,
-        produces: ["text/event-stream", "application/x-ndjson"],
+        headers: Type.Object({
+          "last-event-id": Type.Optional(
+            Type.String({
+              description:
+                "The last sequence received: resume after it (204 when the run has finished and there is nothing after it).",
+            }),
+          ),
+        }),
         response: withProblems({
-          200: Type.String({ description: "text/event-stream or application/x-ndjson" }),
+          200: mediaResponse(
+            "The event stream: SSE, or NDJSON with ?format=ndjson",
+            ["text/event-stream", "application/x-ndjson"],
+            Type.String(),
+          ),
+          204: {
+            description:
+              "The run has finished and the client (by Last-Event-ID) has every event: nothing more will come",
+            type: "null",
+          },
         }),
       },
     },
@@ -106,8 +158,7 @@ export function registerLogRoutes(app: GatewayApp, context: GatewayContext): voi
           : undefined;
       const abort = new AbortController();
       reply.raw.on("close", () => abort.abort());
-      const sink = query.format === "ndjson" ? ndjsonSink(reply) : sseSink(reply);
-      const events = readRunEvents(clients, {
+      let events: AsyncIterable<Event> = readRunEvents(clients, {
         tenant: principal.tenant,
         runId: run.id,
         afterSequence: query.after ?? resumeAfter ?? 0,
@@ -116,6 +167,22 @@ export function registerLogRoutes(app: GatewayApp, context: GatewayContext): voi
         firstEventWaitMs: context.firstEventWaitMs,
         signal: abort.signal,
       });
+      // An EventSource reconnects ~3 s after every close, `event: end` included, forever;
+      // 204 is what makes it stop (HTML Living Standard, server-sent events §9.2.3). So a
+      // reconnect (Last-Event-ID) to a finished run with nothing after that id gets 204.
+      if (
+        query.format !== "ndjson" &&
+        resumeAfter !== undefined &&
+        terminalRunStates.has(runStateName(run.state))
+      ) {
+        const peeked = await finishedOrEvents(events, finishedPeekMs);
+        if (peeked === "finished") {
+          abort.abort();
+          return reply.code(204).send();
+        }
+        events = peeked;
+      }
+      const sink = query.format === "ndjson" ? ndjsonSink(reply) : sseSink(reply);
       try {
         for await (const event of events) {
           if (abort.signal.aborted) break;

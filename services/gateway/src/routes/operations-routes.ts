@@ -2,6 +2,7 @@ import { HealthCheckResponse_ServingStatus } from "@packrun/proto/health/v1";
 import { Type } from "typebox";
 import type { GatewayApp, GatewayContext } from "../gateway-context.ts";
 import { type GatewayMetrics, renderRunStatistics } from "../gateway-metrics.ts";
+import { mediaResponse, withProblems } from "../route-helpers.ts";
 
 const readinessTimeoutMs = 2_000;
 
@@ -23,8 +24,10 @@ export function registerOperationsRoutes(
     {
       schema: {
         tags: ["operations"],
+        security: [],
+        operationId: "getLiveness",
         summary: "Liveness: the gateway process answers",
-        response: { 200: Type.Object({ status: Type.Literal("ok") }) },
+        response: withProblems({ 200: Type.Object({ status: Type.Literal("ok") }) }),
       },
     },
     async () => ({ status: "ok" as const }),
@@ -35,8 +38,10 @@ export function registerOperationsRoutes(
     {
       schema: {
         tags: ["operations"],
+        security: [],
+        operationId: "getReadiness",
         summary: "Readiness: planner, executor and evidence all report SERVING",
-        response: { 200: ReadinessSchema, 503: ReadinessSchema },
+        response: withProblems({ 200: ReadinessSchema, 503: ReadinessSchema }),
       },
     },
     async (_request, reply) => {
@@ -60,10 +65,17 @@ export function registerOperationsRoutes(
     {
       schema: {
         tags: ["operations"],
+        security: [],
+        operationId: "getMetrics",
         summary:
           "Prometheus metrics: request latency, runs by state, queue depth, step durations, retries",
-        produces: ["text/plain"],
-        response: { 200: Type.String() },
+        response: withProblems({
+          200: mediaResponse(
+            "The Prometheus text exposition format",
+            ["text/plain"],
+            Type.String(),
+          ),
+        }),
       },
     },
     async (_request, reply) => {
@@ -87,8 +99,10 @@ export function registerOperationsRoutes(
     {
       schema: {
         tags: ["operations"],
+        security: [],
+        operationId: "getOpenApiDocument",
         summary: "This API's OpenAPI 3.1 document",
-        response: { 200: Type.Object({}, { additionalProperties: true }) },
+        response: withProblems({ 200: Type.Object({}, { additionalProperties: true }) }),
       },
     },
     async () => app.swagger(),

@@ -22,6 +22,7 @@ export function registerPackRoutes(app: GatewayApp, { clients }: GatewayContext)
       config: { scope: scopes.write },
       schema: {
         tags: ["packs"],
+        operationId: "publishPackVersion",
         summary: "Publish a pack version (immutable once published)",
         description:
           "The body is JSON {manifest} or the pack.yaml text itself with Content-Type application/yaml. Re-publishing identical content answers 200 with created: false; different content under a published version is refused with PACK_VERSION_CONFLICT.",
@@ -60,6 +61,7 @@ export function registerPackRoutes(app: GatewayApp, { clients }: GatewayContext)
       config: { scope: scopes.read },
       schema: {
         tags: ["packs"],
+        operationId: "listPacks",
         summary: "The tenant's packs with their latest version",
         security: bearerSecurity(scopes.read),
         querystring: ListPacksQuerySchema,
@@ -89,6 +91,7 @@ export function registerPackRoutes(app: GatewayApp, { clients }: GatewayContext)
       config: { scope: scopes.read },
       schema: {
         tags: ["packs"],
+        operationId: "listPackVersions",
         summary: "Published versions of a pack, highest first",
         security: bearerSecurity(scopes.read),
         params: PackNameParamsSchema,
@@ -116,6 +119,7 @@ export function registerPackRoutes(app: GatewayApp, { clients }: GatewayContext)
       config: { scope: scopes.read },
       schema: {
         tags: ["packs"],
+        operationId: "getPackVersion",
         summary: "One published version with its manifest",
         security: bearerSecurity(scopes.read),
         params: PackVersionParamsSchema,

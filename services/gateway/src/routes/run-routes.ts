@@ -22,6 +22,7 @@ export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext):
       config: { scope: scopes.run },
       schema: {
         tags: ["runs"],
+        operationId: "submitRun",
         summary: "Submit a run of an inline manifest or of a registered pack version",
         security: bearerSecurity(scopes.run),
         body: SubmitRunBodySchema,
@@ -59,6 +60,7 @@ export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext):
       config: { scope: scopes.read },
       schema: {
         tags: ["runs"],
+        operationId: "listRuns",
         summary: "List the tenant's runs, newest first",
         security: bearerSecurity(scopes.read),
         querystring: ListRunsQuerySchema,
@@ -87,6 +89,7 @@ export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext):
       config: { scope: scopes.read },
       schema: {
         tags: ["runs"],
+        operationId: "getRun",
         summary: "A run with its step graph, attempts and gates",
         security: bearerSecurity(scopes.read),
         params: RunIdParamsSchema,
@@ -110,6 +113,7 @@ export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext):
       config: { scope: scopes.run },
       schema: {
         tags: ["runs"],
+        operationId: "cancelRun",
         summary: "Cancel a run: running steps are stopped, pending ones never start",
         security: bearerSecurity(scopes.run),
         params: RunIdParamsSchema,

@@ -8,6 +8,12 @@ import { assertValueDepth, bearerSecurity, packSourceOf, withProblems } from "..
 /** Paths the simulation endpoint answers at: its own and the Task Runner compatible one. */
 export const simulationPaths = ["/api/simulations", "/v1/task-runner/simulations"] as const;
 
+// operationIds are unique per document: the compatible path gets its own.
+const operationIds: Record<(typeof simulationPaths)[number], string> = {
+  "/api/simulations": "simulatePack",
+  "/v1/task-runner/simulations": "simulatePackTaskRunner",
+};
+
 /** Simulation: what a run would do, without running anything. */
 export function registerSimulationRoutes(app: GatewayApp, { clients }: GatewayContext): void {
   for (const path of simulationPaths) {
@@ -17,6 +23,7 @@ export function registerSimulationRoutes(app: GatewayApp, { clients }: GatewayCo
         config: { scope: scopes.read },
         schema: {
           tags: ["simulations"],
+          operationId: operationIds[path],
           summary: "Simulate a pack: the plan hash and every step's expected status",
           security: bearerSecurity(scopes.read),
           body: SimulateBodySchema,
