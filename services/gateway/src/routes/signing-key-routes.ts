@@ -44,6 +44,7 @@ export function registerSigningKeyRoutes(app: GatewayApp, { clients }: GatewayCo
     {
       schema: {
         tags: ["evidence"],
+        operationId: "getSigningKeys",
         summary: "Public keys that verify attestations and bundles, as a JWK Set (no token)",
         description:
           "Every key that verifies evidence signatures (the active signing key and retired ones), " +
@@ -67,6 +68,7 @@ export function registerSigningKeyRoutes(app: GatewayApp, { clients }: GatewayCo
     {
       schema: {
         tags: ["evidence"],
+        operationId: "getSigningKeysPem",
         summary: "The same public keys as PEM (no token)",
         description:
           "Each key's SPKI PEM after a `# key id <kid> (<algorithm>, active|retired)` line; " +
