@@ -12,6 +12,7 @@ import { createLogger } from "@packrun/logging";
 import type { JWK } from "jose";
 import { runQuickstart } from "./quickstart.ts";
 import { startEmbedded } from "./start-embedded.ts";
+import { ensureStepTools } from "./step-tools.ts";
 
 const once = process.argv.includes("--once");
 const home = resolve(process.env.PACKRUN_HOME ?? ".packrun");
@@ -33,6 +34,8 @@ const shown = (path: string) => {
   return fromHere.startsWith("..") ? path : fromHere;
 };
 
+// Before the executor probes the machine: steps are isolated, or the banner says they are not.
+const isolationWarning = await ensureStepTools(print);
 const startedAt = performance.now();
 const databaseUrl = process.env.DATABASE_URL || undefined;
 const redisUrl = process.env.REDIS_URL || undefined;
@@ -52,6 +55,7 @@ print(`  executor  ${services.executorUrl}`);
 print(`  evidence  ${services.evidenceUrl}`);
 print(`  API       ${services.gatewayUrl}   (REST + SSE; OpenAPI at /.well-known/openapi)`);
 print(`  logs      ${shown(logFile)} (the services' log; PACKRUN_LOG_LEVEL=debug for more)`);
+if (isolationWarning !== null) print(`  ${isolationWarning}`);
 
 // Dev mode: a local token issuer, so the CLI and curl work without an identity provider.
 const devAuth = services.devAuth;
