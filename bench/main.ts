@@ -186,6 +186,11 @@ async function main(): Promise<number> {
     ...(onlySystems ? { only: onlySystems } : {}),
   };
   await mkdir(context.scratch, { recursive: true });
+  // packrun's steps are isolated: those of the retry-storm workload record their attempts in the
+  // scratch directory, which every packrun step gets mounted (the peers run their steps on the
+  // host). The step user is unprivileged, hence the sticky world-writable mode.
+  await chmod(context.scratch, 0o1777);
+  process.env.PACKRUN_EXECUTOR_STEP_MOUNTS = `rw:${context.scratch}`;
 
   // Physical limits. The spawn measurement runs in a process as large as an idle packrun worker.
   log("physical limits");

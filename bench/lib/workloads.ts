@@ -4,7 +4,7 @@
  * from the timestamps the systems themselves recorded (submit time is the client's clock, taken
  * just before the submission call), never from the time the client noticed completion.
  */
-import { mkdir, readFile } from "node:fs/promises";
+import { chmod, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
@@ -564,6 +564,7 @@ export async function retryStorm(context: BenchContext, size: Sizes): Promise<Wo
   const checks: Check[] = [];
   const dir = path.join(context.scratch, "retry-storm");
   await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o1777); // written by packrun's unprivileged step user too
   for (const name of pick(context, ["packrun", ...PEERS])) {
     const target = system(context, name);
     results[name] = await withSystem(target, { workers: 1, concurrency: 8 }, async () => {
