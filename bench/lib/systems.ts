@@ -365,6 +365,9 @@ export class PackrunSystem implements System {
         PACKRUN_AUTH_JWKS_FILE: jwksFile,
         PACKRUN_AUTH_ISSUER: "packrun-bench",
         PACKRUN_AUTH_AUDIENCE: "packrun",
+        // The bench measures the engine; its own clients are not to be throttled.
+        PACKRUN_GATEWAY_RATE_LIMIT_PER_TOKEN: "0",
+        PACKRUN_GATEWAY_RATE_LIMIT_PER_TENANT: "0",
       },
       logs,
       false,

@@ -203,6 +203,12 @@ export const errorCatalog = {
     title: "Plan does not match its plan hash",
     exit: 2,
   },
+  RATE_LIMITED: {
+    connect: Code.ResourceExhausted,
+    http: 429,
+    title: "Too many requests; retry after the time Retry-After says",
+    exit: 10,
+  },
   SUBSCRIBER_TOO_SLOW: {
     connect: Code.ResourceExhausted,
     http: 429,

@@ -8,6 +8,7 @@ import { nameHttpSpan, traceHttpRequests } from "@packrun/telemetry";
 import Fastify, { type FastifyError, LogController } from "fastify";
 import { AllowedMethods } from "./allowed-methods.ts";
 import type { ProblemJson } from "./api-schemas.ts";
+import { createRateLimits, defaultRateLimits, type RateLimitSettings } from "./rate-limits.ts";
 import { assertNoNulCharacters, problemClientErrorHandler } from "./request-hygiene.ts";
 import { createValidatorCompiler } from "./request-validation.ts";
 import "./fastify-augmentation.ts";
@@ -36,6 +37,8 @@ export interface GatewayAppOptions {
   readonly heartbeatMs: number;
   /** How long a log stream waits for a just-submitted run's first event (default 10 s). */
   readonly firstEventWaitMs?: number;
+  /** Requests per minute per token and per tenant (default {@link defaultRateLimits}). */
+  readonly rateLimits?: RateLimitSettings;
 }
 
 const yamlTypes = ["application/yaml", "application/x-yaml", "text/yaml"];
@@ -151,10 +154,12 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
   app.addHook("onRequest", async (request) => {
     nameHttpSpan(request.raw, request.routeOptions.url);
   });
-  app.addHook("onRequest", async (request) => {
+  const rateLimit = createRateLimits(options.rateLimits ?? defaultRateLimits);
+  app.addHook("onRequest", async (request, reply) => {
     const scope = request.routeOptions.config.scope;
     if (scope === undefined) return;
     const principal = await options.verifier.verify(request.headers.authorization);
+    await rateLimit(principal, request.headers.authorization, reply);
     if (!principal.scopes.has(scope))
       throw new PackrunError("PERMISSION_DENIED", `this operation needs the ${scope} scope`);
     request.principal = principal;

@@ -1,5 +1,6 @@
 import { loadConfig, logLevelSchema, portSchema } from "@packrun/config";
 import { z } from "zod";
+import { defaultRateLimits } from "./rate-limits.ts";
 
 /** Port the gateway listens on when PACKRUN_GATEWAY_PORT is not set. */
 export const defaultGatewayPort = 8080;
@@ -67,6 +68,10 @@ const gatewayConfigSchema = z.object({
     .max(64 * 1024 * 1024)
     .default(4 * 1024 * 1024),
   sseHeartbeatSeconds: z.coerce.number().int().min(1).max(300).default(15),
+  /** Requests per minute per bearer token; 0 turns the limit off. */
+  rateLimitPerToken: z.coerce.number().int().min(0).default(defaultRateLimits.perTokenPerMinute),
+  /** Requests per minute per tenant (all its tokens); 0 turns the limit off. */
+  rateLimitPerTenant: z.coerce.number().int().min(0).default(defaultRateLimits.perTenantPerMinute),
   logLevel: logLevelSchema.default("info"),
 });
 
@@ -92,6 +97,8 @@ const envMap = {
   PACKRUN_AUTH_GROUPS_CLAIM: "auth.groupsClaim",
   PACKRUN_GATEWAY_BODY_LIMIT_BYTES: "bodyLimitBytes",
   PACKRUN_GATEWAY_SSE_HEARTBEAT_SECONDS: "sseHeartbeatSeconds",
+  PACKRUN_GATEWAY_RATE_LIMIT_PER_TOKEN: "rateLimitPerToken",
+  PACKRUN_GATEWAY_RATE_LIMIT_PER_TENANT: "rateLimitPerTenant",
   PACKRUN_LOG_LEVEL: "logLevel",
 };
 

@@ -5,6 +5,7 @@ import { buildGatewayApp } from "./gateway-app.ts";
 import type { AuthConfig } from "./gateway-config.ts";
 import type { GatewayApp } from "./gateway-context.ts";
 import { createGatewayMetrics } from "./gateway-metrics.ts";
+import type { RateLimitSettings } from "./rate-limits.ts";
 import { createServiceClients, type ServiceUrls } from "./service-clients.ts";
 import { createTokenVerifier } from "./token-verifier.ts";
 
@@ -19,6 +20,8 @@ export interface GatewayOptions extends ServiceUrls {
   readonly sseHeartbeatSeconds?: number;
   /** How long a log stream waits for a just-submitted run's first event. */
   readonly firstEventWaitMs?: number;
+  /** Requests per minute per token and per tenant. */
+  readonly rateLimits?: RateLimitSettings;
 }
 
 /** A listening gateway. */
@@ -44,6 +47,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.firstEventWaitMs === undefined
       ? {}
       : { firstEventWaitMs: options.firstEventWaitMs }),
+    ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }),
   });
   // Long-lived log streams must not hold a graceful close forever.
   app.server.on("close", () => clients.close());

@@ -33,6 +33,10 @@ try {
     host: config.host,
     bodyLimitBytes: config.bodyLimitBytes,
     sseHeartbeatSeconds: config.sseHeartbeatSeconds,
+    rateLimits: {
+      perTokenPerMinute: config.rateLimitPerToken,
+      perTenantPerMinute: config.rateLimitPerTenant,
+    },
   });
 } catch (error) {
   logger.fatal({ err: error }, "gateway failed to start");
