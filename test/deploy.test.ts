@@ -112,6 +112,12 @@ const services: Record<ServiceName, ServiceFacts> = {
     extra: {
       PACKRUN_PODMAN_ARGS: "services/executor/src/runtime/podman.ts",
       PACKRUN_BUNDLE_ROOTS: "services/executor/src/runtime/modules/bundle-ingest.ts",
+      PACKRUN_EXECUTOR_STEP_UID: "services/executor/src/runtime/step-user.ts",
+      PACKRUN_EXECUTOR_STEP_GID: "services/executor/src/runtime/step-user.ts",
+      PACKRUN_EXECUTOR_STEP_CPUS: "services/executor/src/runtime/step-limits.ts",
+      PACKRUN_EXECUTOR_STEP_MOUNTS: "services/executor/src/runtime/step-mounts.ts",
+      PACKRUN_EXECUTOR_EGRESS_DENY: "services/executor/src/runtime/egress-rules.ts",
+      PACKRUN_EXECUTOR_UNISOLATED_STEPS: "services/executor/src/runtime/support.ts",
     },
   },
   evidence: {
