@@ -85,8 +85,9 @@ const executorConfigSchema = z.object({
     .default("packrun"),
   workerId: z.string().min(1).max(200).optional(),
   /**
-   * Address-space limit (RLIMIT_AS) of every process of a process/sandbox step, in bytes; a
-   * cgroup memory limit for container steps. Unset: no limit.
+   * Memory of a process/sandbox step, all its processes together (its cgroup; RLIMIT_AS per
+   * process where cgroups cannot be managed), in bytes; the memory limit of container steps.
+   * Unset: 2 GiB for process/sandbox steps (see runtime/step-limits.ts), none for containers.
    */
   stepMemoryBytes: whole("step memory limit", 16 * 1024 * 1024).optional(),
   /**
@@ -94,7 +95,10 @@ const executorConfigSchema = z.object({
    * hashing, so a sparse file cannot hold a slot). Default 4 GiB, the evidence store's default.
    */
   maxArtifactBytes: whole("artifact size cap", 1).default(4 * 1024 ** 3),
-  /** RLIMIT_NPROC of process/sandbox steps (not enforced for root); container pids limit. */
+  /**
+   * Processes of a process/sandbox step at once (its cgroup; RLIMIT_NPROC of the step user
+   * otherwise); the container pids limit. Unset: 1024 for process/sandbox steps, none for containers.
+   */
   stepPids: whole("step process limit", 1).optional(),
   evidenceUrl: z
     .string()
