@@ -547,7 +547,10 @@ test("a grace period too short hands the running step back; it finishes on anoth
   // 0.3 s grace, then SIGTERM → 1 s → SIGKILL of the step: well under the step's 60 s.
   assert.ok(Date.now() - closing < 15_000, `close took ${Date.now() - closing} ms`);
 
-  const run = await stack.waitFor(id, undefined, { timeoutMs: 30_000 });
+  // Usually seconds. Under a loaded full suite the handed-back attempt once waited past 30 s
+  // (seen 2026-12-06, not reproduced alone): BullMQ's stalled-job check (30 s) is the slowest
+  // path that still recovers it, so the wait covers it; finding that stall is an open item.
+  const run = await stack.waitFor(id, undefined, { timeoutMs: 60_000 });
   assert.equal(run.state, RunState.SUCCEEDED, run.reason);
   assert.deepEqual(
     (await attempts(id)).map((attempt) => [attempt.attempt, attempt.state, attempt.worker_id]),
