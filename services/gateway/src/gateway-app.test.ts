@@ -1,63 +1,25 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { allScopes, generateLocalSigningKey, mintToken, type Scope } from "@packrun/auth";
-import { createLogger } from "@packrun/logging";
+import { readFile } from "node:fs/promises";
+import { allScopes, type Scope } from "@packrun/auth";
 import { compileErrors, validate } from "@readme/openapi-parser";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import { expectedApiDocs } from "./api-docs.ts";
 import type { ProblemJson } from "./api-schemas.ts";
-import { buildGatewayApp } from "./gateway-app.ts";
 import type { GatewayApp } from "./gateway-context.ts";
-import { createGatewayMetrics } from "./gateway-metrics.ts";
-import { createServiceClients, type ServiceClients } from "./service-clients.ts";
-import { createTokenVerifier } from "./token-verifier.ts";
+import { buildStandaloneGateway, type StandaloneGateway } from "./testing/standalone-app.ts";
 
 // The services behind the gateway are deliberately unreachable: these tests are about what the
 // gateway itself decides (validation, errors, auth, documents), not about runs.
-const nowhere = "http://127.0.0.1:9";
+let gateway: StandaloneGateway;
 let app: GatewayApp;
-let clients: ServiceClients;
 let token: (scopes?: readonly Scope[]) => Promise<string>;
 const routes: { method: string; url: string }[] = [];
 
 beforeAll(async () => {
-  const key = await generateLocalSigningKey();
-  const dir = await mkdtemp(join(tmpdir(), "packrun-gateway-app-"));
-  await writeFile(join(dir, "jwks.json"), JSON.stringify(key.jwks));
-  const auth = {
-    jwksFile: join(dir, "jwks.json"),
-    issuer: "packrun-test",
-    audience: "packrun",
-    algorithms: ["ES256" as const],
-    clockToleranceSeconds: 30,
-    tenantClaim: "tenant",
-    groupsClaim: "groups",
-  };
-  clients = createServiceClients({
-    plannerUrl: nowhere,
-    executorUrl: nowhere,
-    evidenceUrl: nowhere,
-  });
-  app = await buildGatewayApp({
-    clients,
-    verifier: await createTokenVerifier(auth),
-    metrics: createGatewayMetrics(),
-    logger: createLogger({ service: "gateway-test", level: "silent" }),
-    bodyLimitBytes: 64 * 1024,
-    heartbeatMs: 15_000,
-  });
+  gateway = await buildStandaloneGateway();
+  app = gateway.app;
   app.addHook("onRoute", () => {});
-  token = (scopes = allScopes) =>
-    mintToken({
-      key: key.privateJwk,
-      issuer: auth.issuer,
-      audience: auth.audience,
-      subject: "alice",
-      tenant: "acme",
-      scopes,
-    });
+  token = (scopes = allScopes) => gateway.token({ scopes });
   await app.ready();
   // printRoutes draws a tree ("├── /api/runs (POST, GET)", "│   └── /:id (GET)"): rebuild the
   // full paths from the nesting depth.
@@ -74,8 +36,7 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await app.close();
-  clients.close();
+  await gateway.close();
 });
 
 async function request(

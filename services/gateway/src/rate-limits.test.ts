@@ -4,61 +4,24 @@
  * minute; over it, 429 RATE_LIMITED as a problem document with Retry-After.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { generateLocalSigningKey, mintToken } from "@packrun/auth";
-import { createLogger } from "@packrun/logging";
 import { afterAll, beforeAll, test } from "vitest";
-import { buildGatewayApp } from "./gateway-app.ts";
 import type { GatewayApp } from "./gateway-context.ts";
-import { createGatewayMetrics } from "./gateway-metrics.ts";
-import { createServiceClients } from "./service-clients.ts";
-import { createTokenVerifier } from "./token-verifier.ts";
+import { buildStandaloneGateway, type StandaloneGateway } from "./testing/standalone-app.ts";
 
+let gateway: StandaloneGateway;
 let app: GatewayApp;
-let token: (tenant: string, id: string) => Promise<string>;
+const token = (tenant: string, id: string) =>
+  gateway.token({ tenant, subject: `user-${id}`, scopes: ["packs.read"] });
 
 beforeAll(async () => {
-  const key = await generateLocalSigningKey();
-  const dir = await mkdtemp(join(tmpdir(), "packrun-rate-limits-"));
-  await writeFile(join(dir, "jwks.json"), JSON.stringify(key.jwks));
-  const auth = {
-    jwksFile: join(dir, "jwks.json"),
-    issuer: "packrun-test",
-    audience: "packrun",
-    algorithms: ["ES256" as const],
-    clockToleranceSeconds: 30,
-    tenantClaim: "tenant",
-    groupsClaim: "groups",
-  };
   // No services behind it: a refused request never reaches them, an admitted one gets 503.
-  const nowhere = "http://127.0.0.1:9";
-  app = await buildGatewayApp({
-    clients: createServiceClients({
-      plannerUrl: nowhere,
-      executorUrl: nowhere,
-      evidenceUrl: nowhere,
-    }),
-    verifier: await createTokenVerifier(auth),
-    metrics: createGatewayMetrics(),
-    logger: createLogger({ service: "gateway-test", level: "silent" }),
-    bodyLimitBytes: 64 * 1024,
-    heartbeatMs: 15_000,
+  gateway = await buildStandaloneGateway({
     rateLimits: { perTokenPerMinute: 3, perTenantPerMinute: 5 },
   });
+  app = gateway.app;
   await app.ready();
-  token = (tenant, id) =>
-    mintToken({
-      key: key.privateJwk,
-      issuer: auth.issuer,
-      audience: auth.audience,
-      subject: `user-${id}`,
-      tenant,
-      scopes: ["packs.read"],
-    });
 });
-afterAll(() => app.close());
+afterAll(() => gateway.close());
 
 async function listRuns(bearer: string) {
   const response = await app.inject({

@@ -72,7 +72,6 @@ export class IsolationUnavailableError extends Error {}
  * @throws IsolationUnavailableError when the worker lacks what isolation needs
  */
 export async function buildLaunchPlan(
-  _kind: "process" | "sandbox",
   input: LaunchInput,
   support: LaunchSupport,
 ): Promise<LaunchPlan> {

@@ -136,7 +136,6 @@ async function checkSandbox(support: RuntimeSupport): Promise<string | null> {
   try {
     const layout = attemptLayout(root);
     const plan = await buildLaunchPlan(
-      "sandbox",
       {
         argv: ["true"],
         env: { PATH: "/usr/bin:/bin" },

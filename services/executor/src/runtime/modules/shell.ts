@@ -103,7 +103,6 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
   let plan: LaunchPlan;
   try {
     plan = await buildLaunchPlan(
-      request.runtime,
       {
         argv,
         env: environment,
