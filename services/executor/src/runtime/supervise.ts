@@ -152,8 +152,13 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
           network = await attachStepNetwork(pid, plan.network.tools, plan.network.policy);
       })().then(
         () => {
-          if (exited) (network as StepNetwork | null)?.close();
-          else blockPipe?.end("go");
+          if (!exited) {
+            blockPipe?.end("go");
+            return;
+          }
+          // The sandbox died while being prepared and complete() has run: undo what came late.
+          (network as StepNetwork | null)?.close();
+          void (cgroup as StepCgroup | null)?.remove();
         },
         (error: Error) => {
           spawnError = `could not prepare the step's sandbox: ${error.message}`;
