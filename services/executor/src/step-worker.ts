@@ -15,6 +15,8 @@ import {
 } from "@packrun/planning";
 import type { ArtifactUploader } from "./artifact-uploader.ts";
 import { type ClaimedStep as Claimed, claimStep } from "./claim-step.ts";
+import { LeaseWatchdog, type WatchedAttempt } from "./lease/lease-watchdog.ts";
+import { monotonicMs } from "./lease/monotonic-clock.ts";
 import type { LogWriter } from "./log-writer.ts";
 import { flattenPlannedSteps } from "./plan-rows.ts";
 import { retryDelaySeconds } from "./retry-delay.ts";
@@ -91,6 +93,7 @@ export class StepWorker {
   >();
   #draining = false;
   #heartbeat: NodeJS.Timeout | undefined;
+  readonly #watchdog: LeaseWatchdog;
 
   constructor(options: StepWorkerOptions) {
     this.id =
@@ -103,6 +106,7 @@ export class StepWorker {
       limits: defaultStepLimits,
       ...options,
     };
+    this.#watchdog = new LeaseWatchdog(options.logger);
   }
 
   /** Registers the worker and starts taking work. */
@@ -142,6 +146,7 @@ export class StepWorker {
     await stopped;
     clearTimeout(timer);
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    await this.#watchdog.close();
     await this.#options.logs.flush();
     await this.#options.database
       .query(
@@ -154,6 +159,8 @@ export class StepWorker {
   /** Handles one queue item; exposed for tests. */
   async handle(item: WorkItem): Promise<WorkOutcome> {
     if (this.#draining) return { kind: "later", delayMs: 0 };
+    // Read before the claim's query is sent: the lease the database grants ends later than this.
+    const claimSentAt = monotonicMs();
     const claim = await this.#claim(item);
     if (claim.kind !== "claimed")
       return claim.kind === "later" ? { kind: "later", delayMs: claim.delayMs } : { kind: "done" };
@@ -166,9 +173,18 @@ export class StepWorker {
     const controller = new AbortController();
     const key = `${run.id}/${step.step_id}`;
     this.#inFlight.set(key, controller);
+    const lease = this.#watchdog.watch(claimSentAt + this.#options.leaseMs, {
+      runId: run.id,
+      stepId: step.step_id,
+      attempt: step.attempt,
+    });
     try {
-      const result = await this.#execute(claim.claimed, controller, log);
+      const result = await this.#execute(claim.claimed, controller, log, lease, claimSentAt);
       await this.#options.logs.flush(run.id);
+      // The lease ran out while the step ran (the event loop stalled): the watchdog killed it,
+      // so its failure is the worker's, not the step's; it goes back like a lost lease.
+      if (result.outcome !== "succeeded" && lease.expired() && !controller.signal.aborted)
+        controller.abort(new LeaseLost());
       // A draining worker stopped the step on purpose: it goes back to the queue, not to retry.
       // A lost lease is handed back too: when the claim is already superseded, fencing discards
       // the result anyway; when the worker gave up on its own (database unreachable longer than
@@ -194,6 +210,7 @@ export class StepWorker {
         log,
       ).catch((inner) => log.error({ err: inner }, "could not record the failure"));
     } finally {
+      lease.release();
       this.#inFlight.delete(key);
     }
     return { kind: "done" };
@@ -331,6 +348,8 @@ export class StepWorker {
     claimed: Claimed,
     controller: AbortController,
     log: Logger,
+    watched: WatchedAttempt,
+    claimSentAt: number,
   ): Promise<StepExecutionResult> {
     const { run, step, fence } = claimed;
     const plan = await this.#verifyPlan(claimed);
@@ -347,7 +366,7 @@ export class StepWorker {
     await mkdir(stagingRoot, { recursive: true });
     let lineNumber = 0;
     // The lease runs from the claim; each successful heartbeat extends it (monotonic clock).
-    const lease = { renewedAt: performance.now() };
+    const lease = { renewedAt: claimSentAt, watched };
     const beat = setInterval(
       () => void this.#extendLease(claimed, controller, log, lease),
       Math.max(200, this.#options.leaseMs / 3),
@@ -377,6 +396,7 @@ export class StepWorker {
         limits: this.#options.limits,
         artifacts: planned.run.artifacts,
         signal: controller.signal,
+        watch: watched.watch,
         workerId: this.id,
         onLog: (line) => {
           lineNumber++;
@@ -437,10 +457,10 @@ export class StepWorker {
     claimed: Claimed,
     controller: AbortController,
     log: Logger,
-    lease: { renewedAt: number },
+    lease: { renewedAt: number; watched: WatchedAttempt },
   ): Promise<void> {
     if (controller.signal.aborted) return;
-    const attemptedAt = performance.now();
+    const attemptedAt = monotonicMs();
     // Cut off from the database for longer than the lease (heartbeats failing, or hanging on a
     // connection that no longer answers): the reconciler may already have given the step to
     // another worker, so this copy must not keep running, and acting, beside it.
@@ -468,6 +488,7 @@ export class StepWorker {
         controller.abort(new RunEnded());
       } else {
         lease.renewedAt = attemptedAt;
+        lease.watched.renew(attemptedAt + this.#options.leaseMs);
       }
     } catch (error) {
       log.warn({ err: error }, "lease heartbeat failed; will retry");

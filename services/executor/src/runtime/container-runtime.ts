@@ -7,6 +7,7 @@ import { readCgroupUsage, removeCgroupTree } from "./cgroup-usage.ts";
 import type { LogSink } from "./log-sink.ts";
 import { containerCgroup, LABELS, podmanGlobalArgs, podmanUlimits } from "./podman.ts";
 import { lastLine, runTool } from "./run-tool.ts";
+import type { StepWatch } from "./types.ts";
 
 /** Where the attempt workdir is mounted inside the container. */
 export const CONTAINER_WORKSPACE = "/workspace";
@@ -42,6 +43,8 @@ export interface ContainerSpec {
   timeoutMs: number | null;
   killGraceMs: number;
   signal: AbortSignal;
+  /** The worker's lease watchdog: `podman kill` runs from there when the lease runs out. */
+  watch?: StepWatch | undefined;
   labels: { workerId: string; runId: string; stepId: string; attempt: number };
 }
 
@@ -199,6 +202,10 @@ async function attachAndWait(
 }> {
   const stdout = sink.stream("stdout");
   const stderr = sink.stream("stderr");
+  const untrack = spec.watch?.track({
+    kind: "command",
+    argv: [podman, ...global, "kill", "--signal", "KILL", name],
+  });
   const child = spawn(podman, [...global, "start", "--attach", name], {
     stdio: ["ignore", "pipe", "pipe"],
     // conmon writes an `oom` marker into its working directory when the container is
@@ -241,6 +248,7 @@ async function attachAndWait(
       child.on("close", (exitCode) => resolve({ code: exitCode, error: null }));
     },
   );
+  untrack?.();
   clearTimeout(timer);
   spec.signal.removeEventListener("abort", onAbort);
   stdout.end();

@@ -11,6 +11,7 @@ import {
   type StepNetwork,
 } from "./step-network.ts";
 import { parseTimeReport, signalName, type TimeReport } from "./time-report.ts";
+import type { StepWatch } from "./types.ts";
 
 /** File descriptor on which bubblewrap writes its `--info-fd` JSON. */
 export const BWRAP_INFO_FD = 4;
@@ -61,6 +62,8 @@ export interface SuperviseOptions {
   timeoutMs: number | null;
   killGraceMs: number;
   signal: AbortSignal;
+  /** Registers the step's processes with the worker's lease watchdog. */
+  watch?: StepWatch | undefined;
 }
 
 /** How the supervised process ended. */
@@ -130,6 +133,11 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
         blocked ? "pipe" : "ignore",
       ],
     });
+    // The lease watchdog kills the group (the outer bubblewrap or the unisolated step) and, once
+    // known, the PID namespace's init (which takes every process of the step with it).
+    const untrack: ((() => void) | undefined)[] = [];
+    if (child.pid !== undefined)
+      untrack.push(options.watch?.track({ kind: "process", pid: -child.pid }));
     const blockPipe = (child.stdio as unknown as (Writable | null)[])[BWRAP_BLOCK_FD] ?? null;
     blockPipe?.on("error", () => {});
     /**
@@ -209,7 +217,10 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
         const parsed = JSON.parse(info) as { "child-pid"?: number; "pid-namespace"?: number };
         namespaceInit = parsed["child-pid"] ?? null;
         namespaceInode = parsed["pid-namespace"] ?? null;
-        if (namespaceInit !== null) prepare(namespaceInit);
+        if (namespaceInit !== null) {
+          untrack.push(options.watch?.track({ kind: "process", pid: namespaceInit }));
+          prepare(namespaceInit);
+        }
       } catch {
         // incomplete JSON so far
       }
@@ -265,6 +276,8 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
     });
     child.on("exit", (code, signal) => {
       exited = true;
+      // The pids may be reused from now on: the watchdog must not kill them any more.
+      for (const done of untrack) done?.();
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
       options.signal.removeEventListener("abort", onAbort);

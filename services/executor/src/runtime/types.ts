@@ -64,6 +64,11 @@ export interface StepExecutionRequest {
   /** Aborted = cancel: terminate like a timeout, result outcome "cancelled". */
   signal: AbortSignal;
   /**
+   * The worker's lease watchdog: the runtime registers the step's processes (or its container)
+   * here so that they die when the worker's lease runs out, even while its event loop is frozen.
+   */
+  watch?: StepWatch;
+  /**
    * Called for every complete output line, in order, already masked; stream "system" for
    * runtime notes (e.g. truncation marker).
    */
@@ -74,6 +79,17 @@ export interface StepExecutionRequest {
    * `<hostname>-<pid>`.
    */
   workerId?: string;
+}
+
+/** What to kill when a step must die at once: a process (a negative pid is a process group), or a command to run (e.g. `podman kill`). */
+export type KillTarget =
+  | { kind: "process"; pid: number }
+  | { kind: "command"; argv: readonly [string, ...string[]] };
+
+/** Where a runtime registers what must die with a step's lease (see LeaseWatchdog). */
+export interface StepWatch {
+  /** Registers a target; the returned function unregisters it once it ended by itself. */
+  track(target: KillTarget): () => void;
 }
 
 /** How one step attempt ended. */

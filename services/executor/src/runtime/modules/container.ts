@@ -69,6 +69,7 @@ export async function runContainerModule(context: ModuleContext): Promise<Module
       timeoutMs: request.timeoutMs,
       killGraceMs: request.killGraceMs,
       signal: request.signal,
+      watch: request.watch,
       labels: {
         workerId: context.workerId,
         runId: request.runId,

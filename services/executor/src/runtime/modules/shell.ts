@@ -99,6 +99,7 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
     timeoutMs: request.timeoutMs,
     killGraceMs: request.killGraceMs,
     signal: request.signal,
+    watch: request.watch,
   };
   let plan: LaunchPlan;
   try {
