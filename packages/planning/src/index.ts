@@ -38,6 +38,13 @@ export { isKnownModule, type ModuleName, moduleCatalog } from "./module-catalog.
 export { canonicalJson, computePlanHash, sha256Digest } from "./plan-hash.ts";
 export * from "./plan-types.ts";
 export {
+  createPlanningPool,
+  type PlannedPack,
+  type PlanningPool,
+  type PlanningPoolOptions,
+  sharedPlanningPool,
+} from "./planning-pool.ts";
+export {
   evaluateRuntimeValue,
   expandMapTemplate,
   resolveKnownRuntimeValues,

@@ -97,7 +97,7 @@ function simulateStep(
 }
 
 /** Classifies every planned step (children included) without running anything. */
-export function simulatePlan(result: PlanResult): Simulation {
+export function simulatePlan(result: Omit<PlanResult, "model">): Simulation {
   return {
     planHash: result.planHash,
     steps: result.plan.steps.map((step) => simulateStep(step, result.plan.approvals)),

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Queryable } from "@packrun/db";
 import { PackrunError } from "@packrun/errors";
-import { loadManifest } from "@packrun/planning";
+import { type PlanningPool, sharedPlanningPool } from "@packrun/planning";
 import { decodePageToken, encodePageToken, pageSize } from "./page-token.ts";
 import { checkPackName, checkPublisher, checkTenant, checkVersion } from "./request-arguments.ts";
 import { isCanonicalVersion, versionOrder } from "./version-order.ts";
@@ -149,7 +149,10 @@ function notFound(tenant: string, name: string, version: string): PackrunError {
 }
 
 /** A {@link PackRegistry} over the planner schema (see migrations/001-pack-registry.sql). */
-export function createPackRegistry(db: Queryable): PackRegistry {
+export function createPackRegistry(
+  db: Queryable,
+  planning: PlanningPool = sharedPlanningPool(),
+): PackRegistry {
   async function register(request: {
     tenant: string;
     manifest: string;
@@ -160,8 +163,7 @@ export function createPackRegistry(db: Queryable): PackRegistry {
     if (request.manifest === "") {
       throw new PackrunError("REQUEST_INVALID", "manifest is required");
     }
-    const model = loadManifest(request.manifest);
-    const { metadata } = model.manifest;
+    const metadata = await planning.inspect(request.manifest);
     // loadManifest has refused non-canonical versions: one spelling per version.
     const order = versionOrder(metadata.version);
     const digest = manifestDigest(request.manifest);

@@ -73,7 +73,7 @@ export function declaredOutputMessage(output: PlannedOutput): DeclaredOutput {
 }
 
 /** The summary of a plan as a `packrun.pack.v1.PlanSummary`. */
-export function planSummaryMessage(result: PlanResult): PlanSummary {
+export function planSummaryMessage(result: Omit<PlanResult, "model">): PlanSummary {
   const { summary, plan } = result;
   return create(PlanSummarySchema, {
     packName: summary.packName,

@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { type Database, migrate } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
+import { createPlanningPool } from "@packrun/planning";
 import { PlannerService } from "@packrun/proto/planner/v1";
 import { startRpcServer } from "@packrun/rpc-server";
 import { createPackRegistry } from "./pack-registry.ts";
@@ -45,7 +46,8 @@ export async function startPlannerServer(options: PlannerServerOptions): Promise
   if (applied.length > 0) {
     options.logger.info({ schema: plannerSchema, migrations: applied }, "migrations applied");
   }
-  const service = createPlannerService(createPackRegistry(options.database));
+  const planning = createPlanningPool();
+  const service = createPlannerService(createPackRegistry(options.database, planning), planning);
   const server = await startRpcServer({
     routes: (router) => router.service(PlannerService, service),
     serviceNames: [PlannerService.typeName],
@@ -60,6 +62,9 @@ export async function startPlannerServer(options: PlannerServerOptions): Promise
     url: server.url,
     port: server.port,
     metricsUrl: server.metricsUrl,
-    close: () => server.close(),
+    close: async () => {
+      await server.close();
+      await planning.close();
+    },
   };
 }

@@ -3,10 +3,10 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { PackrunError } from "@packrun/errors";
 import {
-  loadManifest,
   PackValidationError,
-  type PlanResult,
-  planPack,
+  type PlannedPack,
+  type PlanningPool,
+  sharedPlanningPool,
   simulatePlan,
 } from "@packrun/planning";
 import type { PackSource } from "@packrun/proto/pack/v1";
@@ -46,10 +46,14 @@ interface PlanRequest {
 }
 
 /**
- * The PlannerService handlers over a pack registry and @packrun/planning. Handlers throw
+ * The PlannerService handlers over a pack registry and @packrun/planning. Manifests are parsed and
+ * planned in `planning`'s threads, never on the service's event loop. Handlers throw
  * PackrunErrors; the RPC server's interceptor maps them to Connect codes and Diagnostics details.
  */
-export function createPlannerService(registry: PackRegistry): ServiceImpl<typeof PlannerService> {
+export function createPlannerService(
+  registry: PackRegistry,
+  planning: PlanningPool = sharedPlanningPool(),
+): ServiceImpl<typeof PlannerService> {
   /** The manifest text a request plans: inline, or resolved from the tenant's registry. */
   async function resolveManifest(request: PlanRequest): Promise<string> {
     const source = request.pack?.source;
@@ -76,9 +80,9 @@ export function createPlannerService(registry: PackRegistry): ServiceImpl<typeof
     }
   }
 
-  async function plan(request: PlanRequest): Promise<{ manifest: string; result: PlanResult }> {
+  async function plan(request: PlanRequest): Promise<{ manifest: string; result: PlannedPack }> {
     const manifest = await resolveManifest(request);
-    const result = planPack(manifest, {
+    const result = await planning.plan(manifest, {
       inputs: request.inputs ?? {},
       // proto3 cannot tell "none" from "not given": an empty list plans without checking
       // secrets (a preview); the executor checks them again at submission.
@@ -90,14 +94,14 @@ export function createPlannerService(registry: PackRegistry): ServiceImpl<typeof
   }
 
   return {
-    validateManifest(request) {
+    async validateManifest(request) {
       try {
-        const model = loadManifest(request.manifest);
+        const metadata = await planning.inspect(request.manifest);
         return {
           valid: true,
           diagnostics: [],
-          packName: model.manifest.metadata.name,
-          packVersion: model.manifest.metadata.version,
+          packName: metadata.name,
+          packVersion: metadata.version,
         };
       } catch (error) {
         if (!(error instanceof PackValidationError)) throw error;

@@ -26,7 +26,7 @@ function freezeEventLoop(ms: number): void {
 }
 
 test("the watchdog kills a tracked process at its deadline while the main thread is frozen", async () => {
-  const watchdog = new LeaseWatchdog(createLogger({ name: "watchdog-test", level: "silent" }));
+  const watchdog = new LeaseWatchdog(createLogger({ service: "watchdog-test", level: "silent" }));
   try {
     const child = spawn("sleep", ["30"], { detached: true, stdio: "ignore" });
     const exited = once(child, "exit");
@@ -47,7 +47,7 @@ test("the watchdog kills a tracked process at its deadline while the main thread
 });
 
 test("a renewed lease keeps the process alive; released attempts and untracked pids are never killed", async () => {
-  const watchdog = new LeaseWatchdog(createLogger({ name: "watchdog-test", level: "silent" }));
+  const watchdog = new LeaseWatchdog(createLogger({ service: "watchdog-test", level: "silent" }));
   try {
     const renewed = spawn("sleep", ["30"], { detached: true, stdio: "ignore" });
     const released = spawn("sleep", ["30"], { detached: true, stdio: "ignore" });

@@ -1,0 +1,125 @@
+import { availableParallelism } from "node:os";
+import { PackrunError } from "@packrun/errors";
+import { Piscina } from "piscina";
+import type { PlanOptions } from "./build-plan.ts";
+import { PackValidationError } from "./diagnostic.ts";
+import type { PackLimits } from "./limits.ts";
+import type { PackMetadata } from "./manifest-types.ts";
+import type {
+  PlannedPack,
+  PlanningJob,
+  PlanningTask,
+  PlanningTaskResult,
+} from "./planning-task.ts";
+
+export type { PlannedPack } from "./planning-task.ts";
+
+/** Limits of the planning threads. */
+export interface PlanningPoolOptions {
+  /** Threads planning at once (default: the machine's cores, at least 1, at most 4). */
+  threads?: number;
+  /** Most wall time one manifest may take to plan; the thread is stopped after it. Default 10 s. */
+  timeoutMs?: number;
+  /** Most heap one planning thread may use, in MiB; over it the thread dies. Default 512. */
+  memoryMb?: number;
+}
+
+/** Plans manifests in worker threads, off the caller's event loop. */
+export interface PlanningPool {
+  /** As planPack, without the parsed model; throws PackValidationError / PackrunError. */
+  plan(text: string, options?: PlanOptions): Promise<PlannedPack>;
+  /** As loadManifest, returning only the manifest's metadata. */
+  inspect(text: string, limits?: Partial<PackLimits>): Promise<PackMetadata>;
+  close(): Promise<void>;
+}
+
+/**
+ * A pool of planning threads. Parsing, validating and planning run user-supplied YAML and CEL:
+ * each evaluation has its own budget of iterations and time (expression-budget.ts), but work
+ * outside comprehensions (operators over large values) and the sum over a whole manifest are not
+ * interrupted there. In a thread that work can neither block the service's event loop (every
+ * other tenant's requests) nor take more than `timeoutMs` (the thread is terminated) or
+ * `memoryMb` of heap (the thread dies, not the service). Either ends as PACK_LIMIT.
+ */
+export function createPlanningPool(options: PlanningPoolOptions = {}): PlanningPool {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const memoryMb = options.memoryMb ?? 512;
+  const threads = options.threads ?? Math.min(4, Math.max(1, availableParallelism()));
+  const pool = new Piscina<PlanningTask, PlanningTaskResult>({
+    filename: new URL("./planning-thread.ts", import.meta.url).href,
+    // Every thread started (and its planning modules loaded) up front and kept: a thread started
+    // on demand would keep a request waiting for half a second.
+    minThreads: threads,
+    maxThreads: threads,
+    idleTimeout: Number.POSITIVE_INFINITY,
+    resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: 32 },
+  });
+
+  async function run(job: PlanningJob): Promise<PlanningTaskResult> {
+    // The time limit counts from when a thread starts the task, not from when it was queued
+    // behind other tenants' plans (or a thread still loading the planning modules).
+    const started = new Int32Array(new SharedArrayBuffer(4));
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const waiting = Atomics.waitAsync(started, 0, 0);
+    void (waiting.async ? waiting.value : Promise.resolve()).then(() => {
+      if (!controller.signal.aborted) timer = setTimeout(() => controller.abort(), timeoutMs);
+    });
+    let result: PlanningTaskResult;
+    try {
+      result = await pool.run(
+        { job, started: started.buffer as SharedArrayBuffer },
+        { signal: controller.signal },
+      );
+    } catch (error) {
+      throw limitError(error, timeoutMs, memoryMb);
+    } finally {
+      clearTimeout(timer);
+      // Settles the waitAsync promise of a task that never started (pool closed).
+      controller.abort();
+      Atomics.notify(started, 0);
+    }
+    if (result.ok) return result;
+    if (result.kind === "validation") throw new PackValidationError(result.diagnostics);
+    throw new PackrunError(result.code, result.message);
+  }
+
+  return {
+    async plan(text, planOptions = {}) {
+      const result = await run({ kind: "plan", text, options: planOptions });
+      if (result.ok && result.kind === "plan") return result.planned;
+      throw new Error("planning thread answered a plan task with another kind");
+    },
+    async inspect(text, limits) {
+      const result = await run({ kind: "inspect", text, ...(limits ? { limits } : {}) });
+      if (result.ok && result.kind === "inspect") return result.metadata;
+      throw new Error("planning thread answered an inspect task with another kind");
+    },
+    close: () => pool.close({ force: true }),
+  };
+}
+
+/** A thread stopped for time or memory, as the caller's error. */
+function limitError(error: unknown, timeoutMs: number, memoryMb: number): Error {
+  const name = error instanceof Error ? error.name : "";
+  const code = (error as { code?: string } | null)?.code;
+  if (name === "AbortError" || name === "TimeoutError")
+    return new PackrunError(
+      "PACK_LIMIT",
+      `planning this manifest with these inputs took longer than ${timeoutMs} ms, the planner's limit; simplify its expressions or pass less data`,
+    );
+  if (code === "ERR_WORKER_OUT_OF_MEMORY")
+    return new PackrunError(
+      "PACK_LIMIT",
+      `planning this manifest with these inputs needed more than ${memoryMb} MiB, the planner's limit; simplify its expressions or pass less data`,
+    );
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+let shared: PlanningPool | undefined;
+
+/** One pool per process with the default limits, for callers that do not manage their own. */
+export function sharedPlanningPool(): PlanningPool {
+  shared ??= createPlanningPool();
+  return shared;
+}
