@@ -91,6 +91,11 @@ const executorConfigSchema = z.object({
    */
   stepMemoryBytes: whole("step memory limit", 16 * 1024 * 1024).optional(),
   /**
+   * Size of a process/sandbox/container step's workdir in bytes (a tmpfs of that size on a root
+   * worker, charged to the step's memory); 0 turns the limit off. Default 1 GiB.
+   */
+  stepDiskBytes: whole("step workdir size", 0).optional(),
+  /**
    * Largest artifact a step may declare, in bytes (its size as fstat reports it, checked before
    * hashing, so a sparse file cannot hold a slot). Default 4 GiB, the evidence store's default.
    */
@@ -134,6 +139,7 @@ const envMap = {
   PACKRUN_EXECUTOR_WORKER_ID: "workerId",
   PACKRUN_EXECUTOR_STEP_MEMORY_BYTES: "stepMemoryBytes",
   PACKRUN_EXECUTOR_STEP_PIDS: "stepPids",
+  PACKRUN_EXECUTOR_STEP_DISK_BYTES: "stepDiskBytes",
   PACKRUN_EXECUTOR_MAX_ARTIFACT_BYTES: "maxArtifactBytes",
   PACKRUN_LOG_LEVEL: "logLevel",
 };

@@ -92,6 +92,7 @@ try {
         ...defaultStepLimits,
         ...(config.stepMemoryBytes === undefined ? {} : { memoryBytes: config.stepMemoryBytes }),
         ...(config.stepPids === undefined ? {} : { pids: config.stepPids }),
+        ...(config.stepDiskBytes === undefined ? {} : { diskBytes: config.stepDiskBytes }),
         maxArtifactBytes: config.maxArtifactBytes,
       },
     },

@@ -27,6 +27,7 @@ import type {
   StepExecutionRequest,
   StepExecutionResult,
 } from "./runtime/types.ts";
+import { DEFAULT_STEP_DISK_BYTES, limitWorkdir } from "./runtime/workdir-limit.ts";
 import { dbNow, RunScheduler } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
 import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
@@ -364,6 +365,10 @@ export class StepWorker {
     const stagingRoot = join(this.#options.workRoot, "staging", run.id);
     await mkdir(workdir, { recursive: true });
     await mkdir(stagingRoot, { recursive: true });
+    const releaseWorkdir = await limitWorkdir(
+      workdir,
+      this.#options.limits.diskBytes ?? DEFAULT_STEP_DISK_BYTES,
+    );
     let lineNumber = 0;
     // The lease runs from the claim; each successful heartbeat extends it (monotonic clock).
     const lease = { renewedAt: claimSentAt, watched };
@@ -413,6 +418,7 @@ export class StepWorker {
       return await this.#storeArtifacts(claimed, workdir, result, log);
     } finally {
       clearInterval(beat);
+      await releaseWorkdir();
       await rm(workdir, { recursive: true, force: true }).catch(() => {});
     }
   }

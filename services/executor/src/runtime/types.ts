@@ -54,6 +54,8 @@ export interface StepExecutionRequest {
     maxLogLines?: number;
     memoryBytes?: number;
     pids?: number;
+    /** Size of the attempt's workdir (a tmpfs on a root worker); 0 = unlimited. Default 1 GiB. */
+    diskBytes?: number;
     /** Largest accepted `$PACKRUN_OUTPUT` file; default 1 MiB. */
     maxOutputFileBytes?: number;
     /** Largest artifact hashed and stored (checked with fstat before reading); default 4 GiB. */

@@ -1,0 +1,39 @@
+import { lastLine, runTool } from "./run-tool.ts";
+import { WORKER_IS_ROOT } from "./step-user.ts";
+
+/** Default size of one attempt's workdir: 1 GiB. */
+export const DEFAULT_STEP_DISK_BYTES = 1024 ** 3;
+
+/** How long mounting or unmounting may take. */
+const MOUNT_TIMEOUT_MS = 10_000;
+
+/** Takes the size limit off a workdir again (after the worker read its outputs and artifacts). */
+export type ReleaseWorkdir = () => Promise<void>;
+
+/**
+ * Gives an attempt's workdir a size of its own: a tmpfs of `bytes` mounted on it, so that a step
+ * that fills its workdir (and its `$TMPDIR`, which lives inside) gets ENOSPC and fails alone, and
+ * the worker's disk (its database files, other runs' workdirs) is never filled. A tmpfs lives in
+ * memory: its pages are charged to the memory cgroup of the step that wrote them, so a step's
+ * files and its processes share its memory limit. Only a root worker with isolation on can mount;
+ * elsewhere the workdir is an ordinary directory (docs/runtimes.md says so). `bytes` 0 turns the
+ * limit off.
+ * @throws Error when a root worker cannot mount (the step must not run without its limit)
+ */
+export async function limitWorkdir(workdir: string, bytes: number): Promise<ReleaseWorkdir> {
+  if (bytes <= 0 || !WORKER_IS_ROOT || process.env.PACKRUN_EXECUTOR_UNISOLATED_STEPS === "1")
+    return async () => {};
+  const mounted = await runTool(
+    "mount",
+    ["-t", "tmpfs", "-o", `size=${bytes},mode=0755,nosuid,nodev`, "packrun-workdir", workdir],
+    { timeoutMs: MOUNT_TIMEOUT_MS },
+  );
+  if (mounted.code !== 0)
+    throw new Error(
+      `could not limit the step's workdir to ${bytes} bytes (mount tmpfs): ${mounted.error ?? lastLine(mounted.stderr)}`,
+    );
+  return async () => {
+    // Lazy: a process of the step that outlived it must not keep the mount (and its memory).
+    await runTool("umount", ["--lazy", workdir], { timeoutMs: MOUNT_TIMEOUT_MS });
+  };
+}
