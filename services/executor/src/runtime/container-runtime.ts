@@ -4,9 +4,12 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { readCgroupUsage, removeCgroupTree } from "./cgroup-usage.ts";
+import { type ContainerNetwork, openContainerNetwork } from "./container-network.ts";
 import type { LogSink } from "./log-sink.ts";
 import { containerCgroup, LABELS, podmanGlobalArgs, podmanUlimits } from "./podman.ts";
 import { lastLine, runTool } from "./run-tool.ts";
+import type { EgressPolicy, NetworkTools } from "./step-network.ts";
+import type { StepUser } from "./step-user.ts";
 import type { StepWatch } from "./types.ts";
 
 /** Where the attempt workdir is mounted inside the container. */
@@ -43,6 +46,17 @@ export interface ContainerSpec {
   timeoutMs: number | null;
   killGraceMs: number;
   signal: AbortSignal;
+  /**
+   * Open steps' network: a namespace of their own with slirp4netns and the egress rules (see
+   * container-network.ts). Null for an open step: no network at all when `user` is set (the
+   * worker lacks the tools), podman's own network when isolation is off.
+   */
+  network: { tools: NetworkTools; policy: EgressPolicy } | null;
+  /**
+   * The step user: the container runs as it, without capabilities, with no_new_privs and a
+   * read-only root (tmpfs /tmp, /run). Null only when the operator turned isolation off.
+   */
+  user: StepUser | null;
   /** The worker's lease watchdog: `podman kill` runs from there when the lease runs out. */
   watch?: StepWatch | undefined;
   labels: { workerId: string; runId: string; stepId: string; attempt: number };
@@ -73,6 +87,7 @@ export async function runContainer(spec: ContainerSpec, sink: LogSink): Promise<
   const name = `packrun-${randomUUID()}`;
   const cgroupParent = containerCgroup(spec.labels.workerId, name);
   const secretsDir = await mkdtemp(path.join(tmpdir(), "packrun-env-"));
+  let network: ContainerNetwork | null = null;
   const result: ContainerExit = {
     setupError: null,
     exitCode: null,
@@ -84,6 +99,13 @@ export async function runContainer(spec: ContainerSpec, sink: LogSink): Promise<
   try {
     const envArgs = await environmentArgs(spec.env, secretsDir);
     if (typeof envArgs === "string") return { ...result, setupError: envArgs };
+    if (!spec.sealed && spec.network) {
+      try {
+        network = await openContainerNetwork(spec.network.tools, spec.network.policy);
+      } catch (error) {
+        return { ...result, setupError: (error as Error).message };
+      }
+    }
     const createArgs = [
       ...global,
       "create",
@@ -104,7 +126,18 @@ export async function runContainer(spec: ContainerSpec, sink: LogSink): Promise<
       "--http-proxy=false",
       "--pull",
       spec.sealed ? "never" : "missing",
-      ...(spec.sealed ? ["--network", "none"] : []),
+      ...networkArgs(spec, network),
+      ...(spec.user
+        ? [
+            "--user",
+            `${spec.user.uid}:${spec.user.gid}`,
+            "--cap-drop",
+            "all",
+            "--security-opt",
+            "no-new-privileges",
+            "--read-only",
+          ]
+        : []),
       ...(await podmanUlimits()),
       ...(spec.memoryBytes !== undefined
         ? ["--memory", `${spec.memoryBytes}b`, "--memory-swap", `${spec.memoryBytes}b`]
@@ -152,12 +185,26 @@ export async function runContainer(spec: ContainerSpec, sink: LogSink): Promise<
     result.peakMemoryBytes = usage.peakMemoryBytes;
     return result;
   } finally {
+    network?.close();
     await rm(secretsDir, { recursive: true, force: true });
     await runTool(podman, [...global, "rm", "--force", "--time", "0", name], {
       timeoutMs: PODMAN_COMMAND_TIMEOUT_MS,
     });
     await removeCgroupTree(cgroupParent);
   }
+}
+
+/** Sealed: none. Open: the namespace made for the step, else none, unless isolation is off. */
+function networkArgs(spec: ContainerSpec, network: ContainerNetwork | null): string[] {
+  if (spec.sealed) return ["--network", "none"];
+  if (network)
+    return [
+      "--network",
+      `ns:${network.namespacePath}`,
+      "--volume",
+      `${network.resolvConf}:/etc/resolv.conf:ro`,
+    ];
+  return spec.user ? ["--network", "none"] : [];
 }
 
 /**

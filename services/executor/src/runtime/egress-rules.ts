@@ -1,4 +1,5 @@
 import { lookup } from "node:dns/promises";
+import { readFile } from "node:fs/promises";
 import { networkInterfaces } from "node:os";
 import { type EgressRule, parseEgressRule } from "@packrun/planning";
 import { envList } from "./env-list.ts";
@@ -16,21 +17,40 @@ export const SLIRP = {
  * to the host, link-local (cloud metadata services) and the operator's list of control-plane
  * networks (`PACKRUN_EXECUTOR_EGRESS_DENY`).
  */
-export function deniedDestinations(operatorDeny: readonly string[]): string[] {
-  const hostAddresses = Object.values(networkInterfaces())
-    .flatMap((list) => list ?? [])
-    .filter((address) => address.family === "IPv4")
-    .map((address) => `${address.address}/32`);
+export async function deniedDestinations(operatorDeny: readonly string[]): Promise<string[]> {
   return [
     ...new Set([
       "127.0.0.0/8",
       "0.0.0.0/8",
       "169.254.0.0/16",
       `${SLIRP.gateway}/32`,
-      ...hostAddresses,
+      ...(await hostAddresses()).map((address) => `${address}/32`),
       ...operatorDeny,
     ]),
   ];
+}
+
+/**
+ * Every IPv4 address of the host. `networkInterfaces()` lists only interfaces that are up, yet
+ * the kernel answers on the addresses of down ones too (podman's bridge `cni-podman0` with no
+ * container on it is such a case: a step reached the host through 10.88.0.1). The kernel's
+ * routing table lists them all: the `/32 host LOCAL` entries of /proc/net/fib_trie.
+ */
+export async function hostAddresses(): Promise<string[]> {
+  const addresses = new Set(
+    Object.values(networkInterfaces())
+      .flatMap((list) => list ?? [])
+      .filter((address) => address.family === "IPv4")
+      .map((address) => address.address),
+  );
+  const trie = await readFile("/proc/net/fib_trie", "utf8").catch(() => "");
+  let candidate: string | null = null;
+  for (const line of trie.split("\n")) {
+    const leaf = /\|-- (\d+\.\d+\.\d+\.\d+)$/.exec(line);
+    if (leaf) candidate = leaf[1] ?? null;
+    else if (candidate !== null && line.trim() === "/32 host LOCAL") addresses.add(candidate);
+  }
+  return [...addresses];
 }
 
 /** One allowed destination after host names were resolved. */

@@ -258,7 +258,7 @@ function topLevelSystemEntries(): Promise<string[]> {
 let resolvConf: Promise<string> | undefined;
 
 /** A resolv.conf naming slirp's DNS forwarder, written once per worker process. */
-function slirpResolvConf(): Promise<string> {
+export function slirpResolvConf(): Promise<string> {
   resolvConf ??= (async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "packrun-net-"));
     const file = path.join(dir, "resolv.conf");

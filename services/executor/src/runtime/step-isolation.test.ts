@@ -12,7 +12,9 @@ import { networkInterfaces } from "node:os";
 import path from "node:path";
 import { readTestEnv } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
+import { ensureBusyboxImage } from "../../../../test/fixtures/images/busybox-image.ts";
 import { executeStep } from "./execute-step.ts";
+import { stepUser } from "./step-user.ts";
 import { runtimeSupport } from "./support.ts";
 import { collectLogs, makeDirs, stepRequest } from "./testing/step-fixtures.ts";
 import type { StepExecutionRequest } from "./types.ts";
@@ -45,6 +47,29 @@ async function inStep(
   }
 }
 
+const containers = isolated && support.container && isRoot;
+const image = containers ? await ensureBusyboxImage() : "";
+
+/** Runs a script in the busybox image as an open container step; returns its log lines. */
+function inContainer(script: string, overrides: Partial<StepExecutionRequest> = {}) {
+  return inStep(script, {
+    uses: "builtin:container",
+    runtime: "container",
+    with: { image, command: ["/bin/sh", "-c", script] },
+    ...overrides,
+  });
+}
+
+/** busybox nc: one line "<label> open|refused" per target, 3 s each at most. */
+function busyboxProbeScript(targets: readonly { label: string; host: string; port: number }[]) {
+  return targets
+    .map(
+      ({ label, host, port }) =>
+        `timeout 3 nc ${host} ${port} </dev/null >/dev/null 2>&1 && echo "${label} open" || echo "${label} refused"`,
+    )
+    .join("\n");
+}
+
 /** bash's /dev/tcp: one line "<label> open|refused" per target, 3 s each at most. */
 function probeScript(targets: readonly { label: string; host: string; port: number }[]): string {
   return targets
@@ -58,6 +83,18 @@ function probeScript(targets: readonly { label: string; host: string; port: numb
 function listen(host: string): Promise<Server> {
   const server = createServer((socket) => socket.end("hello\n"));
   return new Promise((resolve) => server.listen(0, host, () => resolve(server)));
+}
+
+/** Every IPv4 address of the host as iproute2 lists them, interfaces up or down. */
+function everyHostAddress(): string[] {
+  const listed = JSON.parse(
+    execFileSync("ip", ["-j", "-4", "addr", "show"], { encoding: "utf8" }),
+  ) as {
+    addr_info?: { local?: string }[];
+  }[];
+  return listed
+    .flatMap((link) => (link.addr_info ?? []).map((info) => info.local ?? ""))
+    .filter(Boolean);
 }
 
 const portOf = (server: Server): number => (server.address() as { port: number }).port;
@@ -120,6 +157,10 @@ describe.skipIf(!isolated)("an open process step", () => {
       const hostAddress = Object.values(networkInterfaces())
         .flatMap((list) => list ?? [])
         .find((address) => address.family === "IPv4" && !address.internal)?.address;
+      // Addresses of interfaces that are down (podman's idle bridge) are the host's too.
+      const otherHostAddresses = everyHostAddress().filter(
+        (address) => address !== hostAddress && !address.startsWith("127."),
+      );
       const targets = [
         { label: "postgres", host: "127.0.0.1", port: Number(new URL(env.databaseUrl).port) },
         { label: "redis", host: "127.0.0.1", port: Number(new URL(env.redisUrl).port) },
@@ -128,9 +169,71 @@ describe.skipIf(!isolated)("an open process step", () => {
         ...(hostAddress
           ? [{ label: "host-address", host: hostAddress, port: portOf(anyAddressService) }]
           : []),
+        ...otherHostAddresses.map((address) => ({
+          label: `host-address ${address}`,
+          host: address,
+          port: portOf(anyAddressService),
+        })),
       ];
       // Control: the worker itself reaches every one of them.
       const { stdout } = await inStep(probeScript(targets));
+      assert.deepEqual(
+        stdout,
+        targets.map(({ label }) => `${label} refused`),
+      );
+    } finally {
+      loopbackService.close();
+      anyAddressService.close();
+    }
+  });
+});
+
+describe.skipIf(!containers)("an open container step", () => {
+  test("runs as the step user without capabilities, with no_new_privs and a read-only root", async () => {
+    const { stdout } = await inContainer(
+      [
+        "id -u",
+        "grep -E '^(CapEff|CapPrm|NoNewPrivs):' /proc/self/status | tr -s ' \\t' ' '",
+        "touch /etc/probe 2>/dev/null && echo root-writable || echo root-read-only",
+        "touch /workspace/probe && echo workspace-writable",
+      ].join("\n"),
+    );
+    assert.deepEqual(stdout, [
+      String(stepUser().uid),
+      "CapPrm: 0000000000000000",
+      "CapEff: 0000000000000000",
+      "NoNewPrivs: 1",
+      "root-read-only",
+      "workspace-writable",
+    ]);
+  });
+
+  test("cannot reach the control plane: PostgreSQL, Redis, services on loopback or the host's addresses", async () => {
+    const env = readTestEnv();
+    const loopbackService = await listen("127.0.0.1");
+    const anyAddressService = await listen("0.0.0.0");
+    try {
+      const hostAddress = Object.values(networkInterfaces())
+        .flatMap((list) => list ?? [])
+        .find((address) => address.family === "IPv4" && !address.internal)?.address;
+      // Addresses of interfaces that are down (podman's idle bridge) are the host's too.
+      const otherHostAddresses = everyHostAddress().filter(
+        (address) => address !== hostAddress && !address.startsWith("127."),
+      );
+      const targets = [
+        { label: "postgres", host: "127.0.0.1", port: Number(new URL(env.databaseUrl).port) },
+        { label: "redis", host: "127.0.0.1", port: Number(new URL(env.redisUrl).port) },
+        { label: "slirp-host-gateway", host: "10.0.2.2", port: portOf(anyAddressService) },
+        ...(hostAddress
+          ? [{ label: "host-address", host: hostAddress, port: portOf(anyAddressService) }]
+          : []),
+        ...otherHostAddresses.map((address) => ({
+          label: `host-address ${address}`,
+          host: address,
+          port: portOf(anyAddressService),
+        })),
+      ];
+      const { stdout } = await inContainer(busyboxProbeScript(targets));
       assert.deepEqual(
         stdout,
         targets.map(({ label }) => `${label} refused`),
@@ -230,6 +333,15 @@ describe.skipIf(!isolated || !isRoot)("egressAllowlist", () => {
     } finally {
       listener.close();
     }
+  });
+
+  test.runIf(containers)("a container step's allowlist is enforced the same way", async () => {
+    const { stdout } = await inContainer(busyboxProbeScript(targets()), {
+      sandbox: { mode: "open", egressAllowlist: [`${address}:${ports[0]}`] },
+    });
+    assert.deepEqual(stdout, ["allowed open", "other refused"]);
+    const { stdout: unrestricted } = await inContainer(busyboxProbeScript(targets()));
+    assert.deepEqual(unrestricted, ["allowed open", "other open"]);
   });
 
   test("a sealed step reaches nothing at all", async () => {

@@ -13,6 +13,8 @@ export interface NetworkTools {
   slirp4netns: string;
   nsenter: string;
   nft: string;
+  /** util-linux unshare: holds a network namespace open for container steps. */
+  unshare: string;
 }
 
 /** What an open step may reach. */
@@ -40,7 +42,7 @@ export async function attachStepNetwork(
   policy: EgressPolicy,
 ): Promise<StepNetwork> {
   const allow = policy.allowlist.length === 0 ? "any" : await resolveAllowlist(policy.allowlist);
-  const ruleset = egressRuleset(allow, deniedDestinations(policy.deny));
+  const ruleset = egressRuleset(allow, await deniedDestinations(policy.deny));
   // Both at once: nothing in the namespace runs before bubblewrap is released, which happens
   // only once the rules are loaded and the interface is up.
   const slirp = startSlirp(pid, tools);

@@ -1,3 +1,5 @@
+import { chown } from "node:fs/promises";
+import type { AttemptLayout } from "./step-env.ts";
 /**
  * The unprivileged user every process and sandbox step runs as when the worker is root: no
  * capabilities, `no_new_privs`, no supplementary groups. Default `nobody:nogroup` (65534); an
@@ -31,3 +33,18 @@ export function stepUser(): StepUser {
 
 /** The worker runs as root, so steps switch to the step user (otherwise: a user namespace). */
 export const WORKER_IS_ROOT = process.getuid?.() === 0;
+
+/**
+ * The directories the step writes to (workdir, its private dir and TMPDIR, the chosen cwd) are
+ * created by the root worker; hand them to the step user. Not recursive: anything else in a
+ * reused workdir was written by an earlier attempt, i.e. by the step user already.
+ */
+export async function handToStepUser(
+  layout: AttemptLayout,
+  cwd: string,
+  user: StepUser,
+): Promise<void> {
+  for (const dir of new Set([layout.workdir, layout.privateDir, layout.tmpDir, cwd])) {
+    await chown(dir, user.uid, user.gid);
+  }
+}

@@ -30,11 +30,20 @@ export function runtimeSupport(): Promise<RuntimeSupport> {
 }
 
 async function probe(): Promise<RuntimeSupport> {
-  const [bwrap, time, prlimit, podman, setpriv, slirp4netns, nsenter, nft] = await Promise.all(
-    ["bwrap", "time", "prlimit", "podman", "setpriv", "slirp4netns", "nsenter", "nft"].map(
-      findExecutable,
-    ),
-  );
+  const [bwrap, time, prlimit, podman, setpriv, slirp4netns, nsenter, nft, unshare] =
+    await Promise.all(
+      [
+        "bwrap",
+        "time",
+        "prlimit",
+        "podman",
+        "setpriv",
+        "slirp4netns",
+        "nsenter",
+        "nft",
+        "unshare",
+      ].map(findExecutable),
+    );
   const details: string[] = [];
   const support: RuntimeSupport = {
     bwrap: bwrap ?? null,
@@ -42,7 +51,8 @@ async function probe(): Promise<RuntimeSupport> {
     prlimit: prlimit ?? null,
     podman: podman ?? null,
     setpriv: setpriv ?? null,
-    network: slirp4netns && nsenter && nft ? { slirp4netns, nsenter, nft } : null,
+    network:
+      slirp4netns && nsenter && nft && unshare ? { slirp4netns, nsenter, nft, unshare } : null,
     unisolated: process.env.PACKRUN_EXECUTOR_UNISOLATED_STEPS === "1",
     cgroups: await usableCgroups(),
     pidNamespace: false,

@@ -3,6 +3,7 @@ import path from "node:path";
 import { PathError, resolveInside } from "../contained-path.ts";
 import { CONTAINER_WORKSPACE, runContainer } from "../container-runtime.ts";
 import { describeTimeout } from "../durations.ts";
+import { operatorDeny } from "../egress-rules.ts";
 import {
   describeExit,
   failedBeforeStart,
@@ -10,12 +11,15 @@ import {
   type ModuleResult,
 } from "../module-result.ts";
 import { checkEnvNames } from "../step-env.ts";
+import { handToStepUser, stepUser, WORKER_IS_ROOT } from "../step-user.ts";
 import { containerParams, parseParams } from "./params.ts";
 
 /**
  * builtin:container: runs `image` (with `command` as its argv, else the image's default) under
  * podman; the attempt workdir is mounted at /workspace and `workdir` is relative to it; the
- * staging root is mounted read-only at its host path; sealed steps get `--network none`.
+ * staging root is mounted read-only at its host path. The container runs as the step user
+ * without capabilities on a read-only root; sealed steps get `--network none`, open ones a
+ * network namespace with the egress rules (see container-runtime.ts).
  */
 export async function runContainerModule(context: ModuleContext): Promise<ModuleResult> {
   const { request, sink, layout, support } = context;
@@ -36,8 +40,12 @@ export async function runContainerModule(context: ModuleContext): Promise<Module
   ] as const) {
     if (/[:,]/.test(value)) return failedBeforeStart(`${what} path must not contain ":" or ","`);
   }
-  if (request.sandbox.egressAllowlist.length > 0) {
-    sink.system("[packrun] egress allowlist is not enforced by the container runtime");
+  const sealed = request.sandbox.mode === "sealed";
+  const isolated = !support.unisolated;
+  if (!sealed && isolated && !support.network) {
+    sink.system(
+      "[packrun] no outbound network on this worker: open steps need slirp4netns, nsenter, unshare and nft",
+    );
   }
 
   let relative = ".";
@@ -50,7 +58,10 @@ export async function runContainerModule(context: ModuleContext): Promise<Module
     if (error instanceof PathError) return failedBeforeStart(error.message);
     throw error;
   }
-  await mkdir(path.join(layout.workdir, relative), { recursive: true });
+  const cwd = path.join(layout.workdir, relative);
+  await mkdir(cwd, { recursive: true });
+  const user = isolated ? stepUser() : null;
+  if (user && WORKER_IS_ROOT) await handToStepUser(layout, cwd, user);
   const inContainer = (hostPath: string): string =>
     path.posix.join(CONTAINER_WORKSPACE, path.relative(layout.workdir, hostPath));
 
@@ -63,7 +74,15 @@ export async function runContainerModule(context: ModuleContext): Promise<Module
       workdir: layout.workdir,
       containerCwd: path.posix.join(CONTAINER_WORKSPACE, relative),
       stagingRoot: request.stagingRoot,
-      sealed: request.sandbox.mode === "sealed",
+      sealed,
+      network:
+        !sealed && isolated && support.network
+          ? {
+              tools: support.network,
+              policy: { allowlist: request.sandbox.egressAllowlist, deny: operatorDeny() },
+            }
+          : null,
+      user,
       memoryBytes: request.limits.memoryBytes,
       pids: request.limits.pids,
       timeoutMs: request.timeoutMs,

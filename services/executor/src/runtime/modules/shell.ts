@@ -1,4 +1,4 @@
-import { chown, mkdir } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isRunnable, missingCommandIn } from "../command-lookup.ts";
 import { PathError, resolveInside } from "../contained-path.ts";
@@ -11,10 +11,10 @@ import {
   type ModuleContext,
   type ModuleResult,
 } from "../module-result.ts";
-import { type AttemptLayout, checkEnvNames, DEFAULT_PATH, stepEnvironment } from "../step-env.ts";
+import { checkEnvNames, DEFAULT_PATH, stepEnvironment } from "../step-env.ts";
 import { stepLimits } from "../step-limits.ts";
 import { stepMounts } from "../step-mounts.ts";
-import { type StepUser, stepUser, WORKER_IS_ROOT } from "../step-user.ts";
+import { handToStepUser, stepUser, WORKER_IS_ROOT } from "../step-user.ts";
 import { type LaunchPlan, supervise } from "../supervise.ts";
 import { parseParams, shellParams } from "./params.ts";
 
@@ -23,17 +23,6 @@ const SANDBOX_SETUP_TRIES = 5;
 
 /** Reason of a sealed step that cannot get the sandbox; it never runs unsealed. */
 export const SEALED_NEEDS_SANDBOX = "sealed mode requires the sandbox runtime";
-
-/**
- * The directories the step writes to (workdir, its private dir and TMPDIR, the chosen cwd) are
- * created by the root worker; hand them to the step user. Not recursive: anything else in a
- * reused workdir was written by an earlier attempt, i.e. by the step user already.
- */
-async function handToStepUser(layout: AttemptLayout, cwd: string, user: StepUser): Promise<void> {
-  for (const dir of new Set([layout.workdir, layout.privateDir, layout.tmpDir, cwd])) {
-    await chown(dir, user.uid, user.gid);
-  }
-}
 
 /**
  * builtin:shell: runs `argv` directly (no shell), or `script` as `/bin/sh -c <script>`, with the
