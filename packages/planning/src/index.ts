@@ -45,6 +45,7 @@ export {
   sharedPlanningPool,
 } from "./planning-pool.ts";
 export {
+  containsRuntime,
   evaluateRuntimeValue,
   expandMapTemplate,
   resolveKnownRuntimeValues,

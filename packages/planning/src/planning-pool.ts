@@ -3,8 +3,10 @@ import { PackrunError } from "@packrun/errors";
 import { Piscina } from "piscina";
 import type { PlanOptions } from "./build-plan.ts";
 import { PackValidationError } from "./diagnostic.ts";
+import { ExpressionError } from "./expression.ts";
 import type { PackLimits } from "./limits.ts";
 import type { PackMetadata } from "./manifest-types.ts";
+import type { PlannedStep, RuntimeValue } from "./plan-types.ts";
 import type {
   PlannedPack,
   PlanningJob,
@@ -24,12 +26,29 @@ export interface PlanningPoolOptions {
   memoryMb?: number;
 }
 
-/** Plans manifests in worker threads, off the caller's event loop. */
+/** Plans manifests, and evaluates what plans left to run time, in worker threads, off the caller's event loop. */
 export interface PlanningPool {
   /** As planPack, without the parsed model; throws PackValidationError / PackrunError. */
   plan(text: string, options?: PlanOptions): Promise<PlannedPack>;
   /** As loadManifest, returning only the manifest's metadata. */
   inspect(text: string, limits?: Partial<PackLimits>): Promise<PackMetadata>;
+  /** As evaluateRuntimeValue (a `when` or template left to run time); throws ExpressionError. */
+  evaluateRuntimeValue(value: RuntimeValue, bindings: Record<string, unknown>): Promise<unknown>;
+  /** As resolveRuntimeValues; throws ExpressionError. */
+  resolveRuntimeValues(
+    value: unknown,
+    bindings: Record<string, unknown>,
+    options?: { text?: boolean },
+  ): Promise<unknown>;
+  /** Parses and evaluates a bare CEL expression (a policy); throws ExpressionError. */
+  evaluateExpression(source: string, bindings: Record<string, unknown>): Promise<unknown>;
+  /** As expandMapTemplate for every item, in order; throws ExpressionError. */
+  expandMapTemplates(
+    template: PlannedStep,
+    mapId: string,
+    items: readonly unknown[],
+    inputs: Record<string, unknown>,
+  ): Promise<PlannedStep[]>;
   close(): Promise<void>;
 }
 
@@ -81,7 +100,14 @@ export function createPlanningPool(options: PlanningPoolOptions = {}): PlanningP
     }
     if (result.ok) return result;
     if (result.kind === "validation") throw new PackValidationError(result.diagnostics);
+    if (result.kind === "expression") throw new ExpressionError(result.message);
     throw new PackrunError(result.code, result.message);
+  }
+
+  async function evaluate(job: PlanningJob): Promise<unknown> {
+    const result = await run(job);
+    if (result.ok && result.kind === "value") return result.value;
+    throw new Error(`planning thread answered a ${job.kind} task with another kind`);
   }
 
   return {
@@ -95,6 +121,12 @@ export function createPlanningPool(options: PlanningPoolOptions = {}): PlanningP
       if (result.ok && result.kind === "inspect") return result.metadata;
       throw new Error("planning thread answered an inspect task with another kind");
     },
+    evaluateRuntimeValue: (value, bindings) => evaluate({ kind: "evaluate", value, bindings }),
+    resolveRuntimeValues: (value, bindings, options = {}) =>
+      evaluate({ kind: "resolve", value, bindings, text: options.text === true }),
+    evaluateExpression: (source, bindings) => evaluate({ kind: "expression", source, bindings }),
+    expandMapTemplates: async (template, mapId, items, inputs) =>
+      (await evaluate({ kind: "expand", template, mapId, items, inputs })) as PlannedStep[],
     close: () => pool.close({ force: true }),
   };
 }

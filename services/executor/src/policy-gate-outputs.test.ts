@@ -62,3 +62,52 @@ describe("a policy gate on an earlier step's outputs", () => {
     assert.match(window?.reason ?? "", /policy "change-window" denied/);
   });
 });
+
+/**
+ * Issue 19, break 2: a policy gate evaluated on the executor's event loop froze a worker (60 s)
+ * for every run it served. Run-time evaluations now run in the planning threads: this policy,
+ * over an earlier step's output (so only the executor can evaluate it), overruns its 1 s budget
+ * between clock checks (about 2.5 s of copying 200 KB strings), and the executor, in this
+ * process, keeps answering meanwhile.
+ */
+test("a policy that overruns its budget fails its gate without stalling the executor", async () => {
+  const id = await stack.submit(
+    packManifest(
+      "slow-policy",
+      `  inputs: [{name: xs, type: array}]
+  policies:
+    - name: slow
+      expression: "inputs.xs.map(x, (parameters.s + parameters.s + string(x)).size()).size() > 0"
+  steps:
+    - id: make
+      run:
+        uses: builtin:shell
+        with:
+          script: printf 's=%s\\n' "$(head -c 100000 /dev/zero | tr '\\0' x)" >> "$PACKRUN_OUTPUT"
+    - id: gate
+      gate:
+        policy:
+          policy: slow
+          failAction: fail
+          parameters: {s: "{{ steps.make.outputs.s }}"}
+`,
+    ),
+    { inputs: { xs: Array.from({ length: 5_000 }, (_, i) => i) } },
+  );
+  let last = performance.now();
+  let lagMs = 0;
+  const probe = setInterval(() => {
+    const now = performance.now();
+    lagMs = Math.max(lagMs, now - last);
+    last = now;
+  }, 10);
+  try {
+    const run = await stack.waitFor(id, undefined, { timeoutMs: 60_000 });
+    const gate = run.steps.find((step) => step.id === "gate");
+    assert.equal(run.state, RunState.FAILED);
+    assert.match(gate?.reason ?? "", /exceeded its evaluation budget/);
+  } finally {
+    clearInterval(probe);
+  }
+  assert.ok(lagMs < 1_000, `the executor's event loop stalled for ${Math.round(lagMs)} ms`);
+});

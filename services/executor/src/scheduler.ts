@@ -1,14 +1,10 @@
 import type { Queryable, Transaction } from "@packrun/db";
 import {
   ExpressionError,
-  evaluateExpression,
-  evaluateRuntimeValue,
-  expandMapTemplate,
   isRuntimeValue,
   type PlannedStep,
-  parseExpression,
-  resolveRuntimeValues,
   runtimeReferences,
+  sharedPlanningPool,
 } from "@packrun/planning";
 import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
 import { type RunEvent, recordEvents } from "./run-events.ts";
@@ -318,7 +314,10 @@ export class RunScheduler {
     if (isRuntimeValue(planned.enabled)) {
       let enabled: unknown;
       try {
-        enabled = evaluateRuntimeValue(planned.enabled, await this.bindings(step, planned.enabled));
+        enabled = await sharedPlanningPool().evaluateRuntimeValue(
+          planned.enabled,
+          await this.bindings(step, planned.enabled),
+        );
       } catch (error) {
         return this.failPending(
           step,
@@ -378,7 +377,7 @@ export class RunScheduler {
     if (!isRuntimeValue(planned.map.items) || planned.map.template === null) return undefined;
     let items: unknown;
     try {
-      items = evaluateRuntimeValue(
+      items = await sharedPlanningPool().evaluateRuntimeValue(
         planned.map.items,
         await this.bindings(container, planned.map.items),
       );
@@ -388,9 +387,17 @@ export class RunScheduler {
     if (!Array.isArray(items))
       return `map items must evaluate to a list; got ${items === null ? "null" : typeof items}`;
     const template = planned.map.template;
-    const children = items.map((item, index) =>
-      expandMapTemplate(template, container.step_id, index, item, this.run.inputs),
-    );
+    let children: PlannedStep[];
+    try {
+      children = await sharedPlanningPool().expandMapTemplates(
+        template,
+        container.step_id,
+        items,
+        this.run.inputs,
+      );
+    } catch (error) {
+      return error instanceof ExpressionError ? error.message : String(error);
+    }
     const rows = flattenPlannedSteps(children);
     const count =
       (
@@ -473,12 +480,12 @@ export class RunScheduler {
           planHash: this.run.plan_hash,
         },
         // Parameters may read earlier steps' outputs (`steps.x.outputs.y`), known only now.
-        parameters: resolveRuntimeValues(
+        parameters: await sharedPlanningPool().resolveRuntimeValues(
           planned.gate.parameters,
           await this.bindings(step, planned.gate.parameters),
         ),
       };
-      const value = evaluateExpression(parseExpression(policy.expression), bindings);
+      const value = await sharedPlanningPool().evaluateExpression(policy.expression, bindings);
       if (typeof value !== "boolean")
         throw new ExpressionError(
           `policy must evaluate to true or false; gave ${JSON.stringify(value)}`,
@@ -727,11 +734,17 @@ export class RunScheduler {
       inputs: this.run.inputs,
       steps: await loadStepBindings(this.tx, this.run.id),
     };
+    const pool = sharedPlanningPool();
     return Object.fromEntries(
-      declared.map((output) => [
-        output.name,
-        resolveRuntimeValues(output.expression ?? output.path, bindings),
-      ]),
+      await Promise.all(
+        declared.map(
+          async (output) =>
+            [
+              output.name,
+              await pool.resolveRuntimeValues(output.expression ?? output.path, bindings),
+            ] as const,
+        ),
+      ),
     );
   }
 

@@ -7,11 +7,12 @@ import { type Logger, runLogger } from "@packrun/logging";
 import {
   canonicalJson,
   computePlanHash,
+  containsRuntime,
   ExpressionError,
   type Plan,
   type PlannedRunStep,
-  resolveRuntimeValues,
   runtimeReferences,
+  sharedPlanningPool,
 } from "@packrun/planning";
 import type { ArtifactUploader } from "./artifact-uploader.ts";
 import { type ClaimedStep as Claimed, claimStep } from "./claim-step.ts";
@@ -328,16 +329,14 @@ export class StepWorker {
       referencedStepIds(references),
     );
     try {
-      const resolved = resolveRuntimeValues(
-        planned.run.with,
-        {
-          inputs: run.inputs,
-          steps,
-          secrets,
-          ...step.bindings,
-        },
-        { text: true },
-      );
+      // Only values left to run time need CEL, and CEL runs off this event loop.
+      const resolved = containsRuntime(planned.run.with)
+        ? await sharedPlanningPool().resolveRuntimeValues(
+            planned.run.with,
+            { inputs: run.inputs, steps, secrets, ...step.bindings },
+            { text: true },
+          )
+        : planned.run.with;
       return { with: resolved as Record<string, unknown>, secrets };
     } catch (error) {
       if (error instanceof ExpressionError) throw new PermanentStepError(error.message);
