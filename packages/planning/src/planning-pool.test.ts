@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { measureEventLoopLag } from "@packrun/testing";
 import { afterAll, test } from "vitest";
 import { planPack } from "./build-plan.ts";
 import { PackValidationError } from "./diagnostic.ts";
@@ -21,23 +22,6 @@ const simple = manifest(`  inputs: [{name: who, type: string}]
       when: "inputs.who != ''"
       run: {uses: builtin:shell, with: {argv: [echo, "{{ inputs.who }}"]}}
 `);
-
-/** Largest gap between timer callbacks on this thread while `work` runs. */
-async function eventLoopLag<T>(work: Promise<T>): Promise<{ lagMs: number; outcome: unknown }> {
-  let last = performance.now();
-  let lagMs = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    lagMs = Math.max(lagMs, now - last);
-    last = now;
-  }, 10);
-  try {
-    return { lagMs, outcome: await work.catch((error: unknown) => error) };
-  } finally {
-    clearInterval(timer);
-    lagMs = Math.max(lagMs, performance.now() - last);
-  }
-}
 
 test("a pooled plan is the plan planPack makes", async () => {
   const pooled = await pool.plan(simple, { inputs: { who: "world" } });
@@ -74,7 +58,7 @@ const slow = manifest(`  inputs: [{name: xs, type: array}, {name: s, type: strin
 const slowInputs = { xs: Array.from({ length: 5_000 }, (_, i) => i), s: "x".repeat(100_000) };
 
 test("an expression that overruns its budget between clock checks never stalls the caller's event loop", async () => {
-  const { lagMs, outcome } = await eventLoopLag(pool.plan(slow, { inputs: slowInputs }));
+  const { lagMs, outcome } = await measureEventLoopLag(pool.plan(slow, { inputs: slowInputs }));
   assert.ok(outcome instanceof PackValidationError, String(outcome));
   assert.equal(outcome.code, "PACK_EXPRESSION");
   assert.match(outcome.message, /evaluation budget/);
@@ -88,7 +72,7 @@ test("planning that outlasts the pool's time limit is stopped with PACK_LIMIT, a
     // The limit counts from a task's start: this one waits behind the slow one (and then for a
     // new thread to load the planning modules) far longer than 0.6 s, and is not charged for it.
     const queued = strict.plan(simple, { inputs: { who: "queued" } });
-    const { lagMs, outcome } = await eventLoopLag(stopped);
+    const { lagMs, outcome } = await measureEventLoopLag(stopped);
     assert.equal((outcome as { code?: string }).code, "PACK_LIMIT", String(outcome));
     assert.match((outcome as Error).message, /longer than 600 ms/);
     assert.ok(lagMs < 250, `the caller's event loop stalled for ${Math.round(lagMs)} ms`);

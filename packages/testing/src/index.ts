@@ -3,6 +3,7 @@
  * servers that `npm test` starts.
  */
 
+export { measureEventLoopLag } from "./event-loop-lag.ts";
 export { stepSharedDir } from "./step-shared-dir.ts";
 export {
   createTestDatabase,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
+import { measureEventLoopLag } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/executor-stack.ts";
 
@@ -94,20 +95,12 @@ test("a policy that overruns its budget fails its gate without stalling the exec
     ),
     { inputs: { xs: Array.from({ length: 5_000 }, (_, i) => i) } },
   );
-  let last = performance.now();
-  let lagMs = 0;
-  const probe = setInterval(() => {
-    const now = performance.now();
-    lagMs = Math.max(lagMs, now - last);
-    last = now;
-  }, 10);
-  try {
-    const run = await stack.waitFor(id, undefined, { timeoutMs: 60_000 });
-    const gate = run.steps.find((step) => step.id === "gate");
-    assert.equal(run.state, RunState.FAILED);
-    assert.match(gate?.reason ?? "", /exceeded its evaluation budget/);
-  } finally {
-    clearInterval(probe);
-  }
+  const { lagMs, outcome } = await measureEventLoopLag(
+    stack.waitFor(id, undefined, { timeoutMs: 60_000 }),
+  );
+  const run = outcome as Awaited<ReturnType<ExecutorStack["waitFor"]>>;
+  assert.equal(run.state, RunState.FAILED);
+  const gate = run.steps.find((step) => step.id === "gate");
+  assert.match(gate?.reason ?? "", /exceeded its evaluation budget/);
   assert.ok(lagMs < 1_000, `the executor's event loop stalled for ${Math.round(lagMs)} ms`);
 });

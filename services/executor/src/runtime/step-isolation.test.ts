@@ -8,7 +8,6 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
-import { networkInterfaces } from "node:os";
 import path from "node:path";
 import { readTestEnv } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
@@ -99,6 +98,46 @@ function everyHostAddress(): string[] {
 
 const portOf = (server: Server): number => (server.address() as { port: number }).port;
 
+type Target = { label: string; host: string; port: number };
+
+/**
+ * Probes, from inside a step, every control-plane address there is on this host: PostgreSQL,
+ * Redis, a service on loopback, slirp's gateway to the host, and a service on 0.0.0.0 through
+ * each of the host's addresses (those of interfaces that are down, such as podman's idle bridge,
+ * included). The worker itself reaches every one of them; the step must reach none.
+ */
+async function assertControlPlaneRefused(
+  probe: (targets: readonly Target[]) => Promise<{ stdout: string[] }>,
+): Promise<void> {
+  const env = readTestEnv();
+  const loopbackService = await listen("127.0.0.1");
+  const anyAddressService = await listen("0.0.0.0");
+  try {
+    const targets: Target[] = [
+      { label: "postgres", host: "127.0.0.1", port: Number(new URL(env.databaseUrl).port) },
+      { label: "redis", host: "127.0.0.1", port: Number(new URL(env.redisUrl).port) },
+      { label: "grpc-on-loopback", host: "127.0.0.1", port: portOf(loopbackService) },
+      { label: "slirp-host-gateway", host: "10.0.2.2", port: portOf(anyAddressService) },
+      ...everyHostAddress()
+        .filter((address) => !address.startsWith("127."))
+        .map((address) => ({
+          label: `host-address ${address}`,
+          host: address,
+          port: portOf(anyAddressService),
+        })),
+    ];
+    assert.ok(targets.length > 4, "the host has an address besides loopback");
+    const { stdout } = await probe(targets);
+    assert.deepEqual(
+      stdout,
+      targets.map(({ label }) => `${label} refused`),
+    );
+  } finally {
+    loopbackService.close();
+    anyAddressService.close();
+  }
+}
+
 describe.skipIf(!isolated)("an open process step", () => {
   test("runs as an unprivileged user without capabilities and with no_new_privs", async () => {
     const { stdout } = await inStep(
@@ -150,41 +189,7 @@ describe.skipIf(!isolated)("an open process step", () => {
   });
 
   test("cannot reach the control plane: PostgreSQL, Redis, services on loopback or the host's addresses", async () => {
-    const env = readTestEnv();
-    const loopbackService = await listen("127.0.0.1");
-    const anyAddressService = await listen("0.0.0.0");
-    try {
-      const hostAddress = Object.values(networkInterfaces())
-        .flatMap((list) => list ?? [])
-        .find((address) => address.family === "IPv4" && !address.internal)?.address;
-      // Addresses of interfaces that are down (podman's idle bridge) are the host's too.
-      const otherHostAddresses = everyHostAddress().filter(
-        (address) => address !== hostAddress && !address.startsWith("127."),
-      );
-      const targets = [
-        { label: "postgres", host: "127.0.0.1", port: Number(new URL(env.databaseUrl).port) },
-        { label: "redis", host: "127.0.0.1", port: Number(new URL(env.redisUrl).port) },
-        { label: "grpc-on-loopback", host: "127.0.0.1", port: portOf(loopbackService) },
-        { label: "slirp-host-gateway", host: "10.0.2.2", port: portOf(loopbackService) },
-        ...(hostAddress
-          ? [{ label: "host-address", host: hostAddress, port: portOf(anyAddressService) }]
-          : []),
-        ...otherHostAddresses.map((address) => ({
-          label: `host-address ${address}`,
-          host: address,
-          port: portOf(anyAddressService),
-        })),
-      ];
-      // Control: the worker itself reaches every one of them.
-      const { stdout } = await inStep(probeScript(targets));
-      assert.deepEqual(
-        stdout,
-        targets.map(({ label }) => `${label} refused`),
-      );
-    } finally {
-      loopbackService.close();
-      anyAddressService.close();
-    }
+    await assertControlPlaneRefused((targets) => inStep(probeScript(targets)));
   });
 });
 
@@ -209,39 +214,7 @@ describe.skipIf(!containers)("an open container step", () => {
   });
 
   test("cannot reach the control plane: PostgreSQL, Redis, services on loopback or the host's addresses", async () => {
-    const env = readTestEnv();
-    const loopbackService = await listen("127.0.0.1");
-    const anyAddressService = await listen("0.0.0.0");
-    try {
-      const hostAddress = Object.values(networkInterfaces())
-        .flatMap((list) => list ?? [])
-        .find((address) => address.family === "IPv4" && !address.internal)?.address;
-      // Addresses of interfaces that are down (podman's idle bridge) are the host's too.
-      const otherHostAddresses = everyHostAddress().filter(
-        (address) => address !== hostAddress && !address.startsWith("127."),
-      );
-      const targets = [
-        { label: "postgres", host: "127.0.0.1", port: Number(new URL(env.databaseUrl).port) },
-        { label: "redis", host: "127.0.0.1", port: Number(new URL(env.redisUrl).port) },
-        { label: "slirp-host-gateway", host: "10.0.2.2", port: portOf(anyAddressService) },
-        ...(hostAddress
-          ? [{ label: "host-address", host: hostAddress, port: portOf(anyAddressService) }]
-          : []),
-        ...otherHostAddresses.map((address) => ({
-          label: `host-address ${address}`,
-          host: address,
-          port: portOf(anyAddressService),
-        })),
-      ];
-      const { stdout } = await inContainer(busyboxProbeScript(targets));
-      assert.deepEqual(
-        stdout,
-        targets.map(({ label }) => `${label} refused`),
-      );
-    } finally {
-      loopbackService.close();
-      anyAddressService.close();
-    }
+    await assertControlPlaneRefused((targets) => inContainer(busyboxProbeScript(targets)));
   });
 });
 
