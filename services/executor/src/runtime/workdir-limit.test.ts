@@ -12,7 +12,7 @@ import { afterAll, beforeAll, test } from "vitest";
 import type { Executor } from "../executor-server.ts";
 import { type ExecutorStack, packManifest, startExecutorStack } from "../testing/executor-stack.ts";
 import { WORKER_IS_ROOT } from "./step-user.ts";
-import { limitWorkdir } from "./workdir-limit.ts";
+import { limitWorkdir, workdirInodes } from "./workdir-limit.ts";
 
 const MiB = 1024 * 1024;
 

@@ -4,6 +4,14 @@ import { WORKER_IS_ROOT } from "./step-user.ts";
 /** Default size of one attempt's workdir: 1 GiB. */
 export const DEFAULT_STEP_DISK_BYTES = 1024 ** 3;
 
+/**
+ * Files and directories a workdir may hold: one per 4 KiB of its size (at least 1,024), so that
+ * millions of empty files cannot pin the worker's memory in inodes or make cleanup crawl.
+ */
+export function workdirInodes(bytes: number): number {
+  return Math.max(1024, Math.floor(bytes / 4096));
+}
+
 /** How long mounting or unmounting may take. */
 const MOUNT_TIMEOUT_MS = 10_000;
 
@@ -15,7 +23,8 @@ export type ReleaseWorkdir = () => Promise<void>;
  * that fills its workdir (and its `$TMPDIR`, which lives inside) gets ENOSPC and fails alone, and
  * the worker's disk (its database files, other runs' workdirs) is never filled. A tmpfs lives in
  * memory: its pages are charged to the memory cgroup of the step that wrote them, so a step's
- * files and its processes share its memory limit. Only a root worker with isolation on can mount;
+ * files and its processes share its memory limit, and the number of files is bounded too
+ * ({@link workdirInodes}). Only a root worker with isolation on can mount;
  * elsewhere the workdir is an ordinary directory (docs/runtimes.md says so). `bytes` 0 turns the
  * limit off.
  * @throws Error when a root worker cannot mount (the step must not run without its limit)
@@ -25,7 +34,14 @@ export async function limitWorkdir(workdir: string, bytes: number): Promise<Rele
     return async () => {};
   const mounted = await runTool(
     "mount",
-    ["-t", "tmpfs", "-o", `size=${bytes},mode=0755,nosuid,nodev`, "packrun-workdir", workdir],
+    [
+      "-t",
+      "tmpfs",
+      "-o",
+      `size=${bytes},nr_inodes=${workdirInodes(bytes)},mode=0755,nosuid,nodev`,
+      "packrun-workdir",
+      workdir,
+    ],
     { timeoutMs: MOUNT_TIMEOUT_MS },
   );
   if (mounted.code !== 0)
