@@ -367,6 +367,7 @@ export class StepWorker {
     const releaseWorkdir = await limitWorkdir(
       workdir,
       this.#options.limits.diskBytes ?? DEFAULT_STEP_DISK_BYTES,
+      this.id,
     );
     let lineNumber = 0;
     // The lease runs from the claim; each successful heartbeat extends it (monotonic clock).

@@ -11,6 +11,7 @@ import { RunState } from "@packrun/proto/executor/v1";
 import { afterAll, beforeAll, test } from "vitest";
 import type { Executor } from "../executor-server.ts";
 import { type ExecutorStack, packManifest, startExecutorStack } from "../testing/executor-stack.ts";
+import { reapOrphans } from "./reap-orphans.ts";
 import { WORKER_IS_ROOT } from "./step-user.ts";
 import { limitWorkdir, workdirInodes } from "./workdir-limit.ts";
 
@@ -27,7 +28,7 @@ test.runIf(WORKER_IS_ROOT)(
   async () => {
     const dir = await mkdtemp(join(tmpdir(), "packrun-workdir-limit-"));
     try {
-      const release = await limitWorkdir(dir, 4 * MiB);
+      const release = await limitWorkdir(dir, 4 * MiB, "workdir-limit-test");
       assert.ok(await mountedAt(dir));
       await writeFile(join(dir, "fits"), Buffer.alloc(2 * MiB));
       await assert.rejects(writeFile(join(dir, "too-much"), Buffer.alloc(4 * MiB)), {
@@ -35,6 +36,28 @@ test.runIf(WORKER_IS_ROOT)(
       });
       await release();
       assert.equal(await mountedAt(dir), false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test.runIf(WORKER_IS_ROOT)(
+  "a dead worker's workdir mounts are released when its orphans are reaped",
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), "packrun-workdir-orphan-"));
+    const workerId = `dead-worker-${process.pid}`;
+    try {
+      await limitWorkdir(dir, 4 * MiB, workerId);
+      const other = await mkdtemp(join(tmpdir(), "packrun-workdir-live-"));
+      const releaseOther = await limitWorkdir(other, 4 * MiB, `live-worker-${process.pid}`);
+      assert.ok(await mountedAt(dir));
+      await reapOrphans(workerId);
+      assert.equal(await mountedAt(dir), false);
+      // Another worker's mount stays.
+      assert.ok(await mountedAt(other));
+      await releaseOther();
+      await rm(other, { recursive: true, force: true });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

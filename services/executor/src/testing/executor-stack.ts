@@ -21,6 +21,7 @@ import { Redis } from "ioredis";
 import { createBullmqWorkQueue } from "../bullmq-work-queue.ts";
 import { type Executor, type ExecutorOptions, startExecutor } from "../executor-server.ts";
 import { executeStep, reapOrphans } from "../runtime/index.ts";
+import { releaseWorkdirMounts } from "../runtime/workdir-limit.ts";
 import { createRedisSecretVault, type SecretVault } from "../secret-vault.ts";
 import type { WorkQueue } from "../work-queue.ts";
 import type { WorkerProcessConfig } from "./worker-process.ts";
@@ -308,6 +309,8 @@ export async function startExecutorStack(
       vaultRedis.disconnect();
       await redis.cleanup();
       await testDatabase.drop();
+      // Workdir mounts of workers killed mid-step (the fault tests) would keep rm from working.
+      await releaseWorkdirMounts((mount) => mount.mountPoint.startsWith(`${workRoot}/`));
       await rm(workRoot, { recursive: true, force: true });
     },
   };
