@@ -191,6 +191,12 @@ export const errorCatalog = {
     title: "Run has not finished",
     exit: 1,
   },
+  RUN_NOT_RESUMABLE: {
+    connect: Code.FailedPrecondition,
+    http: 409,
+    title: "Run cannot be resumed",
+    exit: 1,
+  },
   RUN_RECORD_INVALID: {
     connect: Code.InvalidArgument,
     http: 400,

@@ -17,6 +17,8 @@ import {
   GetWorkerHealthResponseSchema,
   ListRunsResponseSchema,
   RecordApprovalRefusalResponseSchema,
+  RerunMode,
+  RerunRunResponseSchema,
   RunStateCountSchema,
   StepStateCountSchema,
   SubmitRunResponseSchema,
@@ -24,6 +26,8 @@ import {
   WorkerHealthSchema,
 } from "@packrun/proto/executor/v1";
 import { ReadPacer, runChangedChannel } from "./change-hints.ts";
+import { loadRunLinks, type RerunMode as RerunModeName } from "./rerun-run.ts";
+import { withRunLinks } from "./run-links-message.ts";
 import { runMessage, runSummaryMessage } from "./run-messages.ts";
 import type { RunService, RunSubmission } from "./run-service.ts";
 import type { RunState, StepState } from "./state-machine.ts";
@@ -34,6 +38,11 @@ function requireTenant(tenant: string): string {
     throw new PackrunError("REQUEST_INVALID", `tenant must be ${tenantNameRule}`);
   return tenant;
 }
+
+const rerunModes = new Map<RerunMode, RerunModeName>([
+  [RerunMode.RERUN, "rerun"],
+  [RerunMode.RESUME, "resume"],
+]);
 
 const limits = { approver: 512, approvalId: 128, reason: 4096 } as const;
 // Identities and ids go into events and logs verbatim: no control characters (nor NUL, which
@@ -120,8 +129,30 @@ export function createExecutorService(
     },
 
     async getRun(request) {
+      const tenant = requireTenant(request.tenant);
+      const view = await runs.get(tenant, request.runId);
       return create(GetRunResponseSchema, {
-        run: runMessage(await runs.get(requireTenant(request.tenant), request.runId)),
+        run: withRunLinks(runMessage(view), await loadRunLinks(database, tenant, view.run.id)),
+      });
+    },
+
+    async rerunRun(request) {
+      const tenant = requireTenant(request.tenant);
+      const mode = rerunModes.get(request.mode);
+      if (mode === undefined)
+        throw new PackrunError(
+          "REQUEST_INVALID",
+          "mode must be RERUN_MODE_RERUN or RERUN_MODE_RESUME",
+        );
+      const view = await runs.rerun({
+        tenant,
+        runId: request.runId,
+        mode,
+        secrets: request.secrets,
+        submittedBy: request.submittedBy,
+      });
+      return create(RerunRunResponseSchema, {
+        run: withRunLinks(runMessage(view), await loadRunLinks(database, tenant, view.run.id)),
       });
     },
 

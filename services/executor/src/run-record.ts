@@ -27,10 +27,9 @@ export async function buildRunRecord(
   executorId: string,
 ): Promise<{ tenant: string; record: RunRecord; planJson: string }> {
   const run = (
-    await db.query<RunRow & { plan_json: string }>(
-      `SELECT ${runColumns}, plan_json FROM runs WHERE id = $1`,
-      [runId],
-    )
+    await db.query<
+      RunRow & { plan_json: string; rerun_of: string | null; rerun_mode: "rerun" | "resume" | null }
+    >(`SELECT ${runColumns}, plan_json, rerun_of, rerun_mode FROM runs WHERE id = $1`, [runId])
   ).rows[0];
   if (run === undefined) throw new Error(`run ${runId} not found`);
   const steps = (
@@ -107,6 +106,15 @@ export async function buildRunRecord(
     startedAt: iso(run.started_at),
     finishedAt: (run.finished_at ?? new Date()).toISOString(),
     executor: { id: executorId, version: "0.1.0" },
+    ...(run.rerun_of === null || run.rerun_mode === null
+      ? {}
+      : {
+          rerunOf: {
+            runId: run.rerun_of,
+            mode: run.rerun_mode,
+            keptSteps: steps.filter((step) => step.kept_from !== null).map((step) => step.step_id),
+          },
+        }),
   };
   return { tenant: run.tenant, record, planJson: run.plan_json };
 }

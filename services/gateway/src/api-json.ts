@@ -28,6 +28,7 @@ import type {
   StepKindName,
   StepStateName,
 } from "./api-schemas.ts";
+import { runLinksJson } from "./run-links-json.ts";
 
 const stepKinds: Record<StepKind, StepKindName> = {
   [StepKind.UNSPECIFIED]: "run",
@@ -160,6 +161,7 @@ export function runJson(run: Run): RunJson {
     pendingGates: gates
       .filter((gate) => gate.kind === "approval" && gate.state === "awaiting-approval")
       .map((gate) => gate.gateId),
+    ...runLinksJson(run),
   });
 }
 

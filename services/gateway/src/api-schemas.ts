@@ -119,6 +119,31 @@ export const GateSchema = Type.Object(
 );
 export type GateJson = Static<typeof GateSchema>;
 
+export const RunLinkSchema = Type.Object(
+  {
+    runId: Type.String({ format: "uuid" }),
+    mode: Type.Union([Type.Literal("rerun"), Type.Literal("resume")], {
+      description: "rerun: every step ran again; resume: the succeeded steps were kept.",
+    }),
+  },
+  {
+    title: "RunLink",
+    description: "A run made from another by rerun or resume, or the run it was made from.",
+  },
+);
+
+export const RerunBodySchema = Type.Object(
+  {
+    secrets: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description:
+          "Secret values by name for the new run; every secret the plan declares is needed again (the original run's are never reused).",
+      }),
+    ),
+  },
+  { additionalProperties: false, title: "RerunRequest" },
+);
+
 export const RunSchema = Type.Object(
   {
     id: Type.String({ format: "uuid" }),
@@ -138,6 +163,12 @@ export const RunSchema = Type.Object(
     pendingGates: Type.Array(Type.String(), {
       description: "Ids of the approval gates awaiting a decision now.",
     }),
+    rerunOf: Type.Optional(RunLinkSchema),
+    reruns: Type.Optional(
+      Type.Array(RunLinkSchema, {
+        description: "Runs made from this one by rerun or resume, oldest first (not in lists).",
+      }),
+    ),
   },
   { title: "Run", description: "A run of a planned pack." },
 );

@@ -20,6 +20,7 @@ import { registerEvidenceRoutes } from "./routes/evidence-routes.ts";
 import { registerLogRoutes } from "./routes/log-routes.ts";
 import { registerOperationsRoutes } from "./routes/operations-routes.ts";
 import { registerPackRoutes } from "./routes/pack-routes.ts";
+import { registerRerunRoutes } from "./routes/rerun-routes.ts";
 import { registerRunRoutes } from "./routes/run-routes.ts";
 import { registerSigningKeyRoutes } from "./routes/signing-key-routes.ts";
 import { registerSimulationRoutes } from "./routes/simulation-routes.ts";
@@ -247,6 +248,7 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
     firstEventWaitMs: options.firstEventWaitMs ?? 10_000,
   };
   registerRunRoutes(app, context);
+  registerRerunRoutes(app, context);
   registerApprovalRoutes(app, context);
   registerLogRoutes(app, context);
   registerEvidenceRoutes(app, context);

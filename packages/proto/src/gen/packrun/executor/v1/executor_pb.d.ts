@@ -722,6 +722,20 @@ export declare type Run = Message<"packrun.executor.v1.Run"> & {
    * @generated from field: google.protobuf.Struct outputs = 17;
    */
   outputs?: JsonObject | undefined;
+
+  /**
+   * The run this one was rerun or resumed from; unset for a fresh submission.
+   *
+   * @generated from field: packrun.executor.v1.RunLink rerun_of = 40;
+   */
+  rerunOf?: RunLink | undefined;
+
+  /**
+   * Runs made from this one by RerunRun, oldest first (filled by GetRun).
+   *
+   * @generated from field: repeated packrun.executor.v1.RunLink reruns = 41;
+   */
+  reruns: RunLink[];
 };
 
 /**
@@ -816,6 +830,20 @@ export declare type RunJson = {
    * @generated from field: google.protobuf.Struct outputs = 17;
    */
   outputs?: StructJson;
+
+  /**
+   * The run this one was rerun or resumed from; unset for a fresh submission.
+   *
+   * @generated from field: packrun.executor.v1.RunLink rerun_of = 40;
+   */
+  rerunOf?: RunLinkJson;
+
+  /**
+   * Runs made from this one by RerunRun, oldest first (filled by GetRun).
+   *
+   * @generated from field: repeated packrun.executor.v1.RunLink reruns = 41;
+   */
+  reruns?: RunLinkJson[];
 };
 
 /**
@@ -823,6 +851,46 @@ export declare type RunJson = {
  * Use `create(RunSchema)` to create a new message.
  */
 export declare const RunSchema: GenMessage<Run, {jsonType: RunJson}>;
+
+/**
+ * A link between a run and another run made from it (or the run it was made from).
+ *
+ * @generated from message packrun.executor.v1.RunLink
+ */
+export declare type RunLink = Message<"packrun.executor.v1.RunLink"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.RerunMode mode = 2;
+   */
+  mode: RerunMode;
+};
+
+/**
+ * A link between a run and another run made from it (or the run it was made from).
+ *
+ * @generated from message packrun.executor.v1.RunLink
+ */
+export declare type RunLinkJson = {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId?: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.RerunMode mode = 2;
+   */
+  mode?: RerunModeJson;
+};
+
+/**
+ * Describes the message packrun.executor.v1.RunLink.
+ * Use `create(RunLinkSchema)` to create a new message.
+ */
+export declare const RunLinkSchema: GenMessage<RunLink, {jsonType: RunLinkJson}>;
 
 /**
  * @generated from message packrun.executor.v1.GetRunRequest
@@ -1915,6 +1983,116 @@ export declare type RecordApprovalRefusalResponseJson = {
 export declare const RecordApprovalRefusalResponseSchema: GenMessage<RecordApprovalRefusalResponse, {jsonType: RecordApprovalRefusalResponseJson}>;
 
 /**
+ * @generated from message packrun.executor.v1.RerunRunRequest
+ */
+export declare type RerunRunRequest = Message<"packrun.executor.v1.RerunRunRequest"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The finished run to start again.
+   *
+   * @generated from field: string run_id = 2;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.RerunMode mode = 3;
+   */
+  mode: RerunMode;
+
+  /**
+   * Secret values for the new run; they must match the plan's declared secrets. Never copied
+   * from the original run.
+   *
+   * @generated from field: map<string, string> secrets = 4;
+   */
+  secrets: { [key: string]: string };
+
+  /**
+   * Subject that asked, recorded as the new run's submitter.
+   *
+   * @generated from field: string submitted_by = 5;
+   */
+  submittedBy: string;
+};
+
+/**
+ * @generated from message packrun.executor.v1.RerunRunRequest
+ */
+export declare type RerunRunRequestJson = {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant?: string;
+
+  /**
+   * The finished run to start again.
+   *
+   * @generated from field: string run_id = 2;
+   */
+  runId?: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.RerunMode mode = 3;
+   */
+  mode?: RerunModeJson;
+
+  /**
+   * Secret values for the new run; they must match the plan's declared secrets. Never copied
+   * from the original run.
+   *
+   * @generated from field: map<string, string> secrets = 4;
+   */
+  secrets?: { [key: string]: string };
+
+  /**
+   * Subject that asked, recorded as the new run's submitter.
+   *
+   * @generated from field: string submitted_by = 5;
+   */
+  submittedBy?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.RerunRunRequest.
+ * Use `create(RerunRunRequestSchema)` to create a new message.
+ */
+export declare const RerunRunRequestSchema: GenMessage<RerunRunRequest, {jsonType: RerunRunRequestJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.RerunRunResponse
+ */
+export declare type RerunRunResponse = Message<"packrun.executor.v1.RerunRunResponse"> & {
+  /**
+   * The new run.
+   *
+   * @generated from field: packrun.executor.v1.Run run = 1;
+   */
+  run?: Run | undefined;
+};
+
+/**
+ * @generated from message packrun.executor.v1.RerunRunResponse
+ */
+export declare type RerunRunResponseJson = {
+  /**
+   * The new run.
+   *
+   * @generated from field: packrun.executor.v1.Run run = 1;
+   */
+  run?: RunJson;
+};
+
+/**
+ * Describes the message packrun.executor.v1.RerunRunResponse.
+ * Use `create(RerunRunResponseSchema)` to create a new message.
+ */
+export declare const RerunRunResponseSchema: GenMessage<RerunRunResponse, {jsonType: RerunRunResponseJson}>;
+
+/**
  * State of a run.
  *
  * @generated from enum packrun.executor.v1.RunState
@@ -2043,6 +2221,44 @@ export declare type StepStateJson = "STEP_STATE_UNSPECIFIED" | "STEP_STATE_PENDI
 export declare const StepStateSchema: GenEnum<StepState, StepStateJson>;
 
 /**
+ * How a run was made from another by RerunRun.
+ *
+ * @generated from enum packrun.executor.v1.RerunMode
+ */
+export enum RerunMode {
+  /**
+   * @generated from enum value: RERUN_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Every step runs again.
+   *
+   * @generated from enum value: RERUN_MODE_RERUN = 1;
+   */
+  RERUN = 1,
+
+  /**
+   * The original's succeeded steps are kept; the rest runs.
+   *
+   * @generated from enum value: RERUN_MODE_RESUME = 2;
+   */
+  RESUME = 2,
+}
+
+/**
+ * How a run was made from another by RerunRun.
+ *
+ * @generated from enum packrun.executor.v1.RerunMode
+ */
+export declare type RerunModeJson = "RERUN_MODE_UNSPECIFIED" | "RERUN_MODE_RERUN" | "RERUN_MODE_RESUME";
+
+/**
+ * Describes the enum packrun.executor.v1.RerunMode.
+ */
+export declare const RerunModeSchema: GenEnum<RerunMode, RerunModeJson>;
+
+/**
  * Submits, observes and steers runs.
  *
  * @generated from service packrun.executor.v1.ExecutorService
@@ -2139,6 +2355,18 @@ export declare const ExecutorService: GenService<{
     methodKind: "unary";
     input: typeof RecordApprovalRefusalRequestSchema;
     output: typeof RecordApprovalRefusalResponseSchema;
+  },
+  /**
+   * Starts a new run from a finished one of the same tenant: the same plan (plan hash) and
+   * inputs, secrets supplied again. RERUN runs every step again; RESUME keeps the steps that
+   * succeeded (their results and outputs) and runs the rest. Both runs are linked.
+   *
+   * @generated from rpc packrun.executor.v1.ExecutorService.RerunRun
+   */
+  rerunRun: {
+    methodKind: "unary";
+    input: typeof RerunRunRequestSchema;
+    output: typeof RerunRunResponseSchema;
   },
 }>;
 
