@@ -189,6 +189,17 @@ export class GatewayClient {
     });
   }
 
+  /** POST /api/runs/{id}/rerun or /resume: a new run from a finished one. */
+  rerunRun(
+    runId: string,
+    mode: "rerun" | "resume",
+    secrets: Record<string, string> | undefined,
+  ): Promise<SubmitRunResponse> {
+    return this.json("POST", apiPath("api", "runs", runId, mode), {
+      json: secrets === undefined ? {} : { secrets },
+    });
+  }
+
   /** GET /api/runs/{id}/attestation */
   attestation(runId: string): Promise<AttestationResponse> {
     return this.json("GET", apiPath("api", "runs", runId, "attestation"));

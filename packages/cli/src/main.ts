@@ -6,6 +6,7 @@ import { registerCancelCommand } from "./commands/cancel.ts";
 import { registerLogsCommand } from "./commands/logs.ts";
 import { registerPacksCommand } from "./commands/packs.ts";
 import { registerPlanCommand } from "./commands/plan.ts";
+import { registerRerunCommands } from "./commands/rerun.ts";
 import { registerRunCommand } from "./commands/run.ts";
 import { registerRunsCommand } from "./commands/runs.ts";
 import { registerSimulateCommand } from "./commands/simulate.ts";
@@ -56,6 +57,7 @@ export function createProgram(): Command {
   registerLogsCommand(program);
   registerApproveCommand(program);
   registerCancelCommand(program);
+  registerRerunCommands(program);
   registerArtifactsCommand(program);
   registerBundleCommand(program);
   registerPacksCommand(program);
