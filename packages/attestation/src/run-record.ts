@@ -84,6 +84,17 @@ export const rerunOfSchema = z.strictObject({
   mode: z.enum(["rerun", "resume"]),
   /** Steps copied from the earlier run with their results (not run again); resume only. */
   keptSteps: z.array(z.string().min(1).max(500)).max(100_000),
+  /** Set when the run re-drove dead letters of `runId`: the dead-lettered steps it ran again. */
+  deadLetters: z
+    .array(
+      z.strictObject({
+        id: z.string().min(1).max(200),
+        stepId: z.string().min(1).max(500),
+        attempt: z.int().min(0),
+      }),
+    )
+    .max(100_000)
+    .optional(),
 });
 
 /**

@@ -10,3 +10,14 @@ CREATE INDEX runs_reruns ON runs (rerun_of, created_at) WHERE rerun_of IS NOT NU
 
 -- A step a resume copied from the original run (not run again in this one).
 ALTER TABLE steps ADD COLUMN kept_from uuid;
+
+-- Dead letters get an id operators can name, and record their re-drive: the run that resumed
+-- the dead letter's run from the failed step, who asked and when.
+ALTER TABLE dead_letters
+  ADD COLUMN id uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE,
+  ADD COLUMN retried_at timestamptz,
+  ADD COLUMN retried_by text,
+  ADD COLUMN retry_run_id uuid;
+
+CREATE INDEX dead_letters_open ON dead_letters (created_at) WHERE retried_at IS NULL;
+CREATE INDEX dead_letters_retry_run ON dead_letters (retry_run_id) WHERE retry_run_id IS NOT NULL;

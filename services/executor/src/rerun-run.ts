@@ -19,6 +19,16 @@ export interface RerunRequest {
   /** Secret values for the new run; never copied from the original. */
   secrets: Record<string, string>;
   submittedBy: string;
+  /**
+   * A dead-letter re-drive (resume only): these steps run again even when a block around them
+   * succeeded (continueOnError), so a run that succeeded may be re-driven too. `record` runs in
+   * the new run's transaction (to mark the dead letters), `metadata` joins the `run.rerun` event.
+   */
+  redrive?: {
+    stepIds: readonly string[];
+    metadata: Record<string, unknown>;
+    record(tx: Queryable, newRunId: string): Promise<void>;
+  };
 }
 
 /** What {@link rerunRun} needs from the run service. */
@@ -39,12 +49,22 @@ const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
  */
 export function keptStepIds(
   steps: readonly Pick<StepRow, "step_id" | "parent_id" | "state">[],
+  runAgain: readonly string[] = [],
 ): string[] {
   const byId = new Map(steps.map((step) => [step.step_id, step]));
+  const parentOf = (step: Pick<StepRow, "parent_id">) =>
+    step.parent_id === null ? undefined : byId.get(step.parent_id);
+  // Steps that must run again, and every block around them (which then runs again too, keeping
+  // its other children that succeeded).
+  const excluded = new Set<string>();
+  for (const id of runAgain)
+    for (let current = byId.get(id); current !== undefined; current = parentOf(current))
+      excluded.add(current.step_id);
   const kept = (step: Pick<StepRow, "step_id" | "parent_id" | "state">): boolean => {
     for (let current: typeof step | undefined = step; current !== undefined; ) {
+      if (excluded.has(current.step_id)) return false;
       if (current.state === "succeeded") return true;
-      current = current.parent_id === null ? undefined : byId.get(current.parent_id);
+      current = parentOf(current);
     }
     return false;
   };
@@ -106,7 +126,7 @@ export async function rerunRun(deps: RerunDependencies, request: RerunRequest): 
       `run ${original.id} ${still}; only a finished run can be ${request.mode === "resume" ? "resumed" : "rerun"}`,
     );
   }
-  if (request.mode === "resume" && original.state === "succeeded")
+  if (request.mode === "resume" && original.state === "succeeded" && request.redrive === undefined)
     throw new PackrunError(
       "RUN_NOT_RESUMABLE",
       `run ${original.id} succeeded: there is nothing to resume; rerun it to run every step again`,
@@ -126,7 +146,10 @@ export async function rerunRun(deps: RerunDependencies, request: RerunRequest): 
            FROM runs WHERE id = $2`,
         [runId, original.id, request.submittedBy, request.mode],
       );
-      const kept = request.mode === "resume" ? await keptSteps(tx, original.id) : new Set<string>();
+      const kept =
+        request.mode === "resume"
+          ? await keptSteps(tx, original.id, request.redrive?.stepIds ?? [])
+          : new Set<string>();
       await insertStepRows(
         tx,
         { id: runId, tenant: request.tenant },
@@ -135,10 +158,13 @@ export async function rerunRun(deps: RerunDependencies, request: RerunRequest): 
       if (kept.size > 0) await copyKeptSteps(tx, original.id, runId, [...kept]);
       const scheduler = await RunScheduler.lock(tx, runId);
       if (scheduler === undefined) throw new PackrunError("INTERNAL", "run vanished during rerun");
+      await request.redrive?.record(tx, runId);
       const how =
-        request.mode === "resume"
-          ? `resumed from run ${original.id}, keeping ${kept.size} succeeded step(s)`
-          : `rerun of run ${original.id}`;
+        request.redrive !== undefined
+          ? `re-drive of dead-lettered step(s) ${request.redrive.stepIds.join(", ")} of run ${original.id}, keeping ${kept.size} succeeded step(s)`
+          : request.mode === "resume"
+            ? `resumed from run ${original.id}, keeping ${kept.size} succeeded step(s)`
+            : `rerun of run ${original.id}`;
       await scheduler.events([
         {
           type: "run.queued",
@@ -159,6 +185,7 @@ export async function rerunRun(deps: RerunDependencies, request: RerunRequest): 
             rerunOf: original.id,
             mode: request.mode,
             keptSteps: [...kept].slice(0, 1000),
+            ...request.redrive?.metadata,
           },
           idempotencyKey: `${runId}/run/rerun`,
         },
@@ -178,14 +205,18 @@ export async function rerunRun(deps: RerunDependencies, request: RerunRequest): 
   return runId;
 }
 
-async function keptSteps(tx: Queryable, runId: string): Promise<Set<string>> {
+async function keptSteps(
+  tx: Queryable,
+  runId: string,
+  runAgain: readonly string[],
+): Promise<Set<string>> {
   const steps = (
     await tx.query<Pick<StepRow, "step_id" | "parent_id" | "state">>(
       "SELECT step_id, parent_id, state FROM steps WHERE run_id = $1",
       [runId],
     )
   ).rows;
-  return new Set(keptStepIds(steps));
+  return new Set(keptStepIds(steps, runAgain));
 }
 
 /** Copies the kept steps' rows (results, outputs, timings) into the new run, saying so. */

@@ -47,6 +47,12 @@ export async function buildRunRecord(
       decided_at: Date;
     }>("SELECT * FROM gate_decisions WHERE run_id = $1 ORDER BY decided_at, approver", [runId])
   ).rows;
+  const redriven = (
+    await db.query<{ id: string; step_id: string; attempt: number }>(
+      "SELECT id, step_id, attempt FROM dead_letters WHERE retry_run_id = $1 ORDER BY step_id, attempt",
+      [runId],
+    )
+  ).rows;
   const plan = JSON.parse(run.plan_json) as Plan;
   const byId = new Map(steps.map((step) => [step.step_id, step]));
   const status = runStatusSchema.safeParse(run.state);
@@ -113,6 +119,15 @@ export async function buildRunRecord(
             runId: run.rerun_of,
             mode: run.rerun_mode,
             keptSteps: steps.filter((step) => step.kept_from !== null).map((step) => step.step_id),
+            ...(redriven.length === 0
+              ? {}
+              : {
+                  deadLetters: redriven.map((letter) => ({
+                    id: letter.id,
+                    stepId: letter.step_id,
+                    attempt: letter.attempt,
+                  })),
+                }),
           },
         }),
   };

@@ -82,7 +82,8 @@ function exitCode(value: number): number | undefined {
   return value < 0 ? undefined : value;
 }
 
-function attemptJson(attempt: StepAttempt): StepAttemptJson {
+/** The API shape of one step attempt. */
+export function attemptJson(attempt: StepAttempt): StepAttemptJson {
   return defined({
     attempt: attempt.attempt,
     state: stepStateName(attempt.state),

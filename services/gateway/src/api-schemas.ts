@@ -558,3 +558,89 @@ export const ProblemSchema = Type.Object(
   { title: "Problem" },
 );
 export type ProblemJson = Static<typeof ProblemSchema>;
+
+export const DeadLetterSchema = Type.Object(
+  {
+    id: Type.String({ format: "uuid" }),
+    runId: Type.String({ format: "uuid" }),
+    stepId: Type.String(),
+    attempt: Type.Integer({ minimum: 0, description: "The attempt that failed last." }),
+    reason: Type.String({ description: "Why the step failed permanently." }),
+    createdAt: Time,
+    pack: Type.Object({ name: Type.String(), version: Type.String() }),
+    runState: RunStateSchema,
+    lastAttempt: Type.Optional(StepAttemptSchema),
+    retriedAt: Type.Optional(Time),
+    retriedBy: Type.Optional(Type.String()),
+    retryRunId: Type.Optional(
+      Type.String({ format: "uuid", description: "The run that re-drove it." }),
+    ),
+  },
+  {
+    title: "DeadLetter",
+    description:
+      "A step that failed permanently (its attempts used up), with the last attempt's result.",
+  },
+);
+export type DeadLetterJson = Static<typeof DeadLetterSchema>;
+
+export const ListDeadLettersQuerySchema = Type.Object(
+  {
+    includeRetried: Type.Optional(
+      Type.Boolean({ description: "Also list dead letters already re-driven." }),
+    ),
+    runId: Type.Optional(Type.String({ format: "uuid", description: "Only this run's." })),
+    pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+    pageToken: Type.Optional(Type.String({ maxLength: 1000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ListDeadLettersResponseSchema = Type.Object(
+  {
+    deadLetters: Type.Array(DeadLetterSchema),
+    nextPageToken: Type.Optional(Type.String()),
+  },
+  { title: "ListDeadLettersResponse" },
+);
+
+export const DeadLetterIdParamsSchema = Type.Object({ id: Type.String({ maxLength: 100 }) });
+
+export const RetryDeadLetterBodySchema = Type.Object(
+  {
+    secrets: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description:
+          "Secret values for the new run(s); every secret the pack declares is needed again.",
+      }),
+    ),
+  },
+  { additionalProperties: false, title: "RetryDeadLetterRequest" },
+);
+
+export const DeadLetterRetrySchema = Type.Object(
+  {
+    deadLetterId: Type.String({ format: "uuid" }),
+    runId: Type.String({ format: "uuid" }),
+    retryRunId: Type.String({
+      format: "uuid",
+      description: "The new run (a resume of runId) in which the step runs again.",
+    }),
+  },
+  { title: "DeadLetterRetry" },
+);
+export type DeadLetterRetryJson = Static<typeof DeadLetterRetrySchema>;
+
+export const RetryAllDeadLettersResponseSchema = Type.Object(
+  {
+    retried: Type.Array(DeadLetterRetrySchema),
+    refused: Type.Array(
+      Type.Object({
+        deadLetterId: Type.String(),
+        code: Type.String({ description: "Stable error code, e.g. SECRET_MISSING." }),
+        message: Type.String(),
+      }),
+    ),
+  },
+  { title: "RetryAllDeadLettersResponse" },
+);

@@ -159,6 +159,13 @@ describe("rerun and resume", () => {
     assert.deepEqual(original.body.reruns, [{ runId: resumed.id, mode: "resume" }]);
     assert.equal(original.body.state, "failed");
 
+    // The event log is complete once the run is attested.
+    const predicate = await predicateOf(resumed.id);
+    assert.deepEqual(predicate.rerunOf, {
+      runId: failed.id,
+      mode: "resume",
+      keptSteps: ["prepare"],
+    });
     const events = (await alice.sse(`/api/runs/${resumed.id}/logs?follow=false`))
       .filter((message) => message.event === "run-event")
       .map((message) => JSON.parse(message.data) as RunEventJson);
@@ -170,12 +177,6 @@ describe("rerun and resume", () => {
       keptSteps: ["prepare"],
     });
 
-    const predicate = await predicateOf(resumed.id);
-    assert.deepEqual(predicate.rerunOf, {
-      runId: failed.id,
-      mode: "resume",
-      keptSteps: ["prepare"],
-    });
     assert.equal(predicate.planHash, failed.planHash);
   });
 
