@@ -3,6 +3,7 @@ import { registerApproveCommand } from "./commands/approve.ts";
 import { registerArtifactsCommand } from "./commands/artifacts.ts";
 import { registerBundleCommand } from "./commands/bundle.ts";
 import { registerCancelCommand } from "./commands/cancel.ts";
+import { registerDeadLettersCommand } from "./commands/dead-letters.ts";
 import { registerLogsCommand } from "./commands/logs.ts";
 import { registerPacksCommand } from "./commands/packs.ts";
 import { registerPlanCommand } from "./commands/plan.ts";
@@ -58,6 +59,7 @@ export function createProgram(): Command {
   registerApproveCommand(program);
   registerCancelCommand(program);
   registerRerunCommands(program);
+  registerDeadLettersCommand(program);
   registerArtifactsCommand(program);
   registerBundleCommand(program);
   registerPacksCommand(program);

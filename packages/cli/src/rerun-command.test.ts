@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type GatewayStack, gatedPack, startGatewayStack } from "@packrun/gateway/testing";
 import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
-import type { Run, SubmitRunResponse } from "./api-types.ts";
+import type { DeadLetter, Run, SubmitRunResponse } from "./api-types.ts";
 import { type CliRun, runCli } from "./testing/run-cli.ts";
 
 /** Fails at `flaky` until `<dir>/fixed` exists; `prepare` counts its runs. Needs a secret. */
@@ -132,5 +132,54 @@ describe("packrun rerun and resume", () => {
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /RUN_NOT_FINISHED|has not finished|is still awaiting-approval/);
     assert.equal((await cli(["cancel", submitted.run.id])).code, 0);
+  });
+
+  test("dead-letters list and retry", async () => {
+    const shared = await stepSharedDir("cli-dead-");
+    const submitted = json<SubmitRunResponse>(
+      await cli([
+        "run",
+        "flaky.yaml",
+        "--input",
+        `dir=${shared}`,
+        "--secret",
+        "token=t0ken",
+        "--detach",
+        "--format",
+        "json",
+      ]),
+    );
+    await waitForState(submitted.run.id, ["failed"]);
+    const listed = json<{ deadLetters: DeadLetter[] }>(
+      await cli(["dead-letters", "list", "--run", submitted.run.id, "--format", "json"]),
+    );
+    assert.equal(listed.deadLetters.length, 1);
+    const letter = listed.deadLetters[0] as DeadLetter;
+    assert.equal(letter.stepId, "flaky");
+    assert.equal(letter.lastAttempt?.exitCode, 3);
+    const table = await cli(["dead-letters", "list", "--run", submitted.run.id]);
+    assert.match(table.stdout, new RegExp(`${letter.id} +${submitted.run.id} +flaky +1 +exit 3 `));
+
+    const usage = await cli(["dead-letters", "retry"]);
+    assert.equal(usage.code, 2);
+    await writeFile(path.join(shared, "fixed"), "");
+    const retried = await cli(["dead-letters", "retry", letter.id, "--secret", "token=t0ken"]);
+    assert.equal(retried.code, 0, retried.stderr);
+    const match = /re-drove dead letter \S+ of run \S+ as run ([0-9a-f-]{36})/.exec(retried.stdout);
+    assert.ok(match, retried.stdout);
+    assert.equal(
+      (await waitForState(match[1] as string, ["succeeded", "failed"])).state,
+      "succeeded",
+    );
+    const none = await cli(["dead-letters", "list", "--run", submitted.run.id]);
+    assert.equal(none.stdout, "No dead letters.\n");
+    const again = await cli(["dead-letters", "retry", letter.id, "--secret", "token=t0ken"]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already re-driven/);
+
+    // The first test's failed run still has an open dead letter; without its secret it is refused.
+    const all = await cli(["dead-letters", "retry", "--all"]);
+    assert.equal(all.code, 1, all.stderr);
+    assert.match(all.stdout, /not re-driven: dead letter \S+: SECRET_MISSING: /);
   });
 });
