@@ -48,6 +48,14 @@ async function failedRun(client: RestClient, name: string, secrets = "", body = 
   return { run, dir };
 }
 
+/** The queue's own dead-letter count, as /metrics reports it. */
+async function queuedDeadLetters(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const match = /^packrun_queue_jobs\{status="dead-letter"\} (\d+)$/m.exec(text);
+  assert.ok(match, "no dead-letter count in /metrics");
+  return Number(match[1]);
+}
+
 async function openDeadLetters(client: RestClient, query = ""): Promise<DeadLetterJson[]> {
   const response = await client.get<{ deadLetters: DeadLetterJson[] }>(`/api/dead-letters${query}`);
   assert.equal(response.status, 200, JSON.stringify(response.body));
@@ -94,6 +102,7 @@ describe.each(["memory", "redis"] as const)("dead letters with the %s queue", (q
     );
     assert.deepEqual(all.body, { retried: [], refused: [] });
 
+    assert.equal(await queuedDeadLetters(stack.url), 1);
     await writeFile(join(dir, "fixed"), "");
     const retried = await alice.post<DeadLetterRetryJson>(
       `/api/dead-letters/${letter.id}/retry`,
@@ -108,6 +117,7 @@ describe.each(["memory", "redis"] as const)("dead letters with the %s queue", (q
     assert.equal(await lines(join(dir, "prepare.count")), 1, "prepare was kept, not rerun");
 
     assert.deepEqual(await openDeadLetters(alice), []);
+    assert.equal(await queuedDeadLetters(stack.url), 0, "the queue's copy was dropped");
     const [closed] = await openDeadLetters(alice, "?includeRetried=true");
     assert.equal(closed?.retryRunId, redriven.id);
     assert.equal(closed?.retriedBy, "alice");
