@@ -96,6 +96,9 @@ describe.each(["memory", "redis"] as const)("dead letters with the %s queue", (q
     const foreign = await globex.post<{ code: string }>(`/api/dead-letters/${letter.id}/retry`, {});
     assert.equal(foreign.status, 404, JSON.stringify(foreign.body));
     assert.equal(foreign.body.code, "DEAD_LETTER_NOT_FOUND");
+    const reader = restClient(stack.url, await stack.mintToken({ scopes: ["packs.read"] }));
+    assert.equal((await reader.post(`/api/dead-letters/${letter.id}/retry`, {})).status, 403);
+    assert.equal((await reader.post("/api/dead-letters/retry", {})).status, 403);
     const all = await globex.post<{ retried: unknown[]; refused: unknown[] }>(
       "/api/dead-letters/retry",
       {},

@@ -126,6 +126,11 @@ describe("rerun and resume", () => {
       assert.equal(busy.body.code, "RUN_NOT_FINISHED");
       assert.match(busy.body.detail ?? "", /is still awaiting-approval/);
     }
+    const reader = restClient(stack.url, await stack.mintToken({ scopes: ["packs.read"] }));
+    for (const how of ["rerun", "resume"] as const) {
+      const unscoped = await startAgain(reader, failed.id, how, { secrets: { token: "x" } });
+      assert.equal(unscoped.status, 403, JSON.stringify(unscoped.body));
+    }
     assert.equal((await alice.post(`/api/runs/${waiting.id}/cancel`, {})).status, 200);
     // Nothing was started by the refusals.
     const runs = await alice.get<{ runs: RunJson[] }>("/api/runs?pack=flaky-release");

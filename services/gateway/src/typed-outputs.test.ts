@@ -118,6 +118,30 @@ describe("JSON-typed step outputs", () => {
     );
   });
 
+  test("a secret in a JSON output is masked before the value is parsed", async () => {
+    const manifest = `apiVersion: stellaops.io/pack.v1
+kind: TaskPack
+metadata: {name: typed-secret, version: 1.0.0}
+spec:
+  secrets: [{name: token}]
+  steps:
+    - id: discover
+      run:
+        uses: builtin:shell
+        with:
+          env: {TOKEN: "{{ secrets.token }}"}
+          script: 'echo "targets=[\\"$TOKEN\\", \\"b\\"]" >> "$PACKRUN_OUTPUT"'
+        outputs: {targets: {type: json}}
+`;
+    const submitted = await submitRun(alice, {
+      manifest,
+      secrets: { token: "hunter2-secret" },
+    });
+    const run = await waitForRun(alice, submitted.id);
+    assert.equal(run.state, "succeeded", run.reason ?? "");
+    assert.deepEqual(stepOf(run, "discover").outputs, { targets: ["***", "b"] });
+  });
+
   test("simulation shows the map as expanding at run time", async () => {
     const response = await alice.post<{
       steps: { id: string; runtimeDependent: boolean; reason: string; children: unknown[] }[];
