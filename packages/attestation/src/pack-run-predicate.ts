@@ -63,6 +63,7 @@ export const packRunPredicateSchema = z.strictObject({
   startedAt: record.startedAt,
   finishedAt: record.finishedAt,
   executor: record.executor,
+  rerunOf: record.rerunOf,
   transcript: z.strictObject({
     events: z.int().min(1),
     sizeBytes: z.int().min(0),
@@ -138,6 +139,7 @@ export function buildPredicate(
     startedAt: runRecord.startedAt,
     finishedAt: runRecord.finishedAt,
     executor: runRecord.executor,
+    ...(runRecord.rerunOf === undefined ? {} : { rerunOf: runRecord.rerunOf }),
     transcript: { ...evidence.transcript },
   };
 }

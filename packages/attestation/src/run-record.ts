@@ -77,6 +77,26 @@ const outputSchema = z
     }
   });
 
+/** The earlier run a rerun or resume was made from; see docs/evidence.md. */
+export const rerunOfSchema = z.strictObject({
+  runId: z.string().min(1).max(200),
+  /** "rerun": every step ran again; "resume": `keptSteps` were copied from `runId`. */
+  mode: z.enum(["rerun", "resume"]),
+  /** Steps copied from the earlier run with their results (not run again); resume only. */
+  keptSteps: z.array(z.string().min(1).max(500)).max(100_000),
+  /** Set when the run re-drove dead letters of `runId`: the dead-lettered steps it ran again. */
+  deadLetters: z
+    .array(
+      z.strictObject({
+        id: z.string().min(1).max(200),
+        stepId: z.string().min(1).max(500),
+        attempt: z.int().min(0),
+      }),
+    )
+    .max(100_000)
+    .optional(),
+});
+
 /**
  * What the executor sends with FinalizeRun (`run_record`): everything the attestation binds that
  * only the executor knows. Unknown fields are rejected so nothing (a secret value, say) slips
@@ -108,6 +128,8 @@ export const runRecordSchema = z.strictObject({
     id: z.string().min(1).max(500),
     version: z.string().max(100).optional(),
   }),
+  /** Set when the run was made from an earlier run (`packrun rerun` / `packrun resume`). */
+  rerunOf: rerunOfSchema.optional(),
 });
 
 /** A validated run record. */

@@ -11,8 +11,11 @@ import type {
   ApproveResponseSchema,
   ArtifactJson,
   AttestationResponseSchema,
+  DeadLetterJson,
+  DeadLetterRetryJson,
   GateJson,
   ListArtifactsResponseSchema,
+  ListDeadLettersResponseSchema,
   ListPacksResponseSchema,
   ListPackVersionsResponseSchema,
   ListRunsResponseSchema,
@@ -20,6 +23,7 @@ import type {
   PackVersionJson,
   ProblemJson,
   PublishPackResponseSchema,
+  RetryAllDeadLettersResponseSchema,
   RunEventJson,
   RunJson,
   StepAttemptJson,
@@ -88,3 +92,11 @@ export type VerificationKeysResponse = Static<typeof VerificationKeysResponseSch
 export type Problem = ProblemJson;
 /** One entry of a problem document's `errors` list. */
 export type ProblemError = NonNullable<ProblemJson["errors"]>[number];
+/** A step that failed permanently (GET /api/dead-letters). */
+export type DeadLetter = DeadLetterJson;
+/** Answer of GET /api/dead-letters. */
+export type ListDeadLettersResponse = Static<typeof ListDeadLettersResponseSchema>;
+/** Answer of POST /api/dead-letters/{id}/retry. */
+export type DeadLetterRetry = DeadLetterRetryJson;
+/** Answer of POST /api/dead-letters/retry. */
+export type RetryAllDeadLettersResponse = Static<typeof RetryAllDeadLettersResponseSchema>;

@@ -2,11 +2,14 @@ import type {
   ApproveRequest,
   ApproveResponse,
   AttestationResponse,
+  DeadLetterRetry,
   ListArtifactsResponse,
+  ListDeadLettersResponse,
   ListPacksResponse,
   ListPackVersionsResponse,
   ListRunsResponse,
   PublishPackResponse,
+  RetryAllDeadLettersResponse,
   Run,
   RunState,
   SubmitRunRequest,
@@ -186,6 +189,48 @@ export class GatewayClient {
   cancelRun(runId: string, reason: string | undefined): Promise<Run> {
     return this.json("POST", apiPath("api", "runs", runId, "cancel"), {
       json: reason === undefined ? {} : { reason },
+    });
+  }
+
+  /** POST /api/runs/{id}/rerun or /resume: a new run from a finished one. */
+  rerunRun(
+    runId: string,
+    mode: "rerun" | "resume",
+    secrets: Record<string, string> | undefined,
+  ): Promise<SubmitRunResponse> {
+    return this.json("POST", apiPath("api", "runs", runId, mode), {
+      json: secrets === undefined ? {} : { secrets },
+    });
+  }
+
+  /** GET /api/dead-letters */
+  listDeadLetters(query: {
+    includeRetried?: boolean;
+    runId?: string;
+    pageSize?: number;
+    pageToken?: string;
+  }): Promise<ListDeadLettersResponse> {
+    return this.json("GET", "/api/dead-letters", {
+      query: { ...query, includeRetried: query.includeRetried === true ? "true" : undefined },
+    });
+  }
+
+  /** POST /api/dead-letters/{id}/retry */
+  retryDeadLetter(
+    id: string,
+    secrets: Record<string, string> | undefined,
+  ): Promise<DeadLetterRetry> {
+    return this.json("POST", apiPath("api", "dead-letters", id, "retry"), {
+      json: secrets === undefined ? {} : { secrets },
+    });
+  }
+
+  /** POST /api/dead-letters/retry */
+  retryAllDeadLetters(
+    secrets: Record<string, string> | undefined,
+  ): Promise<RetryAllDeadLettersResponse> {
+    return this.json("POST", "/api/dead-letters/retry", {
+      json: secrets === undefined ? {} : { secrets },
     });
   }
 

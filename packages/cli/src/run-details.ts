@@ -41,6 +41,22 @@ export function renderRunDetails(run: Run, now: number): string {
     ["Duration", formatElapsed(runDurationMs(run, now))],
     ["Priority", String(run.priority)],
     ["Labels", formatLabels(run.labels)],
+    ...(run.rerunOf === undefined
+      ? []
+      : [
+          [run.rerunOf.mode === "resume" ? "Resumed from" : "Rerun of", run.rerunOf.runId] as [
+            string,
+            string,
+          ],
+        ]),
+    ...(run.reruns === undefined || run.reruns.length === 0
+      ? []
+      : [
+          [
+            "Started again as",
+            run.reruns.map((link) => `${link.runId} (${link.mode})`).join(", "),
+          ] as [string, string],
+        ]),
   ];
   let out = renderFields(fields);
   if (run.steps.length > 0) {

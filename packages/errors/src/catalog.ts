@@ -191,6 +191,24 @@ export const errorCatalog = {
     title: "Run has not finished",
     exit: 1,
   },
+  DEAD_LETTER_NOT_FOUND: {
+    connect: Code.NotFound,
+    http: 404,
+    title: "Dead letter not found",
+    exit: 4,
+  },
+  DEAD_LETTER_RETRIED: {
+    connect: Code.FailedPrecondition,
+    http: 409,
+    title: "Dead letter already re-driven",
+    exit: 1,
+  },
+  RUN_NOT_RESUMABLE: {
+    connect: Code.FailedPrecondition,
+    http: 409,
+    title: "Run cannot be resumed",
+    exit: 1,
+  },
   RUN_RECORD_INVALID: {
     connect: Code.InvalidArgument,
     http: 400,

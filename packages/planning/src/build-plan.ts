@@ -8,13 +8,14 @@ import {
   templateExpressions,
 } from "./expression.ts";
 import { defaultPackLimits, type PackLimits } from "./limits.ts";
-import type { RetryPolicyDeclaration, StepDeclaration } from "./manifest-types.ts";
+import type { RetryPolicyDeclaration, RunDeclaration, StepDeclaration } from "./manifest-types.ts";
 import { canonicalJson, computePlanHash } from "./plan-hash.ts";
 import type {
   FailurePolicy,
   Plan,
   PlannedApproval,
   PlannedStep,
+  PlannedStepOutput,
   RuntimeValue,
 } from "./plan-types.ts";
 import { resolveInputs } from "./resolve-inputs.ts";
@@ -237,6 +238,7 @@ class PlanBuilder {
             ),
           ) as Record<string, unknown>,
           artifacts: declaration.run.artifacts ?? [],
+          ...plannedStepOutputs(declaration.run.outputs),
         },
       };
     }
@@ -329,6 +331,27 @@ class PlanBuilder {
       },
     };
   }
+}
+
+/**
+ * The planned form of a run step's declared outputs; nothing when none are declared, so plans
+ * (and their hashes) of packs without typed outputs stay as they were.
+ */
+function plannedStepOutputs(
+  declared: RunDeclaration["outputs"],
+): { outputs: Record<string, PlannedStepOutput> } | Record<string, never> {
+  if (declared === undefined) return {};
+  return {
+    outputs: Object.fromEntries(
+      Object.entries(declared).map(([name, output]) => [
+        name,
+        {
+          type: output.type ?? (output.schema === undefined ? "string" : "json"),
+          schema: output.schema ?? null,
+        },
+      ]),
+    ),
+  };
 }
 
 function checkSecrets(model: ValidatedManifest, supplied: readonly string[] | undefined): void {

@@ -31,6 +31,7 @@ export {
   DEFAULT_MAX_ITERATIONS,
   type EvaluationBudget,
 } from "./expression-budget.ts";
+export { compileInputSchema, describeSchemaErrors } from "./json-schema.ts";
 export { defaultPackLimits, type PackLimits } from "./limits.ts";
 export { manifestSchema } from "./manifest-schema.ts";
 export type * from "./manifest-types.ts";

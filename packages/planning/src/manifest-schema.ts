@@ -169,6 +169,20 @@ export const manifestSchema = {
                 properties: { name, path: { type: "string", minLength: 1 } },
               },
             },
+            outputs: {
+              type: "object",
+              maxProperties: 64,
+              propertyNames: name,
+              additionalProperties: {
+                type: "object",
+                additionalProperties: false,
+                properties: {
+                  type: { enum: ["string", "json"] },
+                  schema: { type: ["object", "boolean"] },
+                  description: { type: "string" },
+                },
+              },
+            },
           },
         },
         parallel: {

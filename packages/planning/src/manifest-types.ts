@@ -87,6 +87,20 @@ export interface RunDeclaration {
   with?: Record<string, unknown>;
   /** Files the step produces that are hashed and kept as artifacts. */
   artifacts?: { name: string; path: string }[];
+  /** Typed outputs by name; outputs not declared here are strings. */
+  outputs?: Record<string, StepOutputDeclaration>;
+}
+
+/** The type of one output a run step writes to `$PACKRUN_OUTPUT`. */
+export type StepOutputType = "string" | "json";
+
+/** A declared step output: its type and, for JSON, an optional JSON Schema the value must satisfy. */
+export interface StepOutputDeclaration {
+  /** Default "string", or "json" when a schema is given. */
+  type?: StepOutputType;
+  /** JSON Schema 2020-12 the parsed value must satisfy (json outputs only). */
+  schema?: Record<string, unknown> | boolean;
+  description?: string;
 }
 
 export interface ParallelDeclaration {

@@ -48,7 +48,19 @@ interface PlannedStepBase {
 
 export interface PlannedRunStep extends PlannedStepBase {
   kind: "run";
-  run: { uses: string; with: Record<string, unknown>; artifacts: { name: string; path: string }[] };
+  run: {
+    uses: string;
+    with: Record<string, unknown>;
+    artifacts: { name: string; path: string }[];
+    /** Declared typed outputs; absent when the step declares none (every output is a string). */
+    outputs?: Record<string, PlannedStepOutput>;
+  };
+}
+
+/** A declared step output as planned: its type and the JSON Schema of a json output (or null). */
+export interface PlannedStepOutput {
+  type: "string" | "json";
+  schema: Record<string, unknown> | boolean | null;
 }
 
 export interface PlannedParallelStep extends PlannedStepBase {

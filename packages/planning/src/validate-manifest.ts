@@ -524,6 +524,27 @@ export function validateManifest(source: YamlSource, limits: PackLimits): Valida
           }
         }
       }
+      for (const [outputName, output] of Object.entries(run.outputs ?? {})) {
+        const outputPath = [...path, "run", "outputs", outputName];
+        if (output.schema === undefined) continue;
+        if (output.type === "string") {
+          add(
+            "PACK_SCHEMA",
+            [...outputPath, "schema"],
+            `output "${outputName}" has a schema but type string; a schema needs type: json`,
+          );
+          continue;
+        }
+        try {
+          compileInputSchema(output.schema);
+        } catch (error) {
+          add(
+            "PACK_SCHEMA",
+            [...outputPath, "schema"],
+            `invalid JSON Schema: ${error instanceof Error ? error.message : String(error)}`,
+          );
+        }
+      }
       scanTemplates(run.with ?? {}, withPath, (at) => ({
         ...scope,
         secrets: at[withPath.length] === "env",

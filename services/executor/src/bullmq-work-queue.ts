@@ -100,6 +100,18 @@ export function createBullmqWorkQueue(options: BullmqWorkQueueOptions): WorkQueu
         JSON.stringify({ ...item, reason, at: new Date().toISOString() }),
       );
     },
+    async removeDeadLetters(items) {
+      const gone = new Set(items.map(workItemId));
+      for (const entry of await queueConnection.lrange(deadLetterKey, 0, -1)) {
+        let parsed: WorkItem | undefined;
+        try {
+          parsed = JSON.parse(entry) as WorkItem;
+        } catch {
+          continue;
+        }
+        if (gone.has(workItemId(parsed))) await queueConnection.lrem(deadLetterKey, 0, entry);
+      }
+    },
     async depth(): Promise<QueueDepth> {
       const counts = await queue.getJobCounts("waiting", "prioritized", "delayed", "active");
       return {

@@ -246,6 +246,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
             router.service(
               ExecutorService,
               createExecutorService(runs, options.database, {
+                deadLetters: { queue: options.queue, logger: options.logger },
                 ...(changes === undefined ? {} : { changes }),
                 ...(options.watchIntervalMs === undefined
                   ? {}

@@ -6,6 +6,7 @@ import { isTenantName, tenantNameRule } from "@packrun/contract";
 import { runStateFromProto, runStateToProto, stepStateToProto } from "@packrun/contract/proto";
 import type { ChannelListener, Database } from "@packrun/db";
 import { PackrunError } from "@packrun/errors";
+import { createLogger, type Logger } from "@packrun/logging";
 import {
   CancelRunResponseSchema,
   DecideApprovalResponseSchema,
@@ -15,8 +16,12 @@ import {
   GetRunResponseSchema,
   GetRunStatisticsResponseSchema,
   GetWorkerHealthResponseSchema,
+  ListDeadLettersResponseSchema,
   ListRunsResponseSchema,
   RecordApprovalRefusalResponseSchema,
+  RerunMode,
+  RerunRunResponseSchema,
+  RetryDeadLettersResponseSchema,
   RunStateCountSchema,
   StepStateCountSchema,
   SubmitRunResponseSchema,
@@ -24,16 +29,28 @@ import {
   WorkerHealthSchema,
 } from "@packrun/proto/executor/v1";
 import { ReadPacer, runChangedChannel } from "./change-hints.ts";
+import { deadLetterMessage } from "./dead-letter-message.ts";
+import { listDeadLetters, retryDeadLetters } from "./dead-letters.ts";
+import { loadRunLinks, type RerunMode as RerunModeName } from "./rerun-run.ts";
+import { withRunLinks } from "./run-links-message.ts";
 import { runMessage, runSummaryMessage } from "./run-messages.ts";
 import type { RunService, RunSubmission } from "./run-service.ts";
 import type { RunState, StepState } from "./state-machine.ts";
 import { terminalRunStates } from "./state-machine.ts";
+import type { WorkQueue } from "./work-queue.ts";
 
 function requireTenant(tenant: string): string {
   if (!isTenantName(tenant))
     throw new PackrunError("REQUEST_INVALID", `tenant must be ${tenantNameRule}`);
   return tenant;
 }
+
+const silentLogger = createLogger({ service: "executor", level: "silent" });
+
+const rerunModes = new Map<RerunMode, RerunModeName>([
+  [RerunMode.RERUN, "rerun"],
+  [RerunMode.RESUME, "resume"],
+]);
 
 const limits = { approver: 512, approvalId: 128, reason: 4096 } as const;
 // Identities and ids go into events and logs verbatim: no control characters (nor NUL, which
@@ -75,6 +92,8 @@ export interface ExecutorServiceOptions {
   watchIntervalMs?: number;
   /** Least time between two reads of one WatchRun stream (default {@link watchMinGapMs}). */
   watchMinGapMs?: number;
+  /** What re-driving dead letters needs besides the run service (default: no queue, no logs). */
+  deadLetters?: { queue: WorkQueue; logger: Logger };
 }
 
 /**
@@ -120,8 +139,63 @@ export function createExecutorService(
     },
 
     async getRun(request) {
+      const tenant = requireTenant(request.tenant);
+      const view = await runs.get(tenant, request.runId);
       return create(GetRunResponseSchema, {
-        run: runMessage(await runs.get(requireTenant(request.tenant), request.runId)),
+        run: withRunLinks(runMessage(view), await loadRunLinks(database, tenant, view.run.id)),
+      });
+    },
+
+    async listDeadLetters(request) {
+      const page = await listDeadLetters(database, {
+        tenant: requireTenant(request.tenant),
+        includeRetried: request.includeRetried,
+        runId: request.runId,
+        pageSize: request.pageSize,
+        pageToken: request.pageToken,
+      });
+      return create(ListDeadLettersResponseSchema, {
+        deadLetters: page.deadLetters.map(deadLetterMessage),
+        nextPageToken: page.nextPageToken,
+      });
+    },
+
+    async retryDeadLetters(request) {
+      const result = await retryDeadLetters(
+        {
+          database,
+          runs,
+          ...(options.deadLetters === undefined ? {} : { queue: options.deadLetters.queue }),
+          logger: options.deadLetters?.logger ?? silentLogger,
+        },
+        {
+          tenant: requireTenant(request.tenant),
+          ids: request.ids,
+          all: request.all,
+          secrets: request.secrets,
+          requestedBy: request.requestedBy,
+        },
+      );
+      return create(RetryDeadLettersResponseSchema, result);
+    },
+
+    async rerunRun(request) {
+      const tenant = requireTenant(request.tenant);
+      const mode = rerunModes.get(request.mode);
+      if (mode === undefined)
+        throw new PackrunError(
+          "REQUEST_INVALID",
+          "mode must be RERUN_MODE_RERUN or RERUN_MODE_RESUME",
+        );
+      const view = await runs.rerun({
+        tenant,
+        runId: request.runId,
+        mode,
+        secrets: request.secrets,
+        submittedBy: request.submittedBy,
+      });
+      return create(RerunRunResponseSchema, {
+        run: withRunLinks(runMessage(view), await loadRunLinks(database, tenant, view.run.id)),
       });
     },
 

@@ -92,6 +92,12 @@ export function createMemoryWorkQueue(): WorkQueue {
     async deadLetter(item, reason) {
       deadLetters.push({ item, reason });
     },
+    async removeDeadLetters(items) {
+      const gone = new Set(items.map(workItemId));
+      for (let index = deadLetters.length - 1; index >= 0; index--)
+        if (gone.has(workItemId((deadLetters[index] as { item: WorkItem }).item)))
+          deadLetters.splice(index, 1);
+    },
     async depth(): Promise<QueueDepth> {
       const now = Date.now();
       let waiting = 0;

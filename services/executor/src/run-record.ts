@@ -27,10 +27,9 @@ export async function buildRunRecord(
   executorId: string,
 ): Promise<{ tenant: string; record: RunRecord; planJson: string }> {
   const run = (
-    await db.query<RunRow & { plan_json: string }>(
-      `SELECT ${runColumns}, plan_json FROM runs WHERE id = $1`,
-      [runId],
-    )
+    await db.query<
+      RunRow & { plan_json: string; rerun_of: string | null; rerun_mode: "rerun" | "resume" | null }
+    >(`SELECT ${runColumns}, plan_json, rerun_of, rerun_mode FROM runs WHERE id = $1`, [runId])
   ).rows[0];
   if (run === undefined) throw new Error(`run ${runId} not found`);
   const steps = (
@@ -47,6 +46,12 @@ export async function buildRunRecord(
       comment: string;
       decided_at: Date;
     }>("SELECT * FROM gate_decisions WHERE run_id = $1 ORDER BY decided_at, approver", [runId])
+  ).rows;
+  const redriven = (
+    await db.query<{ id: string; step_id: string; attempt: number }>(
+      "SELECT id, step_id, attempt FROM dead_letters WHERE retry_run_id = $1 ORDER BY step_id, attempt",
+      [runId],
+    )
   ).rows;
   const plan = JSON.parse(run.plan_json) as Plan;
   const byId = new Map(steps.map((step) => [step.step_id, step]));
@@ -107,6 +112,24 @@ export async function buildRunRecord(
     startedAt: iso(run.started_at),
     finishedAt: (run.finished_at ?? new Date()).toISOString(),
     executor: { id: executorId, version: "0.1.0" },
+    ...(run.rerun_of === null || run.rerun_mode === null
+      ? {}
+      : {
+          rerunOf: {
+            runId: run.rerun_of,
+            mode: run.rerun_mode,
+            keptSteps: steps.filter((step) => step.kept_from !== null).map((step) => step.step_id),
+            ...(redriven.length === 0
+              ? {}
+              : {
+                  deadLetters: redriven.map((letter) => ({
+                    id: letter.id,
+                    stepId: letter.step_id,
+                    attempt: letter.attempt,
+                  })),
+                }),
+          },
+        }),
   };
   return { tenant: run.tenant, record, planJson: run.plan_json };
 }

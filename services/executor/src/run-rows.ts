@@ -51,6 +51,8 @@ export interface StepRow {
   started_at: Date | null;
   finished_at: Date | null;
   expires_at: Date | null;
+  /** The run a resume copied this step from (it did not run again); null otherwise. */
+  kept_from: string | null;
 }
 
 /** Columns of `runs` without the large plan and manifest texts. */

@@ -5,6 +5,7 @@ import type { Logger } from "@packrun/logging";
 import { canonicalJson, sha256Digest } from "@packrun/planning";
 import { createPlanCache } from "./plan-cache.ts";
 import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
+import { type RerunRequest, rerunRun } from "./rerun-run.ts";
 import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
 import { computeRunStatistics, type RunStatistics } from "./run-statistics.ts";
 import { dbNow, RunScheduler } from "./scheduler.ts";
@@ -130,6 +131,8 @@ export interface RunService {
   statistics(): Promise<RunStatistics & { queue: QueueDepth | undefined }>;
   /** Queues steps that became claimable; failures are logged (the reconciler retries). */
   enqueue(ready: readonly ReadyWork[]): Promise<void>;
+  /** Starts a new run from a finished one (see rerun-run.ts); returns the new run. */
+  rerun(request: RerunRequest): Promise<RunView>;
 }
 
 /** An approval refused by the executor itself or by its caller (the gateway). */
@@ -389,6 +392,30 @@ export function createRunService(options: RunServiceOptions): RunService {
     enqueue,
     get: view,
     recordApprovalRefusal,
+
+    async rerun(request) {
+      const runId = await rerunRun(
+        {
+          database,
+          enqueue,
+          logger,
+          async putSecrets(runId, secrets) {
+            try {
+              await withTimeout(vault.put(runId, secrets), vaultTimeoutMs, "the secret store");
+            } catch (cause) {
+              throw new PackrunError(
+                "UNAVAILABLE",
+                "the secret store is unavailable; nothing was stored, retry later",
+                { cause },
+              );
+            }
+          },
+          deleteSecrets: (runId) => vault.delete(runId),
+        },
+        request,
+      );
+      return view(request.tenant, runId);
+    },
 
     async statistics() {
       const [statistics, depth] = await Promise.all([

@@ -303,6 +303,8 @@ export class RunScheduler {
   }
 
   async activate(step: StepRow): Promise<StepRow | undefined> {
+    // A step a resume kept from the original run is done already: go on after it.
+    if (step.state === "succeeded") return step;
     if (step.state !== "pending" || step.ready_at !== null) return undefined;
     const planned = step.planned;
     if (planned.enabled === false) {

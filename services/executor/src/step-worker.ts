@@ -32,6 +32,7 @@ import { DEFAULT_STEP_DISK_BYTES, limitWorkdir } from "./runtime/workdir-limit.t
 import { dbNow, RunScheduler } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
 import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
+import { applyDeclaredOutputs } from "./typed-outputs.ts";
 import type { WorkItem, WorkOutcome, WorkQueue } from "./work-queue.ts";
 
 /** Runs one step attempt on this machine (the runtime module's `executeStep`). */
@@ -415,7 +416,8 @@ export class StepWorker {
           });
         },
       });
-      return await this.#storeArtifacts(claimed, workdir, result, log);
+      const typed = applyDeclaredOutputs(result, planned.run.outputs);
+      return await this.#storeArtifacts(claimed, workdir, typed, log);
     } finally {
       clearInterval(beat);
       await releaseWorkdir();

@@ -42,6 +42,10 @@ export interface WorkQueue {
   stopConsuming(): Promise<void>;
   /** Records a permanently failed step for operators. */
   deadLetter(item: WorkItem, reason: string): Promise<void>;
+  /** Drops re-driven entries from the dead-letter list (run, step and attempt match). */
+  removeDeadLetters?(
+    items: readonly Pick<WorkItem, "runId" | "stepId" | "attempt">[],
+  ): Promise<void>;
   depth(): Promise<QueueDepth>;
   close(): Promise<void>;
 }

@@ -28,6 +28,7 @@ import type {
   StepKindName,
   StepStateName,
 } from "./api-schemas.ts";
+import { runLinksJson } from "./run-links-json.ts";
 
 const stepKinds: Record<StepKind, StepKindName> = {
   [StepKind.UNSPECIFIED]: "run",
@@ -81,7 +82,8 @@ function exitCode(value: number): number | undefined {
   return value < 0 ? undefined : value;
 }
 
-function attemptJson(attempt: StepAttempt): StepAttemptJson {
+/** The API shape of one step attempt. */
+export function attemptJson(attempt: StepAttempt): StepAttemptJson {
   return defined({
     attempt: attempt.attempt,
     state: stepStateName(attempt.state),
@@ -160,6 +162,7 @@ export function runJson(run: Run): RunJson {
     pendingGates: gates
       .filter((gate) => gate.kind === "approval" && gate.state === "awaiting-approval")
       .map((gate) => gate.gateId),
+    ...runLinksJson(run),
   });
 }
 

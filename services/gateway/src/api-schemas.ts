@@ -119,6 +119,31 @@ export const GateSchema = Type.Object(
 );
 export type GateJson = Static<typeof GateSchema>;
 
+export const RunLinkSchema = Type.Object(
+  {
+    runId: Type.String({ format: "uuid" }),
+    mode: Type.Union([Type.Literal("rerun"), Type.Literal("resume")], {
+      description: "rerun: every step ran again; resume: the succeeded steps were kept.",
+    }),
+  },
+  {
+    title: "RunLink",
+    description: "A run made from another by rerun or resume, or the run it was made from.",
+  },
+);
+
+export const RerunBodySchema = Type.Object(
+  {
+    secrets: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description:
+          "Secret values by name for the new run; every secret the plan declares is needed again (the original run's are never reused).",
+      }),
+    ),
+  },
+  { additionalProperties: false, title: "RerunRequest" },
+);
+
 export const RunSchema = Type.Object(
   {
     id: Type.String({ format: "uuid" }),
@@ -138,6 +163,12 @@ export const RunSchema = Type.Object(
     pendingGates: Type.Array(Type.String(), {
       description: "Ids of the approval gates awaiting a decision now.",
     }),
+    rerunOf: Type.Optional(RunLinkSchema),
+    reruns: Type.Optional(
+      Type.Array(RunLinkSchema, {
+        description: "Runs made from this one by rerun or resume, oldest first (not in lists).",
+      }),
+    ),
   },
   { title: "Run", description: "A run of a planned pack." },
 );
@@ -527,3 +558,89 @@ export const ProblemSchema = Type.Object(
   { title: "Problem" },
 );
 export type ProblemJson = Static<typeof ProblemSchema>;
+
+export const DeadLetterSchema = Type.Object(
+  {
+    id: Type.String({ format: "uuid" }),
+    runId: Type.String({ format: "uuid" }),
+    stepId: Type.String(),
+    attempt: Type.Integer({ minimum: 0, description: "The attempt that failed last." }),
+    reason: Type.String({ description: "Why the step failed permanently." }),
+    createdAt: Time,
+    pack: Type.Object({ name: Type.String(), version: Type.String() }),
+    runState: RunStateSchema,
+    lastAttempt: Type.Optional(StepAttemptSchema),
+    retriedAt: Type.Optional(Time),
+    retriedBy: Type.Optional(Type.String()),
+    retryRunId: Type.Optional(
+      Type.String({ format: "uuid", description: "The run that re-drove it." }),
+    ),
+  },
+  {
+    title: "DeadLetter",
+    description:
+      "A step that failed permanently (its attempts used up), with the last attempt's result.",
+  },
+);
+export type DeadLetterJson = Static<typeof DeadLetterSchema>;
+
+export const ListDeadLettersQuerySchema = Type.Object(
+  {
+    includeRetried: Type.Optional(
+      Type.Boolean({ description: "Also list dead letters already re-driven." }),
+    ),
+    runId: Type.Optional(Type.String({ format: "uuid", description: "Only this run's." })),
+    pageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+    pageToken: Type.Optional(Type.String({ maxLength: 1000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ListDeadLettersResponseSchema = Type.Object(
+  {
+    deadLetters: Type.Array(DeadLetterSchema),
+    nextPageToken: Type.Optional(Type.String()),
+  },
+  { title: "ListDeadLettersResponse" },
+);
+
+export const DeadLetterIdParamsSchema = Type.Object({ id: Type.String({ maxLength: 100 }) });
+
+export const RetryDeadLetterBodySchema = Type.Object(
+  {
+    secrets: Type.Optional(
+      Type.Record(Type.String(), Type.String(), {
+        description:
+          "Secret values for the new run(s); every secret the pack declares is needed again.",
+      }),
+    ),
+  },
+  { additionalProperties: false, title: "RetryDeadLetterRequest" },
+);
+
+export const DeadLetterRetrySchema = Type.Object(
+  {
+    deadLetterId: Type.String({ format: "uuid" }),
+    runId: Type.String({ format: "uuid" }),
+    retryRunId: Type.String({
+      format: "uuid",
+      description: "The new run (a resume of runId) in which the step runs again.",
+    }),
+  },
+  { title: "DeadLetterRetry" },
+);
+export type DeadLetterRetryJson = Static<typeof DeadLetterRetrySchema>;
+
+export const RetryAllDeadLettersResponseSchema = Type.Object(
+  {
+    retried: Type.Array(DeadLetterRetrySchema),
+    refused: Type.Array(
+      Type.Object({
+        deadLetterId: Type.String(),
+        code: Type.String({ description: "Stable error code, e.g. SECRET_MISSING." }),
+        message: Type.String(),
+      }),
+    ),
+  },
+  { title: "RetryAllDeadLettersResponse" },
+);

@@ -16,10 +16,12 @@ import type { GatewayApp, GatewayContext } from "./gateway-context.ts";
 import type { GatewayMetrics } from "./gateway-metrics.ts";
 import { problem, problemContentType, problemFromError } from "./problem-details.ts";
 import { registerApprovalRoutes } from "./routes/approval-routes.ts";
+import { registerDeadLetterRoutes } from "./routes/dead-letter-routes.ts";
 import { registerEvidenceRoutes } from "./routes/evidence-routes.ts";
 import { registerLogRoutes } from "./routes/log-routes.ts";
 import { registerOperationsRoutes } from "./routes/operations-routes.ts";
 import { registerPackRoutes } from "./routes/pack-routes.ts";
+import { registerRerunRoutes } from "./routes/rerun-routes.ts";
 import { registerRunRoutes } from "./routes/run-routes.ts";
 import { registerSigningKeyRoutes } from "./routes/signing-key-routes.ts";
 import { registerSimulationRoutes } from "./routes/simulation-routes.ts";
@@ -130,10 +132,14 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
         },
       },
       tags: [
-        { name: "runs", description: "Submit, follow, approve and cancel runs" },
+        { name: "runs", description: "Submit, follow, approve, cancel, rerun and resume runs" },
         { name: "evidence", description: "Artifacts, attestations, bundles, keys" },
         { name: "packs", description: "The tenant's pack registry" },
         { name: "simulations", description: "Dry runs" },
+        {
+          name: "dead-letters",
+          description: "Steps that failed permanently: list and re-drive them",
+        },
         { name: "operations", description: "Health, readiness, metrics" },
       ],
     },
@@ -247,6 +253,8 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
     firstEventWaitMs: options.firstEventWaitMs ?? 10_000,
   };
   registerRunRoutes(app, context);
+  registerRerunRoutes(app, context);
+  registerDeadLetterRoutes(app, context);
   registerApprovalRoutes(app, context);
   registerLogRoutes(app, context);
   registerEvidenceRoutes(app, context);

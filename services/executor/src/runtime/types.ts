@@ -116,8 +116,11 @@ export interface StepExecutionResult {
   durationMs: number;
   cpuMicros: number;
   peakMemoryBytes: number;
-  /** Parsed from the $PACKRUN_OUTPUT file. */
-  outputs: Record<string, string>;
+  /**
+   * Parsed from the $PACKRUN_OUTPUT file: text, until the worker applies the step's declared
+   * output types (a `json` output then holds its parsed value).
+   */
+  outputs: Record<string, unknown>;
   artifacts: ArtifactRecord[];
   logTruncated: boolean;
 }

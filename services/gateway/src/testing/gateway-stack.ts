@@ -49,7 +49,12 @@ export interface GatewayStack {
  * fresh database of the test PostgreSQL and a private namespace of the test Redis.
  */
 export async function startGatewayStack(
-  options: { logger?: Logger; metricsPorts?: EmbeddedOptions["metricsPorts"] } = {},
+  options: {
+    logger?: Logger;
+    metricsPorts?: EmbeddedOptions["metricsPorts"];
+    /** "memory": the embedded default's in-process queue and file vault instead of Redis. */
+    queue?: "redis" | "memory";
+  } = {},
 ): Promise<GatewayStack> {
   const home = await mkdtemp(join(tmpdir(), "packrun-gateway-"));
   const database = await createTestDatabase("gateway");
@@ -61,11 +66,15 @@ export async function startGatewayStack(
     home,
     logger,
     databaseUrl: database.url,
-    redisUrl: redis.url,
-    redisNamespace: {
-      queueName: `steps-${redis.keyPrefix.replace(/[^A-Za-z0-9]/g, "")}`,
-      keyPrefix: redis.keyPrefix,
-    },
+    ...(options.queue === "memory"
+      ? {}
+      : {
+          redisUrl: redis.url,
+          redisNamespace: {
+            queueName: `steps-${redis.keyPrefix.replace(/[^A-Za-z0-9]/g, "")}`,
+            keyPrefix: redis.keyPrefix,
+          },
+        }),
     ...(options.metricsPorts === undefined ? {} : { metricsPorts: options.metricsPorts }),
   });
   const devAuth = stack.devAuth;

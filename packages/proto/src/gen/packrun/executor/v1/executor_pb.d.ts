@@ -722,6 +722,20 @@ export declare type Run = Message<"packrun.executor.v1.Run"> & {
    * @generated from field: google.protobuf.Struct outputs = 17;
    */
   outputs?: JsonObject | undefined;
+
+  /**
+   * The run this one was rerun or resumed from; unset for a fresh submission.
+   *
+   * @generated from field: packrun.executor.v1.RunLink rerun_of = 40;
+   */
+  rerunOf?: RunLink | undefined;
+
+  /**
+   * Runs made from this one by RerunRun, oldest first (filled by GetRun).
+   *
+   * @generated from field: repeated packrun.executor.v1.RunLink reruns = 41;
+   */
+  reruns: RunLink[];
 };
 
 /**
@@ -816,6 +830,20 @@ export declare type RunJson = {
    * @generated from field: google.protobuf.Struct outputs = 17;
    */
   outputs?: StructJson;
+
+  /**
+   * The run this one was rerun or resumed from; unset for a fresh submission.
+   *
+   * @generated from field: packrun.executor.v1.RunLink rerun_of = 40;
+   */
+  rerunOf?: RunLinkJson;
+
+  /**
+   * Runs made from this one by RerunRun, oldest first (filled by GetRun).
+   *
+   * @generated from field: repeated packrun.executor.v1.RunLink reruns = 41;
+   */
+  reruns?: RunLinkJson[];
 };
 
 /**
@@ -823,6 +851,46 @@ export declare type RunJson = {
  * Use `create(RunSchema)` to create a new message.
  */
 export declare const RunSchema: GenMessage<Run, {jsonType: RunJson}>;
+
+/**
+ * A link between a run and another run made from it (or the run it was made from).
+ *
+ * @generated from message packrun.executor.v1.RunLink
+ */
+export declare type RunLink = Message<"packrun.executor.v1.RunLink"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.RerunMode mode = 2;
+   */
+  mode: RerunMode;
+};
+
+/**
+ * A link between a run and another run made from it (or the run it was made from).
+ *
+ * @generated from message packrun.executor.v1.RunLink
+ */
+export declare type RunLinkJson = {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId?: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.RerunMode mode = 2;
+   */
+  mode?: RerunModeJson;
+};
+
+/**
+ * Describes the message packrun.executor.v1.RunLink.
+ * Use `create(RunLinkSchema)` to create a new message.
+ */
+export declare const RunLinkSchema: GenMessage<RunLink, {jsonType: RunLinkJson}>;
 
 /**
  * @generated from message packrun.executor.v1.GetRunRequest
@@ -1915,6 +1983,620 @@ export declare type RecordApprovalRefusalResponseJson = {
 export declare const RecordApprovalRefusalResponseSchema: GenMessage<RecordApprovalRefusalResponse, {jsonType: RecordApprovalRefusalResponseJson}>;
 
 /**
+ * @generated from message packrun.executor.v1.RerunRunRequest
+ */
+export declare type RerunRunRequest = Message<"packrun.executor.v1.RerunRunRequest"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The finished run to start again.
+   *
+   * @generated from field: string run_id = 2;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.RerunMode mode = 3;
+   */
+  mode: RerunMode;
+
+  /**
+   * Secret values for the new run; they must match the plan's declared secrets. Never copied
+   * from the original run.
+   *
+   * @generated from field: map<string, string> secrets = 4;
+   */
+  secrets: { [key: string]: string };
+
+  /**
+   * Subject that asked, recorded as the new run's submitter.
+   *
+   * @generated from field: string submitted_by = 5;
+   */
+  submittedBy: string;
+};
+
+/**
+ * @generated from message packrun.executor.v1.RerunRunRequest
+ */
+export declare type RerunRunRequestJson = {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant?: string;
+
+  /**
+   * The finished run to start again.
+   *
+   * @generated from field: string run_id = 2;
+   */
+  runId?: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.RerunMode mode = 3;
+   */
+  mode?: RerunModeJson;
+
+  /**
+   * Secret values for the new run; they must match the plan's declared secrets. Never copied
+   * from the original run.
+   *
+   * @generated from field: map<string, string> secrets = 4;
+   */
+  secrets?: { [key: string]: string };
+
+  /**
+   * Subject that asked, recorded as the new run's submitter.
+   *
+   * @generated from field: string submitted_by = 5;
+   */
+  submittedBy?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.RerunRunRequest.
+ * Use `create(RerunRunRequestSchema)` to create a new message.
+ */
+export declare const RerunRunRequestSchema: GenMessage<RerunRunRequest, {jsonType: RerunRunRequestJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.RerunRunResponse
+ */
+export declare type RerunRunResponse = Message<"packrun.executor.v1.RerunRunResponse"> & {
+  /**
+   * The new run.
+   *
+   * @generated from field: packrun.executor.v1.Run run = 1;
+   */
+  run?: Run | undefined;
+};
+
+/**
+ * @generated from message packrun.executor.v1.RerunRunResponse
+ */
+export declare type RerunRunResponseJson = {
+  /**
+   * The new run.
+   *
+   * @generated from field: packrun.executor.v1.Run run = 1;
+   */
+  run?: RunJson;
+};
+
+/**
+ * Describes the message packrun.executor.v1.RerunRunResponse.
+ * Use `create(RerunRunResponseSchema)` to create a new message.
+ */
+export declare const RerunRunResponseSchema: GenMessage<RerunRunResponse, {jsonType: RerunRunResponseJson}>;
+
+/**
+ * A step that failed permanently (its attempts used up), kept for operators.
+ *
+ * @generated from message packrun.executor.v1.DeadLetter
+ */
+export declare type DeadLetter = Message<"packrun.executor.v1.DeadLetter"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: string step_id = 3;
+   */
+  stepId: string;
+
+  /**
+   * The attempt that failed last.
+   *
+   * @generated from field: uint32 attempt = 4;
+   */
+  attempt: number;
+
+  /**
+   * Why the step failed.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string pack_name = 7;
+   */
+  packName: string;
+
+  /**
+   * @generated from field: string pack_version = 8;
+   */
+  packVersion: string;
+
+  /**
+   * State of the dead letter's run now.
+   *
+   * @generated from field: packrun.executor.v1.RunState run_state = 9;
+   */
+  runState: RunState;
+
+  /**
+   * The last attempt's result (exit code -1 when the process did not exit normally); unset
+   * when the step failed before any attempt started (e.g. its parameters did not evaluate).
+   *
+   * @generated from field: packrun.executor.v1.StepAttempt last_attempt = 10;
+   */
+  lastAttempt?: StepAttempt | undefined;
+
+  /**
+   * Set once re-driven: when, by whom, and the run that re-drove it.
+   *
+   * @generated from field: google.protobuf.Timestamp retried_at = 11;
+   */
+  retriedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string retried_by = 12;
+   */
+  retriedBy: string;
+
+  /**
+   * @generated from field: string retry_run_id = 13;
+   */
+  retryRunId: string;
+};
+
+/**
+ * A step that failed permanently (its attempts used up), kept for operators.
+ *
+ * @generated from message packrun.executor.v1.DeadLetter
+ */
+export declare type DeadLetterJson = {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id?: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId?: string;
+
+  /**
+   * @generated from field: string step_id = 3;
+   */
+  stepId?: string;
+
+  /**
+   * The attempt that failed last.
+   *
+   * @generated from field: uint32 attempt = 4;
+   */
+  attempt?: number;
+
+  /**
+   * Why the step failed.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason?: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: TimestampJson;
+
+  /**
+   * @generated from field: string pack_name = 7;
+   */
+  packName?: string;
+
+  /**
+   * @generated from field: string pack_version = 8;
+   */
+  packVersion?: string;
+
+  /**
+   * State of the dead letter's run now.
+   *
+   * @generated from field: packrun.executor.v1.RunState run_state = 9;
+   */
+  runState?: RunStateJson;
+
+  /**
+   * The last attempt's result (exit code -1 when the process did not exit normally); unset
+   * when the step failed before any attempt started (e.g. its parameters did not evaluate).
+   *
+   * @generated from field: packrun.executor.v1.StepAttempt last_attempt = 10;
+   */
+  lastAttempt?: StepAttemptJson;
+
+  /**
+   * Set once re-driven: when, by whom, and the run that re-drove it.
+   *
+   * @generated from field: google.protobuf.Timestamp retried_at = 11;
+   */
+  retriedAt?: TimestampJson;
+
+  /**
+   * @generated from field: string retried_by = 12;
+   */
+  retriedBy?: string;
+
+  /**
+   * @generated from field: string retry_run_id = 13;
+   */
+  retryRunId?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.DeadLetter.
+ * Use `create(DeadLetterSchema)` to create a new message.
+ */
+export declare const DeadLetterSchema: GenMessage<DeadLetter, {jsonType: DeadLetterJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.ListDeadLettersRequest
+ */
+export declare type ListDeadLettersRequest = Message<"packrun.executor.v1.ListDeadLettersRequest"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * Also list dead letters already re-driven (default: open ones only).
+   *
+   * @generated from field: bool include_retried = 2;
+   */
+  includeRetried: boolean;
+
+  /**
+   * Only this run's dead letters; empty = every run of the tenant.
+   *
+   * @generated from field: string run_id = 3;
+   */
+  runId: string;
+
+  /**
+   * Default 50, at most 500.
+   *
+   * @generated from field: uint32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * @generated from message packrun.executor.v1.ListDeadLettersRequest
+ */
+export declare type ListDeadLettersRequestJson = {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant?: string;
+
+  /**
+   * Also list dead letters already re-driven (default: open ones only).
+   *
+   * @generated from field: bool include_retried = 2;
+   */
+  includeRetried?: boolean;
+
+  /**
+   * Only this run's dead letters; empty = every run of the tenant.
+   *
+   * @generated from field: string run_id = 3;
+   */
+  runId?: string;
+
+  /**
+   * Default 50, at most 500.
+   *
+   * @generated from field: uint32 page_size = 4;
+   */
+  pageSize?: number;
+
+  /**
+   * @generated from field: string page_token = 5;
+   */
+  pageToken?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.ListDeadLettersRequest.
+ * Use `create(ListDeadLettersRequestSchema)` to create a new message.
+ */
+export declare const ListDeadLettersRequestSchema: GenMessage<ListDeadLettersRequest, {jsonType: ListDeadLettersRequestJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.ListDeadLettersResponse
+ */
+export declare type ListDeadLettersResponse = Message<"packrun.executor.v1.ListDeadLettersResponse"> & {
+  /**
+   * @generated from field: repeated packrun.executor.v1.DeadLetter dead_letters = 1;
+   */
+  deadLetters: DeadLetter[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * @generated from message packrun.executor.v1.ListDeadLettersResponse
+ */
+export declare type ListDeadLettersResponseJson = {
+  /**
+   * @generated from field: repeated packrun.executor.v1.DeadLetter dead_letters = 1;
+   */
+  deadLetters?: DeadLetterJson[];
+
+  /**
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.ListDeadLettersResponse.
+ * Use `create(ListDeadLettersResponseSchema)` to create a new message.
+ */
+export declare const ListDeadLettersResponseSchema: GenMessage<ListDeadLettersResponse, {jsonType: ListDeadLettersResponseJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.RetryDeadLettersRequest
+ */
+export declare type RetryDeadLettersRequest = Message<"packrun.executor.v1.RetryDeadLettersRequest"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * Dead letters to re-drive. With exactly one id, a refusal is the call's error.
+   *
+   * @generated from field: repeated string ids = 2;
+   */
+  ids: string[];
+
+  /**
+   * Re-drive every open dead letter of the tenant instead (ids must be empty).
+   *
+   * @generated from field: bool all = 3;
+   */
+  all: boolean;
+
+  /**
+   * Secret values for the new runs (never copied from the original runs).
+   *
+   * @generated from field: map<string, string> secrets = 4;
+   */
+  secrets: { [key: string]: string };
+
+  /**
+   * @generated from field: string requested_by = 5;
+   */
+  requestedBy: string;
+};
+
+/**
+ * @generated from message packrun.executor.v1.RetryDeadLettersRequest
+ */
+export declare type RetryDeadLettersRequestJson = {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant?: string;
+
+  /**
+   * Dead letters to re-drive. With exactly one id, a refusal is the call's error.
+   *
+   * @generated from field: repeated string ids = 2;
+   */
+  ids?: string[];
+
+  /**
+   * Re-drive every open dead letter of the tenant instead (ids must be empty).
+   *
+   * @generated from field: bool all = 3;
+   */
+  all?: boolean;
+
+  /**
+   * Secret values for the new runs (never copied from the original runs).
+   *
+   * @generated from field: map<string, string> secrets = 4;
+   */
+  secrets?: { [key: string]: string };
+
+  /**
+   * @generated from field: string requested_by = 5;
+   */
+  requestedBy?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.RetryDeadLettersRequest.
+ * Use `create(RetryDeadLettersRequestSchema)` to create a new message.
+ */
+export declare const RetryDeadLettersRequestSchema: GenMessage<RetryDeadLettersRequest, {jsonType: RetryDeadLettersRequestJson}>;
+
+/**
+ * One dead letter re-driven.
+ *
+ * @generated from message packrun.executor.v1.DeadLetterRetry
+ */
+export declare type DeadLetterRetry = Message<"packrun.executor.v1.DeadLetterRetry"> & {
+  /**
+   * @generated from field: string dead_letter_id = 1;
+   */
+  deadLetterId: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId: string;
+
+  /**
+   * The new run in which its step runs again.
+   *
+   * @generated from field: string retry_run_id = 3;
+   */
+  retryRunId: string;
+};
+
+/**
+ * One dead letter re-driven.
+ *
+ * @generated from message packrun.executor.v1.DeadLetterRetry
+ */
+export declare type DeadLetterRetryJson = {
+  /**
+   * @generated from field: string dead_letter_id = 1;
+   */
+  deadLetterId?: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId?: string;
+
+  /**
+   * The new run in which its step runs again.
+   *
+   * @generated from field: string retry_run_id = 3;
+   */
+  retryRunId?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.DeadLetterRetry.
+ * Use `create(DeadLetterRetrySchema)` to create a new message.
+ */
+export declare const DeadLetterRetrySchema: GenMessage<DeadLetterRetry, {jsonType: DeadLetterRetryJson}>;
+
+/**
+ * One dead letter not re-driven, with the stable error code and why.
+ *
+ * @generated from message packrun.executor.v1.DeadLetterRefusal
+ */
+export declare type DeadLetterRefusal = Message<"packrun.executor.v1.DeadLetterRefusal"> & {
+  /**
+   * @generated from field: string dead_letter_id = 1;
+   */
+  deadLetterId: string;
+
+  /**
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * One dead letter not re-driven, with the stable error code and why.
+ *
+ * @generated from message packrun.executor.v1.DeadLetterRefusal
+ */
+export declare type DeadLetterRefusalJson = {
+  /**
+   * @generated from field: string dead_letter_id = 1;
+   */
+  deadLetterId?: string;
+
+  /**
+   * @generated from field: string code = 2;
+   */
+  code?: string;
+
+  /**
+   * @generated from field: string message = 3;
+   */
+  message?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.DeadLetterRefusal.
+ * Use `create(DeadLetterRefusalSchema)` to create a new message.
+ */
+export declare const DeadLetterRefusalSchema: GenMessage<DeadLetterRefusal, {jsonType: DeadLetterRefusalJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.RetryDeadLettersResponse
+ */
+export declare type RetryDeadLettersResponse = Message<"packrun.executor.v1.RetryDeadLettersResponse"> & {
+  /**
+   * @generated from field: repeated packrun.executor.v1.DeadLetterRetry retried = 1;
+   */
+  retried: DeadLetterRetry[];
+
+  /**
+   * @generated from field: repeated packrun.executor.v1.DeadLetterRefusal refused = 2;
+   */
+  refused: DeadLetterRefusal[];
+};
+
+/**
+ * @generated from message packrun.executor.v1.RetryDeadLettersResponse
+ */
+export declare type RetryDeadLettersResponseJson = {
+  /**
+   * @generated from field: repeated packrun.executor.v1.DeadLetterRetry retried = 1;
+   */
+  retried?: DeadLetterRetryJson[];
+
+  /**
+   * @generated from field: repeated packrun.executor.v1.DeadLetterRefusal refused = 2;
+   */
+  refused?: DeadLetterRefusalJson[];
+};
+
+/**
+ * Describes the message packrun.executor.v1.RetryDeadLettersResponse.
+ * Use `create(RetryDeadLettersResponseSchema)` to create a new message.
+ */
+export declare const RetryDeadLettersResponseSchema: GenMessage<RetryDeadLettersResponse, {jsonType: RetryDeadLettersResponseJson}>;
+
+/**
  * State of a run.
  *
  * @generated from enum packrun.executor.v1.RunState
@@ -2043,6 +2725,44 @@ export declare type StepStateJson = "STEP_STATE_UNSPECIFIED" | "STEP_STATE_PENDI
 export declare const StepStateSchema: GenEnum<StepState, StepStateJson>;
 
 /**
+ * How a run was made from another by RerunRun.
+ *
+ * @generated from enum packrun.executor.v1.RerunMode
+ */
+export enum RerunMode {
+  /**
+   * @generated from enum value: RERUN_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Every step runs again.
+   *
+   * @generated from enum value: RERUN_MODE_RERUN = 1;
+   */
+  RERUN = 1,
+
+  /**
+   * The original's succeeded steps are kept; the rest runs.
+   *
+   * @generated from enum value: RERUN_MODE_RESUME = 2;
+   */
+  RESUME = 2,
+}
+
+/**
+ * How a run was made from another by RerunRun.
+ *
+ * @generated from enum packrun.executor.v1.RerunMode
+ */
+export declare type RerunModeJson = "RERUN_MODE_UNSPECIFIED" | "RERUN_MODE_RERUN" | "RERUN_MODE_RESUME";
+
+/**
+ * Describes the enum packrun.executor.v1.RerunMode.
+ */
+export declare const RerunModeSchema: GenEnum<RerunMode, RerunModeJson>;
+
+/**
  * Submits, observes and steers runs.
  *
  * @generated from service packrun.executor.v1.ExecutorService
@@ -2139,6 +2859,40 @@ export declare const ExecutorService: GenService<{
     methodKind: "unary";
     input: typeof RecordApprovalRefusalRequestSchema;
     output: typeof RecordApprovalRefusalResponseSchema;
+  },
+  /**
+   * Starts a new run from a finished one of the same tenant: the same plan (plan hash) and
+   * inputs, secrets supplied again. RERUN runs every step again; RESUME keeps the steps that
+   * succeeded (their results and outputs) and runs the rest. Both runs are linked.
+   *
+   * @generated from rpc packrun.executor.v1.ExecutorService.RerunRun
+   */
+  rerunRun: {
+    methodKind: "unary";
+    input: typeof RerunRunRequestSchema;
+    output: typeof RerunRunResponseSchema;
+  },
+  /**
+   * Steps of the tenant's runs that failed permanently (dead letters), newest first, with the
+   * reason and the last attempt's result.
+   *
+   * @generated from rpc packrun.executor.v1.ExecutorService.ListDeadLetters
+   */
+  listDeadLetters: {
+    methodKind: "unary";
+    input: typeof ListDeadLettersRequestSchema;
+    output: typeof ListDeadLettersResponseSchema;
+  },
+  /**
+   * Re-drives dead letters: each run with open dead letters is resumed as a new run in which
+   * the dead-lettered steps run again (RerunRun's RESUME, recorded in the new run's evidence).
+   *
+   * @generated from rpc packrun.executor.v1.ExecutorService.RetryDeadLetters
+   */
+  retryDeadLetters: {
+    methodKind: "unary";
+    input: typeof RetryDeadLettersRequestSchema;
+    output: typeof RetryDeadLettersResponseSchema;
   },
 }>;
 
