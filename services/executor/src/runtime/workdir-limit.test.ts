@@ -24,7 +24,7 @@ async function mountedAt(dir: string): Promise<boolean> {
 }
 
 test.runIf(WORKER_IS_ROOT)(
-  "a limited workdir refuses writes past its size and is gone after release",
+  "a limited workdir refuses writes past its size or file count and is gone after release",
   async () => {
     const dir = await mkdtemp(join(tmpdir(), "packrun-workdir-limit-"));
     try {
@@ -34,6 +34,13 @@ test.runIf(WORKER_IS_ROOT)(
       await assert.rejects(writeFile(join(dir, "too-much"), Buffer.alloc(4 * MiB)), {
         code: "ENOSPC",
       });
+      // 4 MiB: at most 1,024 files and directories, however small.
+      let created = 0;
+      const tooMany = (async () => {
+        for (; created < 5_000; created++) await writeFile(join(dir, `f${created}`), "");
+      })();
+      await assert.rejects(tooMany, { code: "ENOSPC" });
+      assert.ok(created <= workdirInodes(4 * MiB), `created ${created} files`);
       await release();
       assert.equal(await mountedAt(dir), false);
     } finally {
