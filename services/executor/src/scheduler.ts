@@ -183,6 +183,19 @@ export class RunScheduler {
   async startRun(): Promise<void> {
     if (this.run.state !== "queued") return;
     await this.setRunState("running", "", { started: true });
+    if (this.run.timeout_seconds > 0) {
+      // The deadline counts from the start: a delayed or waiting run has all of its time.
+      const row = (
+        await this.tx.query<{ deadline_at: Date }>(
+          "UPDATE runs SET deadline_at = now() + make_interval(secs => timeout_seconds), waiting_reason = '' WHERE id = $1 RETURNING deadline_at",
+          [this.run.id],
+        )
+      ).rows[0];
+      if (row !== undefined) this.run = { ...this.run, deadline_at: row.deadline_at };
+    } else if (this.run.waiting_reason !== "") {
+      await this.tx.query("UPDATE runs SET waiting_reason = '' WHERE id = $1", [this.run.id]);
+    }
+    this.run = { ...this.run, waiting_reason: "" };
     await this.advanceTopLevel(-1);
     await this.syncRunState();
   }
@@ -224,7 +237,7 @@ export class RunScheduler {
     await this.events([
       {
         type: `run.${state}`,
-        level: state === "failed" ? "error" : "info",
+        level: state === "failed" || state === "timed_out" ? "error" : "info",
         message: this.run.reason || `run ${state}`,
         metadata: { state },
         idempotencyKey: `${this.run.id}/run/${state}`,
@@ -658,7 +671,7 @@ export class RunScheduler {
    * (their workers see the run state and stop).
    */
   async endRun(
-    state: "failed" | "cancelled",
+    state: "failed" | "cancelled" | "timed_out",
     reason: string,
     notStarted: "skipped" | "cancelled",
   ): Promise<void> {
@@ -692,7 +705,10 @@ export class RunScheduler {
   }
 
   /** Moves the run to a terminal state and computes its outputs. */
-  async finishRun(state: "succeeded" | "failed" | "cancelled", reason: string): Promise<void> {
+  async finishRun(
+    state: "succeeded" | "failed" | "cancelled" | "timed_out",
+    reason: string,
+  ): Promise<void> {
     if (terminalRunStates.has(this.run.state)) return;
     let outputs: Record<string, unknown> = {};
     if (state === "succeeded") {
