@@ -1,7 +1,7 @@
 import type { Database } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
 import type { ReadyWork } from "./run-rows.ts";
-import { RunScheduler } from "./scheduler.ts";
+import { RunScheduler, runDeadlineReason } from "./scheduler.ts";
 
 /**
  * How long a step attempt may run: its own timeout, cut short by the run's deadline, so the
@@ -17,11 +17,6 @@ export function stepTimeoutMs(
   if (deadlineAt === null) return own;
   const left = Math.max(0, deadlineAt.getTime() - now);
   return own === null ? left : Math.min(own, left);
-}
-
-/** The reason a timed-out run ends with. */
-export function deadlineReason(timeoutSeconds: number): string {
-  return `run deadline of ${timeoutSeconds}s passed`;
 }
 
 /**
@@ -48,14 +43,8 @@ export async function expireRunDeadlines(
       const run = scheduler.run;
       if (run.state !== "running" && run.state !== "awaiting-approval") return undefined;
       // Read under the lock from the database clock: the row may have changed since the scan.
-      const passed = (
-        await tx.query<{ passed: boolean }>(
-          "SELECT deadline_at <= now() AS passed FROM runs WHERE id = $1",
-          [id],
-        )
-      ).rows[0]?.passed;
-      if (passed !== true) return undefined;
-      await scheduler.endRun("timed_out", deadlineReason(run.timeout_seconds), "cancelled");
+      if (!(await scheduler.deadlinePassed())) return undefined;
+      await scheduler.endRun("timed_out", runDeadlineReason(run.timeout_seconds), "cancelled");
       return { ready: scheduler.ready, tenant: run.tenant };
     });
     if (outcome === undefined) continue;

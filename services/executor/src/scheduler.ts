@@ -35,6 +35,11 @@ export interface AttemptEnd {
   peakMemoryBytes: number;
 }
 
+/** The reason a run ends `timed_out` with. */
+export function runDeadlineReason(timeoutSeconds: number): string {
+  return `run deadline of ${timeoutSeconds}s passed`;
+}
+
 /** SQL for "now" in a field value: the database clock is the only clock scheduling uses. */
 export const dbNow = { sql: "now()" } as const;
 type FieldValue = unknown | typeof dbNow | { sql: string; param: unknown };
@@ -662,7 +667,24 @@ export class RunScheduler {
 
   /** Fails the run: the remaining not-started steps are skipped; running ones finish on their own. */
   async failRun(reason: string): Promise<void> {
+    // A step stopped by the run's deadline (its timer is cut to it) fails the run only
+    // because the deadline passed: the run ends timed_out, as the deadline sweep would end it.
+    if (this.run.deadline_at !== null && (await this.deadlinePassed())) {
+      await this.endRun("timed_out", runDeadlineReason(this.run.timeout_seconds), "cancelled");
+      return;
+    }
     await this.endRun("failed", reason, "skipped");
+  }
+
+  /** True when the run has a deadline and it passed (database clock). */
+  async deadlinePassed(): Promise<boolean> {
+    const row = (
+      await this.tx.query<{ passed: boolean | null }>(
+        "SELECT deadline_at <= now() AS passed FROM runs WHERE id = $1",
+        [this.run.id],
+      )
+    ).rows[0];
+    return row?.passed === true;
   }
 
   /**
