@@ -25,8 +25,8 @@ import {
 } from "@packrun/proto/executor/v1";
 import { ReadPacer, runChangedChannel } from "./change-hints.ts";
 import { runMessage, runSummaryMessage } from "./run-messages.ts";
-import { scheduledRunKeyPrefix } from "./schedule-runs.ts";
 import type { RunService, RunSubmission } from "./run-service.ts";
+import { scheduledRunKeyPrefix } from "./schedule-runs.ts";
 import type { RunState, StepState } from "./state-machine.ts";
 import { terminalRunStates } from "./state-machine.ts";
 

@@ -5,9 +5,9 @@ import type { Logger } from "@packrun/logging";
 import { canonicalJson, sha256Digest } from "@packrun/planning";
 import { createPlanCache } from "./plan-cache.ts";
 import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
+import { type AdmissionLimits, admitRun } from "./run-admission.ts";
 import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
 import { computeRunStatistics, type RunStatistics } from "./run-statistics.ts";
-import { type AdmissionLimits, admitRun } from "./run-admission.ts";
 import { dbNow, RunScheduler } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
 import { type RunState, terminalRunStates } from "./state-machine.ts";
@@ -254,7 +254,10 @@ function requestDigest(submission: RunSubmission): string {
  * The run's deadline in seconds: the submission's, which may shorten the pack's `spec.timeout`
  * but never lengthen it, else the pack's; 0 = none.
  */
-export function effectiveTimeout(requested: number | undefined, packTimeout: number | undefined): number {
+export function effectiveTimeout(
+  requested: number | undefined,
+  packTimeout: number | undefined,
+): number {
   const pack = packTimeout === undefined ? 0 : Math.ceil(packTimeout);
   if (requested === undefined || requested === 0) return pack;
   if (!Number.isInteger(requested) || requested < 0)

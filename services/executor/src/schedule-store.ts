@@ -109,16 +109,17 @@ export function createScheduleStore(database: Database, plan: PlanFetcher): Sche
         inputs: schedule.inputs,
         secretNames: [],
       });
-      const parsed = JSON.parse(planned.planJson) as { secrets?: string[]; timeoutSeconds?: number };
+      const parsed = JSON.parse(planned.planJson) as {
+        secrets?: string[];
+        timeoutSeconds?: number;
+      };
       if ((parsed.secrets ?? []).length > 0)
         throw new PackrunError(
           "REQUEST_INVALID",
           `pack ${planned.packName} declares secrets (${(parsed.secrets ?? []).join(", ")}); a schedule stores no secret values, so it cannot run such a pack`,
         );
       const timeoutSeconds = effectiveTimeout(schedule.timeoutSeconds, parsed.timeoutSeconds);
-      const next = schedule.paused
-        ? null
-        : nextDueTime(schedule.cron, timeZone, await dbNow());
+      const next = schedule.paused ? null : nextDueTime(schedule.cron, timeZone, await dbNow());
       try {
         return (
           await database.query<ScheduleRow>(

@@ -11,11 +11,7 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { RunState } from "@packrun/proto/executor/v1";
-import {
-  MissedPolicy,
-  OverlapPolicy,
-  ScheduleService,
-} from "@packrun/proto/executor/v1/schedules";
+import { MissedPolicy, OverlapPolicy, ScheduleService } from "@packrun/proto/executor/v1/schedules";
 import { PlannerService } from "@packrun/proto/planner/v1";
 import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
@@ -31,10 +27,7 @@ const manual = { intervalMs: 3_600_000, missedGraceMs: 500 };
 
 beforeAll(async () => {
   stack = await startExecutorStack({ timekeeper: manual });
-  schedules = createClient(
-    ScheduleService,
-    createGrpcTransport({ baseUrl: stack.executor.url }),
-  );
+  schedules = createClient(ScheduleService, createGrpcTransport({ baseUrl: stack.executor.url }));
   planner = createClient(PlannerService, createGrpcTransport({ baseUrl: stack.plannerUrl }));
 });
 afterAll(async () => {
@@ -111,8 +104,7 @@ describe("schedules", () => {
     const view = (await stack.client.getRun({ tenant: "acme", runId: runs[0]?.id ?? "" })).run;
     assert.equal(view?.scheduleId, schedule.id);
     assert.equal(view?.scheduledFor && timestampDate(view.scheduledFor).getTime(), first_);
-    const shown = (await schedules.getSchedule({ tenant: "acme", schedule: schedule.id }))
-      .schedule;
+    const shown = (await schedules.getSchedule({ tenant: "acme", schedule: schedule.id })).schedule;
     assert.equal(shown?.paused, true);
     assert.equal(shown?.nextDueAt, undefined, "a paused schedule has no next due time");
   }, 60_000);

@@ -27,8 +27,8 @@ import type {
   StepExecutionResult,
 } from "./runtime/types.ts";
 import { dbNow, RunScheduler } from "./scheduler.ts";
-import { terminalRunStates } from "./state-machine.ts";
 import type { SecretVault } from "./secret-vault.ts";
+import { terminalRunStates } from "./state-machine.ts";
 import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
 import type { WorkItem, WorkOutcome, WorkQueue } from "./work-queue.ts";
 

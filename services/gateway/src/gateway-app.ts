@@ -21,6 +21,7 @@ import { registerLogRoutes } from "./routes/log-routes.ts";
 import { registerOperationsRoutes } from "./routes/operations-routes.ts";
 import { registerPackRoutes } from "./routes/pack-routes.ts";
 import { registerRunRoutes } from "./routes/run-routes.ts";
+import { registerScheduleRoutes } from "./routes/schedule-routes.ts";
 import { registerSigningKeyRoutes } from "./routes/signing-key-routes.ts";
 import { registerSimulationRoutes } from "./routes/simulation-routes.ts";
 import type { ServiceClients } from "./service-clients.ts";
@@ -131,6 +132,7 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
       },
       tags: [
         { name: "runs", description: "Submit, follow, approve and cancel runs" },
+        { name: "schedules", description: "Runs of a registered pack on a cron expression" },
         { name: "evidence", description: "Artifacts, attestations, bundles, keys" },
         { name: "packs", description: "The tenant's pack registry" },
         { name: "simulations", description: "Dry runs" },
@@ -247,6 +249,7 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
     firstEventWaitMs: options.firstEventWaitMs ?? 10_000,
   };
   registerRunRoutes(app, context);
+  registerScheduleRoutes(app, context);
   registerApprovalRoutes(app, context);
   registerLogRoutes(app, context);
   registerEvidenceRoutes(app, context);

@@ -49,7 +49,12 @@ export interface GatewayStack {
  * fresh database of the test PostgreSQL and a private namespace of the test Redis.
  */
 export async function startGatewayStack(
-  options: { logger?: Logger; metricsPorts?: EmbeddedOptions["metricsPorts"] } = {},
+  options: {
+    logger?: Logger;
+    metricsPorts?: EmbeddedOptions["metricsPorts"];
+    /** Executor limits and timekeeper of the stack (see EmbeddedOptions). */
+    executor?: Pick<EmbeddedOptions, "limits" | "timekeeper">;
+  } = {},
 ): Promise<GatewayStack> {
   const home = await mkdtemp(join(tmpdir(), "packrun-gateway-"));
   const database = await createTestDatabase("gateway");
@@ -67,6 +72,7 @@ export async function startGatewayStack(
       keyPrefix: redis.keyPrefix,
     },
     ...(options.metricsPorts === undefined ? {} : { metricsPorts: options.metricsPorts }),
+    ...options.executor,
   });
   const devAuth = stack.devAuth;
   if (devAuth === undefined) throw new Error("the gateway stack expects dev-mode auth");
