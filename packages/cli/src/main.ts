@@ -8,6 +8,7 @@ import { registerPacksCommand } from "./commands/packs.ts";
 import { registerPlanCommand } from "./commands/plan.ts";
 import { registerRunCommand } from "./commands/run.ts";
 import { registerRunsCommand } from "./commands/runs.ts";
+import { registerSchedulesCommand } from "./commands/schedules.ts";
 import { registerSimulateCommand } from "./commands/simulate.ts";
 import { registerTokenCommand } from "./commands/token.ts";
 import { registerValidateCommand } from "./commands/validate.ts";
@@ -53,6 +54,7 @@ export function createProgram(): Command {
   registerVerifyCommand(program);
   registerRunCommand(program);
   registerRunsCommand(program);
+  registerSchedulesCommand(program);
   registerLogsCommand(program);
   registerApproveCommand(program);
   registerCancelCommand(program);
