@@ -110,6 +110,9 @@ describe("packrun schedules", () => {
     }
     assert.ok(run !== undefined, "the schedule made a run");
     assert.equal(run.timeoutSeconds, 300);
+    const details = await cli(["runs", "show", run.id]);
+    assert.equal(details.code, 0, details.stderr);
+    assert.match(details.stdout, new RegExp(`Schedule:?\\s+${created.id} \\(due \\d{4}-`));
     const shown = await cli(["schedules", "show", "greet-often"]);
     assert.equal(shown.code, 0, shown.stderr);
     assert.match(shown.stdout, /last due:\s+\d{4}-/);
