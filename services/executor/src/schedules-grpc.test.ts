@@ -44,6 +44,15 @@ function unary(
   });
 }
 
+/** `result.response[key]` as a message; fails the test when the call failed. */
+function message(
+  result: { response?: Record<string, unknown>; error?: grpc.ServiceError },
+  key: string,
+): Record<string, unknown> {
+  assert.equal(result.error, undefined, String(result.error?.message));
+  return (result.response?.[key] ?? {}) as Record<string, unknown>;
+}
+
 let stack: ExecutorStack;
 let schedules: AnyClient;
 let executor: AnyClient;
@@ -97,18 +106,20 @@ test("ScheduleService over plain gRPC: every RPC and its status codes", async ()
   assert.ok(schedule.nextDueAt !== null, "a next due time");
 
   const got = await unary(schedules, "getSchedule", { tenant: "acme", schedule: "grpc-hourly" });
-  assert.equal((got.response?.schedule as Record<string, unknown>).id, schedule.id);
+  assert.equal(message(got, "schedule").id, schedule.id);
   const listed = await unary(schedules, "listSchedules", { tenant: "acme" });
   assert.ok(
-    (listed.response?.schedules as Record<string, unknown>[]).some((s) => s.id === schedule.id),
+    ((listed.response?.schedules ?? []) as Record<string, unknown>[]).some(
+      (s) => s.id === schedule.id,
+    ),
   );
   const paused = await unary(schedules, "pauseSchedule", { tenant: "acme", schedule: schedule.id });
-  assert.equal((paused.response?.schedule as Record<string, unknown>).paused, true);
+  assert.equal(message(paused, "schedule").paused, true);
   const resumed = await unary(schedules, "resumeSchedule", {
     tenant: "acme",
     schedule: "grpc-hourly",
   });
-  assert.equal((resumed.response?.schedule as Record<string, unknown>).paused, false);
+  assert.equal(message(resumed, "schedule").paused, false);
 
   const refusals: [string, object, grpc.status][] = [
     ["getSchedule", { tenant: "other", schedule: "grpc-hourly" }, grpc.status.NOT_FOUND],
@@ -167,7 +178,7 @@ test("SubmitRun over plain gRPC: not_before keeps the run queued; a longer timeo
     requestedBy: "test",
   });
   assert.equal(
-    (cancelled.response?.run as Record<string, unknown>).state,
+    message(cancelled, "run").state,
     "RUN_STATE_CANCELLED",
     "a waiting run can be cancelled",
   );
