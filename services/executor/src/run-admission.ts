@@ -3,6 +3,9 @@ import type { Logger } from "@packrun/logging";
 import type { ReadyWork } from "./run-rows.ts";
 import { RunScheduler } from "./scheduler.ts";
 
+/** How the reasons of runs held back by the per-user limit start. */
+const runSlotWait = "waiting for a run slot";
+
 /** Limits on which queued runs may start. */
 export interface AdmissionLimits {
   /**
@@ -91,9 +94,9 @@ async function waitingReason(
     ).rows[0];
     const who = run.submitted_by === "" ? "the anonymous subject" : run.submitted_by;
     if (row !== undefined && row.in_flight >= limits.perSubjectRuns)
-      return `waiting for a run slot: ${who} has ${row.in_flight} run(s) in flight (limit ${limits.perSubjectRuns} per user)`;
+      return `${runSlotWait}: ${who} has ${row.in_flight} run(s) in flight (limit ${limits.perSubjectRuns} per user)`;
     if (row?.earlier !== null && row?.earlier !== undefined)
-      return `waiting for a run slot: ${who}'s earlier run ${row.earlier} starts first`;
+      return `${runSlotWait}: ${who}'s earlier run ${row.earlier} starts first`;
   }
   return "";
 }
@@ -114,13 +117,18 @@ export interface AdmitWaitingOptions {
 export async function admitWaitingRuns(options: AdmitWaitingOptions): Promise<string[]> {
   const { database, limits } = options;
   const candidates = (
-    await database.query<{ id: string }>(
-      `SELECT id FROM runs WHERE state = 'queued' AND (not_before IS NULL OR not_before <= now())
+    await database.query<{ id: string; tenant: string; submitted_by: string }>(
+      `SELECT id, tenant, submitted_by FROM runs
+        WHERE state = 'queued' AND (not_before IS NULL OR not_before <= now())
         ORDER BY created_at, id LIMIT 500`,
     )
   ).rows;
   const started: string[] = [];
-  for (const { id } of candidates) {
+  // Subjects at their limit in this pass: their later runs wait behind the held one anyway.
+  const full = new Set<string>();
+  for (const { id, tenant, submitted_by } of candidates) {
+    const subject = JSON.stringify([tenant, submitted_by]);
+    if (full.has(subject)) continue;
     const ready = await database.transaction(async (tx) => {
       const locked = (
         await tx.query<{ id: string }>(
@@ -132,6 +140,7 @@ export async function admitWaitingRuns(options: AdmitWaitingOptions): Promise<st
       const scheduler = await RunScheduler.lock(tx, id);
       if (scheduler === undefined) return undefined;
       const held = await admitRun(tx, scheduler, limits);
+      if (held.startsWith(runSlotWait)) full.add(subject);
       return held === "" ? scheduler.ready : undefined;
     });
     if (ready === undefined) continue;

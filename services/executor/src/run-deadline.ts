@@ -15,7 +15,7 @@ export function stepTimeoutMs(
 ): number | null {
   const own = stepTimeoutSeconds === null ? null : stepTimeoutSeconds * 1000;
   if (deadlineAt === null) return own;
-  const left = Math.max(0, deadlineAt.getTime() - now);
+  const left = Math.max(0, new Date(deadlineAt).getTime() - now);
   return own === null ? left : Math.min(own, left);
 }
 
