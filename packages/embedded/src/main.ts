@@ -35,8 +35,6 @@ const shown = (path: string) => {
   return fromHere.startsWith("..") ? path : fromHere;
 };
 
-// Before the executor probes the machine: steps are isolated, or the banner says they are not.
-const isolationWarning = await ensureStepTools(print);
 // The same PACKRUN_EXECUTOR_* limits a separate executor reads (docs/operations.md).
 let limits: ExecutorLimits;
 try {
@@ -45,6 +43,8 @@ try {
   print(`packrun: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(2);
 }
+// Before the executor probes the machine: steps are isolated, or the banner says they are not.
+const isolationWarning = await ensureStepTools(print);
 const startedAt = performance.now();
 const databaseUrl = process.env.DATABASE_URL || undefined;
 const redisUrl = process.env.REDIS_URL || undefined;
