@@ -97,6 +97,11 @@ export function createScheduleStore(database: Database, plan: PlanFetcher): Sche
           "REQUEST_INVALID",
           `name "${schedule.name}" must be 1-63 lower-case letters, digits, . _ or -, starting with a letter or digit`,
         );
+      if (uuid.test(schedule.name))
+        throw new PackrunError(
+          "REQUEST_INVALID",
+          `name "${schedule.name}" looks like a schedule id; choose a name that does not`,
+        );
       if (schedule.packName === "")
         throw new PackrunError("REQUEST_INVALID", "pack (the registered pack's name) is required");
       const timeZone = schedule.timeZone === "" ? "UTC" : schedule.timeZone;

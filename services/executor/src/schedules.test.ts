@@ -62,7 +62,7 @@ const quick = `  steps:
 `;
 
 describe("schedules", () => {
-  test("two executors and a restart: exactly one run per due time, as the schedule's creator", async () => {
+  test("three executors (one in its own process) and a restart: exactly one run per due time, as the schedule's creator", async () => {
     await register("tick", quick);
     const created = await schedules.createSchedule({
       tenant: "acme",
@@ -82,6 +82,9 @@ describe("schedules", () => {
     const fast = { work: false, timekeeper: { intervalMs: 50, missedGraceMs: 5000 } };
     const first: Executor = await stack.addExecutor(fast);
     const second: Executor = await stack.addExecutor(fast);
+    // A third executor in a Node process of its own (its timekeeper ticks every second) races
+    // the two for the same due times through the same database.
+    const separate = await stack.spawnWorker();
     await sleep(2500);
     // A restart: one executor goes, a new one comes; the schedule lives in PostgreSQL.
     await first.close();
@@ -90,6 +93,8 @@ describe("schedules", () => {
     await schedules.pauseSchedule({ tenant: "acme", schedule: "every-second" });
     await second.close();
     await third.close();
+    separate.child.kill("SIGTERM");
+    await separate.exited;
     const runs = await scheduledRuns(schedule.id);
     assert.ok(runs.length >= 3, `at least 3 scheduled runs, got ${runs.length}`);
     const times = runs.map((run) => run.scheduled_for.getTime());
@@ -151,6 +156,7 @@ describe("schedules", () => {
       [{ cron: "61 * * * *" }, /cron "61 \* \* \* \*" is not a valid cron expression/],
       [{ timeZone: "Mars/Olympus" }, /not an IANA time zone/],
       [{ name: "Bad Name" }, /name "Bad Name" must be/],
+      [{ name: "0f8a2b4c-1d2e-4f3a-8b9c-0d1e2f3a4b5c" }, /looks like a schedule id/],
       [{ inputs: {} }, /n/],
       [{ packName: "no-such-pack" }, /no-such-pack/],
       [{ packName: "with-secret", inputs: {} }, /declares secrets \(token\)/],
