@@ -97,6 +97,17 @@ describe("schedules", () => {
     await separate.exited;
     const runs = await scheduledRuns(schedule.id);
     assert.ok(runs.length >= 3, `at least 3 scheduled runs, got ${runs.length}`);
+    // Fired promptly: each run was created soon after its due time (ticks every 50 ms here).
+    const lags = (
+      await stack.database.query<{ lag_ms: number }>(
+        "SELECT (extract(epoch FROM created_at - scheduled_for) * 1000)::float8 AS lag_ms FROM runs WHERE schedule_id = $1",
+        [schedule.id],
+      )
+    ).rows.map((row) => row.lag_ms);
+    assert.ok(
+      lags.every((lag) => lag >= 0 && lag < 2000),
+      `runs created 0-2 s after their due time: ${lags.join(", ")}`,
+    );
     const times = runs.map((run) => run.scheduled_for.getTime());
     assert.equal(new Set(times).size, times.length, "one run per due time");
     for (const time of times) assert.equal(time % 1000, 0, "due times are whole seconds");
