@@ -165,12 +165,17 @@ test("SubmitRun over plain gRPC: not_before keeps the run queued; a longer timeo
     pack: { manifest },
     notBefore: { seconds: String(later), nanos: 0 },
     timeoutSeconds: 60,
+    // A caller cannot make a run look scheduled: these are the scheduler's own.
+    scheduleId: "0f8a2b4c-1d2e-4f3a-8b9c-0d1e2f3a4b5c",
+    scheduledFor: { seconds: String(later), nanos: 0 },
   });
   assert.equal(submitted.error, undefined, String(submitted.error?.message));
   const run = submitted.response?.run as Record<string, unknown>;
   assert.equal(run.state, "RUN_STATE_QUEUED");
   assert.equal((run.notBefore as { seconds: string }).seconds, String(later));
   assert.equal(run.timeoutSeconds, 60);
+  assert.equal(run.scheduleId, "", "a caller's schedule_id is ignored");
+  assert.equal(run.scheduledFor, null);
   assert.match(String(run.waitingReason), /delayed: starts at/);
   const cancelled = await unary(executor, "cancelRun", {
     tenant: "acme",
