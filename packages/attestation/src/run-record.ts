@@ -120,6 +120,13 @@ export const runRecordSchema = z.strictObject({
   steps: z.array(stepSchema).max(100_000),
   approvals: z.array(approvalSchema).max(10_000),
   policyDecisions: z.array(policyDecisionSchema).max(10_000),
+  /** The schedule and due time that made the run; absent for runs submitted by hand. */
+  schedule: z
+    .strictObject({
+      id: z.string().min(1).max(200),
+      dueAt: utcTimestampSchema,
+    })
+    .optional(),
   /** Null when the run never started (e.g. cancelled while queued). */
   startedAt: utcTimestampSchema.nullable(),
   finishedAt: utcTimestampSchema,

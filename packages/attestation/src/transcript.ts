@@ -8,12 +8,14 @@ export const eventLevels = ["trace", "debug", "info", "warn", "error"] as const;
 export type EventLevelName = (typeof eventLevels)[number];
 
 /** The event types that end a run, with the run status each one means. */
-export const terminalEventTypes: Readonly<Record<string, "succeeded" | "failed" | "cancelled">> =
-  Object.freeze({
-    "run.succeeded": "succeeded",
-    "run.failed": "failed",
-    "run.cancelled": "cancelled",
-  });
+export const terminalEventTypes: Readonly<
+  Record<string, "succeeded" | "failed" | "cancelled" | "timed_out">
+> = Object.freeze({
+  "run.succeeded": "succeeded",
+  "run.failed": "failed",
+  "run.cancelled": "cancelled",
+  "run.timed_out": "timed_out",
+});
 
 /** One event as transcript.ndjson records it. */
 export interface TranscriptEvent {

@@ -10,6 +10,7 @@ import { registerPlanCommand } from "./commands/plan.ts";
 import { registerRerunCommands } from "./commands/rerun.ts";
 import { registerRunCommand } from "./commands/run.ts";
 import { registerRunsCommand } from "./commands/runs.ts";
+import { registerSchedulesCommand } from "./commands/schedules.ts";
 import { registerSimulateCommand } from "./commands/simulate.ts";
 import { registerTokenCommand } from "./commands/token.ts";
 import { registerValidateCommand } from "./commands/validate.ts";
@@ -55,6 +56,7 @@ export function createProgram(): Command {
   registerVerifyCommand(program);
   registerRunCommand(program);
   registerRunsCommand(program);
+  registerSchedulesCommand(program);
   registerLogsCommand(program);
   registerApproveCommand(program);
   registerCancelCommand(program);

@@ -23,6 +23,11 @@ export function runListRows(runs: readonly Run[], now: number): string[][] {
   ]);
 }
 
+/** The fields that have a value. */
+function optionalFields(fields: [string, string | undefined][]): [string, string][] {
+  return fields.filter((field): field is [string, string] => field[1] !== undefined);
+}
+
 /**
  * The human rendering of one run (`runs show`): its fields, the step table (with attempts and
  * durations), the gates with their decisions, the pending gates with the command to decide
@@ -57,6 +62,21 @@ export function renderRunDetails(run: Run, now: number): string {
             run.reruns.map((link) => `${link.runId} (${link.mode})`).join(", "),
           ] as [string, string],
         ]),
+    // Issue 17: only shown when set, so other runs read as before.
+    ...optionalFields([
+      ["Waiting", run.waitingReason === undefined ? undefined : printable(run.waitingReason)],
+      ["Not before", run.notBefore],
+      [
+        "Deadline",
+        run.timeoutSeconds === undefined
+          ? undefined
+          : `${run.timeoutSeconds}s${run.deadlineAt === undefined ? "" : ` (at ${run.deadlineAt})`}`,
+      ],
+      [
+        "Schedule",
+        run.schedule === undefined ? undefined : `${run.schedule.id} (due ${run.schedule.dueAt})`,
+      ],
+    ]),
   ];
   let out = renderFields(fields);
   if (run.steps.length > 0) {

@@ -13,6 +13,7 @@ const runStateEnums: Readonly<Record<RunState, RunStateEnum>> = {
   succeeded: RunStateEnum.SUCCEEDED,
   failed: RunStateEnum.FAILED,
   cancelled: RunStateEnum.CANCELLED,
+  timed_out: RunStateEnum.TIMED_OUT,
 };
 
 const stepStateEnums: Readonly<Record<StepState, StepStateEnum>> = {

@@ -14,6 +14,7 @@ export const runStates = [
   "succeeded",
   "failed",
   "cancelled",
+  "timed_out",
 ] as const;
 
 /** State of a run. */
@@ -41,6 +42,8 @@ export const terminalRunStates: ReadonlySet<RunState> = new Set<RunState>([
   "succeeded",
   "failed",
   "cancelled",
+  // The run's deadline (spec.timeout, or the submission's shorter one) passed.
+  "timed_out",
 ]);
 
 /** Step states after which nothing happens to the step any more. */

@@ -95,3 +95,14 @@ test("the same command with DATABASE_URL and REDIS_URL runs on real PostgreSQL a
     await database.drop();
   }
 });
+
+test("a bad executor limit stops the embedded default at once, naming the variable", {
+  timeout: 60_000,
+}, async () => {
+  const home = await mkdtemp(join(tmpdir(), "packrun-embedded-limits-"));
+  homes.push(home);
+  const { code, stdout } = await runOnce(home, { PACKRUN_EXECUTOR_USER_CONCURRENCY: "lots" });
+  assert.equal(code, 2, stdout);
+  assert.match(stdout, /PACKRUN_EXECUTOR_USER_CONCURRENCY/);
+  assert.doesNotMatch(stdout, /started in/, "nothing was started");
+});

@@ -8,6 +8,7 @@ import { createWriteStream } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { allScopes, mintToken } from "@packrun/auth";
+import { type ExecutorLimits, loadExecutorLimits } from "@packrun/executor";
 import { createLogger } from "@packrun/logging";
 import type { JWK } from "jose";
 import { runQuickstart } from "./quickstart.ts";
@@ -34,6 +35,14 @@ const shown = (path: string) => {
   return fromHere.startsWith("..") ? path : fromHere;
 };
 
+// The same PACKRUN_EXECUTOR_* limits a separate executor reads (docs/operations.md).
+let limits: ExecutorLimits;
+try {
+  limits = loadExecutorLimits();
+} catch (error) {
+  print(`packrun: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(2);
+}
 // Before the executor probes the machine: steps are isolated, or the banner says they are not.
 const isolationWarning = await ensureStepTools(print);
 const startedAt = performance.now();
@@ -45,6 +54,7 @@ const services = await startEmbedded({
   ...(databaseUrl === undefined ? {} : { databaseUrl }),
   ...(redisUrl === undefined ? {} : { redisUrl }),
   ...(process.env.PACKRUN_SECRETS_KEY ? { secretsKey: process.env.PACKRUN_SECRETS_KEY } : {}),
+  limits,
 });
 const storage =
   databaseUrl === undefined ? `embedded PostgreSQL in ${home}` : "PostgreSQL at DATABASE_URL";

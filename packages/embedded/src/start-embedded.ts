@@ -22,6 +22,8 @@ import {
   createFileSecretVault,
   createMemoryWorkQueue,
   createRedisSecretVault,
+  defaultStepLimits,
+  type ExecutorLimits,
   executeStep,
   executorChannels,
   startExecutor,
@@ -57,6 +59,14 @@ export interface EmbeddedOptions {
    * `home/keys` (see {@link Embedded.devAuth}).
    */
   auth?: AuthConfig;
+  /**
+   * The executor's limits, as a separate executor reads them from PACKRUN_EXECUTOR_* (see
+   * `loadExecutorLimits`): worker concurrency, per-tenant running steps, per-user runs in
+   * flight, step memory and processes. Default: a separate executor's defaults.
+   */
+  limits?: Partial<ExecutorLimits>;
+  /** The executor's timekeeper (schedules, waiting runs, deadlines); tests shorten it. */
+  timekeeper?: { intervalMs?: number; missedGraceMs?: number };
 }
 
 /** The local token issuer of dev mode: what `packrun token` needs to mint tokens. */
@@ -208,7 +218,22 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     workRoot: join(home, "work"),
     port: options.ports?.executor ?? 0,
     ...metricsPort("executor"),
-    worker: { concurrency: 4 },
+    worker: {
+      concurrency: options.limits?.concurrency ?? 4,
+      tenantConcurrency: options.limits?.tenantConcurrency ?? 0,
+      limits: {
+        ...defaultStepLimits,
+        ...(options.limits?.stepMemoryBytes === undefined
+          ? {}
+          : { memoryBytes: options.limits.stepMemoryBytes }),
+        ...(options.limits?.stepPids === undefined ? {} : { pids: options.limits.stepPids }),
+        ...(options.limits?.stepDiskBytes === undefined
+          ? {}
+          : { diskBytes: options.limits.stepDiskBytes }),
+      },
+    },
+    admission: { perSubjectRuns: options.limits?.userConcurrency ?? 0 },
+    ...(options.timekeeper === undefined ? {} : { timekeeper: options.timekeeper }),
     changes: live.executor,
   });
   let devAuth: DevAuth | undefined;

@@ -153,6 +153,18 @@ export const errorCatalog = {
     exit: 1,
   },
   RUN_NOT_FOUND: { connect: Code.NotFound, http: 404, title: "Run not found", exit: 4 },
+  SCHEDULE_NOT_FOUND: {
+    connect: Code.NotFound,
+    http: 404,
+    title: "Schedule not found",
+    exit: 4,
+  },
+  SCHEDULE_EXISTS: {
+    connect: Code.AlreadyExists,
+    http: 409,
+    title: "Schedule already exists",
+    exit: 1,
+  },
   UNAUTHENTICATED: {
     connect: Code.Unauthenticated,
     http: 401,

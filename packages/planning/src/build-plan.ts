@@ -443,6 +443,7 @@ export function buildPlan(model: ValidatedManifest, options: PlanOptions = {}): 
       mode: spec.sandbox?.mode ?? "open",
       egressAllowlist: spec.sandbox?.egressAllowlist ?? [],
     },
+    ...(spec.timeout === undefined ? {} : { timeoutSeconds: durationSeconds(spec.timeout) }),
     approvals,
     policies: (spec.policies ?? []).map((policy) => ({
       name: policy.name,

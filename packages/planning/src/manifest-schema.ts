@@ -116,6 +116,7 @@ export const manifestSchema = {
           additionalProperties: false,
           properties: { retries: retryPolicy },
         },
+        timeout: duration,
         sandbox: {
           type: "object",
           additionalProperties: false,

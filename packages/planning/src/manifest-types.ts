@@ -20,6 +20,11 @@ export interface PackSpec {
   approvals?: ApprovalDeclaration[];
   policies?: PolicyDeclaration[];
   failure?: { retries?: RetryPolicyDeclaration };
+  /**
+   * Run deadline, a duration such as "30m": the whole run may take at most this long from its
+   * start; then running steps are stopped as on a step timeout and the run ends `timed_out`.
+   */
+  timeout?: string | number;
   sandbox?: { mode?: SandboxMode; egressAllowlist?: string[] };
   steps: StepDeclaration[];
   outputs?: OutputDeclaration[];

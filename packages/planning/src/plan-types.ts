@@ -126,6 +126,11 @@ export interface Plan {
   inputs: Record<string, unknown>;
   secrets: string[];
   sandbox: { mode: SandboxMode; egressAllowlist: string[] };
+  /**
+   * The run deadline in seconds (`spec.timeout`). Absent without one, so plans of packs that
+   * set none keep the hash they always had.
+   */
+  timeoutSeconds?: number;
   approvals: PlannedApproval[];
   policies: { name: string; expression: string }[];
   steps: PlannedStep[];

@@ -337,7 +337,7 @@ export async function readEvents(db: Queryable, query: EventQuery): Promise<Even
     params.push(query.stepId);
     where.push(
       query.includeTerminal
-        ? `(step_id = $${params.length} OR type IN ('run.succeeded', 'run.failed', 'run.cancelled'))`
+        ? `(step_id = $${params.length} OR type IN ('run.succeeded', 'run.failed', 'run.cancelled', 'run.timed_out'))`
         : `step_id = $${params.length}`,
     );
   }

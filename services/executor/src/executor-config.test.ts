@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { isPackrunError } from "@packrun/errors";
 import { test } from "vitest";
-import { defaultExecutorPort, loadExecutorConfig } from "./executor-config.ts";
+import { defaultExecutorPort, loadExecutorConfig, loadExecutorLimits } from "./executor-config.ts";
 
 const key = Buffer.alloc(32, 9).toString("base64");
 const minimal = {
@@ -113,4 +113,56 @@ test("every bad variable is reported at once", () => {
     "PACKRUN_PLANNER_URL (plannerUrl)",
   ])
     assert.ok(message.includes(name), `${name} missing from:\n${message}`);
+});
+
+test("issue 17 settings: per-user runs in flight, the timekeeper, the missed grace", () => {
+  const defaults = loadExecutorConfig(minimal);
+  assert.equal(defaults.userConcurrency, 0, "no per-user limit unless configured");
+  assert.equal(defaults.timekeeperIntervalMs, 1000);
+  assert.equal(defaults.scheduleMissedGraceMs, 60_000);
+  const set = loadExecutorConfig({
+    ...minimal,
+    PACKRUN_EXECUTOR_USER_CONCURRENCY: "3",
+    PACKRUN_EXECUTOR_TIMEKEEPER_INTERVAL_MS: "250",
+    PACKRUN_EXECUTOR_SCHEDULE_MISSED_GRACE_MS: "5000",
+  });
+  assert.equal(set.userConcurrency, 3);
+  assert.equal(set.timekeeperIntervalMs, 250);
+  assert.equal(set.scheduleMissedGraceMs, 5000);
+  assert.match(
+    configError({ ...minimal, PACKRUN_EXECUTOR_USER_CONCURRENCY: "-1" }),
+    /PACKRUN_EXECUTOR_USER_CONCURRENCY/,
+  );
+});
+
+test("the embedded default reads the same limits, and only those, from the same variables", () => {
+  // No database, Redis or secrets key needed: only the limits are read.
+  assert.deepEqual(loadExecutorLimits({}), {
+    concurrency: 4,
+    tenantConcurrency: 0,
+    userConcurrency: 0,
+  });
+  assert.deepEqual(
+    loadExecutorLimits({
+      PACKRUN_EXECUTOR_CONCURRENCY: "8",
+      PACKRUN_EXECUTOR_TENANT_CONCURRENCY: "16",
+      PACKRUN_EXECUTOR_USER_CONCURRENCY: "2",
+      PACKRUN_EXECUTOR_STEP_MEMORY_BYTES: "1073741824",
+      PACKRUN_EXECUTOR_STEP_PIDS: "256",
+    }),
+    {
+      concurrency: 8,
+      tenantConcurrency: 16,
+      userConcurrency: 2,
+      stepMemoryBytes: 1073741824,
+      stepPids: 256,
+    },
+  );
+  assert.throws(
+    () => loadExecutorLimits({ PACKRUN_EXECUTOR_CONCURRENCY: "many" }),
+    (error: unknown) =>
+      isPackrunError(error) &&
+      error.code === "CONFIG_INVALID" &&
+      /PACKRUN_EXECUTOR_CONCURRENCY/.test(error.message),
+  );
 });

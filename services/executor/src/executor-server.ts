@@ -10,6 +10,7 @@ import {
 } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
 import { ExecutorService } from "@packrun/proto/executor/v1";
+import { ScheduleService } from "@packrun/proto/executor/v1/schedules";
 import { PlannerService } from "@packrun/proto/planner/v1";
 import { startRpcServer } from "@packrun/rpc-server";
 import {
@@ -24,12 +25,16 @@ import { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
 import { createExecutorService } from "./executor-service.ts";
 import { createLogWriter } from "./log-writer.ts";
 import { createReconciler, type Reconciler } from "./reconciler.ts";
+import type { AdmissionLimits } from "./run-admission.ts";
 import {
   createRunService,
   type LatestVersionResolver,
   type PlanFetcher,
   type RunService,
 } from "./run-service.ts";
+import { createRunTimekeeper, type RunTimekeeper } from "./run-timekeeper.ts";
+import { createScheduleService } from "./schedule-service.ts";
+import { createScheduleStore, type ScheduleStore } from "./schedule-store.ts";
 import type { SecretVault } from "./secret-vault.ts";
 import { type StepRunner, StepWorker, type StepWorkerOptions } from "./step-worker.ts";
 import type { WorkQueue } from "./work-queue.ts";
@@ -90,6 +95,10 @@ export interface ExecutorOptions {
   changes?: { databaseUrl: string } | { listener: ChannelListener };
   /** WatchRun's read interval without notifications (see {@link createExecutorService}). */
   watchIntervalMs?: number;
+  /** Which queued runs may start: the per-user limit of runs in flight (default none). */
+  admission?: AdmissionLimits;
+  /** The loop firing schedules, starting waiting runs and enforcing run deadlines. */
+  timekeeper?: { intervalMs?: number; missedGraceMs?: number };
 }
 
 /** A running executor process part. */
@@ -101,6 +110,8 @@ export interface Executor {
   readonly runs: RunService;
   readonly worker: StepWorker | undefined;
   readonly reconciler: Reconciler;
+  readonly timekeeper: RunTimekeeper;
+  readonly schedules: ScheduleStore;
   readonly evidence: EvidenceSink | undefined;
   /** Graceful stop: stop claiming, let steps finish within `graceMs`, hand the rest back. */
   close(graceMs?: number): Promise<void>;
@@ -190,6 +201,21 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
     plan: planner,
     latestVersion: planner.latestVersion,
     logger: options.logger,
+    ...(options.admission === undefined ? {} : { admission: options.admission }),
+  });
+  const schedules = createScheduleStore(options.database, planner);
+  const timekeeper = createRunTimekeeper({
+    database: options.database,
+    runs,
+    logger: options.logger,
+    admission: options.admission ?? { perSubjectRuns: 0 },
+    onRunFinished,
+    ...(options.timekeeper?.intervalMs === undefined
+      ? {}
+      : { intervalMs: options.timekeeper.intervalMs }),
+    ...(options.timekeeper?.missedGraceMs === undefined
+      ? {}
+      : { missedGraceMs: options.timekeeper.missedGraceMs }),
   });
   const reconciler = createReconciler({
     database: options.database,
@@ -227,6 +253,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
     await worker.start();
   }
   reconciler.start();
+  timekeeper.start();
   const sink =
     options.evidenceUrl === undefined
       ? undefined
@@ -243,17 +270,19 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
       ? undefined
       : await startRpcServer({
           routes: (router) =>
-            router.service(
-              ExecutorService,
-              createExecutorService(runs, options.database, {
-                deadLetters: { queue: options.queue, logger: options.logger },
-                ...(changes === undefined ? {} : { changes }),
-                ...(options.watchIntervalMs === undefined
-                  ? {}
-                  : { watchIntervalMs: options.watchIntervalMs }),
-              }),
-            ),
-          serviceNames: [ExecutorService.typeName],
+            router
+              .service(
+                ExecutorService,
+                createExecutorService(runs, options.database, {
+                  deadLetters: { queue: options.queue, logger: options.logger },
+                  ...(changes === undefined ? {} : { changes }),
+                  ...(options.watchIntervalMs === undefined
+                    ? {}
+                    : { watchIntervalMs: options.watchIntervalMs }),
+                }),
+              )
+              .service(ScheduleService, createScheduleService(schedules)),
+          serviceNames: [ExecutorService.typeName, ScheduleService.typeName],
           logger: options.logger,
           ...(options.host === undefined ? {} : { host: options.host }),
           ...(options.port === undefined ? {} : { port: options.port }),
@@ -274,12 +303,15 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
     runs,
     worker,
     reconciler,
+    timekeeper,
+    schedules,
     evidence: sink,
     async close(graceMs = 10_000) {
       await server?.close();
       await metricsServer?.close();
       await worker?.drain(graceMs);
       await reconciler.stop();
+      await timekeeper.stop();
       await logs.close();
       await sink?.stop();
       await ownChanges?.close();

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { isTenantName, tenantNameRule } from "@packrun/contract";
 import { runStateFromProto, runStateToProto, stepStateToProto } from "@packrun/contract/proto";
@@ -35,6 +35,7 @@ import { loadRunLinks, type RerunMode as RerunModeName } from "./rerun-run.ts";
 import { withRunLinks } from "./run-links-message.ts";
 import { runMessage, runSummaryMessage } from "./run-messages.ts";
 import type { RunService, RunSubmission } from "./run-service.ts";
+import { scheduledRunKeyPrefix } from "./schedule-runs.ts";
 import type { RunState, StepState } from "./state-machine.ts";
 import { terminalRunStates } from "./state-machine.ts";
 import type { WorkQueue } from "./work-queue.ts";
@@ -76,6 +77,21 @@ function requireApprovalId(approvalId: string): string {
       `approval_id must be at most ${limits.approvalId} characters without control characters`,
     );
   return approvalId;
+}
+
+/** Furthest a run may be delayed (`not_before`). */
+const maxDelayMs = 366 * 24 * 3600 * 1000;
+
+/** A submission's `not_before` as a Date; undefined when unset. */
+function submissionNotBefore(value: Timestamp | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  const date = timestampDate(value);
+  if (Number.isNaN(date.getTime()) || date.getTime() > Date.now() + maxDelayMs)
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      "not_before must be a valid time at most 366 days ahead",
+    );
+  return date;
 }
 
 /** Options of {@link createExecutorService}. */
@@ -125,6 +141,12 @@ export function createExecutorService(
           "REQUEST_INVALID",
           "pack must be an inline manifest or a registry reference",
         );
+      if (request.idempotencyKey.startsWith(scheduledRunKeyPrefix))
+        throw new PackrunError(
+          "REQUEST_INVALID",
+          `idempotency_key may not start with "${scheduledRunKeyPrefix}": those keys belong to scheduled runs`,
+        );
+      const notBefore = submissionNotBefore(request.notBefore);
       const { view, created } = await runs.submit({
         tenant,
         pack,
@@ -134,6 +156,9 @@ export function createExecutorService(
         idempotencyKey: request.idempotencyKey,
         submittedBy: request.submittedBy,
         labels: request.labels,
+        // schedule_id and scheduled_for are the scheduler's own: ignored from callers.
+        ...(notBefore === undefined ? {} : { notBefore }),
+        ...(request.timeoutSeconds === 0 ? {} : { timeoutSeconds: request.timeoutSeconds }),
       });
       return create(SubmitRunResponseSchema, { run: runMessage(view), created });
     },

@@ -5,8 +5,10 @@ export { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
 export {
   defaultExecutorPort,
   type ExecutorConfig,
+  type ExecutorLimits,
   type ExecutorRole,
   loadExecutorConfig,
+  loadExecutorLimits,
 } from "./executor-config.ts";
 export {
   type Executor,
@@ -42,5 +44,5 @@ export {
   terminalRunStates,
   terminalStepStates,
 } from "./state-machine.ts";
-export type { StepRunner, StepWorker } from "./step-worker.ts";
+export { defaultStepLimits, type StepRunner, type StepWorker } from "./step-worker.ts";
 export type { QueueDepth, WorkItem, WorkQueue } from "./work-queue.ts";

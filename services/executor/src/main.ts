@@ -98,6 +98,11 @@ try {
     },
     ...(config.evidenceUrl === undefined ? {} : { evidenceUrl: config.evidenceUrl }),
     changes: { databaseUrl: config.databaseUrl },
+    admission: { perSubjectRuns: config.userConcurrency },
+    timekeeper: {
+      intervalMs: config.timekeeperIntervalMs,
+      missedGraceMs: config.scheduleMissedGraceMs,
+    },
   });
 } catch (error) {
   logger.fatal({ err: error }, "executor failed to start");

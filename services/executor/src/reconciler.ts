@@ -3,6 +3,7 @@ import { type Database, isConnectionError } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
 import type { ReadyWork, StepRow } from "./run-rows.ts";
 import { dbNow, RunScheduler } from "./scheduler.ts";
+import { terminalRunStates } from "./state-machine.ts";
 
 /** Options for {@link createReconciler}. */
 export interface ReconcilerOptions {
@@ -95,7 +96,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         );
         const current = { ...step, fence: step.fence + 1 };
         const common = { lease_owner: null, lease_expires_at: null };
-        if (scheduler.run.state === "cancelled" || scheduler.run.state === "failed") {
+        if (terminalRunStates.has(scheduler.run.state)) {
           const done = await scheduler.transition(current, "cancelled", {
             ...common,
             finished_at: dbNow,

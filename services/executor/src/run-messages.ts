@@ -83,6 +83,12 @@ export function runSummaryMessage(run: RunRow): Run {
     submittedBy: run.submitted_by,
     labels: run.labels,
     outputs: run.outputs as never,
+    notBefore: time(run.not_before),
+    timeoutSeconds: run.timeout_seconds,
+    deadlineAt: time(run.deadline_at),
+    scheduleId: run.schedule_id ?? "",
+    scheduledFor: time(run.scheduled_for),
+    waitingReason: run.state === "queued" ? run.waiting_reason : "",
   });
 }
 

@@ -109,6 +109,9 @@ export async function buildRunRecord(
           decidedAt: (step.finished_at as Date).toISOString(),
         };
       }),
+    ...(run.schedule_id === null || run.scheduled_for === null
+      ? {}
+      : { schedule: { id: run.schedule_id, dueAt: run.scheduled_for.toISOString() } }),
     startedAt: iso(run.started_at),
     finishedAt: (run.finished_at ?? new Date()).toISOString(),
     executor: { id: executorId, version: "0.1.0" },

@@ -23,6 +23,17 @@ export interface RunRow {
   finalized_at: Date | null;
   /** False when the plan declares no approvals: the run can never wait at a gate. */
   has_approvals: boolean;
+  /** A delayed run starts no earlier than this. */
+  not_before: Date | null;
+  /** Why a queued run has not started yet ('' when nothing holds it). */
+  waiting_reason: string;
+  /** Run deadline in seconds from the start (0 = none). */
+  timeout_seconds: number;
+  /** When the deadline passes; set when the run starts. */
+  deadline_at: Date | null;
+  /** The schedule and due time that made the run (null when submitted by hand). */
+  schedule_id: string | null;
+  scheduled_for: Date | null;
 }
 
 /** A row of `steps`. */
@@ -57,7 +68,7 @@ export interface StepRow {
 
 /** Columns of `runs` without the large plan and manifest texts. */
 export const runColumns =
-  "id, tenant, pack_name, pack_version, pack_digest, plan_hash, inputs, secret_names, state, priority, reason, submitted_by, labels, outputs, created_at, started_at, finished_at, finalized_at, has_approvals";
+  "id, tenant, pack_name, pack_version, pack_digest, plan_hash, inputs, secret_names, state, priority, reason, submitted_by, labels, outputs, created_at, started_at, finished_at, finalized_at, has_approvals, not_before, waiting_reason, timeout_seconds, deadline_at, schedule_id, scheduled_for";
 
 /** A step a worker may now claim, to be put on the work queue after the transaction commits. */
 export interface ReadyWork {

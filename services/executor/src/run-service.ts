@@ -6,6 +6,7 @@ import { canonicalJson, sha256Digest } from "@packrun/planning";
 import { createPlanCache } from "./plan-cache.ts";
 import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
 import { type RerunRequest, rerunRun } from "./rerun-run.ts";
+import { type AdmissionLimits, admitRun } from "./run-admission.ts";
 import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
 import { computeRunStatistics, type RunStatistics } from "./run-statistics.ts";
 import { dbNow, RunScheduler } from "./scheduler.ts";
@@ -34,6 +35,20 @@ export interface RunSubmission {
   idempotencyKey: string;
   submittedBy: string;
   labels: Record<string, string>;
+  /** A delayed run: it waits, queued and holding no worker, until then. */
+  notBefore?: Date;
+  /** Run deadline in seconds; never more than the pack's `spec.timeout`. 0/absent: the pack's. */
+  timeoutSeconds?: number;
+  /** Set when a schedule made the run (the executor's scheduler only). */
+  schedule?: ScheduledRun;
+}
+
+/** The schedule and due time that made a run. */
+export interface ScheduledRun {
+  id: string;
+  dueAt: Date;
+  /** Overlap policy queue: start only after the schedule's earlier runs ended. */
+  afterPreviousRuns: boolean;
 }
 
 /** Asks the planner for a plan (the executor never plans by itself). */
@@ -91,6 +106,8 @@ export interface RunServiceOptions {
   /** Resolves "latest" before the plan cache is asked; without it such runs are not cached. */
   latestVersion?: LatestVersionResolver;
   logger: Logger;
+  /** Which queued runs may start (default: no per-user limit). */
+  admission?: AdmissionLimits;
 }
 
 /** Runs as the executor's RPCs see them: submit, read, list, cancel, decide approvals. */
@@ -236,12 +253,33 @@ function requestDigest(submission: RunSubmission): string {
   return sha256Digest(canonicalJson({ pack: submission.pack, inputs: submission.inputs }));
 }
 
+/**
+ * The run's deadline in seconds: the submission's, which may shorten the pack's `spec.timeout`
+ * but never lengthen it, else the pack's; 0 = none.
+ */
+export function effectiveTimeout(
+  requested: number | undefined,
+  packTimeout: number | undefined,
+): number {
+  const pack = packTimeout === undefined ? 0 : Math.ceil(packTimeout);
+  if (requested === undefined || requested === 0) return pack;
+  if (!Number.isInteger(requested) || requested < 0)
+    throw new PackrunError("REQUEST_INVALID", "timeout must be a whole number of seconds");
+  if (pack > 0 && requested > pack)
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `timeout ${requested}s is longer than the pack's spec.timeout of ${pack}s; a submission may only shorten the run deadline`,
+    );
+  return requested;
+}
+
 /** The shape of the timestamps page tokens carry (`Date.toISOString()`). */
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 
 /** Creates the run service over the executor's database, queue and secret vault. */
 export function createRunService(options: RunServiceOptions): RunService {
   const { database, queue, vault, logger } = options;
+  const admission: AdmissionLimits = options.admission ?? { perSubjectRuns: 0 };
   const planFor = createPlanCache(
     options.plan,
     options.latestVersion === undefined ? {} : { latestVersion: options.latestVersion },
@@ -453,6 +491,7 @@ export function createRunService(options: RunServiceOptions): RunService {
           parts.join("; "),
         );
       }
+      const timeoutSeconds = effectiveTimeout(submission.timeoutSeconds, plan.timeoutSeconds);
       const runId = randomUUID();
       try {
         await withTimeout(vault.put(runId, submission.secrets), vaultTimeoutMs, "the secret store");
@@ -468,8 +507,9 @@ export function createRunService(options: RunServiceOptions): RunService {
       try {
         [ready, submitted] = await database.transaction(async (tx) => {
           await tx.query(
-            `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key, has_approvals, request_digest)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+            `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key, has_approvals, request_digest,
+                               not_before, timeout_seconds, schedule_id, scheduled_for, after_schedule_runs)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
             [
               runId,
               submission.tenant,
@@ -487,6 +527,11 @@ export function createRunService(options: RunServiceOptions): RunService {
               submission.idempotencyKey === "" ? null : submission.idempotencyKey,
               plan.approvals.length > 0,
               submission.idempotencyKey === "" ? null : digest,
+              submission.notBefore ?? null,
+              timeoutSeconds,
+              submission.schedule?.id ?? null,
+              submission.schedule?.dueAt ?? null,
+              submission.schedule?.afterPreviousRuns ?? false,
             ],
           );
           await insertStepRows(
@@ -506,11 +551,22 @@ export function createRunService(options: RunServiceOptions): RunService {
                 planHash: planned.planHash,
                 submittedBy: submission.submittedBy,
                 priority: submission.priority,
+                ...(submission.notBefore === undefined
+                  ? {}
+                  : { notBefore: submission.notBefore.toISOString() }),
+                ...(timeoutSeconds === 0 ? {} : { timeoutSeconds }),
+                ...(submission.schedule === undefined
+                  ? {}
+                  : {
+                      scheduleId: submission.schedule.id,
+                      scheduledFor: submission.schedule.dueAt.toISOString(),
+                    }),
               },
               idempotencyKey: `${runId}/run/queued`,
             },
           ]);
-          await scheduler.startRun();
+          // Starts now unless it is delayed, queued behind its schedule or over its user's limit.
+          await admitRun(tx, scheduler, admission);
           // The run as this transaction leaves it, read before the commit: no second round of
           // queries after it.
           return [scheduler.ready, await readView(tx, submission.tenant, runId)] as const;
@@ -574,12 +630,7 @@ export function createRunService(options: RunServiceOptions): RunService {
         const scheduler = await RunScheduler.lock(tx, runId, tenant);
         if (scheduler === undefined)
           throw new PackrunError("RUN_NOT_FOUND", `run ${runId} not found`);
-        if (
-          scheduler.run.state === "succeeded" ||
-          scheduler.run.state === "failed" ||
-          scheduler.run.state === "cancelled"
-        )
-          return;
+        if (terminalRunStates.has(scheduler.run.state)) return;
         await scheduler.endRun(
           "cancelled",
           reason === "" ? `cancelled by ${requestedBy || "a user"}` : reason,

@@ -33,6 +33,7 @@ test("GetRunStatistics counts runs, steps, retries and attempt durations; every 
       RunState.SUCCEEDED,
       RunState.FAILED,
       RunState.CANCELLED,
+      RunState.TIMED_OUT,
     ].map((state) => [state, 0n]),
   );
   assert.equal(empty.stepsByState.length, 10);
@@ -103,7 +104,7 @@ test("GetRunStatistics counts runs, steps, retries and attempt durations; every 
   assert.equal(runCount(stats, RunState.FAILED), 1n);
   assert.equal(runCount(stats, RunState.AWAITING_APPROVAL), 1n);
   assert.equal(runCount(stats, RunState.QUEUED), 0n);
-  assert.equal(stats.runsByState.length, 6);
+  assert.equal(stats.runsByState.length, 7);
   // flaky + after succeeded; bad failed; the gate awaits approval.
   assert.equal(stepCount(stats, StepState.SUCCEEDED), 2n);
   assert.equal(stepCount(stats, StepState.FAILED), 1n);

@@ -31,6 +31,11 @@ export interface AttemptEnd {
   peakMemoryBytes: number;
 }
 
+/** The reason a run ends `timed_out` with. */
+export function runDeadlineReason(timeoutSeconds: number): string {
+  return `run deadline of ${timeoutSeconds}s passed`;
+}
+
 /** SQL for "now" in a field value: the database clock is the only clock scheduling uses. */
 export const dbNow = { sql: "now()" } as const;
 type FieldValue = unknown | typeof dbNow | { sql: string; param: unknown };
@@ -179,6 +184,19 @@ export class RunScheduler {
   async startRun(): Promise<void> {
     if (this.run.state !== "queued") return;
     await this.setRunState("running", "", { started: true });
+    if (this.run.timeout_seconds > 0) {
+      // The deadline counts from the start: a delayed or waiting run has all of its time.
+      const row = (
+        await this.tx.query<{ deadline_at: Date }>(
+          "UPDATE runs SET deadline_at = now() + make_interval(secs => timeout_seconds), waiting_reason = '' WHERE id = $1 RETURNING deadline_at",
+          [this.run.id],
+        )
+      ).rows[0];
+      if (row !== undefined) this.run = { ...this.run, deadline_at: row.deadline_at };
+    } else if (this.run.waiting_reason !== "") {
+      await this.tx.query("UPDATE runs SET waiting_reason = '' WHERE id = $1", [this.run.id]);
+    }
+    this.run = { ...this.run, waiting_reason: "" };
     await this.advanceTopLevel(-1);
     await this.syncRunState();
   }
@@ -220,7 +238,7 @@ export class RunScheduler {
     await this.events([
       {
         type: `run.${state}`,
-        level: state === "failed" ? "error" : "info",
+        level: state === "failed" || state === "timed_out" ? "error" : "info",
         message: this.run.reason || `run ${state}`,
         metadata: { state },
         idempotencyKey: `${this.run.id}/run/${state}`,
@@ -658,7 +676,24 @@ export class RunScheduler {
 
   /** Fails the run: the remaining not-started steps are skipped; running ones finish on their own. */
   async failRun(reason: string): Promise<void> {
+    // A step stopped by the run's deadline (its timer is cut to it) fails the run only
+    // because the deadline passed: the run ends timed_out, as the deadline sweep would end it.
+    if (this.run.deadline_at !== null && (await this.deadlinePassed())) {
+      await this.endRun("timed_out", runDeadlineReason(this.run.timeout_seconds), "cancelled");
+      return;
+    }
     await this.endRun("failed", reason, "skipped");
+  }
+
+  /** True when the run has a deadline and it passed (database clock). */
+  async deadlinePassed(): Promise<boolean> {
+    const row = (
+      await this.tx.query<{ passed: boolean | null }>(
+        "SELECT deadline_at <= now() AS passed FROM runs WHERE id = $1",
+        [this.run.id],
+      )
+    ).rows[0];
+    return row?.passed === true;
   }
 
   /**
@@ -667,7 +702,7 @@ export class RunScheduler {
    * (their workers see the run state and stop).
    */
   async endRun(
-    state: "failed" | "cancelled",
+    state: "failed" | "cancelled" | "timed_out",
     reason: string,
     notStarted: "skipped" | "cancelled",
   ): Promise<void> {
@@ -701,7 +736,10 @@ export class RunScheduler {
   }
 
   /** Moves the run to a terminal state and computes its outputs. */
-  async finishRun(state: "succeeded" | "failed" | "cancelled", reason: string): Promise<void> {
+  async finishRun(
+    state: "succeeded" | "failed" | "cancelled" | "timed_out",
+    reason: string,
+  ): Promise<void> {
     if (terminalRunStates.has(this.run.state)) return;
     let outputs: Record<string, unknown> = {};
     if (state === "succeeded") {

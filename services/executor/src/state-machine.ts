@@ -25,12 +25,13 @@ const stepTransitions: Readonly<Record<StepState, readonly StepState[]>> = {
 };
 
 const runTransitions: Readonly<Record<RunState, readonly RunState[]>> = {
-  queued: ["running", "failed", "cancelled"],
-  running: ["awaiting-approval", "succeeded", "failed", "cancelled"],
-  "awaiting-approval": ["running", "failed", "cancelled"],
+  queued: ["running", "failed", "cancelled", "timed_out"],
+  running: ["awaiting-approval", "succeeded", "failed", "cancelled", "timed_out"],
+  "awaiting-approval": ["running", "failed", "cancelled", "timed_out"],
   succeeded: [],
   failed: [],
   cancelled: [],
+  timed_out: [],
 };
 
 /** Throws INTERNAL when `from → to` is not a legal step transition. */

@@ -21,6 +21,7 @@ import { monotonicMs } from "./lease/monotonic-clock.ts";
 import type { LogWriter } from "./log-writer.ts";
 import { flattenPlannedSteps } from "./plan-rows.ts";
 import { retryDelaySeconds } from "./retry-delay.ts";
+import { stepTimeoutMs } from "./run-deadline.ts";
 import type { ReadyWork, StepRow } from "./run-rows.ts";
 import type {
   ModuleName,
@@ -31,6 +32,7 @@ import type {
 import { DEFAULT_STEP_DISK_BYTES, limitWorkdir } from "./runtime/workdir-limit.ts";
 import { dbNow, RunScheduler } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
+import { terminalRunStates } from "./state-machine.ts";
 import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
 import { applyDeclaredOutputs } from "./typed-outputs.ts";
 import type { WorkItem, WorkOutcome, WorkQueue } from "./work-queue.ts";
@@ -397,7 +399,7 @@ export class StepWorker {
         stagingRoot,
         sandbox: plan.sandbox,
         runtime,
-        timeoutMs: planned.timeoutSeconds === null ? null : planned.timeoutSeconds * 1000,
+        timeoutMs: stepTimeoutMs(planned.timeoutSeconds, run.deadline_at),
         killGraceMs: this.#options.killGraceMs,
         limits: this.#options.limits,
         artifacts: planned.run.artifacts,
@@ -491,7 +493,11 @@ export class StepWorker {
       if (row === undefined) {
         log.warn("lease lost (another worker took the step over); stopping it");
         controller.abort(new LeaseLost());
-      } else if (row.run_state === "cancelled" || row.run_state === "failed") {
+      } else if (
+        row.run_state === "cancelled" ||
+        row.run_state === "failed" ||
+        row.run_state === "timed_out"
+      ) {
         log.info({ runState: row.run_state }, "run ended; stopping the step");
         controller.abort(new RunEnded());
       } else {
@@ -626,8 +632,7 @@ export class StepWorker {
       if (
         !permanent &&
         failures < step.max_attempts &&
-        scheduler.run.state !== "cancelled" &&
-        scheduler.run.state !== "failed"
+        !terminalRunStates.has(scheduler.run.state)
       ) {
         const delay = retryDelaySeconds(planned.failure, failures);
         const next = await scheduler.transition(step, "pending", {

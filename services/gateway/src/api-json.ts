@@ -163,6 +163,14 @@ export function runJson(run: Run): RunJson {
       .filter((gate) => gate.kind === "approval" && gate.state === "awaiting-approval")
       .map((gate) => gate.gateId),
     ...runLinksJson(run),
+    notBefore: time(run.notBefore),
+    waitingReason: run.waitingReason,
+    timeoutSeconds: run.timeoutSeconds === 0 ? undefined : run.timeoutSeconds,
+    deadlineAt: time(run.deadlineAt),
+    schedule:
+      run.scheduleId === "" || run.scheduledFor === undefined
+        ? undefined
+        : { id: run.scheduleId, dueAt: time(run.scheduledFor) ?? "" },
   });
 }
 

@@ -169,6 +169,27 @@ export const RunSchema = Type.Object(
         description: "Runs made from this one by rerun or resume, oldest first (not in lists).",
       }),
     ),
+    notBefore: Type.Optional(
+      Type.String({ format: "date-time", description: "A delayed run starts no earlier." }),
+    ),
+    waitingReason: Type.Optional(
+      Type.String({
+        description:
+          "Why a queued run has not started: delayed (notBefore), its user's limit of runs in flight, or an earlier run of its schedule (overlap policy queue).",
+      }),
+    ),
+    timeoutSeconds: Type.Optional(
+      Type.Integer({ minimum: 1, description: "Run deadline in seconds from the start." }),
+    ),
+    deadlineAt: Type.Optional(
+      Type.String({ format: "date-time", description: "When the run deadline passes." }),
+    ),
+    schedule: Type.Optional(
+      Type.Object(
+        { id: Type.String({ format: "uuid" }), dueAt: Time },
+        { description: "The schedule and due time that made this run." },
+      ),
+    ),
   },
   { title: "Run", description: "A run of a planned pack." },
 );
@@ -218,6 +239,21 @@ export const SubmitRunBodySchema = Type.Object(
     labels: Type.Optional(
       Type.Record(Type.String(), Type.String(), {
         description: "Free-form labels kept on the run.",
+      }),
+    ),
+    notBefore: Type.Optional(
+      Type.String({
+        format: "date-time",
+        description:
+          "RFC 3339 time: the run waits, queued and holding no worker, until then (at most 366 days ahead).",
+      }),
+    ),
+    timeoutSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 31_536_000,
+        description:
+          "Run deadline in seconds; may shorten the pack's spec.timeout, never lengthen it. Default: the pack's.",
       }),
     ),
   },

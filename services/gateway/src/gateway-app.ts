@@ -23,6 +23,7 @@ import { registerOperationsRoutes } from "./routes/operations-routes.ts";
 import { registerPackRoutes } from "./routes/pack-routes.ts";
 import { registerRerunRoutes } from "./routes/rerun-routes.ts";
 import { registerRunRoutes } from "./routes/run-routes.ts";
+import { registerScheduleRoutes } from "./routes/schedule-routes.ts";
 import { registerSigningKeyRoutes } from "./routes/signing-key-routes.ts";
 import { registerSimulationRoutes } from "./routes/simulation-routes.ts";
 import type { ServiceClients } from "./service-clients.ts";
@@ -133,6 +134,7 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
       },
       tags: [
         { name: "runs", description: "Submit, follow, approve, cancel, rerun and resume runs" },
+        { name: "schedules", description: "Runs of a registered pack on a cron expression" },
         { name: "evidence", description: "Artifacts, attestations, bundles, keys" },
         { name: "packs", description: "The tenant's pack registry" },
         { name: "simulations", description: "Dry runs" },
@@ -255,6 +257,7 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
   registerRunRoutes(app, context);
   registerRerunRoutes(app, context);
   registerDeadLetterRoutes(app, context);
+  registerScheduleRoutes(app, context);
   registerApprovalRoutes(app, context);
   registerLogRoutes(app, context);
   registerEvidenceRoutes(app, context);

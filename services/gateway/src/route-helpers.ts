@@ -83,3 +83,20 @@ export function assertValueDepth(value: unknown, path: string): void {
     for (const child of Object.values(node)) stack.push([child, depth + 1]);
   }
 }
+
+/** RFC 3339 with a time zone (Z or ±hh:mm), as `date-time` means. */
+const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/**
+ * A `date-time` field as a Date.
+ * @throws PackrunError REQUEST_INVALID naming the field when it is no RFC 3339 time
+ */
+export function requireTime(value: string, field: string): Date {
+  const date = new Date(value);
+  if (!rfc3339.test(value) || Number.isNaN(date.getTime()))
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `${field} must be an RFC 3339 time such as 2026-01-31T12:00:00Z; got ${JSON.stringify(value)}`,
+    );
+  return date;
+}

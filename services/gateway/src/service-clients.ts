@@ -2,6 +2,7 @@ import { type Client, createClient, type Interceptor } from "@connectrpc/connect
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { EvidenceService } from "@packrun/proto/evidence/v1";
 import { ExecutorService } from "@packrun/proto/executor/v1";
+import { ScheduleService } from "@packrun/proto/executor/v1/schedules";
 import { Health } from "@packrun/proto/health/v1";
 import { PlannerService } from "@packrun/proto/planner/v1";
 
@@ -16,6 +17,8 @@ export interface ServiceUrls {
 export interface ServiceClients {
   readonly planner: Client<typeof PlannerService>;
   readonly executor: Client<typeof ExecutorService>;
+  /** Schedules, served by the executor. */
+  readonly schedules: Client<typeof ScheduleService>;
   readonly evidence: Client<typeof EvidenceService>;
   /** grpc.health.v1 clients by service name, for `/readyz`. */
   readonly health: Readonly<Record<"planner" | "executor" | "evidence", Client<typeof Health>>>;
@@ -40,6 +43,7 @@ export function createServiceClients(
   return {
     planner: createClient(PlannerService, planner),
     executor: createClient(ExecutorService, executor),
+    schedules: createClient(ScheduleService, executor),
     evidence: createClient(EvidenceService, evidence),
     health: {
       planner: createClient(Health, planner),

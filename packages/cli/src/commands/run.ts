@@ -14,6 +14,7 @@ import { ProgressView } from "../progress-view.ts";
 import { readInputs } from "../read-inputs.ts";
 import { readTextFile } from "../read-text-file.ts";
 import { resultLines } from "../run-progress.ts";
+import { durationOption, timeOption } from "../time-options.ts";
 
 interface RunOptions extends GatewayOptions {
   manifest?: string;
@@ -26,6 +27,8 @@ interface RunOptions extends GatewayOptions {
   label?: string[];
   priority?: number;
   idempotencyKey?: string;
+  notBefore?: string;
+  timeout?: number;
   detach?: boolean;
 }
 
@@ -107,6 +110,8 @@ async function submission(
   }
   if (options.priority !== undefined) body.priority = options.priority;
   if (options.idempotencyKey !== undefined) body.idempotencyKey = options.idempotencyKey;
+  if (options.notBefore !== undefined) body.notBefore = options.notBefore;
+  if (options.timeout !== undefined) body.timeoutSeconds = options.timeout;
   return { body, source };
 }
 
@@ -122,7 +127,11 @@ export function runOutcome(run: Run): CliError | undefined {
 function submittedLine(response: SubmitRunResponse): string {
   const { run } = response;
   const what = response.created ? "submitted" : "already submitted (same idempotency key):";
-  return `${what} run ${run.id}  ${printable(run.pack.name)}@${printable(run.pack.version)}  plan ${run.planHash}\n`;
+  const waiting =
+    run.state === "queued" && run.waitingReason !== undefined
+      ? `  (${printable(run.waitingReason)})`
+      : "";
+  return `${what} run ${run.id}  ${printable(run.pack.name)}@${printable(run.pack.version)}  plan ${run.planHash}${waiting}\n`;
 }
 
 /**
@@ -169,13 +178,24 @@ export function registerRunCommand(program: Command): void {
         integerOption(-1000, 1000),
       )
       .option("--idempotency-key <key>", "submitting twice with the same key gives the same run")
+      .option(
+        "--not-before <time>",
+        "a delayed run: it waits, queued, until this RFC 3339 time or +DURATION (e.g. +10m)",
+        timeOption,
+      )
+      .option(
+        "--timeout <duration>",
+        "run deadline, e.g. 30m; may only shorten the pack's spec.timeout",
+        durationOption,
+      )
       .option("-d, --detach", "submit and print the run id without following"),
   )
     .addHelpText(
       "after",
       "\nExamples:\n  packrun run pack.yaml --input image=nginx:1.27\n" +
         "  packrun run --pack image-scan@1.2.0 --inputs inputs.json --secret-env registryToken=REG_TOKEN\n" +
-        "  packrun run --pack image-scan --detach --format json\n\n" +
+        "  packrun run --pack image-scan --detach --format json\n" +
+        "  packrun run --pack nightly-report --not-before 2026-01-31T22:00:00Z --timeout 30m --detach\n\n" +
         "JSON output: the final run (GET /api/runs/{id}); with --detach {run, created}.\n",
     )
     .action(async (positional: string | undefined, options: RunOptions) => {

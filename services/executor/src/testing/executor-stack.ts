@@ -96,7 +96,12 @@ export interface ExecutorStack {
   close(): Promise<void>;
 }
 
-const terminal = new Set([RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED]);
+const terminal = new Set([
+  RunState.SUCCEEDED,
+  RunState.FAILED,
+  RunState.CANCELLED,
+  RunState.TIMED_OUT,
+]);
 
 /** Starts an {@link ExecutorStack}; `options` tune the first executor. */
 export async function startExecutorStack(

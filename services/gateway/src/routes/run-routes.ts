@@ -1,4 +1,5 @@
 import type { JsonObject } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { scopes } from "@packrun/auth";
 import { PackrunError } from "@packrun/errors";
 import { runJson, runStateValue } from "../api-json.ts";
@@ -12,7 +13,13 @@ import {
   SubmitRunResponseSchema,
 } from "../api-schemas.ts";
 import { type GatewayApp, type GatewayContext, principalOf } from "../gateway-context.ts";
-import { assertValueDepth, bearerSecurity, packSourceOf, withProblems } from "../route-helpers.ts";
+import {
+  assertValueDepth,
+  bearerSecurity,
+  packSourceOf,
+  requireTime,
+  withProblems,
+} from "../route-helpers.ts";
 
 /** Run submission, listing, reading and cancellation. */
 export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext): void {
@@ -42,6 +49,10 @@ export function registerRunRoutes(app: GatewayApp, { clients }: GatewayContext):
         idempotencyKey: body.idempotencyKey ?? "",
         submittedBy: principal.subject,
         labels: body.labels ?? {},
+        ...(body.notBefore === undefined
+          ? {}
+          : { notBefore: timestampFromDate(requireTime(body.notBefore, "body/notBefore")) }),
+        timeoutSeconds: body.timeoutSeconds ?? 0,
       });
       if (response.run === undefined)
         throw new PackrunError("INTERNAL", "executor returned no run");

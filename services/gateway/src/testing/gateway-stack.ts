@@ -54,6 +54,8 @@ export async function startGatewayStack(
     metricsPorts?: EmbeddedOptions["metricsPorts"];
     /** "memory": the embedded default's in-process queue and file vault instead of Redis. */
     queue?: "redis" | "memory";
+    /** Executor limits and timekeeper of the stack (see EmbeddedOptions). */
+    executor?: Pick<EmbeddedOptions, "limits" | "timekeeper">;
   } = {},
 ): Promise<GatewayStack> {
   const home = await mkdtemp(join(tmpdir(), "packrun-gateway-"));
@@ -76,6 +78,7 @@ export async function startGatewayStack(
           },
         }),
     ...(options.metricsPorts === undefined ? {} : { metricsPorts: options.metricsPorts }),
+    ...options.executor,
   });
   const devAuth = stack.devAuth;
   if (devAuth === undefined) throw new Error("the gateway stack expects dev-mode auth");

@@ -4,7 +4,7 @@ import type { RunJson } from "../api-schemas.ts";
 import type { RestClient } from "./rest-client.ts";
 
 /** Run states a run never leaves. */
-export const terminalRunStates = ["succeeded", "failed", "cancelled"];
+export const terminalRunStates = ["succeeded", "failed", "cancelled", "timed_out"];
 
 /** Polls GET /api/runs/{id} until `done` holds (default: terminal). */
 export async function waitForRun(

@@ -67,6 +67,35 @@ export declare type SubmitRunRequest = Message<"packrun.executor.v1.SubmitRunReq
    * @generated from field: map<string, string> labels = 8;
    */
   labels: { [key: string]: string };
+
+  /**
+   * Issue 17 fields are numbered from 30 so parallel additions do not collide.
+   * The run waits (queued, holding no worker) until this time; unset: starts at once.
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 30;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * Run deadline in seconds for this run; 0 = the pack's spec.timeout. May not exceed the
+   * pack's deadline when it has one.
+   *
+   * @generated from field: uint32 timeout_seconds = 31;
+   */
+  timeoutSeconds: number;
+
+  /**
+   * Set by the executor's scheduler only (ignored from other callers): the schedule and due
+   * time that made this run.
+   *
+   * @generated from field: string schedule_id = 32;
+   */
+  scheduleId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp scheduled_for = 33;
+   */
+  scheduledFor?: Timestamp | undefined;
 };
 
 /**
@@ -120,6 +149,35 @@ export declare type SubmitRunRequestJson = {
    * @generated from field: map<string, string> labels = 8;
    */
   labels?: { [key: string]: string };
+
+  /**
+   * Issue 17 fields are numbered from 30 so parallel additions do not collide.
+   * The run waits (queued, holding no worker) until this time; unset: starts at once.
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 30;
+   */
+  notBefore?: TimestampJson;
+
+  /**
+   * Run deadline in seconds for this run; 0 = the pack's spec.timeout. May not exceed the
+   * pack's deadline when it has one.
+   *
+   * @generated from field: uint32 timeout_seconds = 31;
+   */
+  timeoutSeconds?: number;
+
+  /**
+   * Set by the executor's scheduler only (ignored from other callers): the schedule and due
+   * time that made this run.
+   *
+   * @generated from field: string schedule_id = 32;
+   */
+  scheduleId?: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp scheduled_for = 33;
+   */
+  scheduledFor?: TimestampJson;
 };
 
 /**
@@ -724,6 +782,45 @@ export declare type Run = Message<"packrun.executor.v1.Run"> & {
   outputs?: JsonObject | undefined;
 
   /**
+   * Issue 17 fields are numbered from 30 so parallel additions do not collide.
+   * When a delayed run may start (unset: at once).
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 30;
+   */
+  notBefore?: Timestamp | undefined;
+
+  /**
+   * The run deadline in seconds (0 = none) and, once the run started, when it passes.
+   *
+   * @generated from field: uint32 timeout_seconds = 31;
+   */
+  timeoutSeconds: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp deadline_at = 32;
+   */
+  deadlineAt?: Timestamp | undefined;
+
+  /**
+   * The schedule that made this run and the due time it ran for (empty when submitted).
+   *
+   * @generated from field: string schedule_id = 33;
+   */
+  scheduleId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp scheduled_for = 34;
+   */
+  scheduledFor?: Timestamp | undefined;
+
+  /**
+   * Why a queued run has not started yet (empty when it is not waiting).
+   *
+   * @generated from field: string waiting_reason = 35;
+   */
+  waitingReason: string;
+
+  /**
    * The run this one was rerun or resumed from; unset for a fresh submission.
    *
    * @generated from field: packrun.executor.v1.RunLink rerun_of = 40;
@@ -830,6 +927,45 @@ export declare type RunJson = {
    * @generated from field: google.protobuf.Struct outputs = 17;
    */
   outputs?: StructJson;
+
+  /**
+   * Issue 17 fields are numbered from 30 so parallel additions do not collide.
+   * When a delayed run may start (unset: at once).
+   *
+   * @generated from field: google.protobuf.Timestamp not_before = 30;
+   */
+  notBefore?: TimestampJson;
+
+  /**
+   * The run deadline in seconds (0 = none) and, once the run started, when it passes.
+   *
+   * @generated from field: uint32 timeout_seconds = 31;
+   */
+  timeoutSeconds?: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp deadline_at = 32;
+   */
+  deadlineAt?: TimestampJson;
+
+  /**
+   * The schedule that made this run and the due time it ran for (empty when submitted).
+   *
+   * @generated from field: string schedule_id = 33;
+   */
+  scheduleId?: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp scheduled_for = 34;
+   */
+  scheduledFor?: TimestampJson;
+
+  /**
+   * Why a queued run has not started yet (empty when it is not waiting).
+   *
+   * @generated from field: string waiting_reason = 35;
+   */
+  waitingReason?: string;
 
   /**
    * The run this one was rerun or resumed from; unset for a fresh submission.
@@ -2636,6 +2772,13 @@ export enum RunState {
    * @generated from enum value: RUN_STATE_CANCELLED = 6;
    */
   CANCELLED = 6,
+
+  /**
+   * The run's deadline passed (spec.timeout or the submission's timeout).
+   *
+   * @generated from enum value: RUN_STATE_TIMED_OUT = 7;
+   */
+  TIMED_OUT = 7,
 }
 
 /**
@@ -2643,7 +2786,7 @@ export enum RunState {
  *
  * @generated from enum packrun.executor.v1.RunState
  */
-export declare type RunStateJson = "RUN_STATE_UNSPECIFIED" | "RUN_STATE_QUEUED" | "RUN_STATE_RUNNING" | "RUN_STATE_AWAITING_APPROVAL" | "RUN_STATE_SUCCEEDED" | "RUN_STATE_FAILED" | "RUN_STATE_CANCELLED";
+export declare type RunStateJson = "RUN_STATE_UNSPECIFIED" | "RUN_STATE_QUEUED" | "RUN_STATE_RUNNING" | "RUN_STATE_AWAITING_APPROVAL" | "RUN_STATE_SUCCEEDED" | "RUN_STATE_FAILED" | "RUN_STATE_CANCELLED" | "RUN_STATE_TIMED_OUT";
 
 /**
  * Describes the enum packrun.executor.v1.RunState.
