@@ -59,9 +59,12 @@ export async function fireDueSchedules(options: FireSchedulesOptions): Promise<F
   for (const { db_now: now, ...schedule } of due) {
     const expected = schedule.next_due_at;
     if (expected === null) continue;
+    // Within the grace period every due time gets its run, oldest first (a pass that comes late,
+    // under load, catches up one due time per schedule per pass). Beyond it the due times were
+    // missed (no executor ran): the missed policy handles them all at once, at the latest.
+    const missed = now.getTime() - expected.getTime() > graceMs;
     const latest = latestDueTime(schedule.cron, schedule.time_zone, now) ?? expected;
-    const dueAt = latest.getTime() < expected.getTime() ? expected : latest;
-    const missed = now.getTime() - dueAt.getTime() > graceMs;
+    const dueAt = !missed || latest.getTime() < expected.getTime() ? expected : latest;
     let skipped = "";
     let runId: string | undefined;
     let error = "";
@@ -123,7 +126,7 @@ export async function fireDueSchedules(options: FireSchedulesOptions): Promise<F
         }
       }
     }
-    const next = nextDueTime(schedule.cron, schedule.time_zone, now);
+    const next = nextDueTime(schedule.cron, schedule.time_zone, missed ? now : dueAt);
     const moved = await database.query(
       `UPDATE schedules SET next_due_at = $3, last_due_at = $4,
               last_run_id = coalesce($5::uuid, last_run_id), last_error = $6
