@@ -72,8 +72,9 @@ export interface PutOptions {
   maxBytes: number;
 }
 
-/** Content-addressed blob store on a filesystem. */
+/** Content-addressed blob store (a filesystem, or an S3-compatible bucket). */
 export interface ArtifactStore {
+  /** Where the content lives: a directory, or `s3://<bucket>/<prefix>`. */
   readonly root: string;
   /**
    * Streams content to a temporary file while hashing it, fsyncs it, then renames it to
@@ -82,7 +83,11 @@ export interface ArtifactStore {
    *   write errors; the temporary file is removed either way
    */
   put(content: AsyncIterable<Uint8Array>, options: PutOptions): Promise<StoredContent>;
-  /** Reads stored content in chunks. */
+  /**
+   * Reads stored content in chunks, hashing it on the way.
+   * @throws PackrunError ARTIFACT_NOT_FOUND before the first chunk when the content is absent;
+   *   ARTIFACT_CORRUPTED after the last one when the bytes do not hash to `digest`
+   */
   open(digest: string, chunkBytes?: number): AsyncIterable<Buffer>;
   /** Removes temporary files older than `maxAgeMs` left by a crash. Returns how many. */
   sweepTemporaryFiles(maxAgeMs: number): Promise<number>;
@@ -184,7 +189,18 @@ export function createArtifactStore(options: {
           { cause },
         );
       }
-      yield* createReadStream(path, { highWaterMark: chunkBytes }) as AsyncIterable<Buffer>;
+      const hash = createHash("sha256");
+      for await (const chunk of createReadStream(path, { highWaterMark: chunkBytes })) {
+        hash.update(chunk as Buffer);
+        yield chunk as Buffer;
+      }
+      const actual = `sha256:${hash.digest("hex")}`;
+      if (actual !== digest) {
+        throw new PackrunError(
+          "ARTIFACT_CORRUPTED",
+          `artifact content ${digest} is corrupted in the store: its bytes hash to ${actual}`,
+        );
+      }
     },
     async sweepTemporaryFiles(maxAgeMs) {
       let names: string[];
