@@ -49,7 +49,11 @@ export interface GatewayStack {
  * fresh database of the test PostgreSQL and a private namespace of the test Redis.
  */
 export async function startGatewayStack(
-  options: { logger?: Logger; metricsPorts?: EmbeddedOptions["metricsPorts"] } = {},
+  options: {
+    logger?: Logger;
+    metricsPorts?: EmbeddedOptions["metricsPorts"];
+    objectStore?: EmbeddedOptions["objectStore"];
+  } = {},
 ): Promise<GatewayStack> {
   const home = await mkdtemp(join(tmpdir(), "packrun-gateway-"));
   const database = await createTestDatabase("gateway");
@@ -67,6 +71,7 @@ export async function startGatewayStack(
       keyPrefix: redis.keyPrefix,
     },
     ...(options.metricsPorts === undefined ? {} : { metricsPorts: options.metricsPorts }),
+    ...(options.objectStore === undefined ? {} : { objectStore: options.objectStore }),
   });
   const devAuth = stack.devAuth;
   if (devAuth === undefined) throw new Error("the gateway stack expects dev-mode auth");
