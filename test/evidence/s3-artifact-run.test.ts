@@ -69,7 +69,7 @@ describe("a run with artifacts in an S3-compatible store", () => {
       .filter((message) => message.event === "run-event")
       .map((message) => JSON.parse(message.data) as RunEventJson);
     run = await waitForRun(client, submitted.id, undefined, 60_000);
-    assert.equal(run.state, "succeeded", run.reason);
+    assert.equal(run.state, "succeeded", run.reason ?? "");
   }, 90_000);
   afterAll(async () => {
     await stack?.close();
