@@ -6,7 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { readTarGz } from "@packrun/attestation";
 import { startTestS3, type TestS3 } from "@packrun/evidence/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import { runCli } from "../../packages/cli/src/testing/run-cli.ts";
@@ -70,6 +73,11 @@ describe("a run with artifacts in an S3-compatible store", () => {
       .map((message) => JSON.parse(message.data) as RunEventJson);
     run = await waitForRun(client, submitted.id, undefined, 60_000);
     assert.equal(run.state, "succeeded", run.reason ?? "");
+    // The attestation (and so the bundle) is written just after the run ends.
+    for (let i = 0; i < 200; i++) {
+      if ((await client.get(`/api/runs/${run.id}/attestation`)).status === 200) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }, 90_000);
   afterAll(async () => {
     await stack?.close();
@@ -149,5 +157,36 @@ describe("a run with artifacts in an S3-compatible store", () => {
         cli.stdout,
       );
     }
+  });
+
+  test("the bundle holds the artifacts from the bucket and SLSA provenance; packrun bundle and verify accept it", async () => {
+    const bundle = join(stack.home, "run.tar.gz");
+    const env = { PACKRUN_URL: stack.url, PACKRUN_TOKEN: token };
+    // Downloads the bundle and verifies it against the keys the evidence service publishes.
+    const downloaded = await runCli(["bundle", run.id, "-o", bundle], { cwd: stack.home, env });
+    assert.equal(downloaded.code, 0, downloaded.stdout + downloaded.stderr);
+    assert.match(
+      downloaded.stdout,
+      /✔ provenance provenance\.dsse\.json: SLSA Provenance v1 of 2 artifacts/,
+    );
+    const archive = await readTarGz(await readFile(bundle));
+    assert.ok(archive.ok);
+    const envelope = JSON.parse(archive.members.get("provenance.dsse.json")?.toString() ?? "{}");
+    const statement = JSON.parse(Buffer.from(envelope.payload, "base64").toString());
+    assert.equal(statement.predicateType, "https://slsa.dev/provenance/v1");
+    assert.equal(statement.predicate.runDetails.metadata.invocationId, run.id);
+    assert.deepEqual(
+      statement.subject.map((subject: { name: string }) => subject.name),
+      ["artifacts/produce/note", "artifacts/produce/numbers"],
+    );
+    // Offline, with the key given explicitly (no gateway involved).
+    const { body } = await client.get<{ keys: { publicKeyPem: string }[] }>(
+      "/api/verification-keys",
+    );
+    const keyFile = join(stack.home, "trusted.pem");
+    await writeFile(keyFile, body.keys[0]?.publicKeyPem ?? "");
+    const verified = await runCli(["verify", bundle, "--key", keyFile], { cwd: stack.home });
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, /✔ provenance provenance\.dsse\.json/);
   });
 });
