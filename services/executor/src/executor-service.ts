@@ -20,12 +20,14 @@ import {
   RunStateCountSchema,
   StepStateCountSchema,
   SubmitRunResponseSchema,
+  ValueHistogramSchema,
   WatchRunResponseSchema,
   WorkerHealthSchema,
 } from "@packrun/proto/executor/v1";
 import { ReadPacer, runChangedChannel } from "./change-hints.ts";
 import { runMessage, runSummaryMessage } from "./run-messages.ts";
 import type { RunService, RunSubmission } from "./run-service.ts";
+import type { CumulativeHistogram } from "./run-statistics.ts";
 import type { RunState, StepState } from "./state-machine.ts";
 import { terminalRunStates } from "./state-machine.ts";
 
@@ -86,6 +88,16 @@ export interface ExecutorServiceOptions {
  * see {@link ReadPacer}.
  */
 export const watchMinGapMs = 25;
+
+/** The bucket messages of a cumulative histogram. */
+function bucketMessages(histogram: CumulativeHistogram) {
+  return histogram.buckets.map((bucket) =>
+    create(DurationBucketSchema, {
+      upperBound: bucket.upperBound,
+      cumulativeCount: BigInt(bucket.cumulativeCount),
+    }),
+  );
+}
 
 /** The ExecutorService RPCs over a {@link RunService}. */
 export function createExecutorService(
@@ -229,6 +241,16 @@ export function createExecutorService(
           sumSeconds: histogram.sumSeconds,
         }),
         retriesTotal: BigInt(statistics.retriesTotal),
+        stepAttemptCpuSeconds: create(DurationHistogramSchema, {
+          buckets: bucketMessages(statistics.cpuSeconds),
+          count: BigInt(statistics.cpuSeconds.count),
+          sumSeconds: statistics.cpuSeconds.sum,
+        }),
+        stepAttemptPeakMemoryBytes: create(ValueHistogramSchema, {
+          buckets: bucketMessages(statistics.peakMemoryBytes),
+          count: BigInt(statistics.peakMemoryBytes.count),
+          sum: statistics.peakMemoryBytes.sum,
+        }),
       });
     },
 
