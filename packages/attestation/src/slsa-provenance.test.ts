@@ -198,6 +198,26 @@ describe("SLSA Provenance v1", () => {
       { uri: `oci:${pinned}`, name: "image of again, lint", digest: { sha256: "ef".repeat(32) } },
     ]);
     assert.ok(validateSlsa(asJson(statement)), ajv.errorsText(compiled.errors));
+
+    // What ran wins: the digests the container engine resolved, per reference (a tag that moved
+    // between two attempts shows both); a planned image that never ran keeps the plan's view.
+    const ran = buildProvenanceStatement(
+      parsed.statement.predicate,
+      {
+        inputs: {},
+        images: [
+          { stepId: "test", reference: "alpine:3.20", digest: `sha256:${"a1".repeat(32)}` },
+          { stepId: "test", reference: "alpine:3.20", digest: `sha256:${"a2".repeat(32)}` },
+        ],
+      },
+      plan,
+    );
+    assert.deepEqual(ran.predicate.buildDefinition.resolvedDependencies.slice(1), [
+      { uri: "oci:alpine:3.20", name: "image of test", digest: { sha256: "a1".repeat(32) } },
+      { uri: "oci:alpine:3.20", name: "image of test", digest: { sha256: "a2".repeat(32) } },
+      { uri: `oci:${pinned}`, name: "image of again, lint", digest: { sha256: "ef".repeat(32) } },
+    ]);
+    assert.ok(validateSlsa(asJson(ran)), ajv.errorsText(compiled.errors));
   });
 
   for (const algorithm of ["ed25519", "ecdsa-p256"] as const) {

@@ -97,30 +97,57 @@ export function containerImagesOf(plan: unknown): ContainerImage[] {
 }
 
 /**
- * The resolved dependencies: the pack by its manifest digest, then every container image;
- * an image pinned by digest (`…@sha256:<hex>`) carries that digest, one named by tag only is
- * listed with `annotations.pinned: false` (its digest was not fixed by the plan).
+ * The resolved dependencies: the pack by its manifest digest, then the container images. An
+ * image that ran carries the digest the container engine resolved its reference to (one entry
+ * per digest: a tag that moved between attempts shows both); one the plan names but that never
+ * ran (a step not reached) carries the digest its reference pins (`…@sha256:<hex>`), or, named
+ * by tag only, `annotations.pinned: false` and no digest. Sorted by URI, then digest.
  */
 export function resolvedDependenciesOf(
   pack: RunRecord["pack"],
-  images: readonly ContainerImage[],
+  planned: readonly ContainerImage[],
+  ran: NonNullable<RunRecord["images"]> = [],
 ): ResourceDescriptor[] {
+  const byDigest = new Map<string, { reference: string; digest: string; steps: Set<string> }>();
+  for (const image of ran) {
+    const key = `${image.reference}\0${image.digest}`;
+    const entry = byDigest.get(key) ?? { ...image, steps: new Set<string>() };
+    entry.steps.add(image.stepId);
+    byDigest.set(key, entry);
+  }
+  const ranReferences = new Set(ran.map((image) => image.reference));
+  const images: ResourceDescriptor[] = [
+    ...[...byDigest.values()].map((image) => ({
+      uri: `oci:${image.reference}`,
+      name: `image of ${[...image.steps].sort().join(", ")}`,
+      digest: { sha256: hex(image.digest) },
+    })),
+    ...planned
+      .filter((image) => !ranReferences.has(image.reference))
+      .map((image): ResourceDescriptor => {
+        const pinned = pinnedImage.exec(image.reference)?.[1];
+        return {
+          uri: `oci:${image.reference}`,
+          name: `image of ${image.stepIds.join(", ")}`,
+          ...(pinned === undefined
+            ? { annotations: { pinned: false } }
+            : { digest: { sha256: pinned } }),
+        };
+      }),
+  ].sort((a, b) =>
+    a.uri === b.uri
+      ? (a.digest?.sha256 ?? "").localeCompare(b.digest?.sha256 ?? "")
+      : a.uri < b.uri
+        ? -1
+        : 1,
+  );
   return [
     {
       uri: `pack:${pack.name}@${pack.version}`,
       name: "pack.yaml",
       digest: { sha256: hex(pack.digest) },
     },
-    ...images.map((image): ResourceDescriptor => {
-      const pinned = pinnedImage.exec(image.reference)?.[1];
-      return {
-        uri: `oci:${image.reference}`,
-        name: `image of ${image.stepIds.join(", ")}`,
-        ...(pinned === undefined
-          ? { annotations: { pinned: false } }
-          : { digest: { sha256: pinned } }),
-      };
-    }),
+    ...images,
   ];
 }
 
@@ -142,12 +169,12 @@ export function provenanceSubjectsOf(predicate: Pick<PackRunPredicate, "artifact
 /**
  * SLSA Provenance v1 for a run that produced artifacts: the artifacts as subjects; the pack
  * reference, plan hash and non-secret input values as externalParameters; the pack and every
- * container image as resolvedDependencies; the run id, builder and times as runDetails.
+ * container image (by the digest it ran with) as resolvedDependencies; the run id, builder and times as runDetails.
  * @throws Error when the run produced no artifacts (provenance needs a subject)
  */
 export function buildProvenanceStatement(
   predicate: PackRunPredicate,
-  runRecord: Pick<RunRecord, "inputs">,
+  runRecord: Pick<RunRecord, "inputs" | "images">,
   plan: unknown,
 ): ProvenanceStatement {
   const subject = provenanceSubjectsOf(predicate);
@@ -164,7 +191,11 @@ export function buildProvenanceStatement(
           planHash: predicate.planHash,
           inputs: { ...runRecord.inputs },
         },
-        resolvedDependencies: resolvedDependenciesOf(predicate.pack, containerImagesOf(plan)),
+        resolvedDependencies: resolvedDependenciesOf(
+          predicate.pack,
+          containerImagesOf(plan),
+          runRecord.images,
+        ),
       },
       runDetails: {
         builder: {
