@@ -12,6 +12,7 @@ import { type PutArtifactRequest, PutArtifactRequestSchema } from "@packrun/prot
 import { errorCodeHeader } from "@packrun/rpc-server";
 import { createTestDatabase, type TestDatabase } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
+import { createS3ArtifactStore } from "./s3-artifact-store.ts";
 import { startTestEvidence, type TestEvidence } from "./test-helpers.ts";
 import { startTestS3, type TestS3 } from "./testing/s3-test-server.ts";
 
@@ -175,6 +176,18 @@ describe("artifacts in an S3-compatible object store", () => {
       ["up.txt"],
     );
     assert.ok((await download(evidence, "run-s3-down", sha256(content))).equals(content));
+  });
+
+  test("temporary objects left by a crash are swept; finished ones and younger ones stay", async () => {
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: s3.bucket, Key: "tmp/crashed.part", Body: "partial" }),
+    );
+    const store = createS3ArtifactStore(s3.storeOptions());
+    assert.equal(await store.sweepTemporaryFiles(60 * 60_000), 0, "younger than an hour");
+    const kept = await keysUnder(s3, "sha256/");
+    assert.equal(await store.sweepTemporaryFiles(0), 1);
+    assert.deepEqual(await keysUnder(s3, "tmp/"), []);
+    assert.deepEqual(await keysUnder(s3, "sha256/"), kept);
   });
 
   test("a corrupted object is an error naming the digest; a missing one is not found, never empty", async () => {
