@@ -222,19 +222,30 @@ export function createS3ArtifactStore(options: S3ArtifactStoreOptions): Artifact
     }
     const hash = createHash("sha256");
     let size = 0;
+    // HTTP delivers small pieces (16 KiB): they are gathered into chunks of `chunkBytes`, so a
+    // download is a few large messages rather than many small ones.
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
     try {
       for await (const chunk of body) {
         hash.update(chunk);
         size += chunk.length;
-        const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-        for (let offset = 0; offset < bytes.length; offset += chunkBytes) {
+        pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        pendingBytes += chunk.length;
+        if (pendingBytes < chunkBytes) continue;
+        const bytes = Buffer.concat(pending, pendingBytes);
+        let offset = 0;
+        for (; offset + chunkBytes <= bytes.length; offset += chunkBytes) {
           yield bytes.subarray(offset, offset + chunkBytes);
         }
+        pending = offset < bytes.length ? [bytes.subarray(offset)] : [];
+        pendingBytes = bytes.length - offset;
       }
     } catch (error) {
       if (error instanceof PackrunError) throw error;
       throw unavailable(error);
     }
+    if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
     const actual = `sha256:${hash.digest("hex")}`;
     if (actual !== digest || (expectedSize !== undefined && expectedSize !== size)) {
       throw new PackrunError(
