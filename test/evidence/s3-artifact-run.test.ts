@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { GetObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { readTarGz } from "@packrun/attestation";
 import { startTestS3, type TestS3 } from "@packrun/evidence/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
@@ -188,5 +188,48 @@ describe("a run with artifacts in an S3-compatible store", () => {
     const verified = await runCli(["verify", bundle, "--key", keyFile], { cwd: stack.home });
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
     assert.match(verified.stdout, /✔ provenance provenance\.dsse\.json/);
+  });
+
+  // Last: it damages the bucket.
+  test("a corrupted or missing object is never served as the artifact over REST", async () => {
+    const { body } = await client.get<{ artifacts: ArtifactJson[] }>(
+      `/api/runs/${run.id}/artifacts`,
+    );
+    const get = (digest: string) =>
+      fetch(`${stack.url}/api/runs/${run.id}/artifacts/${digest}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+    const keyOf = (digest: string) => `sha256/${digest.slice(7, 9)}/${digest.slice(7)}`;
+    const note = body.artifacts.find((artifact) => artifact.name === "note") as ArtifactJson;
+    const numbers = body.artifacts.find((artifact) => artifact.name === "numbers") as ArtifactJson;
+    // Same length, other bytes: refused before a byte is sent.
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: s3.bucket, Key: keyOf(note.digest), Body: "HELLO\n" }),
+    );
+    const corrupted = await get(note.digest);
+    assert.equal(corrupted.status, 502);
+    const problem = (await corrupted.json()) as { code: string; detail: string };
+    assert.equal(problem.code, "ARTIFACT_CORRUPTED");
+    assert.match(problem.detail, new RegExp(`${note.digest} is corrupted`));
+    // A large one is cut short of its announced length: the client never gets it whole.
+    const tampered = Buffer.from(
+      `${Array.from({ length: 2_000_000 }, (_, i) => i + 1).join("\n")}\n`,
+    );
+    tampered[tampered.length - 2] = 0x39; // "…2000000\n" ends "…2000009\n"
+    assert.notEqual(sha256(tampered), numbers.digest);
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: s3.bucket, Key: keyOf(numbers.digest), Body: tampered }),
+    );
+    const cut = await get(numbers.digest);
+    assert.equal(cut.status, 200);
+    assert.equal(cut.headers.get("content-length"), String(numbers.sizeBytes));
+    await assert.rejects(cut.arrayBuffer());
+    // Missing: a problem naming the digest, not an empty download.
+    await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: keyOf(note.digest) }));
+    const missing = await get(note.digest);
+    assert.equal(missing.status, 404);
+    const absent = (await missing.json()) as { code: string; detail: string };
+    assert.equal(absent.code, "ARTIFACT_NOT_FOUND");
+    assert.match(absent.detail, new RegExp(`${note.digest} is missing from the object store`));
   });
 });

@@ -3,6 +3,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PackrunError } from "@packrun/errors";
+import { verifiedContent } from "./verified-content.ts";
 
 /** A file opened for writing through an {@link ArtifactFileSystem}. */
 export interface WritableFile {
@@ -189,18 +190,11 @@ export function createArtifactStore(options: {
           { cause },
         );
       }
-      const hash = createHash("sha256");
-      for await (const chunk of createReadStream(path, { highWaterMark: chunkBytes })) {
-        hash.update(chunk as Buffer);
-        yield chunk as Buffer;
-      }
-      const actual = `sha256:${hash.digest("hex")}`;
-      if (actual !== digest) {
-        throw new PackrunError(
-          "ARTIFACT_CORRUPTED",
-          `artifact content ${digest} is corrupted in the store: its bytes hash to ${actual}`,
-        );
-      }
+      yield* verifiedContent(
+        createReadStream(path, { highWaterMark: chunkBytes }) as AsyncIterable<Buffer>,
+        digest,
+        "the store",
+      );
     },
     async sweepTemporaryFiles(maxAgeMs) {
       let names: string[];

@@ -11,6 +11,7 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import { PackrunError } from "@packrun/errors";
 import type { ArtifactStore, PutOptions, StoredContent } from "./artifact-store.ts";
+import { verifiedContent } from "./verified-content.ts";
 
 /** Where and how the S3-compatible artifact store keeps content. */
 export interface S3ArtifactStoreOptions {
@@ -220,39 +221,30 @@ export function createS3ArtifactStore(options: S3ArtifactStoreOptions): Artifact
       }
       throw unavailable(error);
     }
-    const hash = createHash("sha256");
-    let size = 0;
     // HTTP delivers small pieces (16 KiB): they are gathered into chunks of `chunkBytes`, so a
     // download is a few large messages rather than many small ones.
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
-    try {
-      for await (const chunk of body) {
-        hash.update(chunk);
-        size += chunk.length;
-        pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        pendingBytes += chunk.length;
-        if (pendingBytes < chunkBytes) continue;
-        const bytes = Buffer.concat(pending, pendingBytes);
-        let offset = 0;
-        for (; offset + chunkBytes <= bytes.length; offset += chunkBytes) {
-          yield bytes.subarray(offset, offset + chunkBytes);
+    async function* gathered(): AsyncGenerator<Buffer> {
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      try {
+        for await (const chunk of body) {
+          pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          pendingBytes += chunk.length;
+          if (pendingBytes < chunkBytes) continue;
+          const bytes = Buffer.concat(pending, pendingBytes);
+          let offset = 0;
+          for (; offset + chunkBytes <= bytes.length; offset += chunkBytes) {
+            yield bytes.subarray(offset, offset + chunkBytes);
+          }
+          pending = offset < bytes.length ? [bytes.subarray(offset)] : [];
+          pendingBytes = bytes.length - offset;
         }
-        pending = offset < bytes.length ? [bytes.subarray(offset)] : [];
-        pendingBytes = bytes.length - offset;
+      } catch (error) {
+        throw unavailable(error);
       }
-    } catch (error) {
-      if (error instanceof PackrunError) throw error;
-      throw unavailable(error);
+      if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
     }
-    if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
-    const actual = `sha256:${hash.digest("hex")}`;
-    if (actual !== digest || (expectedSize !== undefined && expectedSize !== size)) {
-      throw new PackrunError(
-        "ARTIFACT_CORRUPTED",
-        `artifact content ${digest} is corrupted in the object store: its ${size} bytes hash to ${actual}`,
-      );
-    }
+    yield* verifiedContent(gathered(), digest, "the object store", expectedSize);
   }
 
   return {
