@@ -12,6 +12,8 @@ export const bundlePaths = Object.freeze({
   artifactsIndex: "artifacts/index.json",
   approvals: "approvals.json",
   attestation: "attestation.dsse.json",
+  /** SLSA Provenance v1 of the run's artifacts (runs with artifacts only). */
+  provenance: "provenance.dsse.json",
   /** Signs the list of every other member (manifest.json included) with its digest. */
   bundleAttestation: "bundle.dsse.json",
 });

@@ -84,6 +84,23 @@ export {
 } from "./run-record.ts";
 export { signBytes, signEnvelope } from "./sign-envelope.ts";
 export {
+  builderIdOf,
+  buildProvenanceStatement,
+  type ContainerImage,
+  containerImagesOf,
+  type ParsedProvenance,
+  type ProvenanceStatement,
+  packRunBuildType,
+  parseProvenanceStatement,
+  provenanceProblems,
+  provenanceSubjectsOf,
+  type ResourceDescriptor,
+  resolvedDependenciesOf,
+  type SlsaProvenance,
+  serializeProvenanceStatement,
+  slsaProvenancePredicateType,
+} from "./slsa-provenance.ts";
+export {
   type ArchiveMember,
   type BufferMember,
   collectBytes,

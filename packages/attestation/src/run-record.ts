@@ -130,6 +130,20 @@ export const runRecordSchema = z.strictObject({
   /** Null when the run never started (e.g. cancelled while queued). */
   startedAt: utcTimestampSchema.nullable(),
   finishedAt: utcTimestampSchema,
+  /**
+   * Container images the run's attempts ran, by the digest the container engine resolved each
+   * reference to (one entry per step, reference and digest). Absent from older executors.
+   */
+  images: z
+    .array(
+      z.strictObject({
+        stepId: z.string().min(1).max(500),
+        reference: z.string().min(1).max(1000),
+        digest: sha256DigestSchema,
+      }),
+    )
+    .max(100_000)
+    .optional(),
   executor: z.strictObject({
     /** Stable identity of the executor deployment, e.g. "executor@cluster-a". */
     id: z.string().min(1).max(500),

@@ -18,6 +18,7 @@ import { inTotoPayloadType, type PackRunStatement, parseStatement, subjectsOf } 
 import { loadVerificationKey, type VerificationKey } from "./keys.ts";
 import type { PackRunPredicate } from "./pack-run-predicate.ts";
 import { planConsistencyProblems } from "./plan-consistency.ts";
+import { parseProvenanceStatement, provenanceProblems } from "./slsa-provenance.ts";
 import { type ReadArchiveLimits, readTarGz } from "./tar-gz.ts";
 import { terminalEventTypes } from "./transcript.ts";
 import { verifyEnvelope } from "./verify-envelope.ts";
@@ -285,8 +286,53 @@ export async function verifyBundle(
     checkBoundMembers(members, predicate, bind, report);
   }
   checkTranscript(members.get(bundlePaths.transcript), predicate, report);
+  checkProvenance(members, predicate, keys, useEmbedded, keyProblem, report, bind);
   checkManifest(members, predicate, bound, report);
   return finish();
+}
+
+/**
+ * provenance.dsse.json, when present: signed like the run attestation, SLSA Provenance v1, and
+ * about the attested run (its artifacts, pack, plan hash, inputs, builder and times). A run with
+ * artifacts attested before provenance existed has none; its absence is reported, not failed:
+ * the signed member list already proves nothing was removed.
+ */
+function checkProvenance(
+  members: Map<string, Buffer>,
+  predicate: PackRunPredicate | undefined,
+  keys: readonly VerificationKey[],
+  embedded: boolean,
+  keyProblem: string | undefined,
+  report: Report,
+  bind: Bind,
+): void {
+  const path = bundlePaths.provenance;
+  if (!members.has(path)) {
+    if (predicate !== undefined && predicate.artifacts.length > 0) {
+      report("provenance", path, true, "no SLSA provenance: attested before packrun produced it");
+    }
+    return;
+  }
+  const signed = checkEnvelope(members, path, keys, embedded, keyProblem, report);
+  if (signed === undefined) return;
+  const parsed = parseProvenanceStatement(signed.payload);
+  if (!parsed.ok) {
+    bind(path, false, "provenance", parsed.reason);
+    return;
+  }
+  if (predicate === undefined) {
+    report("provenance", path, false, "cannot be checked without a valid run attestation");
+    return;
+  }
+  const problems = provenanceProblems(parsed.statement, predicate);
+  bind(
+    path,
+    signed.valid && problems.length === 0,
+    "provenance",
+    problems.length === 0
+      ? `SLSA Provenance v1 of ${parsed.statement.subject.length} artifacts with ${parsed.statement.predicate.buildDefinition.resolvedDependencies.length} resolved dependencies`
+      : `SLSA provenance disagrees with the attestation: ${problems.join("; ")}`,
+  );
 }
 
 type Report = (check: string, member: string | undefined, ok: boolean, message: string) => void;

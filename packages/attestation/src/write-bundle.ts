@@ -48,6 +48,8 @@ export interface BundleSource {
   transcript: Uint8Array | { open(): AsyncIterable<Uint8Array> };
   /** Artifact contents to include (typically those up to a size limit). */
   artifactFiles: readonly BundleArtifactFile[];
+  /** The signed SLSA provenance of the run's artifacts, when the run has one. */
+  provenanceEnvelope?: DsseEnvelope;
 }
 
 function sha256(bytes: Uint8Array): string {
@@ -116,6 +118,12 @@ export async function* writeBundle(source: BundleSource): AsyncIterable<Buffer> 
     { path: bundlePaths.attestation, content: Buffer.from(serializeEnvelope(parsed.envelope)) },
     { path: keyMemberPath(key.keyId), content: Buffer.from(key.publicKeyPem) },
   ];
+  if (source.provenanceEnvelope !== undefined) {
+    buffers.push({
+      path: bundlePaths.provenance,
+      content: Buffer.from(serializeEnvelope(source.provenanceEnvelope)),
+    });
+  }
   if (source.signingKey.keyId !== key.keyId) {
     // After a rotation the run's attestation and the bundle are signed by different keys.
     buffers.push({

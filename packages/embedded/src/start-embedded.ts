@@ -15,6 +15,7 @@ import {
   type EventNotifier,
   eventsChannel,
   loadKeyRing,
+  type S3ArtifactStoreOptions,
   startEvidenceServer,
 } from "@packrun/evidence";
 import {
@@ -67,6 +68,8 @@ export interface EmbeddedOptions {
   limits?: Partial<ExecutorLimits>;
   /** The executor's timekeeper (schedules, waiting runs, deadlines); tests shorten it. */
   timekeeper?: { intervalMs?: number; missedGraceMs?: number };
+  /** Artifact content in this S3-compatible bucket instead of `home/artifacts`. */
+  objectStore?: S3ArtifactStoreOptions;
 }
 
 /** The local token issuer of dev mode: what `packrun token` needs to mint tokens. */
@@ -185,6 +188,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     ...live.evidence,
     logger: logger.child({ service: "evidence" }),
     artifactRoot: join(home, "artifacts"),
+    ...(options.objectStore === undefined ? {} : { objectStore: options.objectStore }),
     signingKey: keys.signing,
     verificationKeys: keys.verification,
     port: options.ports?.evidence ?? 0,

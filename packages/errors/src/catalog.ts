@@ -270,6 +270,18 @@ export const errorCatalog = {
     title: "Artifact store could not write",
     exit: 10,
   },
+  ARTIFACT_STORE_UNAVAILABLE: {
+    connect: Code.Unavailable,
+    http: 503,
+    title: "Artifact store could not be read",
+    exit: 10,
+  },
+  ARTIFACT_CORRUPTED: {
+    connect: Code.DataLoss,
+    http: 502,
+    title: "Stored artifact content does not match its digest",
+    exit: 1,
+  },
   ATTESTATION_NOT_FOUND: {
     connect: Code.NotFound,
     http: 404,

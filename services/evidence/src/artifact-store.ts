@@ -3,6 +3,7 @@ import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rename, stat, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { PackrunError } from "@packrun/errors";
+import { verifiedContent } from "./verified-content.ts";
 
 /** A file opened for writing through an {@link ArtifactFileSystem}. */
 export interface WritableFile {
@@ -72,8 +73,9 @@ export interface PutOptions {
   maxBytes: number;
 }
 
-/** Content-addressed blob store on a filesystem. */
+/** Content-addressed blob store (a filesystem, or an S3-compatible bucket). */
 export interface ArtifactStore {
+  /** Where the content lives: a directory, or `s3://<bucket>/<prefix>`. */
   readonly root: string;
   /**
    * Streams content to a temporary file while hashing it, fsyncs it, then renames it to
@@ -82,7 +84,11 @@ export interface ArtifactStore {
    *   write errors; the temporary file is removed either way
    */
   put(content: AsyncIterable<Uint8Array>, options: PutOptions): Promise<StoredContent>;
-  /** Reads stored content in chunks. */
+  /**
+   * Reads stored content in chunks, hashing it on the way.
+   * @throws PackrunError ARTIFACT_NOT_FOUND before the first chunk when the content is absent;
+   *   ARTIFACT_CORRUPTED after the last one when the bytes do not hash to `digest`
+   */
   open(digest: string, chunkBytes?: number): AsyncIterable<Buffer>;
   /** Removes temporary files older than `maxAgeMs` left by a crash. Returns how many. */
   sweepTemporaryFiles(maxAgeMs: number): Promise<number>;
@@ -184,7 +190,11 @@ export function createArtifactStore(options: {
           { cause },
         );
       }
-      yield* createReadStream(path, { highWaterMark: chunkBytes }) as AsyncIterable<Buffer>;
+      yield* verifiedContent(
+        createReadStream(path, { highWaterMark: chunkBytes }) as AsyncIterable<Buffer>,
+        digest,
+        "the store",
+      );
     },
     async sweepTemporaryFiles(maxAgeMs) {
       let names: string[];

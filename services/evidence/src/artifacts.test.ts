@@ -151,6 +151,80 @@ describe("artifacts", () => {
     assert.ok(Buffer.concat(chunks).equals(content));
   });
 
+  test("each stored artifact is an artifact.stored event in the run's log, live to subscribers, once", async () => {
+    const runId = "run-events";
+    await ingestAll(evidence.client, [testEvent(runId, "first", { type: "step.running" })]);
+    const controller = new AbortController();
+    const live = (async () => {
+      const seen: { type: string; metadata: unknown; message: string; stepId: string }[] = [];
+      for await (const { event } of evidence.client.subscribeEvents(
+        { tenant: "acme", runId },
+        { signal: controller.signal },
+      )) {
+        if (event === undefined) continue;
+        seen.push({
+          type: event.type,
+          metadata: event.metadata,
+          message: event.message,
+          stepId: event.stepId,
+        });
+        if (event.type === "artifact.stored") return seen;
+      }
+      return seen;
+    })();
+    const content = Buffer.from("report body\n");
+    await upload(evidence, { runId, name: "report.txt" }, content);
+    const seen = await live;
+    controller.abort();
+    const expected = {
+      type: "artifact.stored",
+      stepId: "build",
+      message: `report.txt (12 bytes, ${sha256(content)})`,
+      metadata: {
+        name: "report.txt",
+        digest: sha256(content),
+        sizeBytes: 12,
+        type: "file",
+        sourcePath: "out/report.txt",
+      },
+    };
+    assert.deepEqual(seen.at(-1), expected);
+    // The same upload again (a lost response, resent) is not a second event; other content is.
+    await upload(evidence, { runId, name: "report.txt" }, content);
+    await upload(evidence, { runId, name: "report.txt" }, Buffer.from("attempt 2"));
+    const { events } = await evidence.client.listEvents({ tenant: "acme", runId });
+    assert.deepEqual(
+      events.map((event) => [Number(event.sequence), event.type, event.metadata?.digest]),
+      [
+        [1, "step.running", undefined],
+        [2, "artifact.stored", sha256(content)],
+        [3, "artifact.stored", sha256(Buffer.from("attempt 2"))],
+      ],
+    );
+  });
+
+  test("content corrupted on disk is refused with ARTIFACT_CORRUPTED naming the digest", async () => {
+    const content = Buffer.alloc(100_000, "intact ");
+    const digest = sha256(content);
+    await upload(evidence, { runId: "run-rot", name: "rotting.bin" }, content);
+    const hex = digest.slice(7);
+    const blob = join(evidence.artifactRoot, "sha256", hex.slice(0, 2), hex);
+    await chmod(blob, 0o644);
+    await writeFile(blob, Buffer.alloc(100_000, "rotten "));
+    await assert.rejects(
+      (async () => {
+        for await (const _ of evidence.client.getArtifact({
+          tenant: "acme",
+          runId: "run-rot",
+          digest,
+        })) {
+          // the bytes before the check fails
+        }
+      })(),
+      failsWith(Code.DataLoss, "ARTIFACT_CORRUPTED", new RegExp(`${digest} is corrupted`)),
+    );
+  });
+
   test("a retried attempt replaces the step's artifact of the same name", async () => {
     await upload(evidence, { runId: "run-retry", name: "out.bin" }, Buffer.from("attempt 1"));
     await upload(evidence, { runId: "run-retry", name: "out.bin" }, Buffer.from("attempt 2"));
@@ -253,8 +327,14 @@ describe("artifact store failures", () => {
     assert.deepEqual(await filesUnder(join(evidence.artifactRoot, "tmp")), []);
     assert.equal((await filesUnder(join(evidence.artifactRoot, "sha256"))).length, 1);
     // The event log is unaffected.
+    // Only the stored artifact got its event: the failed one left none.
+    const { events } = await evidence.client.listEvents({ tenant: "acme", runId: "run-full" });
+    assert.deepEqual(
+      events.map((event) => [event.type, event.metadata?.name]),
+      [["artifact.stored", "small"]],
+    );
     const [ack] = await ingestAll(evidence.client, [testEvent("run-full", "after-enospc")]);
-    assert.equal(ack?.sequence, 1n);
+    assert.equal(ack?.sequence, 2n);
   });
 
   test("a real write error (store directory unusable) fails with ARTIFACT_STORE_FAILED and records nothing", async () => {

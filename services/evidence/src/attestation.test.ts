@@ -224,6 +224,37 @@ describe("attestations and bundles", () => {
     );
     const inputs = JSON.parse(archive.members.get("inputs.json")?.toString() ?? "{}");
     assert.deepEqual(inputs.secrets, [{ name: "token", value: "[REDACTED]" }]);
+    // The run stored artifacts: SLSA provenance of both, signed by the same key, and checked.
+    const provenance = JSON.parse(archive.members.get("provenance.dsse.json")?.toString() ?? "{}");
+    assert.ok(verifyEnvelope(provenance, await trustedKeys(evidence.client)).ok);
+    const statement = JSON.parse(Buffer.from(provenance.payload, "base64").toString());
+    assert.equal(statement.predicateType, "https://slsa.dev/provenance/v1");
+    assert.deepEqual(
+      statement.subject.map((subject: { name: string }) => subject.name),
+      ["artifacts/build/app", "artifacts/build/big.log"],
+    );
+    assert.equal(
+      statement.predicate.buildDefinition.externalParameters.planHash,
+      fixturePlan().planHash,
+    );
+    assert.ok(report.checks.some((check) => check.check === "provenance" && check.ok));
+  });
+
+  test("a run without artifacts gets no provenance (SLSA provenance needs a subject)", async () => {
+    const runId = "run-no-artifacts";
+    await recordRun(evidence.client, runId);
+    await finalize(evidence.client, runId);
+    const bundle = await download(evidence.client, runId);
+    const archive = await readTarGz(bundle);
+    assert.ok(archive.ok);
+    assert.equal(archive.members.has("provenance.dsse.json"), false);
+    const report = await verifyBundle(bundle, { keys: await trustedKeys(evidence.client) });
+    assert.deepEqual(report.failures, []);
+    const { rows } = await evidence.database.query<{ provenance: string | null }>(
+      "SELECT provenance_envelope_json AS provenance FROM evidence.attestations WHERE run_id = $1",
+      [runId],
+    );
+    assert.equal(rows[0]?.provenance, null);
   });
 
   test("FinalizeRun raced 10 times on two replicas creates exactly one attestation", async () => {

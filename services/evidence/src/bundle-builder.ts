@@ -13,6 +13,12 @@ import type { ArtifactStore } from "./artifact-store.ts";
 import { getAttestation } from "./finalize-run.ts";
 import { transcriptChunks } from "./transcript-store.ts";
 
+function provenanceEnvelope(json: string, runId: string) {
+  const parsed = parseEnvelope(JSON.parse(json));
+  if (!parsed.ok) throw new PackrunError("INTERNAL", `stored provenance of ${runId} is malformed`);
+  return parsed.envelope;
+}
+
 /**
  * Streams the run's evidence bundle (.tar.gz), rebuilt from the stored attestation, plan, run
  * record, transcript and artifact store. Artifacts up to `maxArtifactBytes` are included; larger
@@ -59,5 +65,8 @@ export async function* buildBundle(
     signingKey: deps.signingKey,
     transcript: { open: () => transcriptChunks(deps.database, runId, predicate.transcript.events) },
     artifactFiles,
+    ...(row.provenance_envelope_json === null
+      ? {}
+      : { provenanceEnvelope: provenanceEnvelope(row.provenance_envelope_json, runId) }),
   });
 }

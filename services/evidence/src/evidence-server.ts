@@ -13,6 +13,7 @@ import {
   type EvidenceLimits,
 } from "./evidence-service.ts";
 import { createKeyRing } from "./key-ring.ts";
+import { createS3ArtifactStore, type S3ArtifactStoreOptions } from "./s3-artifact-store.ts";
 
 /** The Postgres schema the evidence service owns; no other service reads it. */
 export const evidenceSchema = "evidence";
@@ -32,8 +33,10 @@ export interface EvidenceServerOptions {
   /** Replaces the LISTEN/NOTIFY notifier (e.g. an embedded database's). */
   notifier?: EventNotifier;
   logger: Logger;
-  /** Root directory of the content-addressed artifact store. */
+  /** Root directory of the content-addressed artifact store (unused with `objectStore`). */
   artifactRoot: string;
+  /** Keep artifact content in this S3-compatible bucket instead of under `artifactRoot`. */
+  objectStore?: S3ArtifactStoreOptions;
   /** Signs new attestations. */
   signingKey: SigningKey;
   /** More keys that verify (retired signing keys), listed by ListVerificationKeys. */
@@ -71,12 +74,23 @@ export async function startEvidenceServer(options: EvidenceServerOptions): Promi
   const applied = await migrate(options.database, evidenceSchema, evidenceMigrationsDir);
   if (applied.length > 0)
     logger.info({ schema: evidenceSchema, migrations: applied }, "migrations applied");
-  const store = createArtifactStore({
-    root: options.artifactRoot,
-    ...(options.artifactFileSystem === undefined ? {} : { fileSystem: options.artifactFileSystem }),
-  });
-  const swept = await store.sweepTemporaryFiles(hour);
-  if (swept > 0) logger.info({ removed: swept }, "removed stale temporary artifact files");
+  const store =
+    options.objectStore === undefined
+      ? createArtifactStore({
+          root: options.artifactRoot,
+          ...(options.artifactFileSystem === undefined
+            ? {}
+            : { fileSystem: options.artifactFileSystem }),
+        })
+      : createS3ArtifactStore(options.objectStore);
+  try {
+    const swept = await store.sweepTemporaryFiles(hour);
+    if (swept > 0)
+      logger.info({ removed: swept, store: store.root }, "removed stale temporary artifact files");
+  } catch (error) {
+    // An object store that is down now may be back by the first upload; uploads report it then.
+    logger.warn({ err: error, store: store.root }, "artifact store not reachable at startup");
+  }
   let notifier = options.notifier;
   if (notifier === undefined) {
     if (options.databaseUrl === undefined) {

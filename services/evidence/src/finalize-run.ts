@@ -2,11 +2,13 @@ import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   buildPredicate,
+  buildProvenanceStatement,
   buildStatement,
   inTotoPayloadType,
   parseRunRecord,
   planConsistencyProblems,
   serializeEnvelope,
+  serializeProvenanceStatement,
   serializeStatement,
   signEnvelope,
   terminalEventTypes,
@@ -29,9 +31,12 @@ export interface AttestationRow {
   plan_json: string;
   run_record: JsonObject;
   created_at: Date;
+  /** SLSA Provenance v1 envelope; null without artifacts (or attested before it existed). */
+  provenance_envelope_json: string | null;
 }
 
-const columns = "run_id, key_id, envelope_json, public_key_pem, plan_json, run_record, created_at";
+const columns =
+  "run_id, key_id, envelope_json, public_key_pem, plan_json, run_record, created_at, provenance_envelope_json";
 
 /** The proto message of a stored attestation. */
 export function attestationMessage(row: AttestationRow): Attestation {
@@ -56,7 +61,7 @@ async function storedAttestation(
 
 /** The run's owner and attestation columns (null without one), in one read. */
 const runAttestationSql = `SELECT r.tenant, a.run_id, a.key_id, a.envelope_json, a.public_key_pem,
-       a.plan_json, a.run_record, a.created_at
+       a.plan_json, a.run_record, a.created_at, a.provenance_envelope_json
   FROM evidence.runs r LEFT JOIN evidence.attestations a ON a.run_id = r.run_id
  WHERE r.run_id = $1`;
 
@@ -91,6 +96,7 @@ function attestationRow(row: Nullable<AttestationRow>): AttestationRow | undefin
     plan_json: row.plan_json as string,
     run_record: row.run_record as JsonObject,
     created_at: row.created_at as Date,
+    provenance_envelope_json: row.provenance_envelope_json,
   };
 }
 
@@ -99,7 +105,7 @@ function attestationRow(row: Nullable<AttestationRow>): AttestationRow | undefin
  * call's), or else the run's stored artifacts (none joined when the run is attested).
  */
 const attestationOrArtifactsSql = `SELECT a.run_id, a.key_id, a.envelope_json, a.public_key_pem,
-       a.plan_json, a.run_record, a.created_at,
+       a.plan_json, a.run_record, a.created_at, a.provenance_envelope_json,
        f.step_id, f.name, f.type, f.digest, f.size_bytes, f.source_path
   FROM (VALUES ($1::text)) AS r (run_id)
   LEFT JOIN evidence.attestations a ON a.run_id = r.run_id
@@ -238,9 +244,20 @@ export async function finalizeRun(
       serializeStatement(buildStatement(predicate)),
       deps.keys.signing,
     );
+    // Supply-chain policy tools read SLSA provenance: one for every run that stored artifacts.
+    const provenance =
+      artifacts.length === 0
+        ? null
+        : serializeEnvelope(
+            signEnvelope(
+              inTotoPayloadType,
+              serializeProvenanceStatement(buildProvenanceStatement(predicate, record, plan)),
+              deps.keys.signing,
+            ),
+          );
     const inserted = await tx.query<AttestationRow>(
-      `INSERT INTO evidence.attestations (run_id, key_id, envelope_json, public_key_pem, plan_json, run_record)
-       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id) DO NOTHING RETURNING ${columns}`,
+      `INSERT INTO evidence.attestations (run_id, key_id, envelope_json, public_key_pem, plan_json, run_record, provenance_envelope_json)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING RETURNING ${columns}`,
       [
         runId,
         deps.keys.signing.keyId,
@@ -248,6 +265,7 @@ export async function finalizeRun(
         deps.keys.signing.publicKeyPem,
         planText,
         JSON.stringify(record),
+        provenance,
       ],
     );
     const row = inserted.rows[0];

@@ -17,7 +17,12 @@ export {
   type EventNotifier,
 } from "./event-notifier.ts";
 export { eventsChannel } from "./event-store.ts";
-export { defaultEvidencePort, type EvidenceConfig, loadEvidenceConfig } from "./evidence-config.ts";
+export {
+  defaultEvidencePort,
+  type EvidenceConfig,
+  loadEvidenceConfig,
+  objectStoreOptions,
+} from "./evidence-config.ts";
 export {
   type EvidenceServer,
   type EvidenceServerOptions,
@@ -38,4 +43,9 @@ export {
   type KeyRing,
   loadKeyRing,
 } from "./key-ring.ts";
+export {
+  createS3ArtifactStore,
+  minimumPartSizeBytes,
+  type S3ArtifactStoreOptions,
+} from "./s3-artifact-store.ts";
 export { resumeAfterTrailer } from "./subscribe-events.ts";

@@ -10,7 +10,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { EvidenceService } from "@packrun/proto/evidence/v1";
 import { useTestDatabase } from "@packrun/testing";
 import { describe, test } from "vitest";
-import { loadEvidenceConfig } from "./evidence-config.ts";
+import { loadEvidenceConfig, objectStoreOptions } from "./evidence-config.ts";
 
 const mainPath = fileURLToPath(new URL("./main.ts", import.meta.url));
 
@@ -56,12 +56,16 @@ describe("evidence process", () => {
       (error: Error) => {
         assert.match(error.message, /DATABASE_URL \(databaseUrl\): expected a postgres:\/\//);
         assert.match(error.message, /PACKRUN_EVIDENCE_PORT \(port\)/);
-        assert.match(
-          error.message,
-          /artifactRoot: is required: set PACKRUN_EVIDENCE_ARTIFACT_ROOT/,
-        );
         return true;
       },
+    );
+    assert.throws(
+      () =>
+        loadEvidenceConfig({
+          DATABASE_URL: "postgres://x",
+          PACKRUN_EVIDENCE_SIGNING_KEY: "/etc/packrun/signing.pem",
+        }),
+      /artifactRoot: is required: set PACKRUN_EVIDENCE_ARTIFACT_ROOT, or PACKRUN_EVIDENCE_S3_BUCKET/,
     );
     const config = loadEvidenceConfig({
       DATABASE_URL: "postgres://shared",
@@ -81,6 +85,56 @@ describe("evidence process", () => {
       () =>
         loadEvidenceConfig({ DATABASE_URL: "postgres://x", PACKRUN_EVIDENCE_ARTIFACT_ROOT: "/a" }),
       /no signing key: set PACKRUN_EVIDENCE_SIGNING_KEY/,
+    );
+  });
+
+  test("an S3 bucket replaces the artifact root; credentials come in pairs or not at all", () => {
+    const base = {
+      DATABASE_URL: "postgres://x",
+      PACKRUN_EVIDENCE_SIGNING_KEY: "/etc/packrun/signing.pem",
+      PACKRUN_EVIDENCE_S3_BUCKET: "packrun-artifacts",
+    };
+    const config = loadEvidenceConfig({
+      ...base,
+      PACKRUN_EVIDENCE_S3_ENDPOINT: "https://s3.example.internal",
+      PACKRUN_EVIDENCE_S3_FORCE_PATH_STYLE: "true",
+      PACKRUN_EVIDENCE_S3_PREFIX: "packrun/",
+      PACKRUN_EVIDENCE_S3_ACCESS_KEY_ID: "AKID",
+      PACKRUN_EVIDENCE_S3_SECRET_ACCESS_KEY: "SECRET",
+    });
+    assert.deepEqual(objectStoreOptions(config), {
+      bucket: "packrun-artifacts",
+      region: "us-east-1",
+      prefix: "packrun/",
+      forcePathStyle: true,
+      partSizeBytes: 8 * 1024 * 1024,
+      uploadConcurrency: 2,
+      endpoint: "https://s3.example.internal",
+      credentials: { accessKeyId: "AKID", secretAccessKey: "SECRET" },
+    });
+    // Without a key pair the AWS SDK's default credential chain applies.
+    assert.equal(objectStoreOptions(loadEvidenceConfig(base))?.credentials, undefined);
+    assert.equal(
+      objectStoreOptions(
+        loadEvidenceConfig({
+          ...base,
+          PACKRUN_EVIDENCE_S3_BUCKET: undefined,
+          PACKRUN_EVIDENCE_ARTIFACT_ROOT: "/a",
+        }),
+      ),
+      undefined,
+    );
+    assert.throws(
+      () => loadEvidenceConfig({ ...base, PACKRUN_EVIDENCE_S3_ACCESS_KEY_ID: "AKID" }),
+      /set both PACKRUN_EVIDENCE_S3_ACCESS_KEY_ID and PACKRUN_EVIDENCE_S3_SECRET_ACCESS_KEY/,
+    );
+    assert.throws(
+      () => loadEvidenceConfig({ ...base, PACKRUN_EVIDENCE_S3_PART_SIZE_BYTES: "1024" }),
+      /PACKRUN_EVIDENCE_S3_PART_SIZE_BYTES/,
+    );
+    assert.throws(
+      () => loadEvidenceConfig({ ...base, PACKRUN_EVIDENCE_S3_ENDPOINT: "ftp://s3" }),
+      /PACKRUN_EVIDENCE_S3_ENDPOINT/,
     );
   });
 });

@@ -8,7 +8,7 @@ import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
 import { stopOnSignals } from "@packrun/rpc-server";
 import { initTelemetry } from "@packrun/telemetry";
-import { type EvidenceConfig, loadEvidenceConfig } from "./evidence-config.ts";
+import { type EvidenceConfig, loadEvidenceConfig, objectStoreOptions } from "./evidence-config.ts";
 import { type EvidenceServer, startEvidenceServer } from "./evidence-server.ts";
 import { loadKeyRing } from "./key-ring.ts";
 
@@ -38,11 +38,13 @@ try {
     },
     logger,
   );
+  const objectStore = objectStoreOptions(config);
   server = await startEvidenceServer({
     database,
     databaseUrl: config.databaseUrl,
     logger,
-    artifactRoot: config.artifactRoot,
+    artifactRoot: config.artifactRoot ?? "",
+    ...(objectStore === undefined ? {} : { objectStore }),
     signingKey: keys.signing,
     verificationKeys: keys.verification,
     limits: {

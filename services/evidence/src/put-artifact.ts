@@ -1,9 +1,11 @@
+import { createHash } from "node:crypto";
 import type { Database } from "@packrun/db";
 import { PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
 import type { ArtifactHeader, PutArtifactRequest } from "@packrun/proto/evidence/v1";
 import { type ArtifactRow, isAttested, recordArtifact } from "./artifact-records.ts";
 import type { ArtifactStore } from "./artifact-store.ts";
+import { appendEvents } from "./event-store.ts";
 import { requireRunRef } from "./identifiers.ts";
 import { ensureRun } from "./runs.ts";
 
@@ -99,5 +101,44 @@ export async function putArtifact(
     sourcePath: header.sourcePath,
   });
   logger.info({ digest: stored.digest, sizeBytes: stored.sizeBytes }, "artifact stored");
+  await appendArtifactStored(deps.database, tenant, row, logger);
   return row;
+}
+
+/**
+ * Puts `artifact.stored` (name, digest, size) into the run's event log, so the log and its live
+ * subscribers see the artifact the moment it is stored. Keyed by step, name and digest: the same
+ * upload repeated is one event, a retried attempt with other content another. The artifact is
+ * stored either way; a run that has already ended (cancelled meanwhile) just gets no event.
+ */
+async function appendArtifactStored(
+  database: Database,
+  tenant: string,
+  row: ArtifactRow,
+  logger: Logger,
+): Promise<void> {
+  const sizeBytes = Number(row.size_bytes);
+  const [result] = await appendEvents(database, [
+    {
+      tenant,
+      runId: row.run_id,
+      // Step ids and names can be long: their hash keeps the key within its 200 characters.
+      idempotencyKey: `artifact.stored:${createHash("sha256").update(`${row.step_id}\0${row.name}\0${row.digest}`).digest("hex")}`,
+      time: row.created_at,
+      level: 3,
+      type: "artifact.stored",
+      stepId: row.step_id,
+      message: `${row.name} (${sizeBytes} bytes, ${row.digest})`,
+      metadataJson: JSON.stringify({
+        name: row.name,
+        digest: row.digest,
+        sizeBytes,
+        type: row.type,
+        sourcePath: row.source_path,
+      }),
+    },
+  ]);
+  if (result !== undefined && !result.ok) {
+    logger.warn({ err: result.error }, "artifact.stored event not logged");
+  }
 }

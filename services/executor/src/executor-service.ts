@@ -25,6 +25,7 @@ import {
   RunStateCountSchema,
   StepStateCountSchema,
   SubmitRunResponseSchema,
+  ValueHistogramSchema,
   WatchRunResponseSchema,
   WorkerHealthSchema,
 } from "@packrun/proto/executor/v1";
@@ -35,6 +36,7 @@ import { loadRunLinks, type RerunMode as RerunModeName } from "./rerun-run.ts";
 import { withRunLinks } from "./run-links-message.ts";
 import { runMessage, runSummaryMessage } from "./run-messages.ts";
 import type { RunService, RunSubmission } from "./run-service.ts";
+import type { CumulativeHistogram } from "./run-statistics.ts";
 import { scheduledRunKeyPrefix } from "./schedule-runs.ts";
 import type { RunState, StepState } from "./state-machine.ts";
 import { terminalRunStates } from "./state-machine.ts";
@@ -121,6 +123,16 @@ export interface ExecutorServiceOptions {
  * see {@link ReadPacer}.
  */
 export const watchMinGapMs = 25;
+
+/** The bucket messages of a cumulative histogram. */
+function bucketMessages(histogram: CumulativeHistogram) {
+  return histogram.buckets.map((bucket) =>
+    create(DurationBucketSchema, {
+      upperBound: bucket.upperBound,
+      cumulativeCount: BigInt(bucket.cumulativeCount),
+    }),
+  );
+}
 
 /** The ExecutorService RPCs over a {@link RunService}. */
 export function createExecutorService(
@@ -328,6 +340,16 @@ export function createExecutorService(
           sumSeconds: histogram.sumSeconds,
         }),
         retriesTotal: BigInt(statistics.retriesTotal),
+        stepAttemptCpuSeconds: create(DurationHistogramSchema, {
+          buckets: bucketMessages(statistics.cpuSeconds),
+          count: BigInt(statistics.cpuSeconds.count),
+          sumSeconds: statistics.cpuSeconds.sum,
+        }),
+        stepAttemptPeakMemoryBytes: create(ValueHistogramSchema, {
+          buckets: bucketMessages(statistics.peakMemoryBytes),
+          count: BigInt(statistics.peakMemoryBytes.count),
+          sum: statistics.peakMemoryBytes.sum,
+        }),
       });
     },
 

@@ -53,6 +53,14 @@ export async function buildRunRecord(
       [runId],
     )
   ).rows;
+  const images = (
+    await db.query<{ step_id: string; image_reference: string; image_digest: string }>(
+      `SELECT DISTINCT step_id, image_reference, image_digest FROM step_attempts
+        WHERE run_id = $1 AND image_digest IS NOT NULL
+        ORDER BY step_id, image_reference, image_digest`,
+      [runId],
+    )
+  ).rows;
   const plan = JSON.parse(run.plan_json) as Plan;
   const byId = new Map(steps.map((step) => [step.step_id, step]));
   const status = runStatusSchema.safeParse(run.state);
@@ -114,6 +122,11 @@ export async function buildRunRecord(
       : { schedule: { id: run.schedule_id, dueAt: run.scheduled_for.toISOString() } }),
     startedAt: iso(run.started_at),
     finishedAt: (run.finished_at ?? new Date()).toISOString(),
+    images: images.map((image) => ({
+      stepId: image.step_id,
+      reference: image.image_reference,
+      digest: image.image_digest,
+    })),
     executor: { id: executorId, version: "0.1.0" },
     ...(run.rerun_of === null || run.rerun_mode === null
       ? {}

@@ -6,7 +6,11 @@ import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
 import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
 import { createMemoryWorkQueue } from "./memory-work-queue.ts";
-import { attemptDurationBuckets } from "./run-statistics.ts";
+import {
+  attemptCpuBuckets,
+  attemptDurationBuckets,
+  attemptMemoryBuckets,
+} from "./run-statistics.ts";
 import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/executor-stack.ts";
 import type { WorkQueue } from "./work-queue.ts";
 
@@ -49,6 +53,9 @@ test("GetRunStatistics counts runs, steps, retries and attempt durations; every 
     attemptDurationBuckets.map((bound) => [bound, 0n]),
   );
   assert.equal(empty.queueAvailable, true);
+  assert.equal(empty.stepAttemptCpuSeconds?.count, 0n);
+  assert.equal(empty.stepAttemptPeakMemoryBytes?.count, 0n);
+  assert.equal(empty.stepAttemptPeakMemoryBytes?.buckets.length, attemptMemoryBuckets.length);
 
   const counter = join(await stepSharedDir("packrun-stats-"), "count");
   // Fails once, then succeeds: one retry.
@@ -138,6 +145,38 @@ test("GetRunStatistics counts runs, steps, retries and attempt durations; every 
     ]),
   );
   assert.equal(histogram?.buckets.at(-1)?.cumulativeCount, 4n);
+
+  // CPU time and peak memory: the same attempts as the run record holds them (measured ones).
+  const measured = (
+    await stack.database.query<{ cpu: number; memory: number }>(
+      `SELECT coalesce(cpu_micros, 0) / 1e6::float8 AS cpu, peak_memory_bytes::float8 AS memory
+         FROM step_attempts WHERE finished_at IS NOT NULL AND coalesce(peak_memory_bytes, 0) > 0`,
+    )
+  ).rows;
+  assert.ok(measured.length >= 3, `${measured.length} measured attempts`);
+  const cpu = stats.stepAttemptCpuSeconds;
+  const memory = stats.stepAttemptPeakMemoryBytes;
+  assert.equal(cpu?.count, BigInt(measured.length));
+  assert.equal(memory?.count, BigInt(measured.length));
+  const cpuSum = measured.reduce((total, row) => total + Number(row.cpu), 0);
+  const memorySum = measured.reduce((total, row) => total + Number(row.memory), 0);
+  assert.ok(Math.abs((cpu?.sumSeconds ?? 0) - cpuSum) < 1e-6, `${cpu?.sumSeconds} vs ${cpuSum}`);
+  assert.ok(Math.abs((memory?.sum ?? 0) - memorySum) < 1, `${memory?.sum} vs ${memorySum}`);
+  assert.ok(memorySum > 0);
+  assert.deepEqual(
+    cpu?.buckets.map((bucket) => [bucket.upperBound, bucket.cumulativeCount]),
+    attemptCpuBuckets.map((bound) => [
+      bound,
+      BigInt(measured.filter((row) => Number(row.cpu) <= bound).length),
+    ]),
+  );
+  assert.deepEqual(
+    memory?.buckets.map((bucket) => [bucket.upperBound, bucket.cumulativeCount]),
+    attemptMemoryBuckets.map((bound) => [
+      bound,
+      BigInt(measured.filter((row) => Number(row.memory) <= bound).length),
+    ]),
+  );
 
   assert.equal(stats.queueAvailable, true);
   assert.ok(stats.queueDelayed >= 1n, `delayed ${stats.queueDelayed}`);

@@ -29,6 +29,8 @@ export interface AttemptEnd {
   reason: string;
   cpuMicros: number;
   peakMemoryBytes: number;
+  /** Container steps: the image that ran, by reference and resolved digest. */
+  image?: { reference: string; digest: string };
 }
 
 /** The reason a run ends `timed_out` with. */
@@ -100,7 +102,8 @@ export class RunScheduler {
          SELECT ${runColumns}, EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.id AND s.step_id = $2 AND s.fence = $3 AND s.state = 'running' AND s.lease_owner = $4) AS holds_claim
            FROM runs r WHERE id = $1 FOR UPDATE OF r
        ), attempt AS (
-         UPDATE step_attempts SET state = $6, finished_at = now(), exit_code = $7, reason = $8, cpu_micros = $9, peak_memory_bytes = $10
+         UPDATE step_attempts SET state = $6, finished_at = now(), exit_code = $7, reason = $8, cpu_micros = $9, peak_memory_bytes = $10,
+                image_reference = $11, image_digest = $12
           WHERE run_id = $1 AND step_id = $2 AND attempt = $5 AND (SELECT holds_claim FROM locked)
        )
        SELECT * FROM locked`,
@@ -115,6 +118,8 @@ export class RunScheduler {
         ended.reason,
         ended.cpuMicros,
         ended.peakMemoryBytes,
+        ended.image?.reference ?? null,
+        ended.image?.digest ?? null,
       ],
     );
     const row = result.rows[0];

@@ -551,6 +551,7 @@ export class StepWorker {
           reason: result.reason,
           cpuMicros: Math.round(result.cpuMicros),
           peakMemoryBytes: Math.round(result.peakMemoryBytes),
+          ...(result.image === undefined ? {} : { image: result.image }),
         },
       );
       if (locked === undefined) return "gone" as const;

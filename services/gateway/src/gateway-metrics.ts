@@ -79,17 +79,56 @@ export function renderRunStatistics(stats: GetRunStatisticsResponse): string {
     ),
   ];
   if (histogram !== undefined) {
-    const name = "packrun_step_attempt_duration_seconds";
     parts.push(
-      family(name, "histogram", "Durations of finished run step attempts.", [
-        ...histogram.buckets.map(
-          (bucket) => `${name}_bucket{le="${bucket.upperBound}"} ${bucket.cumulativeCount}`,
-        ),
-        `${name}_bucket{le="+Inf"} ${histogram.count}`,
-        `${name}_sum ${histogram.sumSeconds}`,
-        `${name}_count ${histogram.count}`,
-      ]),
+      histogramFamily(
+        "packrun_step_attempt_duration_seconds",
+        "Wall time of finished run step attempts.",
+        histogram.buckets,
+        histogram.count,
+        histogram.sumSeconds,
+      ),
+    );
+  }
+  const cpu = stats.stepAttemptCpuSeconds;
+  if (cpu !== undefined) {
+    parts.push(
+      histogramFamily(
+        "packrun_step_attempt_cpu_seconds",
+        "CPU time (user + system) of finished, measured run step attempts.",
+        cpu.buckets,
+        cpu.count,
+        cpu.sumSeconds,
+      ),
+    );
+  }
+  const memory = stats.stepAttemptPeakMemoryBytes;
+  if (memory !== undefined) {
+    parts.push(
+      histogramFamily(
+        "packrun_step_attempt_peak_memory_bytes",
+        "Peak memory of finished, measured run step attempts.",
+        memory.buckets,
+        memory.count,
+        memory.sum,
+      ),
     );
   }
   return parts.join("");
+}
+
+function histogramFamily(
+  name: string,
+  help: string,
+  buckets: readonly { upperBound: number; cumulativeCount: bigint }[],
+  count: bigint,
+  sum: number,
+): string {
+  return family(name, "histogram", help, [
+    ...buckets.map(
+      (bucket) => `${name}_bucket{le="${bucket.upperBound}"} ${bucket.cumulativeCount}`,
+    ),
+    `${name}_bucket{le="+Inf"} ${count}`,
+    `${name}_sum ${sum}`,
+    `${name}_count ${count}`,
+  ]);
 }

@@ -300,6 +300,16 @@ test("/metrics and the services' metrics pass promtool check metrics", async () 
   };
   const gateway = await (await fetch(`${stack.url}/metrics`)).text();
   assert.match(gateway, /^packrun_runs\{state="succeeded"\} 1$/m);
+  // Resource usage of the run's step: wall time, CPU time and peak memory histograms.
+  for (const name of [
+    "packrun_step_attempt_duration_seconds",
+    "packrun_step_attempt_cpu_seconds",
+    "packrun_step_attempt_peak_memory_bytes",
+  ]) {
+    assert.match(gateway, new RegExp(`^# TYPE ${name} histogram$`, "m"));
+    assert.match(gateway, new RegExp(`^${name}_count 1$`, "m"));
+  }
+  assert.match(gateway, /^packrun_step_attempt_peak_memory_bytes_bucket\{le="1048576"\} \d+$/m);
   const texts: [string, string][] = [
     ["gateway", gateway],
     ["rpc registry", await createRpcMetrics("planner").registry.metrics()],

@@ -84,6 +84,17 @@ test("container lifecycle: logs, exit code, outputs, artifacts, masking, removal
     assert.deepEqual(result.outputs, { answer: "42" });
     assert.equal(result.artifacts[0]?.sizeBytes, 5);
     assert.ok(result.cpuMicros >= 0 && result.peakMemoryBytes >= 0);
+    // The image that ran, by the manifest digest podman resolved the reference to.
+    const inspected = await runTool("podman", [
+      ...podmanGlobalArgs(),
+      "image",
+      "inspect",
+      "--format",
+      "{{.Digest}}",
+      image,
+    ]);
+    assert.match(inspected.stdout.trim(), /^sha256:[0-9a-f]{64}$/);
+    assert.deepEqual(result.image, { reference: image, digest: inspected.stdout.trim() });
     assert.deepEqual(await containersLabelled(LABELS.run, runId), []);
 
     const failing = await executeStep(

@@ -71,6 +71,8 @@ export interface ContainerExit {
   stoppedFor: "timeout" | "cancel" | null;
   cpuMicros: number;
   peakMemoryBytes: number;
+  /** The image the container ran, by manifest digest (`sha256:<hex>`), as podman resolved it. */
+  imageDigest?: string;
 }
 
 /**
@@ -174,10 +176,19 @@ export async function runContainer(spec: ContainerSpec, sink: LogSink): Promise<
 
     const inspected = await runTool(
       podman,
-      [...global, "inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", name],
+      [
+        ...global,
+        "inspect",
+        "--format",
+        "{{.State.ExitCode}} {{.State.OOMKilled}} {{.ImageDigest}}",
+        name,
+      ],
       { timeoutMs: PODMAN_COMMAND_TIMEOUT_MS },
     );
-    const [code, oom] = inspected.stdout.trim().split(" ");
+    const [code, oom, imageDigest] = inspected.stdout.trim().split(" ");
+    // What ran, whatever the reference said (a tag can move): provenance names these bytes.
+    if (imageDigest !== undefined && /^sha256:[0-9a-f]{64}$/.test(imageDigest))
+      result.imageDigest = imageDigest;
     result.exitCode = inspected.code === 0 && code !== undefined ? Number(code) : attached.exitCode;
     result.oomKilled = oom === "true";
     const usage = await readCgroupUsage(cgroupParent);

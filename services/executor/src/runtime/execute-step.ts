@@ -132,6 +132,7 @@ export async function executeStepWith(
     outputs: maskValues(outputs, masker),
     artifacts: collected.artifacts,
     logTruncated: sink.truncated,
+    ...(result.image === undefined ? {} : { image: result.image }),
   };
 }
 

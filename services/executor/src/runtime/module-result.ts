@@ -15,6 +15,15 @@ export interface ModuleResult {
   outputs?: Record<string, string>;
   /** The step could write `$PACKRUN_OUTPUT` (shell, container). */
   readsOutputFile: boolean;
+  /** Container steps: the image that ran, by reference and resolved digest. */
+  image?: ResolvedImage;
+}
+
+/** A container image as it ran: the step's reference and the digest podman resolved it to. */
+export interface ResolvedImage {
+  reference: string;
+  /** `sha256:<hex>` of the image manifest. */
+  digest: string;
 }
 
 /** Everything a module needs to run one attempt. */

@@ -123,6 +123,8 @@ export interface StepExecutionResult {
   outputs: Record<string, unknown>;
   artifacts: ArtifactRecord[];
   logTruncated: boolean;
+  /** Container steps: the image that ran, by reference and resolved digest. */
+  image?: { reference: string; digest: string };
 }
 
 /** What this machine supports, as found by `probeRuntimes`. */

@@ -56,6 +56,7 @@ export async function startGatewayStack(
     queue?: "redis" | "memory";
     /** Executor limits and timekeeper of the stack (see EmbeddedOptions). */
     executor?: Pick<EmbeddedOptions, "limits" | "timekeeper">;
+    objectStore?: EmbeddedOptions["objectStore"];
   } = {},
 ): Promise<GatewayStack> {
   const home = await mkdtemp(join(tmpdir(), "packrun-gateway-"));
@@ -79,6 +80,7 @@ export async function startGatewayStack(
         }),
     ...(options.metricsPorts === undefined ? {} : { metricsPorts: options.metricsPorts }),
     ...options.executor,
+    ...(options.objectStore === undefined ? {} : { objectStore: options.objectStore }),
   });
   const devAuth = stack.devAuth;
   if (devAuth === undefined) throw new Error("the gateway stack expects dev-mode auth");

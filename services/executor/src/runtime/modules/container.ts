@@ -116,5 +116,8 @@ export async function runContainerModule(context: ModuleContext): Promise<Module
     cpuMicros: exit.cpuMicros,
     peakMemoryBytes: exit.peakMemoryBytes,
     readsOutputFile: true,
+    ...(exit.imageDigest === undefined
+      ? {}
+      : { image: { reference: params.value.image, digest: exit.imageDigest } }),
   };
 }

@@ -1902,6 +1902,20 @@ export declare type GetRunStatisticsResponse = Message<"packrun.executor.v1.GetR
    * @generated from field: uint64 retries_total = 9;
    */
   retriesTotal: bigint;
+
+  /**
+   * CPU time (user + system, seconds) of finished run step attempts that were measured.
+   *
+   * @generated from field: packrun.executor.v1.DurationHistogram step_attempt_cpu_seconds = 10;
+   */
+  stepAttemptCpuSeconds?: DurationHistogram | undefined;
+
+  /**
+   * Peak memory (bytes) of finished run step attempts that were measured.
+   *
+   * @generated from field: packrun.executor.v1.ValueHistogram step_attempt_peak_memory_bytes = 11;
+   */
+  stepAttemptPeakMemoryBytes?: ValueHistogram | undefined;
 };
 
 /**
@@ -1970,6 +1984,20 @@ export declare type GetRunStatisticsResponseJson = {
    * @generated from field: uint64 retries_total = 9;
    */
   retriesTotal?: string;
+
+  /**
+   * CPU time (user + system, seconds) of finished run step attempts that were measured.
+   *
+   * @generated from field: packrun.executor.v1.DurationHistogram step_attempt_cpu_seconds = 10;
+   */
+  stepAttemptCpuSeconds?: DurationHistogramJson;
+
+  /**
+   * Peak memory (bytes) of finished run step attempts that were measured.
+   *
+   * @generated from field: packrun.executor.v1.ValueHistogram step_attempt_peak_memory_bytes = 11;
+   */
+  stepAttemptPeakMemoryBytes?: ValueHistogramJson;
 };
 
 /**
@@ -1977,6 +2005,62 @@ export declare type GetRunStatisticsResponseJson = {
  * Use `create(GetRunStatisticsResponseSchema)` to create a new message.
  */
 export declare const GetRunStatisticsResponseSchema: GenMessage<GetRunStatisticsResponse, {jsonType: GetRunStatisticsResponseJson}>;
+
+/**
+ * A cumulative histogram of values in a unit the field names (Prometheus style; the +Inf bucket
+ * is count).
+ *
+ * @generated from message packrun.executor.v1.ValueHistogram
+ */
+export declare type ValueHistogram = Message<"packrun.executor.v1.ValueHistogram"> & {
+  /**
+   * Ascending upper bounds.
+   *
+   * @generated from field: repeated packrun.executor.v1.DurationBucket buckets = 1;
+   */
+  buckets: DurationBucket[];
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count: bigint;
+
+  /**
+   * @generated from field: double sum = 3;
+   */
+  sum: number;
+};
+
+/**
+ * A cumulative histogram of values in a unit the field names (Prometheus style; the +Inf bucket
+ * is count).
+ *
+ * @generated from message packrun.executor.v1.ValueHistogram
+ */
+export declare type ValueHistogramJson = {
+  /**
+   * Ascending upper bounds.
+   *
+   * @generated from field: repeated packrun.executor.v1.DurationBucket buckets = 1;
+   */
+  buckets?: DurationBucketJson[];
+
+  /**
+   * @generated from field: uint64 count = 2;
+   */
+  count?: string;
+
+  /**
+   * @generated from field: double sum = 3;
+   */
+  sum?: number | "NaN" | "Infinity" | "-Infinity";
+};
+
+/**
+ * Describes the message packrun.executor.v1.ValueHistogram.
+ * Use `create(ValueHistogramSchema)` to create a new message.
+ */
+export declare const ValueHistogramSchema: GenMessage<ValueHistogram, {jsonType: ValueHistogramJson}>;
 
 /**
  * @generated from message packrun.executor.v1.RecordApprovalRefusalRequest
