@@ -478,6 +478,27 @@ function checkBoundMembers(
       );
     }
   }
+  const packSource = members.get(bundlePaths.packSource);
+  if (packSource === undefined) {
+    // Bundles of runs attested before pack sources were kept; the signed member list
+    // (bundle.dsse.json) proves none was removed.
+    report(
+      "pack-source",
+      undefined,
+      true,
+      `no ${bundlePaths.packSource}: this run was attested without its pack source`,
+    );
+  } else {
+    const digest = sha256(packSource);
+    bind(
+      bundlePaths.packSource,
+      digest === predicate.pack.digest,
+      "pack-source",
+      digest === predicate.pack.digest
+        ? `pack.yaml is the published source of ${predicate.pack.name}@${predicate.pack.version} (${digest}), bound to plan ${predicate.planHash}`
+        : `pack.yaml hashes to ${digest}, the attestation says the pack is ${predicate.pack.digest}`,
+    );
+  }
   checkDocument(members, bundlePaths.inputs, bind, (value) => {
     const values = valuesByName(isRecord(value) ? value.inputs : undefined, "value");
     if (values === undefined)

@@ -48,6 +48,11 @@ export interface BundleSource {
   transcript: Uint8Array | { open(): AsyncIterable<Uint8Array> };
   /** Artifact contents to include (typically those up to a size limit). */
   artifactFiles: readonly BundleArtifactFile[];
+  /**
+   * The pack source (pack.yaml) as published; its SHA-256 must be the attested pack digest.
+   * Absent: the bundle has no pack.yaml.
+   */
+  packSource?: Uint8Array | undefined;
 }
 
 function sha256(bytes: Uint8Array): string {
@@ -72,6 +77,12 @@ export async function* writeBundle(source: BundleSource): AsyncIterable<Buffer> 
     throw new PackrunError(
       "PLAN_HASH_MISMATCH",
       "bundle: plan JSON does not hash to the attested planHash",
+    );
+  }
+  if (source.packSource !== undefined && sha256(source.packSource) !== predicate.pack.digest) {
+    throw new PackrunError(
+      "INTERNAL",
+      `bundle: the pack source hashes to ${sha256(source.packSource)}, not the attested pack digest ${predicate.pack.digest}`,
     );
   }
   const key = loadVerificationKey(source.publicKeyPem, "bundle public key");
@@ -115,6 +126,9 @@ export async function* writeBundle(source: BundleSource): AsyncIterable<Buffer> 
     { path: bundlePaths.plan, content: planBytes },
     { path: bundlePaths.attestation, content: Buffer.from(serializeEnvelope(parsed.envelope)) },
     { path: keyMemberPath(key.keyId), content: Buffer.from(key.publicKeyPem) },
+    ...(source.packSource === undefined
+      ? []
+      : [{ path: bundlePaths.packSource, content: source.packSource }]),
   ];
   if (source.signingKey.keyId !== key.keyId) {
     // After a rotation the run's attestation and the bundle are signed by different keys.

@@ -57,6 +57,12 @@ export interface EmbeddedOptions {
    * `home/keys` (see {@link Embedded.devAuth}).
    */
   auth?: AuthConfig;
+  /**
+   * JSON file of the approver public keys per tenant that offline approval responses are checked
+   * against (docs/operations.md). Default: `home/approver-keys.json` when it exists, read again at
+   * every import.
+   */
+  approverKeysFile?: string;
 }
 
 /** The local token issuer of dev mode: what `packrun token` needs to mint tokens. */
@@ -210,6 +216,10 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     ...metricsPort("executor"),
     worker: { concurrency: 4 },
     changes: live.executor,
+    approverKeys:
+      options.approverKeysFile === undefined
+        ? { file: join(home, "approver-keys.json"), optional: true }
+        : { file: options.approverKeysFile },
   });
   let devAuth: DevAuth | undefined;
   let auth = options.auth;

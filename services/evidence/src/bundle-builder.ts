@@ -59,5 +59,6 @@ export async function* buildBundle(
     signingKey: deps.signingKey,
     transcript: { open: () => transcriptChunks(deps.database, runId, predicate.transcript.events) },
     artifactFiles,
+    ...(row.pack_source === null ? {} : { packSource: Buffer.from(row.pack_source, "utf8") }),
   });
 }

@@ -24,6 +24,9 @@ import { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
 import { createExecutorService } from "./executor-service.ts";
 import { createLogWriter } from "./log-writer.ts";
 import { createReconciler, type Reconciler } from "./reconciler.ts";
+import { evidenceApprovalRequestSigner } from "./approval-request-signer.ts";
+import { type ApproverKeySource, currentApproverKeys } from "./approver-keys.ts";
+import { createOfflineApprovals } from "./offline-approvals.ts";
 import {
   createRunService,
   type LatestVersionResolver,
@@ -90,6 +93,12 @@ export interface ExecutorOptions {
   changes?: { databaseUrl: string } | { listener: ChannelListener };
   /** WatchRun's read interval without notifications (see {@link createExecutorService}). */
   watchIntervalMs?: number;
+  /**
+   * Approver public keys per tenant for offline approvals: a file (PACKRUN_APPROVER_KEYS_FILE,
+   * read again at every import) or fixed keys. Without them every offline response is refused
+   * (APPROVER_UNKNOWN).
+   */
+  approverKeys?: ApproverKeySource;
 }
 
 /** A running executor process part. */
@@ -155,6 +164,8 @@ export function plannerPlanFetcher(
  * reconciler. Several executor processes may share one database and queue.
  */
 export async function startExecutor(options: ExecutorOptions): Promise<Executor> {
+  // Checked once at start, so a broken approver key file fails the start, not an import.
+  await currentApproverKeys(options.approverKeys);
   const applied = await migrate(options.database, executorSchema, executorMigrationsDir);
   if (applied.length > 0)
     options.logger.info({ schema: executorSchema, migrations: applied }, "migrations applied");
@@ -209,6 +220,17 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
   });
   const artifacts =
     options.evidenceUrl === undefined ? undefined : createArtifactUploader(options.evidenceUrl);
+  const requestSigner =
+    options.evidenceUrl === undefined
+      ? undefined
+      : evidenceApprovalRequestSigner(options.evidenceUrl);
+  const offlineApprovals = createOfflineApprovals({
+    database: options.database,
+    runs,
+    sign: requestSigner,
+    approverKeys: options.approverKeys,
+    logger: options.logger,
+  });
   let worker: StepWorker | undefined;
   if (options.work !== false) {
     worker = new StepWorker({
@@ -246,6 +268,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
             router.service(
               ExecutorService,
               createExecutorService(runs, options.database, {
+                offlineApprovals,
                 ...(changes === undefined ? {} : { changes }),
                 ...(options.watchIntervalMs === undefined
                   ? {}
@@ -283,6 +306,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
       await sink?.stop();
       await ownChanges?.close();
       artifacts?.close();
+      requestSigner?.close();
       planner.close();
     },
   };

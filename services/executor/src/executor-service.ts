@@ -11,10 +11,12 @@ import {
   DecideApprovalResponseSchema,
   DurationBucketSchema,
   DurationHistogramSchema,
+  ExportApprovalRequestResponseSchema,
   type ExecutorService,
   GetRunResponseSchema,
   GetRunStatisticsResponseSchema,
   GetWorkerHealthResponseSchema,
+  ImportApprovalResponseResponseSchema,
   ListRunsResponseSchema,
   RecordApprovalRefusalResponseSchema,
   RunStateCountSchema,
@@ -24,6 +26,7 @@ import {
   WorkerHealthSchema,
 } from "@packrun/proto/executor/v1";
 import { ReadPacer, runChangedChannel } from "./change-hints.ts";
+import type { OfflineApprovals } from "./offline-approvals.ts";
 import { runMessage, runSummaryMessage } from "./run-messages.ts";
 import type { RunService, RunSubmission } from "./run-service.ts";
 import type { RunState, StepState } from "./state-machine.ts";
@@ -75,6 +78,8 @@ export interface ExecutorServiceOptions {
   watchIntervalMs?: number;
   /** Least time between two reads of one WatchRun stream (default {@link watchMinGapMs}). */
   watchMinGapMs?: number;
+  /** Offline approval export and import; without it those RPCs answer UNAVAILABLE. */
+  offlineApprovals?: OfflineApprovals;
 }
 
 /**
@@ -93,6 +98,11 @@ export function createExecutorService(
   database: Database,
   options: ExecutorServiceOptions = {},
 ): ServiceImpl<typeof ExecutorService> {
+  const offline = (): OfflineApprovals => {
+    if (options.offlineApprovals === undefined)
+      throw new PackrunError("UNAVAILABLE", "offline approvals are not enabled on this executor");
+    return options.offlineApprovals;
+  };
   return {
     async submitRun(request) {
       const tenant = requireTenant(request.tenant);
@@ -171,6 +181,36 @@ export function createExecutorService(
       return create(DecideApprovalResponseSchema, {
         gate: run.gates.find((gate) => gate.stepId === gateStepId),
         recorded,
+        runState: run.state,
+      });
+    },
+
+    async exportApprovalRequest(request) {
+      const exported = await offline().exportRequest({
+        tenant: requireTenant(request.tenant),
+        runId: request.runId,
+        gate: request.gate,
+        ttlSeconds: request.ttlSeconds,
+        requestedBy: request.requestedBy,
+      });
+      return create(ExportApprovalRequestResponseSchema, {
+        envelopeJson: exported.envelopeJson,
+        requestId: exported.requestId,
+        expiresAt: timestampFromDate(exported.expiresAt),
+      });
+    },
+
+    async importApprovalResponse(request) {
+      const imported = await offline().importResponse({
+        tenant: requireTenant(request.tenant),
+        envelopeJson: request.envelopeJson,
+        importedBy: request.importedBy,
+      });
+      const run = runMessage(imported.view);
+      return create(ImportApprovalResponseResponseSchema, {
+        runId: run.id,
+        gate: run.gates.find((gate) => gate.stepId === imported.gateStepId),
+        approver: imported.approver,
         runState: run.state,
       });
     },

@@ -96,6 +96,9 @@ try {
       },
     },
     ...(config.evidenceUrl === undefined ? {} : { evidenceUrl: config.evidenceUrl }),
+    ...(config.approverKeysFile === undefined
+      ? {}
+      : { approverKeys: { file: config.approverKeysFile } }),
     changes: { databaseUrl: config.databaseUrl },
   });
 } catch (error) {

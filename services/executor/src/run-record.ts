@@ -25,10 +25,10 @@ export async function buildRunRecord(
   db: Queryable,
   runId: string,
   executorId: string,
-): Promise<{ tenant: string; record: RunRecord; planJson: string }> {
+): Promise<{ tenant: string; record: RunRecord; planJson: string; packSource: string }> {
   const run = (
-    await db.query<RunRow & { plan_json: string }>(
-      `SELECT ${runColumns}, plan_json FROM runs WHERE id = $1`,
+    await db.query<RunRow & { plan_json: string; manifest: string }>(
+      `SELECT ${runColumns}, plan_json, manifest FROM runs WHERE id = $1`,
       [runId],
     )
   ).rows[0];
@@ -108,7 +108,7 @@ export async function buildRunRecord(
     finishedAt: (run.finished_at ?? new Date()).toISOString(),
     executor: { id: executorId, version: "0.1.0" },
   };
-  return { tenant: run.tenant, record, planJson: run.plan_json };
+  return { tenant: run.tenant, record, planJson: run.plan_json, packSource: run.manifest };
 }
 
 /**
