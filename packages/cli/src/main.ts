@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { registerApprovalsCommand } from "./commands/approvals.ts";
 import { registerApproveCommand } from "./commands/approve.ts";
 import { registerArtifactsCommand } from "./commands/artifacts.ts";
 import { registerBundleCommand } from "./commands/bundle.ts";
@@ -55,6 +56,7 @@ export function createProgram(): Command {
   registerRunsCommand(program);
   registerLogsCommand(program);
   registerApproveCommand(program);
+  registerApprovalsCommand(program);
   registerCancelCommand(program);
   registerArtifactsCommand(program);
   registerBundleCommand(program);

@@ -18,15 +18,15 @@ import {
   rpcClientTracing,
   startMetricsServer,
 } from "@packrun/telemetry";
+import { evidenceApprovalRequestSigner } from "./approval-request-signer.ts";
+import { type ApproverKeySource, currentApproverKeys } from "./approver-keys.ts";
 import { createArtifactUploader } from "./artifact-uploader.ts";
 import { outboxChannel, runChangedChannel } from "./change-hints.ts";
 import { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
 import { createExecutorService } from "./executor-service.ts";
 import { createLogWriter } from "./log-writer.ts";
-import { createReconciler, type Reconciler } from "./reconciler.ts";
-import { evidenceApprovalRequestSigner } from "./approval-request-signer.ts";
-import { type ApproverKeySource, currentApproverKeys } from "./approver-keys.ts";
 import { createOfflineApprovals } from "./offline-approvals.ts";
+import { createReconciler, type Reconciler } from "./reconciler.ts";
 import {
   createRunService,
   type LatestVersionResolver,

@@ -6,14 +6,15 @@ import {
   type JsonValue,
   parseApprovalRequest,
   parseApprovalResponse,
+  serializeEnvelope,
   verifyEnvelope,
 } from "@packrun/attestation";
 import type { Database } from "@packrun/db";
 import { type ErrorCode, isPackrunError, PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
 import { type ApproverKey, type ApproverKeySource, currentApproverKeys } from "./approver-keys.ts";
-import type { RunService, RunView } from "./run-service.ts";
 import type { StepRow } from "./run-rows.ts";
+import type { RunService, RunView } from "./run-service.ts";
 
 /** Signs an approval request payload with the evidence service's key (its SignApprovalRequest). */
 export type ApprovalRequestSigner = (request: {
@@ -83,7 +84,10 @@ function gateOf(view: RunView, gate: string): StepRow {
   );
   const [only] = byApproval;
   if (only === undefined)
-    throw new PackrunError("GATE_NOT_AWAITING", `run ${view.run.id} has no approval gate "${gate}"`);
+    throw new PackrunError(
+      "GATE_NOT_AWAITING",
+      `run ${view.run.id} has no approval gate "${gate}"`,
+    );
   if (byApproval.length > 1)
     throw new PackrunError(
       "APPROVAL_TOKEN_MISMATCH",
@@ -219,13 +223,14 @@ export function createOfflineApprovals(options: OfflineApprovalsOptions): Offlin
       // Nothing trustworthy names a run: refused, but recorded nowhere.
       if (!parsed.ok) throw new PackrunError("APPROVAL_RESPONSE_INVALID", parsed.reason);
       const response = parsed.value;
-      const responseDigest = sha256(request.envelopeJson);
+      // The response in its written form (as `packrun approvals sign` wrote it, whatever JSON
+      // formatting it travelled in): an auditor re-verifies it with the approver's key.
+      const verbatim = serializeEnvelope(parsed.envelope);
       const evidence = {
         offline: "true",
         requestId: response.requestId,
-        responseDigest,
-        // The response exactly as imported: an auditor re-verifies it with the approver's key.
-        response: request.envelopeJson,
+        responseDigest: sha256(verbatim),
+        response: verbatim,
         importedBy: request.importedBy,
       };
       const refuse = async (
@@ -264,7 +269,8 @@ export function createOfflineApprovals(options: OfflineApprovalsOptions): Offlin
       };
 
       // 1. Who signed: a key configured for this tenant, and its signature must verify.
-      const configured = (await currentApproverKeys(options.approverKeys)).get(request.tenant) ?? [];
+      const configured =
+        (await currentApproverKeys(options.approverKeys)).get(request.tenant) ?? [];
       const hinted = new Set(parsed.envelope.signatures.map((signature) => signature.keyid));
       const named = configured.filter((entry) => hinted.has(entry.key.keyId));
       const verified = verifyEnvelope(

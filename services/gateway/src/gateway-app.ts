@@ -18,6 +18,7 @@ import { problem, problemContentType, problemFromError } from "./problem-details
 import { registerApprovalRoutes } from "./routes/approval-routes.ts";
 import { registerEvidenceRoutes } from "./routes/evidence-routes.ts";
 import { registerLogRoutes } from "./routes/log-routes.ts";
+import { registerOfflineApprovalRoutes } from "./routes/offline-approval-routes.ts";
 import { registerOperationsRoutes } from "./routes/operations-routes.ts";
 import { registerPackRoutes } from "./routes/pack-routes.ts";
 import { registerRunRoutes } from "./routes/run-routes.ts";
@@ -248,6 +249,7 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
   };
   registerRunRoutes(app, context);
   registerApprovalRoutes(app, context);
+  registerOfflineApprovalRoutes(app, context);
   registerLogRoutes(app, context);
   registerEvidenceRoutes(app, context);
   registerSigningKeyRoutes(app, context);
