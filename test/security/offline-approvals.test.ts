@@ -473,6 +473,15 @@ describe("forgeries and replays are refused with stable codes and recorded in th
     assert.equal(invented.status, 404, JSON.stringify(invented.body));
     assert.equal(invented.body.code, "APPROVAL_REQUEST_UNKNOWN");
 
+    // The right request id, but not its nonce or digest (a response to a look-alike request).
+    const nonce = await importResponse(forged(request, approvers.alice, { nonce: "A".repeat(43) }));
+    assert.equal(nonce.status, 403, JSON.stringify(nonce.body));
+    assert.equal(nonce.body.code, "APPROVAL_TOKEN_MISMATCH");
+    const digest = await importResponse(
+      forged(request, approvers.alice, { requestDigest: `sha256:${"1".repeat(64)}` }),
+    );
+    assert.equal(digest.body.code, "APPROVAL_TOKEN_MISMATCH");
+
     // A configured approver outside the gate's group.
     const outsider = await importResponse(signed(request, approvers.mallory));
     assert.equal(outsider.status, 403, JSON.stringify(outsider.body));
@@ -487,12 +496,14 @@ describe("forgeries and replays are refused with stable codes and recorded in th
     assert.equal(junk.status, 400, JSON.stringify(junk.body));
     assert.equal(junk.body.code, "APPROVAL_RESPONSE_INVALID");
 
-    const refusals = await refusalsOf(run.id, 6);
+    const refusals = await refusalsOf(run.id, 8);
     const codes = refusals.map((e) => (e.metadata as Record<string, string>).code).sort();
     assert.deepEqual(codes, [
       "APPROVAL_REQUEST_UNKNOWN",
       "APPROVAL_SIGNATURE_INVALID",
       "APPROVAL_STALE",
+      "APPROVAL_TOKEN_MISMATCH",
+      "APPROVAL_TOKEN_MISMATCH",
       "APPROVER_UNKNOWN",
       "APPROVER_UNKNOWN",
       "PERMISSION_DENIED",
