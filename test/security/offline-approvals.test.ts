@@ -187,6 +187,7 @@ function forged(requestText: string, key: SigningKey, change: Partial<ApprovalRe
 
 async function importResponse(text: string) {
   return ctx.alice.post<{
+    recorded?: boolean;
     code?: string;
     detail?: string;
     approver?: string;
@@ -601,6 +602,46 @@ describe("forgeries and replays are refused with stable codes and recorded in th
     const last = await importResponse(signed(await exportRequest(run.id, "prod"), approvers.bob));
     assert.equal(last.status, 200, JSON.stringify(last.body));
     assert.equal((await waitForRun(ctx.alice, run.id)).state, "succeeded");
+  });
+
+  test("an offline approval counts like an online one: the same approver once, towards one quorum", async () => {
+    const run = await awaitingGate(quorumPack, "release-gate");
+    const online = await ctx.stack.client({
+      subject: "alice@example.com",
+      groups: ["release-managers"],
+      approval: { runId: run.id, gateId: "release-gate", planHash: run.planHash },
+    });
+    const decided = await online.post<{ recorded: boolean }>(`/api/runs/${run.id}/approve`, {});
+    assert.equal(decided.status, 200, JSON.stringify(decided.body));
+    // Alice again, offline, on a request exported after her online approval.
+    const request = await exportRequest(run.id, "release-gate");
+    const parsed = parseApprovalRequest(request);
+    assert.ok(parsed.ok);
+    assert.deepEqual(parsed.value.quorum, { required: 2, approvedBy: ["alice@example.com"] });
+    const again = await importResponse(signed(request, approvers.alice));
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.recorded, false);
+    assert.equal(again.body.gate?.state, "awaiting-approval");
+    assert.equal(again.body.gate?.decisions.length, 1);
+    const bob = await importResponse(signed(request, approvers.bob, true, "second pair of eyes"));
+    assert.equal(bob.status, 200, JSON.stringify(bob.body));
+    assert.equal(bob.body.recorded, true);
+    assert.equal((await waitForRun(ctx.alice, run.id)).state, "succeeded");
+  });
+
+  test("an offline rejection rejects the gate and fails the run", async () => {
+    const run = await awaitingGate(quorumPack, "release-gate");
+    const request = await exportRequest(run.id, "release-gate");
+    const rejected = await importResponse(signed(request, approvers.bob, false, "scan not clean"));
+    assert.equal(rejected.status, 200, JSON.stringify(rejected.body));
+    const done = await waitForRun(ctx.alice, run.id);
+    assert.equal(done.state, "failed");
+    const gate = done.gates.find((g) => g.stepId === "release-gate");
+    assert.equal(gate?.state, "rejected");
+    assert.deepEqual(
+      gate?.decisions.map((d) => [d.approver, d.approved, d.comment]),
+      [["bob@example.com", false, "scan not clean"]],
+    );
   });
 
   test("exports: only gates awaiting approval, another tenant's run is not found", async () => {

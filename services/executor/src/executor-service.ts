@@ -212,6 +212,7 @@ export function createExecutorService(
         gate: run.gates.find((gate) => gate.stepId === imported.gateStepId),
         approver: imported.approver,
         runState: run.state,
+        recorded: imported.recorded,
       });
     },
 

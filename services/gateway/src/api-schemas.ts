@@ -376,6 +376,9 @@ export const ImportApprovalResponseResponseSchema = Type.Object(
     runId: Type.String({ format: "uuid" }),
     approver: Type.String({ description: "The approver identity the verified key maps to." }),
     gate: GateSchema,
+    recorded: Type.Boolean({
+      description: "False when this approver's identical decision was already recorded.",
+    }),
     runState: RunStateSchema,
   },
   { title: "ApprovalResponseImport" },

@@ -213,7 +213,7 @@ export function registerApprovalsCommand(program: Command): void {
     .addHelpText(
       "after",
       "\nExample:\n  packrun approvals import response.json\n\n" +
-        "JSON output: {runId, approver, gate, runState} as POST /api/approvals/import answers.\n",
+        "JSON output: {runId, approver, gate, recorded, runState} as POST /api/approvals/import answers.\n",
     )
     .action(async (responsePath: string, options: GatewayOptions) => {
       const text = await readTextFile(responsePath, "approval response", maxApprovalEnvelopeBytes);
@@ -232,8 +232,9 @@ export function registerApprovalsCommand(program: Command): void {
       }
       const { gate } = answer;
       const approvals = gate.decisions.filter((decision) => decision.approved).length;
+      const verb = response.value.decision === "approve" ? "approved" : "rejected";
       process.stdout.write(
-        `${response.value.decision === "approve" ? "approved" : "rejected"} gate ${printable(gate.stepId)} of run ${answer.runId} as ${printable(answer.approver)}: ${approvals}/${gate.requiredApprovals} approvals, gate ${gate.state}, run ${answer.runState}\n`,
+        `${answer.recorded ? "" : "already "}${verb} gate ${printable(gate.stepId)} of run ${answer.runId} as ${printable(answer.approver)}: ${approvals}/${gate.requiredApprovals} approvals, gate ${gate.state}, run ${answer.runState}\n`,
       );
     });
 }

@@ -91,6 +91,7 @@ export function registerOfflineApprovalRoutes(app: GatewayApp, { clients }: Gate
         runId: imported.runId,
         approver: imported.approver,
         gate: gateJson(imported.gate),
+        recorded: imported.recorded,
         runState: runStateName(imported.runState),
       };
     },

@@ -2125,6 +2125,13 @@ export declare type ImportApprovalResponseResponse = Message<"packrun.executor.v
    * @generated from field: packrun.executor.v1.RunState run_state = 4;
    */
   runState: RunState;
+
+  /**
+   * False when this approver's identical decision was already recorded (it counts once).
+   *
+   * @generated from field: bool recorded = 5;
+   */
+  recorded: boolean;
 };
 
 /**
@@ -2152,6 +2159,13 @@ export declare type ImportApprovalResponseResponseJson = {
    * @generated from field: packrun.executor.v1.RunState run_state = 4;
    */
   runState?: RunStateJson;
+
+  /**
+   * False when this approver's identical decision was already recorded (it counts once).
+   *
+   * @generated from field: bool recorded = 5;
+   */
+  recorded?: boolean;
 };
 
 /**
