@@ -340,6 +340,9 @@ describe("the offline path", () => {
       checks: { check: string; member?: string; ok: boolean }[];
     };
     assert.ok(report.ok);
+    const offlineChecks = report.checks.filter((c) => c.check === "offline-approval");
+    assert.equal(offlineChecks.length, 2, JSON.stringify(report.checks));
+    assert.ok(offlineChecks.every((c) => c.ok));
     const packCheck = report.checks.find((c) => c.check === "pack-source");
     assert.equal(packCheck?.member, "pack.yaml");
     assert.equal(packCheck?.ok, true);

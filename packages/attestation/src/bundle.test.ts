@@ -4,6 +4,11 @@ import { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
 import { describe, test } from "vitest";
+import {
+  type ApprovalRequest,
+  approvalRequestType,
+  signApprovalResponse,
+} from "./approval-exchange.ts";
 import { bundlePaths, keyMemberPath, manifestDocument } from "./bundle-layout.ts";
 import { buildBundleStatement, serializeBundleStatement } from "./bundle-statement.ts";
 import { serializeEnvelope } from "./dsse-envelope.ts";
@@ -12,7 +17,7 @@ import { inTotoPayloadType } from "./in-toto.ts";
 import { generateSigningKeyPem, loadSigningKey, loadVerificationKey } from "./keys.ts";
 import { signEnvelope } from "./sign-envelope.ts";
 import { collectBytes, packTarGz, readTarGz } from "./tar-gz.ts";
-import { fixtureBundleSource, fixtureTranscript } from "./test-fixtures.ts";
+import { fixtureBundleSource, fixturePlan, fixtureTranscript } from "./test-fixtures.ts";
 import { verifyBundle } from "./verify-bundle.ts";
 import { writeBundleToBuffer } from "./write-bundle.ts";
 
@@ -349,5 +354,62 @@ describe("evidence bundle", () => {
     await assert.rejects(writeBundleToBuffer({ ...source, packSource: content }), {
       code: "INTERNAL",
     });
+  });
+
+  test("an offline approval in the transcript must be a response for this run, plan and gate", async () => {
+    const approver = loadSigningKey(generateSigningKeyPem("ecdsa-p256"));
+    const runId = "run-offline-1";
+    const { planHash } = fixturePlan();
+    const withResponse = (answersRun: string) => {
+      const request: ApprovalRequest = {
+        _type: approvalRequestType,
+        requestId: "6f1c1d62-3f1a-4c55-9a43-2d0b7f6a9e10",
+        nonce: "n".repeat(43),
+        tenant: "acme",
+        runId: answersRun,
+        pack: { name: "demo", version: "1.0.0", digest: `sha256:${"ab".repeat(32)}` },
+        planHash,
+        gate: { stepId: "approve", approvalId: "ship", message: "", grants: [] },
+        inputs: [],
+        quorum: { required: 1, approvedBy: [] },
+        issuedAt: "2026-01-31T12:00:00.000Z",
+        expiresAt: "2026-02-01T12:00:00.000Z",
+        requestedBy: "operator",
+      };
+      const response = signApprovalResponse(
+        { payload: Buffer.from(JSON.stringify(request)), value: request },
+        { approve: true, comment: "" },
+        approver,
+      );
+      return fixtureTranscript(runId).map((event) =>
+        event.type === "gate.approved"
+          ? {
+              ...event,
+              metadata: {
+                offline: "true",
+                approver: "alice@example.com",
+                keyId: approver.keyId,
+                response,
+                responseDigest: `sha256:${createHash("sha256").update(response).digest("hex")}`,
+              },
+            }
+          : event,
+      );
+    };
+    const good = await verifyBundle(
+      await writeBundleToBuffer(fixtureBundleSource(key, runId, withResponse(runId))),
+      { keys: trusted },
+    );
+    assert.ok(good.ok, JSON.stringify(good.failures));
+    assert.equal(good.checks.filter((check) => check.check === "offline-approval").length, 1);
+    const other = await verifyBundle(
+      await writeBundleToBuffer(fixtureBundleSource(key, runId, withResponse("another-run"))),
+      { keys: trusted },
+    );
+    assert.deepEqual(
+      other.failures.map((failure) => [failure.check, failure.member]),
+      [["offline-approval", bundlePaths.transcript]],
+    );
+    assert.match(other.failures[0]?.message ?? "", /it answers run another-run/);
   });
 });
