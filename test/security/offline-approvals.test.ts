@@ -515,6 +515,17 @@ describe("forgeries and replays are refused with stable codes and recorded in th
     for (const refusal of refusals) {
       const metadata = refusal.metadata as Record<string, string>;
       assert.equal(metadata.offline, "true");
+      // The key id is recorded once the signature verified with a configured key.
+      const verified = !["APPROVAL_SIGNATURE_INVALID", "APPROVER_UNKNOWN"].includes(
+        metadata.code ?? "",
+      );
+      assert.equal(
+        metadata.keyId,
+        verified
+          ? approvers[metadata.code === "PERMISSION_DENIED" ? "mallory" : "alice"].keyId
+          : undefined,
+        JSON.stringify(metadata),
+      );
       assert.match(
         metadata.response ?? "",
         /"payloadType": "application\/vnd\.packrun\.approval-response\+json"/,

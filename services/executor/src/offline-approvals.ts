@@ -226,7 +226,7 @@ export function createOfflineApprovals(options: OfflineApprovalsOptions): Offlin
       // The response in its written form (as `packrun approvals sign` wrote it, whatever JSON
       // formatting it travelled in): an auditor re-verifies it with the approver's key.
       const verbatim = serializeEnvelope(parsed.envelope);
-      const evidence = {
+      const evidence: Record<string, string> = {
         offline: "true",
         requestId: response.requestId,
         responseDigest: sha256(verbatim),
@@ -297,6 +297,7 @@ export function createOfflineApprovals(options: OfflineApprovalsOptions): Offlin
         );
       }
       const approver = signer.approver;
+      evidence.keyId = signer.key.keyId;
 
       // 2. Which request it answers: one this tenant exported, bound by id, nonce and digest.
       const stored = (
@@ -369,7 +370,7 @@ export function createOfflineApprovals(options: OfflineApprovalsOptions): Offlin
         approve: response.decision === "approve",
         comment: response.comment,
         tokenId: `offline:${stored.request_id}:${signer.key.keyId}`,
-        evidence: { ...evidence, keyId: signer.key.keyId },
+        evidence,
       });
       logger.info(
         {
