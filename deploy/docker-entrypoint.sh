@@ -26,7 +26,7 @@ fail() {
 }
 
 # Settings whose own name ends in _FILE (paths the service reads itself): never indirections.
-file_settings='PACKRUN_AUTH_JWKS_FILE'
+file_settings='PACKRUN_AUTH_JWKS_FILE PACKRUN_APPROVER_KEYS_FILE'
 
 load_file_variables() {
   for name in $(env | sed -n 's/^\(DATABASE_URL\|REDIS_URL\|PACKRUN_[A-Z0-9_]*\)_FILE=.*$/\1/p'); do

@@ -96,6 +96,7 @@ function fill(template: string, runId: string): string {
     id: runId,
     digest,
     name: "tenant-secrets",
+    gate: "release",
     version: "1.0.0",
   };
   return template.replace(/\{([^}]+)\}/g, (_, name: string) => {

@@ -11,6 +11,11 @@ export const bundlePaths = Object.freeze({
   transcript: "transcript.ndjson",
   artifactsIndex: "artifacts/index.json",
   approvals: "approvals.json",
+  /**
+   * The pack source exactly as published; its SHA-256 is the attested pack digest, which the
+   * plan (and so the plan hash) binds. Absent from bundles of runs attested without it.
+   */
+  packSource: "pack.yaml",
   attestation: "attestation.dsse.json",
   /** SLSA Provenance v1 of the run's artifacts (runs with artifacts only). */
   provenance: "provenance.dsse.json",

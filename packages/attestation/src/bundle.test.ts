@@ -1,12 +1,23 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { createGunzip } from "node:zlib";
 import tar from "tar-stream";
 import { describe, test } from "vitest";
-import { bundlePaths, keyMemberPath } from "./bundle-layout.ts";
+import {
+  type ApprovalRequest,
+  approvalRequestType,
+  signApprovalResponse,
+} from "./approval-exchange.ts";
+import { bundlePaths, keyMemberPath, manifestDocument } from "./bundle-layout.ts";
+import { buildBundleStatement, serializeBundleStatement } from "./bundle-statement.ts";
+import { serializeEnvelope } from "./dsse-envelope.ts";
+import { evidenceJson } from "./evidence-json.ts";
+import { inTotoPayloadType } from "./in-toto.ts";
 import { generateSigningKeyPem, loadSigningKey, loadVerificationKey } from "./keys.ts";
+import { signEnvelope } from "./sign-envelope.ts";
 import { collectBytes, packTarGz, readTarGz } from "./tar-gz.ts";
-import { fixtureBundleSource, fixtureTranscript } from "./test-fixtures.ts";
+import { fixtureBundleSource, fixturePlan, fixtureTranscript } from "./test-fixtures.ts";
 import { verifyBundle } from "./verify-bundle.ts";
 import { writeBundleToBuffer } from "./write-bundle.ts";
 
@@ -292,5 +303,113 @@ describe("evidence bundle", () => {
       }),
       /content changed/,
     );
+  });
+
+  test("pack.yaml must be the attested pack: a signed but different pack source fails, naming pack.yaml", async () => {
+    const source = fixtureBundleSource(key);
+    const plain = await members(await writeBundleToBuffer(source));
+    const absent = await verifyBundle(await repack(plain), { keys: trusted });
+    assert.ok(absent.ok, JSON.stringify(absent.failures));
+    assert.match(
+      absent.checks.find((check) => check.check === "pack-source")?.message ?? "",
+      /without its pack source/,
+    );
+    // A signer that ships some other pack.yaml, listed and signed like every member.
+    const files = new Map(plain);
+    const content = Buffer.from(
+      "apiVersion: stellaops.io/pack.v1\nkind: TaskPack\n# not the run's\n",
+    );
+    files.set(bundlePaths.packSource, content);
+    const digest = `sha256:${createHash("sha256").update(content).digest("hex")}`;
+    const manifest = JSON.parse((plain.get(bundlePaths.manifest) as Buffer).toString("utf8"));
+    manifest.members.push({ path: bundlePaths.packSource, digest, sizeBytes: content.length });
+    const manifestBytes = Buffer.from(evidenceJson(manifestDocument(manifest, manifest.members)));
+    files.set(bundlePaths.manifest, manifestBytes);
+    const listed = [
+      ...manifest.members,
+      {
+        path: bundlePaths.manifest,
+        digest: `sha256:${createHash("sha256").update(manifestBytes).digest("hex")}`,
+      },
+    ];
+    const statement = buildBundleStatement(
+      { bundleVersion: manifest.bundleVersion, runId: manifest.runId, planHash: manifest.planHash },
+      listed,
+    );
+    files.set(
+      bundlePaths.bundleAttestation,
+      Buffer.from(
+        serializeEnvelope(
+          signEnvelope(inTotoPayloadType, serializeBundleStatement(statement), key),
+        ),
+      ),
+    );
+    const report = await verifyBundle(await repack(files), { keys: trusted });
+    assert.equal(report.ok, false);
+    assert.deepEqual(
+      report.failures.map((failure) => [failure.check, failure.member]),
+      [["pack-source", bundlePaths.packSource]],
+    );
+    // The writer itself refuses a pack source that is not the attested pack.
+    await assert.rejects(writeBundleToBuffer({ ...source, packSource: content }), {
+      code: "INTERNAL",
+    });
+  });
+
+  test("an offline approval in the transcript must be a response for this run, plan and gate", async () => {
+    const approver = loadSigningKey(generateSigningKeyPem("ecdsa-p256"));
+    const runId = "run-offline-1";
+    const { planHash } = fixturePlan();
+    const withResponse = (answersRun: string) => {
+      const request: ApprovalRequest = {
+        _type: approvalRequestType,
+        requestId: "6f1c1d62-3f1a-4c55-9a43-2d0b7f6a9e10",
+        nonce: "n".repeat(43),
+        tenant: "acme",
+        runId: answersRun,
+        pack: { name: "demo", version: "1.0.0", digest: `sha256:${"ab".repeat(32)}` },
+        planHash,
+        gate: { stepId: "approve", approvalId: "ship", message: "", grants: [] },
+        inputs: [],
+        quorum: { required: 1, approvedBy: [] },
+        issuedAt: "2026-01-31T12:00:00.000Z",
+        expiresAt: "2026-02-01T12:00:00.000Z",
+        requestedBy: "operator",
+      };
+      const response = signApprovalResponse(
+        { payload: Buffer.from(JSON.stringify(request)), value: request },
+        { approve: true, comment: "" },
+        approver,
+      );
+      return fixtureTranscript(runId).map((event) =>
+        event.type === "gate.approved"
+          ? {
+              ...event,
+              metadata: {
+                offline: "true",
+                approver: "alice@example.com",
+                keyId: approver.keyId,
+                response,
+                responseDigest: `sha256:${createHash("sha256").update(response).digest("hex")}`,
+              },
+            }
+          : event,
+      );
+    };
+    const good = await verifyBundle(
+      await writeBundleToBuffer(fixtureBundleSource(key, runId, withResponse(runId))),
+      { keys: trusted },
+    );
+    assert.ok(good.ok, JSON.stringify(good.failures));
+    assert.equal(good.checks.filter((check) => check.check === "offline-approval").length, 1);
+    const other = await verifyBundle(
+      await writeBundleToBuffer(fixtureBundleSource(key, runId, withResponse("another-run"))),
+      { keys: trusted },
+    );
+    assert.deepEqual(
+      other.failures.map((failure) => [failure.check, failure.member]),
+      [["offline-approval", bundlePaths.transcript]],
+    );
+    assert.match(other.failures[0]?.message ?? "", /it answers run another-run/);
   });
 });

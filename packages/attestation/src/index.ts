@@ -4,6 +4,23 @@
  * Statement with the pack-run predicate, the run record the executor sends, deterministic
  * evidence bundles and their verification.
  */
+export {
+  type ApprovalRequest,
+  type ApprovalResponse,
+  approvalRequestDigest,
+  approvalRequestPayloadType,
+  approvalRequestSchema,
+  approvalRequestType,
+  approvalResponsePayloadType,
+  approvalResponseSchema,
+  approvalResponseType,
+  maxApprovalEnvelopeBytes,
+  type ParsedExchange,
+  parseApprovalRequest,
+  parseApprovalResponse,
+  serializeApprovalRequest,
+  signApprovalResponse,
+} from "./approval-exchange.ts";
 export { decodeBase64 } from "./base64.ts";
 export {
   approvalsDocument,

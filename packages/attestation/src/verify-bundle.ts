@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { computePlanHash } from "@packrun/planning";
+import { parseApprovalResponse } from "./approval-exchange.ts";
 import {
   approvalsDocument,
   artifactsIndexDocument,
@@ -287,6 +288,7 @@ export async function verifyBundle(
   }
   checkTranscript(members.get(bundlePaths.transcript), predicate, report);
   checkProvenance(members, predicate, keys, useEmbedded, keyProblem, report, bind);
+  checkOfflineApprovals(members.get(bundlePaths.transcript), predicate, report);
   checkManifest(members, predicate, bound, report);
   return finish();
 }
@@ -524,6 +526,27 @@ function checkBoundMembers(
       );
     }
   }
+  const packSource = members.get(bundlePaths.packSource);
+  if (packSource === undefined) {
+    // Bundles of runs attested before pack sources were kept; the signed member list
+    // (bundle.dsse.json) proves none was removed.
+    report(
+      "pack-source",
+      undefined,
+      true,
+      `no ${bundlePaths.packSource}: this run was attested without its pack source`,
+    );
+  } else {
+    const digest = sha256(packSource);
+    bind(
+      bundlePaths.packSource,
+      digest === predicate.pack.digest,
+      "pack-source",
+      digest === predicate.pack.digest
+        ? `pack.yaml is the published source of ${predicate.pack.name}@${predicate.pack.version} (${digest}), bound to plan ${predicate.planHash}`
+        : `pack.yaml hashes to ${digest}, the attestation says the pack is ${predicate.pack.digest}`,
+    );
+  }
   checkDocument(members, bundlePaths.inputs, bind, (value) => {
     const values = valuesByName(isRecord(value) ? value.inputs : undefined, "value");
     if (values === undefined)
@@ -641,6 +664,59 @@ function checkTranscript(
       ? `ends with run.${predicate.status}, as attested`
       : consistency.join("; "),
   );
+}
+
+/**
+ * Offline approvals recorded in the transcript (decision events whose metadata has `offline:
+ * "true"`): each carries the approver's response verbatim, which must be a well-formed response
+ * for this run, its plan hash and the event's gate, with the digest recorded beside it. The
+ * approver's signature is not checked here (the bundle holds no approver keys): re-verify it with
+ * the approver's public key.
+ */
+function checkOfflineApprovals(
+  bytes: Buffer | undefined,
+  predicate: PackRunPredicate | undefined,
+  report: Report,
+): void {
+  if (bytes === undefined || predicate === undefined) return;
+  const member = bundlePaths.transcript;
+  for (const line of bytes.toString("utf8").split("\n")) {
+    if (line === "") continue;
+    const json = parseJson(Buffer.from(line));
+    if (!json.ok || !isRecord(json.value)) return; // reported by the sequence check
+    const event = json.value;
+    const metadata = isRecord(event.metadata) ? event.metadata : {};
+    if (
+      metadata.offline !== "true" ||
+      (event.type !== "gate.approved" && event.type !== "gate.rejected")
+    )
+      continue;
+    const where = `event ${String(event.sequence)} (${String(event.type)} by ${String(metadata.approver)})`;
+    const text = typeof metadata.response === "string" ? metadata.response : "";
+    const parsed = parseApprovalResponse(text);
+    const problems: string[] = [];
+    if (!parsed.ok) problems.push(parsed.reason);
+    else {
+      const response = parsed.value;
+      if (response.runId !== predicate.runId) problems.push(`it answers run ${response.runId}`);
+      if (response.planHash !== predicate.planHash)
+        problems.push(`it approves plan ${response.planHash}`);
+      if (response.gateStepId !== event.stepId)
+        problems.push(`it is for gate ${response.gateStepId}, not ${String(event.stepId)}`);
+      const expected = event.type === "gate.approved" ? "approve" : "reject";
+      if (response.decision !== expected) problems.push(`it says ${response.decision}`);
+      if (metadata.responseDigest !== sha256(Buffer.from(text)))
+        problems.push("its recorded responseDigest differs");
+    }
+    report(
+      "offline-approval",
+      member,
+      problems.length === 0,
+      problems.length === 0
+        ? `${where}: the approver's response is recorded verbatim, for this run, plan and gate; signed with approver key ${String(metadata.keyId)} (re-verify with that key)`
+        : `${where}: ${problems.join("; ")}`,
+    );
+  }
 }
 
 function checkManifest(

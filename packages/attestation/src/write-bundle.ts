@@ -50,6 +50,11 @@ export interface BundleSource {
   artifactFiles: readonly BundleArtifactFile[];
   /** The signed SLSA provenance of the run's artifacts, when the run has one. */
   provenanceEnvelope?: DsseEnvelope;
+  /**
+   * The pack source (pack.yaml) as published; its SHA-256 must be the attested pack digest.
+   * Absent: the bundle has no pack.yaml.
+   */
+  packSource?: Uint8Array | undefined;
 }
 
 function sha256(bytes: Uint8Array): string {
@@ -74,6 +79,12 @@ export async function* writeBundle(source: BundleSource): AsyncIterable<Buffer> 
     throw new PackrunError(
       "PLAN_HASH_MISMATCH",
       "bundle: plan JSON does not hash to the attested planHash",
+    );
+  }
+  if (source.packSource !== undefined && sha256(source.packSource) !== predicate.pack.digest) {
+    throw new PackrunError(
+      "INTERNAL",
+      `bundle: the pack source hashes to ${sha256(source.packSource)}, not the attested pack digest ${predicate.pack.digest}`,
     );
   }
   const key = loadVerificationKey(source.publicKeyPem, "bundle public key");
@@ -117,6 +128,9 @@ export async function* writeBundle(source: BundleSource): AsyncIterable<Buffer> 
     { path: bundlePaths.plan, content: planBytes },
     { path: bundlePaths.attestation, content: Buffer.from(serializeEnvelope(parsed.envelope)) },
     { path: keyMemberPath(key.keyId), content: Buffer.from(key.publicKeyPem) },
+    ...(source.packSource === undefined
+      ? []
+      : [{ path: bundlePaths.packSource, content: source.packSource }]),
   ];
   if (source.provenanceEnvelope !== undefined) {
     buffers.push({

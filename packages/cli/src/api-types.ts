@@ -13,7 +13,9 @@ import type {
   AttestationResponseSchema,
   DeadLetterJson,
   DeadLetterRetryJson,
+  ExportApprovalRequestResponseSchema,
   GateJson,
+  ImportApprovalResponseResponseSchema,
   ListArtifactsResponseSchema,
   ListDeadLettersResponseSchema,
   ListPacksResponseSchema,
@@ -74,6 +76,10 @@ export type ListArtifactsResponse = Static<typeof ListArtifactsResponseSchema>;
 export type ApproveRequest = Static<typeof ApproveBodySchema>;
 /** Answer of POST /api/runs/{id}/approve. */
 export type ApproveResponse = Static<typeof ApproveResponseSchema>;
+/** Answer of POST /api/runs/{id}/gates/{gate}/approval-request. */
+export type ExportApprovalRequestResponse = Static<typeof ExportApprovalRequestResponseSchema>;
+/** Answer of POST /api/approvals/import. */
+export type ImportApprovalResponseResponse = Static<typeof ImportApprovalResponseResponseSchema>;
 /** Answer of GET /api/runs/{id}/attestation. */
 export type AttestationResponse = Static<typeof AttestationResponseSchema>;
 /** A published pack version. */

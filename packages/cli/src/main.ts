@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { registerApprovalsCommand } from "./commands/approvals.ts";
 import { registerApproveCommand } from "./commands/approve.ts";
 import { registerArtifactsCommand } from "./commands/artifacts.ts";
 import { registerBundleCommand } from "./commands/bundle.ts";
@@ -59,6 +60,7 @@ export function createProgram(): Command {
   registerSchedulesCommand(program);
   registerLogsCommand(program);
   registerApproveCommand(program);
+  registerApprovalsCommand(program);
   registerCancelCommand(program);
   registerRerunCommands(program);
   registerDeadLettersCommand(program);

@@ -55,6 +55,9 @@ const services = await startEmbedded({
   ...(redisUrl === undefined ? {} : { redisUrl }),
   ...(process.env.PACKRUN_SECRETS_KEY ? { secretsKey: process.env.PACKRUN_SECRETS_KEY } : {}),
   limits,
+  ...(process.env.PACKRUN_APPROVER_KEYS_FILE
+    ? { approverKeysFile: resolve(process.env.PACKRUN_APPROVER_KEYS_FILE) }
+    : {}),
 });
 const storage =
   databaseUrl === undefined ? `embedded PostgreSQL in ${home}` : "PostgreSQL at DATABASE_URL";

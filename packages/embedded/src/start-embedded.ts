@@ -70,6 +70,12 @@ export interface EmbeddedOptions {
   timekeeper?: { intervalMs?: number; missedGraceMs?: number };
   /** Artifact content in this S3-compatible bucket instead of `home/artifacts`. */
   objectStore?: S3ArtifactStoreOptions;
+  /**
+   * JSON file of the approver public keys per tenant that offline approval responses are checked
+   * against (docs/operations.md). Default: `home/approver-keys.json` when it exists, read again at
+   * every import.
+   */
+  approverKeysFile?: string;
 }
 
 /** The local token issuer of dev mode: what `packrun token` needs to mint tokens. */
@@ -239,6 +245,10 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     admission: { perSubjectRuns: options.limits?.userConcurrency ?? 0 },
     ...(options.timekeeper === undefined ? {} : { timekeeper: options.timekeeper }),
     changes: live.executor,
+    approverKeys:
+      options.approverKeysFile === undefined
+        ? { file: join(home, "approver-keys.json"), optional: true }
+        : { file: options.approverKeysFile },
   });
   let devAuth: DevAuth | undefined;
   let auth = options.auth;

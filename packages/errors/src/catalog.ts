@@ -313,6 +313,36 @@ export const errorCatalog = {
     title: "Approval does not match the run's plan",
     exit: 3,
   },
+  APPROVAL_RESPONSE_INVALID: {
+    connect: Code.InvalidArgument,
+    http: 400,
+    title: "Not an offline approval response",
+    exit: 2,
+  },
+  APPROVAL_SIGNATURE_INVALID: {
+    connect: Code.PermissionDenied,
+    http: 403,
+    title: "Offline approval signature does not verify",
+    exit: 3,
+  },
+  APPROVER_UNKNOWN: {
+    connect: Code.PermissionDenied,
+    http: 403,
+    title: "Offline approval signed by an unknown key",
+    exit: 3,
+  },
+  APPROVAL_REQUEST_UNKNOWN: {
+    connect: Code.NotFound,
+    http: 404,
+    title: "No such offline approval request",
+    exit: 4,
+  },
+  APPROVAL_EXPIRED: {
+    connect: Code.PermissionDenied,
+    http: 403,
+    title: "Offline approval request expired",
+    exit: 3,
+  },
   SECRETS_UNAVAILABLE: {
     connect: Code.FailedPrecondition,
     http: 409,

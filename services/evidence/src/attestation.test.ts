@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import {
+  approvalRequestPayloadType,
+  approvalRequestType,
   collectBytes,
   generateSigningKeyPem,
   inTotoPayloadType,
@@ -391,11 +394,79 @@ describe("attestations and bundles", () => {
       evidence.client.finalizeRun({ tenant: "umbrella", runId, runRecord: {}, planJson: "{}" }),
       failsWith(Code.NotFound, "RUN_NOT_FOUND"),
     );
+    // A pack source that is not the attested pack (its digest is the record's pack.digest).
+    await assert.rejects(
+      evidence.client.finalizeRun({
+        tenant: "acme",
+        runId,
+        runRecord: { ...fixtureRunRecord(runId), status: "failed" } as unknown as JsonObject,
+        planJson: fixturePlan().planJson,
+        packSource: "apiVersion: stellaops.io/pack.v1\n# some other pack\n",
+      }),
+      failsWith(Code.InvalidArgument, "RUN_RECORD_INVALID", /pack_source hashes to sha256:/),
+    );
     const { created } = await finalize(evidence.client, runId, { status: "failed" });
     assert.equal(created, true);
     await assert.rejects(
       evidence.client.getBundle({ tenant: "umbrella", runId })[Symbol.asyncIterator]().next(),
       failsWith(Code.NotFound, "RUN_NOT_FOUND"),
+    );
+  });
+
+  test("SignApprovalRequest signs a valid request of the named run with the listed key, and nothing else", async () => {
+    const runId = "run-approval-request";
+    const payload = {
+      _type: approvalRequestType,
+      requestId: randomUUID(),
+      nonce: "n".repeat(43),
+      tenant: "acme",
+      runId,
+      pack: { name: "demo", version: "1.0.0", digest: `sha256:${"ab".repeat(32)}` },
+      planHash: `sha256:${"cd".repeat(32)}`,
+      gate: { stepId: "release-gate", approvalId: "release", message: "", grants: [] },
+      inputs: [],
+      quorum: { required: 1, approvedBy: [] },
+      issuedAt: "2026-01-31T12:00:00.000Z",
+      expiresAt: "2026-02-01T12:00:00.000Z",
+      requestedBy: "alice",
+    };
+    const signed = await evidence.client.signApprovalRequest({
+      tenant: "acme",
+      runId,
+      payloadJson: JSON.stringify(payload),
+    });
+    const verified = verifyEnvelope(
+      JSON.parse(signed.envelopeJson),
+      await trustedKeys(evidence.client),
+    );
+    assert.ok(verified.ok);
+    assert.equal(verified.payloadType, approvalRequestPayloadType);
+    assert.equal(verified.keyId, signed.keyId);
+    assert.deepEqual(JSON.parse(verified.payload.toString("utf8")), payload);
+    await assert.rejects(
+      evidence.client.signApprovalRequest({
+        tenant: "acme",
+        runId: "another-run",
+        payloadJson: JSON.stringify(payload),
+      }),
+      failsWith(Code.InvalidArgument, "REQUEST_INVALID", /not run another-run of tenant acme/),
+    );
+    await assert.rejects(
+      evidence.client.signApprovalRequest({
+        tenant: "umbrella",
+        runId,
+        payloadJson: JSON.stringify(payload),
+      }),
+      failsWith(Code.InvalidArgument, "REQUEST_INVALID"),
+    );
+    // Anything but an approval request (an in-toto statement, say) is not signed.
+    await assert.rejects(
+      evidence.client.signApprovalRequest({
+        tenant: "acme",
+        runId,
+        payloadJson: JSON.stringify({ ...payload, _type: "https://in-toto.io/Statement/v1" }),
+      }),
+      failsWith(Code.InvalidArgument, "REQUEST_INVALID", /_type/),
     );
   });
 

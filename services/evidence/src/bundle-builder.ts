@@ -68,5 +68,6 @@ export async function* buildBundle(
     ...(row.provenance_envelope_json === null
       ? {}
       : { provenanceEnvelope: provenanceEnvelope(row.provenance_envelope_json, runId) }),
+    ...(row.pack_source === null ? {} : { packSource: Buffer.from(row.pack_source, "utf8") }),
   });
 }

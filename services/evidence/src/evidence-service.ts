@@ -14,6 +14,7 @@ import {
   ListEventsResponseSchema,
   ListVerificationKeysResponseSchema,
   PutArtifactResponseSchema,
+  SignApprovalRequestResponseSchema,
   SubscribeEventsResponseSchema,
   VerificationKeySchema,
 } from "@packrun/proto/evidence/v1";
@@ -29,6 +30,7 @@ import { ingestEvents } from "./ingest-events.ts";
 import type { KeyRing } from "./key-ring.ts";
 import { putArtifact } from "./put-artifact.ts";
 import { findRun } from "./runs.ts";
+import { signApprovalRequest } from "./sign-approval-request.ts";
 import { followEvents } from "./subscribe-events.ts";
 
 /** Tunable limits of the evidence service. */
@@ -171,7 +173,13 @@ export function createEvidenceService(
       const { tenant, runId } = requireRunRef(request);
       const { row, created } = await finalizeRun(
         { database, keys: deps.keys, logger },
-        { tenant, runId, runRecord: request.runRecord ?? {}, planJson: request.planJson },
+        {
+          tenant,
+          runId,
+          runRecord: request.runRecord ?? {},
+          planJson: request.planJson,
+          packSource: request.packSource,
+        },
       );
       return create(FinalizeRunResponseSchema, { attestation: attestationMessage(row), created });
     },
@@ -195,6 +203,15 @@ export function createEvidenceService(
         runId,
       );
       for await (const chunk of rechunk(bundle)) yield create(GetBundleResponseSchema, { chunk });
+    },
+
+    async signApprovalRequest(request) {
+      const { tenant, runId } = requireRunRef(request);
+      const signed = await signApprovalRequest(
+        { keys: deps.keys, logger },
+        { tenant, runId, payloadJson: request.payloadJson },
+      );
+      return create(SignApprovalRequestResponseSchema, signed);
     },
 
     listVerificationKeys() {

@@ -30,13 +30,15 @@ export interface AttestationRow {
   public_key_pem: string;
   plan_json: string;
   run_record: JsonObject;
+  /** The pack source as published; null for runs attested without it. */
+  pack_source: string | null;
   created_at: Date;
   /** SLSA Provenance v1 envelope; null without artifacts (or attested before it existed). */
   provenance_envelope_json: string | null;
 }
 
 const columns =
-  "run_id, key_id, envelope_json, public_key_pem, plan_json, run_record, created_at, provenance_envelope_json";
+  "run_id, key_id, envelope_json, public_key_pem, plan_json, run_record, pack_source, created_at, provenance_envelope_json";
 
 /** The proto message of a stored attestation. */
 export function attestationMessage(row: AttestationRow): Attestation {
@@ -61,7 +63,7 @@ async function storedAttestation(
 
 /** The run's owner and attestation columns (null without one), in one read. */
 const runAttestationSql = `SELECT r.tenant, a.run_id, a.key_id, a.envelope_json, a.public_key_pem,
-       a.plan_json, a.run_record, a.created_at, a.provenance_envelope_json
+       a.plan_json, a.run_record, a.pack_source, a.created_at, a.provenance_envelope_json
   FROM evidence.runs r LEFT JOIN evidence.attestations a ON a.run_id = r.run_id
  WHERE r.run_id = $1`;
 
@@ -95,6 +97,7 @@ function attestationRow(row: Nullable<AttestationRow>): AttestationRow | undefin
     public_key_pem: row.public_key_pem as string,
     plan_json: row.plan_json as string,
     run_record: row.run_record as JsonObject,
+    pack_source: row.pack_source,
     created_at: row.created_at as Date,
     provenance_envelope_json: row.provenance_envelope_json,
   };
@@ -105,7 +108,7 @@ function attestationRow(row: Nullable<AttestationRow>): AttestationRow | undefin
  * call's), or else the run's stored artifacts (none joined when the run is attested).
  */
 const attestationOrArtifactsSql = `SELECT a.run_id, a.key_id, a.envelope_json, a.public_key_pem,
-       a.plan_json, a.run_record, a.created_at, a.provenance_envelope_json,
+       a.plan_json, a.run_record, a.pack_source, a.created_at, a.provenance_envelope_json,
        f.step_id, f.name, f.type, f.digest, f.size_bytes, f.source_path
   FROM (VALUES ($1::text)) AS r (run_id)
   LEFT JOIN evidence.attestations a ON a.run_id = r.run_id
@@ -154,6 +157,8 @@ export interface FinalizeRequest {
   runId: string;
   runRecord: unknown;
   planJson: string;
+  /** The pack source as published; empty or absent: none kept (older executors). */
+  packSource?: string;
 }
 
 /**
@@ -186,6 +191,14 @@ export async function finalizeRun(
     throw new PackrunError(
       "PLAN_HASH_MISMATCH",
       `plan_json hashes to ${planHash}, but the run's planHash is ${record.planHash}; refusing to attest`,
+    );
+  }
+  const packSource =
+    request.packSource === undefined || request.packSource === "" ? null : request.packSource;
+  if (packSource !== null && sha256Digest(packSource) !== record.pack.digest) {
+    throw new PackrunError(
+      "RUN_RECORD_INVALID",
+      `pack_source hashes to ${sha256Digest(packSource)}, but run_record.pack.digest is ${record.pack.digest}; refusing to attest`,
     );
   }
   const problems = planConsistencyProblems(plan, {
@@ -256,8 +269,8 @@ export async function finalizeRun(
             ),
           );
     const inserted = await tx.query<AttestationRow>(
-      `INSERT INTO evidence.attestations (run_id, key_id, envelope_json, public_key_pem, plan_json, run_record, provenance_envelope_json)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING RETURNING ${columns}`,
+      `INSERT INTO evidence.attestations (run_id, key_id, envelope_json, public_key_pem, plan_json, run_record, provenance_envelope_json, pack_source)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (run_id) DO NOTHING RETURNING ${columns}`,
       [
         runId,
         deps.keys.signing.keyId,
@@ -266,6 +279,7 @@ export async function finalizeRun(
         planText,
         JSON.stringify(record),
         provenance,
+        packSource,
       ],
     );
     const row = inserted.rows[0];

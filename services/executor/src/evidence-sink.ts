@@ -174,12 +174,17 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
     let finalized = 0;
     for (const { id } of runs) {
       try {
-        const { tenant, record, planJson } = await buildRunRecord(database, id, options.executorId);
+        const { tenant, record, planJson, packSource } = await buildRunRecord(
+          database,
+          id,
+          options.executorId,
+        );
         const response = await client.finalizeRun({
           tenant,
           runId: id,
           runRecord: runRecordStruct(record),
           planJson,
+          packSource,
         });
         await database.query(
           "UPDATE runs SET finalized_at = now() WHERE id = $1 AND finalized_at IS NULL",

@@ -146,6 +146,11 @@ const executorConfigSchema = executorLimitsSchema.extend({
     .string()
     .regex(/^https?:\/\/[^\s/]+/, "expected an http:// or https:// URL of the evidence service")
     .optional(),
+  /**
+   * JSON file of the approver public keys per tenant that offline approval responses are checked
+   * against (docs/operations.md); read again at every import. Unset: offline responses are refused.
+   */
+  approverKeysFile: z.string().regex(/^\//, "must be an absolute path").optional(),
   logLevel: logLevelSchema.default("info"),
 });
 
@@ -176,6 +181,7 @@ const envMap = {
   PACKRUN_EXECUTOR_TIMEKEEPER_INTERVAL_MS: "timekeeperIntervalMs",
   PACKRUN_EXECUTOR_SCHEDULE_MISSED_GRACE_MS: "scheduleMissedGraceMs",
   PACKRUN_EXECUTOR_MAX_ARTIFACT_BYTES: "maxArtifactBytes",
+  PACKRUN_APPROVER_KEYS_FILE: "approverKeysFile",
   PACKRUN_LOG_LEVEL: "logLevel",
 };
 

@@ -19,11 +19,14 @@ import {
   rpcClientTracing,
   startMetricsServer,
 } from "@packrun/telemetry";
+import { evidenceApprovalRequestSigner } from "./approval-request-signer.ts";
+import { type ApproverKeySource, currentApproverKeys } from "./approver-keys.ts";
 import { createArtifactUploader } from "./artifact-uploader.ts";
 import { outboxChannel, runChangedChannel } from "./change-hints.ts";
 import { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
 import { createExecutorService } from "./executor-service.ts";
 import { createLogWriter } from "./log-writer.ts";
+import { createOfflineApprovals } from "./offline-approvals.ts";
 import { createReconciler, type Reconciler } from "./reconciler.ts";
 import type { AdmissionLimits } from "./run-admission.ts";
 import {
@@ -99,6 +102,12 @@ export interface ExecutorOptions {
   admission?: AdmissionLimits;
   /** The loop firing schedules, starting waiting runs and enforcing run deadlines. */
   timekeeper?: { intervalMs?: number; missedGraceMs?: number };
+  /**
+   * Approver public keys per tenant for offline approvals: a file (PACKRUN_APPROVER_KEYS_FILE,
+   * read again at every import) or fixed keys. Without them every offline response is refused
+   * (APPROVER_UNKNOWN).
+   */
+  approverKeys?: ApproverKeySource;
 }
 
 /** A running executor process part. */
@@ -166,6 +175,8 @@ export function plannerPlanFetcher(
  * reconciler. Several executor processes may share one database and queue.
  */
 export async function startExecutor(options: ExecutorOptions): Promise<Executor> {
+  // Checked once at start, so a broken approver key file fails the start, not an import.
+  await currentApproverKeys(options.approverKeys);
   const applied = await migrate(options.database, executorSchema, executorMigrationsDir);
   if (applied.length > 0)
     options.logger.info({ schema: executorSchema, migrations: applied }, "migrations applied");
@@ -235,6 +246,17 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
   });
   const artifacts =
     options.evidenceUrl === undefined ? undefined : createArtifactUploader(options.evidenceUrl);
+  const requestSigner =
+    options.evidenceUrl === undefined
+      ? undefined
+      : evidenceApprovalRequestSigner(options.evidenceUrl);
+  const offlineApprovals = createOfflineApprovals({
+    database: options.database,
+    runs,
+    sign: requestSigner,
+    approverKeys: options.approverKeys,
+    logger: options.logger,
+  });
   let worker: StepWorker | undefined;
   if (options.work !== false) {
     worker = new StepWorker({
@@ -275,6 +297,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
                 ExecutorService,
                 createExecutorService(runs, options.database, {
                   deadLetters: { queue: options.queue, logger: options.logger },
+                  offlineApprovals,
                   ...(changes === undefined ? {} : { changes }),
                   ...(options.watchIntervalMs === undefined
                     ? {}
@@ -316,6 +339,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
       await sink?.stop();
       await ownChanges?.close();
       artifacts?.close();
+      requestSigner?.close();
       planner.close();
     },
   };

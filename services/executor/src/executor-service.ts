@@ -13,9 +13,11 @@ import {
   DurationBucketSchema,
   DurationHistogramSchema,
   type ExecutorService,
+  ExportApprovalRequestResponseSchema,
   GetRunResponseSchema,
   GetRunStatisticsResponseSchema,
   GetWorkerHealthResponseSchema,
+  ImportApprovalResponseResponseSchema,
   ListDeadLettersResponseSchema,
   ListRunsResponseSchema,
   RecordApprovalRefusalResponseSchema,
@@ -32,6 +34,7 @@ import {
 import { ReadPacer, runChangedChannel } from "./change-hints.ts";
 import { deadLetterMessage } from "./dead-letter-message.ts";
 import { listDeadLetters, retryDeadLetters } from "./dead-letters.ts";
+import type { OfflineApprovals } from "./offline-approvals.ts";
 import { loadRunLinks, type RerunMode as RerunModeName } from "./rerun-run.ts";
 import { withRunLinks } from "./run-links-message.ts";
 import { runMessage, runSummaryMessage } from "./run-messages.ts";
@@ -112,6 +115,8 @@ export interface ExecutorServiceOptions {
   watchMinGapMs?: number;
   /** What re-driving dead letters needs besides the run service (default: no queue, no logs). */
   deadLetters?: { queue: WorkQueue; logger: Logger };
+  /** Offline approval export and import; without it those RPCs answer UNAVAILABLE. */
+  offlineApprovals?: OfflineApprovals;
 }
 
 /**
@@ -140,6 +145,11 @@ export function createExecutorService(
   database: Database,
   options: ExecutorServiceOptions = {},
 ): ServiceImpl<typeof ExecutorService> {
+  const offline = (): OfflineApprovals => {
+    if (options.offlineApprovals === undefined)
+      throw new PackrunError("UNAVAILABLE", "offline approvals are not enabled on this executor");
+    return options.offlineApprovals;
+  };
   return {
     async submitRun(request) {
       const tenant = requireTenant(request.tenant);
@@ -283,6 +293,37 @@ export function createExecutorService(
         gate: run.gates.find((gate) => gate.stepId === gateStepId),
         recorded,
         runState: run.state,
+      });
+    },
+
+    async exportApprovalRequest(request) {
+      const exported = await offline().exportRequest({
+        tenant: requireTenant(request.tenant),
+        runId: request.runId,
+        gate: request.gate,
+        ttlSeconds: request.ttlSeconds,
+        requestedBy: request.requestedBy,
+      });
+      return create(ExportApprovalRequestResponseSchema, {
+        envelopeJson: exported.envelopeJson,
+        requestId: exported.requestId,
+        expiresAt: timestampFromDate(exported.expiresAt),
+      });
+    },
+
+    async importApprovalResponse(request) {
+      const imported = await offline().importResponse({
+        tenant: requireTenant(request.tenant),
+        envelopeJson: request.envelopeJson,
+        importedBy: request.importedBy,
+      });
+      const run = runMessage(imported.view);
+      return create(ImportApprovalResponseResponseSchema, {
+        runId: run.id,
+        gate: run.gates.find((gate) => gate.stepId === imported.gateStepId),
+        approver: imported.approver,
+        runState: run.state,
+        recorded: imported.recorded,
       });
     },
 

@@ -16,7 +16,12 @@ import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { generateSigningKeyPem, loadSigningKey } from "@packrun/attestation";
+import {
+  generateSigningKeyPem,
+  loadSigningKey,
+  parseApprovalRequest,
+  signApprovalResponse,
+} from "@packrun/attestation";
 import { createPostgresDatabase, type Database } from "@packrun/db";
 import { type EvidenceServer, startEvidenceServer } from "@packrun/evidence";
 import { createLogger } from "@packrun/logging";
@@ -485,4 +490,86 @@ test("buf curl lists every method of the executor and evidence services through 
   const listed = JSON.parse(stdout) as { runs?: { id: string; createdAt?: string }[] };
   assert.equal(listed.runs?.length, 1);
   assert.match(listed.runs?.[0]?.createdAt ?? "", /^\d{4}-\d{2}-\d{2}T/);
+});
+
+test("offline approvals over grpc-js: export a signed request, import the approver's response once", async () => {
+  const approverKey = loadSigningKey(generateSigningKeyPem("ed25519"));
+  const offline = await stack.addExecutor({
+    evidenceUrl: evidence.url,
+    executorId: "executor@interop-offline",
+    work: false,
+    approverKeys: {
+      keys: new Map([["acme", [{ approver: "alice", groups: [], key: approverKey }]]]),
+    },
+  });
+  const client = new (load("packrun/executor/v1/executor.proto", [
+    "packrun",
+    "executor",
+    "v1",
+    "ExecutorService",
+  ]))(new URL(offline.url).host, grpc.credentials.createInsecure()) as unknown as AnyClient;
+  clients.push(client);
+  const submitted = await unary(client, "submitRun", { tenant: "acme", pack: { manifest } });
+  const runId = field<string>(submitted.response, "run", "id");
+  let state = "";
+  for (let i = 0; i < 200 && state !== "RUN_STATE_AWAITING_APPROVAL"; i++) {
+    state = String(
+      field((await unary(client, "getRun", { tenant: "acme", runId })).response, "run", "state"),
+    );
+    if (state !== "RUN_STATE_AWAITING_APPROVAL") await sleep(50);
+  }
+  assert.equal(state, "RUN_STATE_AWAITING_APPROVAL");
+  const exported = await unary(client, "exportApprovalRequest", {
+    tenant: "acme",
+    runId,
+    gate: "gate",
+    ttlSeconds: 600,
+    requestedBy: "grpc-js",
+  });
+  assert.equal(exported.error, undefined, exported.error?.details ?? "");
+  // The executor without an evidence service cannot sign requests: UNAVAILABLE, not a crash.
+  const unsigned = await unary(executorClient, "exportApprovalRequest", {
+    tenant: "acme",
+    runId,
+    gate: "gate",
+  });
+  assert.equal(unsigned.error?.code, grpc.status.UNAVAILABLE, unsigned.error?.details ?? "");
+  const request = parseApprovalRequest(field<string>(exported.response, "envelopeJson"));
+  assert.ok(request.ok);
+  assert.equal(request.value.requestId, field(exported.response, "requestId"));
+  const response = signApprovalResponse(request, { approve: true, comment: "ok" }, approverKey);
+  const imported = await unary(client, "importApprovalResponse", {
+    tenant: "acme",
+    envelopeJson: response,
+    importedBy: "grpc-js",
+  });
+  assert.equal(imported.error, undefined, imported.error?.details ?? "");
+  assert.equal(imported.response?.approver, "alice");
+  assert.equal(imported.response?.recorded, true);
+  const replay = await unary(client, "importApprovalResponse", {
+    tenant: "acme",
+    envelopeJson: response,
+  });
+  assert.equal(replay.error?.code, grpc.status.ALREADY_EXISTS, replay.error?.details ?? "");
+  const stranger = signApprovalResponse(
+    request,
+    { approve: true, comment: "" },
+    loadSigningKey(generateSigningKeyPem("ecdsa-p256")),
+  );
+  const unknown = await unary(client, "importApprovalResponse", {
+    tenant: "acme",
+    envelopeJson: stranger,
+  });
+  assert.equal(unknown.error?.code, grpc.status.PERMISSION_DENIED, unknown.error?.details ?? "");
+  const junk = await unary(client, "importApprovalResponse", {
+    tenant: "acme",
+    envelopeJson: "{}",
+  });
+  assert.equal(junk.error?.code, grpc.status.INVALID_ARGUMENT, junk.error?.details ?? "");
+  const missing = await unary(client, "exportApprovalRequest", {
+    tenant: "acme",
+    runId,
+    gate: "nope",
+  });
+  assert.equal(missing.error?.code, grpc.status.FAILED_PRECONDITION, missing.error?.details ?? "");
 });

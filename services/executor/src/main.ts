@@ -97,6 +97,9 @@ try {
       },
     },
     ...(config.evidenceUrl === undefined ? {} : { evidenceUrl: config.evidenceUrl }),
+    ...(config.approverKeysFile === undefined
+      ? {}
+      : { approverKeys: { file: config.approverKeysFile } }),
     changes: { databaseUrl: config.databaseUrl },
     admission: { perSubjectRuns: config.userConcurrency },
     timekeeper: {

@@ -25,11 +25,18 @@ export async function buildRunRecord(
   db: Queryable,
   runId: string,
   executorId: string,
-): Promise<{ tenant: string; record: RunRecord; planJson: string }> {
+): Promise<{ tenant: string; record: RunRecord; planJson: string; packSource: string }> {
   const run = (
     await db.query<
-      RunRow & { plan_json: string; rerun_of: string | null; rerun_mode: "rerun" | "resume" | null }
-    >(`SELECT ${runColumns}, plan_json, rerun_of, rerun_mode FROM runs WHERE id = $1`, [runId])
+      RunRow & {
+        plan_json: string;
+        manifest: string;
+        rerun_of: string | null;
+        rerun_mode: "rerun" | "resume" | null;
+      }
+    >(`SELECT ${runColumns}, plan_json, manifest, rerun_of, rerun_mode FROM runs WHERE id = $1`, [
+      runId,
+    ])
   ).rows[0];
   if (run === undefined) throw new Error(`run ${runId} not found`);
   const steps = (
@@ -147,7 +154,7 @@ export async function buildRunRecord(
           },
         }),
   };
-  return { tenant: run.tenant, record, planJson: run.plan_json };
+  return { tenant: run.tenant, record, planJson: run.plan_json, packSource: run.manifest };
 }
 
 /**

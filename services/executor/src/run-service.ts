@@ -137,6 +137,11 @@ export interface RunService {
     gateStepId?: string;
     /** The approval token's id; when set, the token is single-use (APPROVAL_TOKEN_REUSED). */
     tokenId?: string;
+    /**
+     * Extra metadata of the decision's event, and of its refusal's (an offline approval's
+     * verbatim response, for one).
+     */
+    evidence?: Record<string, string>;
   }): Promise<{ view: RunView; gateStepId: string; recorded: boolean }>;
   /**
    * Records a refused approval in the run's evidence trail (a `gate.approval_refused` event),
@@ -164,6 +169,8 @@ export interface ApprovalRefusal {
   reason: string;
   /** The gate's step id when already known; otherwise looked up from `approvalId`. */
   gateStepId?: string;
+  /** Extra metadata of the refusal event (an offline response, verbatim, for one). */
+  evidence?: Record<string, string>;
 }
 
 /** Timestamp columns of the child rows a run view reads as JSON. */
@@ -378,6 +385,7 @@ export function createRunService(options: RunServiceOptions): RunService {
           ...(stepId === undefined ? {} : { stepId }),
           message: `approval by ${refusal.approver}${gate} refused (${refusal.code})${refusal.reason === "" ? "" : `: ${refusal.reason}`}`,
           metadata: {
+            ...refusal.evidence,
             approver: refusal.approver,
             approvalId: refusal.approvalId,
             code: refusal.code,
@@ -727,7 +735,11 @@ export function createRunService(options: RunServiceOptions): RunService {
               level: decision.approve ? "info" : "warn",
               stepId: gate.step_id,
               message: `${decision.approver} ${decision.approve ? "approved" : "rejected"}${decision.comment ? `: ${decision.comment}` : ""}`,
-              metadata: { approver: decision.approver, approvalId: decision.approvalId },
+              metadata: {
+                ...decision.evidence,
+                approver: decision.approver,
+                approvalId: decision.approvalId,
+              },
               idempotencyKey: `${decision.runId}/${gate.step_id}/decision/${decision.approver}`,
             },
           ]);
@@ -784,6 +796,7 @@ export function createRunService(options: RunServiceOptions): RunService {
             code: error.code,
             reason: error.message,
             ...(refusedAt === undefined ? {} : { gateStepId: refusedAt }),
+            ...(decision.evidence === undefined ? {} : { evidence: decision.evidence }),
           }).catch((recordError: unknown) =>
             logger.error(
               { err: recordError, runId: decision.runId, approver: decision.approver },

@@ -390,6 +390,70 @@ export const ApproveResponseSchema = Type.Object(
   { title: "ApproveResponse" },
 );
 
+export const ApprovalRequestParamsSchema = Type.Object({
+  id: Type.String({ maxLength: 64, description: "Run id (UUID)." }),
+  gate: Type.String({
+    minLength: 1,
+    maxLength: 500,
+    description: "The gate's step id, or an approval id only one gate of the run uses.",
+  }),
+});
+
+export const ExportApprovalRequestBodySchema = Type.Object(
+  {
+    ttlSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 60,
+        maximum: 30 * 24 * 60 * 60,
+        description:
+          "How long the request is valid (default 86400, 24 hours); never beyond the gate's expiry.",
+      }),
+    ),
+  },
+  { additionalProperties: false, title: "ExportApprovalRequest" },
+);
+
+const DsseEnvelopeSchema = Type.Object(
+  {
+    payloadType: Type.String({ minLength: 1 }),
+    payload: Type.String(),
+    signatures: Type.Array(
+      Type.Object({ keyid: Type.Optional(Type.String()), sig: Type.String() }),
+      { minItems: 1, maxItems: 16 },
+    ),
+  },
+  { title: "DsseEnvelope", description: "A DSSE envelope in its JSON form." },
+);
+
+export const ExportApprovalRequestResponseSchema = Type.Object(
+  {
+    requestId: Type.String({ format: "uuid" }),
+    expiresAt: Time,
+    envelope: DsseEnvelopeSchema,
+  },
+  {
+    title: "ApprovalRequestExport",
+    description:
+      "The signed offline approval request: a DSSE envelope of type application/vnd.packrun.approval-request+json signed by the evidence service's key.",
+  },
+);
+
+export const ImportApprovalResponseResponseSchema = Type.Object(
+  {
+    runId: Type.String({ format: "uuid" }),
+    approver: Type.String({ description: "The approver identity the verified key maps to." }),
+    gate: GateSchema,
+    recorded: Type.Boolean({
+      description: "False when this approver's identical decision was already recorded.",
+    }),
+    runState: RunStateSchema,
+  },
+  { title: "ApprovalResponseImport" },
+);
+
+/** Body of POST /api/approvals/import: the approver's signed response, as `approvals sign` wrote it. */
+export const ImportApprovalResponseBodySchema = DsseEnvelopeSchema;
+
 export const CancelBodySchema = Type.Object(
   { reason: Type.Optional(Type.String({ maxLength: 2000 })) },
   { additionalProperties: false, title: "CancelRequest" },

@@ -19,6 +19,7 @@ import { registerApprovalRoutes } from "./routes/approval-routes.ts";
 import { registerDeadLetterRoutes } from "./routes/dead-letter-routes.ts";
 import { registerEvidenceRoutes } from "./routes/evidence-routes.ts";
 import { registerLogRoutes } from "./routes/log-routes.ts";
+import { registerOfflineApprovalRoutes } from "./routes/offline-approval-routes.ts";
 import { registerOperationsRoutes } from "./routes/operations-routes.ts";
 import { registerPackRoutes } from "./routes/pack-routes.ts";
 import { registerRerunRoutes } from "./routes/rerun-routes.ts";
@@ -259,6 +260,7 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
   registerDeadLetterRoutes(app, context);
   registerScheduleRoutes(app, context);
   registerApprovalRoutes(app, context);
+  registerOfflineApprovalRoutes(app, context);
   registerLogRoutes(app, context);
   registerEvidenceRoutes(app, context);
   registerSigningKeyRoutes(app, context);

@@ -873,6 +873,15 @@ export declare type FinalizeRunRequest = Message<"packrun.evidence.v1.FinalizeRu
    * @generated from field: string plan_json = 4;
    */
   planJson: string;
+
+  /**
+   * The pack source (pack.yaml) exactly as published, included in the bundle as pack.yaml. Its
+   * SHA-256 must be the run record's pack.digest (which the plan, and so the plan hash, binds).
+   * Empty: the bundle has no pack.yaml (executors before pack sources were kept).
+   *
+   * @generated from field: string pack_source = 5;
+   */
+  packSource: string;
 };
 
 /**
@@ -905,6 +914,15 @@ export declare type FinalizeRunRequestJson = {
    * @generated from field: string plan_json = 4;
    */
   planJson?: string;
+
+  /**
+   * The pack source (pack.yaml) exactly as published, included in the bundle as pack.yaml. Its
+   * SHA-256 must be the run record's pack.digest (which the plan, and so the plan hash, binds).
+   * Empty: the bundle has no pack.yaml (executors before pack sources were kept).
+   *
+   * @generated from field: string pack_source = 5;
+   */
+  packSource?: string;
 };
 
 /**
@@ -1254,6 +1272,98 @@ export declare type ListVerificationKeysResponseJson = {
 export declare const ListVerificationKeysResponseSchema: GenMessage<ListVerificationKeysResponse, {jsonType: ListVerificationKeysResponseJson}>;
 
 /**
+ * @generated from message packrun.evidence.v1.SignApprovalRequestRequest
+ */
+export declare type SignApprovalRequestRequest = Message<"packrun.evidence.v1.SignApprovalRequestRequest"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId: string;
+
+  /**
+   * The approval request payload as JSON (schema in docs/evidence.md); its tenant and run id
+   * must be the ones above.
+   *
+   * @generated from field: string payload_json = 3;
+   */
+  payloadJson: string;
+};
+
+/**
+ * @generated from message packrun.evidence.v1.SignApprovalRequestRequest
+ */
+export declare type SignApprovalRequestRequestJson = {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant?: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId?: string;
+
+  /**
+   * The approval request payload as JSON (schema in docs/evidence.md); its tenant and run id
+   * must be the ones above.
+   *
+   * @generated from field: string payload_json = 3;
+   */
+  payloadJson?: string;
+};
+
+/**
+ * Describes the message packrun.evidence.v1.SignApprovalRequestRequest.
+ * Use `create(SignApprovalRequestRequestSchema)` to create a new message.
+ */
+export declare const SignApprovalRequestRequestSchema: GenMessage<SignApprovalRequestRequest, {jsonType: SignApprovalRequestRequestJson}>;
+
+/**
+ * @generated from message packrun.evidence.v1.SignApprovalRequestResponse
+ */
+export declare type SignApprovalRequestResponse = Message<"packrun.evidence.v1.SignApprovalRequestResponse"> & {
+  /**
+   * The DSSE envelope as JSON, payloadType application/vnd.packrun.approval-request+json.
+   *
+   * @generated from field: string envelope_json = 1;
+   */
+  envelopeJson: string;
+
+  /**
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+};
+
+/**
+ * @generated from message packrun.evidence.v1.SignApprovalRequestResponse
+ */
+export declare type SignApprovalRequestResponseJson = {
+  /**
+   * The DSSE envelope as JSON, payloadType application/vnd.packrun.approval-request+json.
+   *
+   * @generated from field: string envelope_json = 1;
+   */
+  envelopeJson?: string;
+
+  /**
+   * @generated from field: string key_id = 2;
+   */
+  keyId?: string;
+};
+
+/**
+ * Describes the message packrun.evidence.v1.SignApprovalRequestResponse.
+ * Use `create(SignApprovalRequestResponseSchema)` to create a new message.
+ */
+export declare const SignApprovalRequestResponseSchema: GenMessage<SignApprovalRequestResponse, {jsonType: SignApprovalRequestResponseJson}>;
+
+/**
  * Severity of an event.
  *
  * @generated from enum packrun.evidence.v1.EventLevel
@@ -1404,6 +1514,17 @@ export declare const EvidenceService: GenService<{
     methodKind: "unary";
     input: typeof ListVerificationKeysRequestSchema;
     output: typeof ListVerificationKeysResponseSchema;
+  },
+  /**
+   * Signs an offline approval request (built by the executor) as a DSSE envelope with the
+   * current signing key, so an offline approver can check it with the keys that verify bundles.
+   *
+   * @generated from rpc packrun.evidence.v1.EvidenceService.SignApprovalRequest
+   */
+  signApprovalRequest: {
+    methodKind: "unary";
+    input: typeof SignApprovalRequestRequestSchema;
+    output: typeof SignApprovalRequestResponseSchema;
   },
 }>;
 

@@ -2817,6 +2817,266 @@ export declare type RetryDeadLettersResponseJson = {
 export declare const RetryDeadLettersResponseSchema: GenMessage<RetryDeadLettersResponse, {jsonType: RetryDeadLettersResponseJson}>;
 
 /**
+ * @generated from message packrun.executor.v1.ExportApprovalRequestRequest
+ */
+export declare type ExportApprovalRequestRequest = Message<"packrun.executor.v1.ExportApprovalRequestRequest"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId: string;
+
+  /**
+   * The gate's step id, or an approval id only one gate of the run uses.
+   *
+   * @generated from field: string gate = 3;
+   */
+  gate: string;
+
+  /**
+   * How long the request stays valid, in seconds; 0: the default (24 hours). Never beyond the
+   * gate's own expiry.
+   *
+   * @generated from field: uint32 ttl_seconds = 4;
+   */
+  ttlSeconds: number;
+
+  /**
+   * Subject that exported it, recorded for audit.
+   *
+   * @generated from field: string requested_by = 5;
+   */
+  requestedBy: string;
+};
+
+/**
+ * @generated from message packrun.executor.v1.ExportApprovalRequestRequest
+ */
+export declare type ExportApprovalRequestRequestJson = {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant?: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId?: string;
+
+  /**
+   * The gate's step id, or an approval id only one gate of the run uses.
+   *
+   * @generated from field: string gate = 3;
+   */
+  gate?: string;
+
+  /**
+   * How long the request stays valid, in seconds; 0: the default (24 hours). Never beyond the
+   * gate's own expiry.
+   *
+   * @generated from field: uint32 ttl_seconds = 4;
+   */
+  ttlSeconds?: number;
+
+  /**
+   * Subject that exported it, recorded for audit.
+   *
+   * @generated from field: string requested_by = 5;
+   */
+  requestedBy?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.ExportApprovalRequestRequest.
+ * Use `create(ExportApprovalRequestRequestSchema)` to create a new message.
+ */
+export declare const ExportApprovalRequestRequestSchema: GenMessage<ExportApprovalRequestRequest, {jsonType: ExportApprovalRequestRequestJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.ExportApprovalRequestResponse
+ */
+export declare type ExportApprovalRequestResponse = Message<"packrun.executor.v1.ExportApprovalRequestResponse"> & {
+  /**
+   * The signed request: a DSSE envelope as JSON.
+   *
+   * @generated from field: string envelope_json = 1;
+   */
+  envelopeJson: string;
+
+  /**
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * @generated from message packrun.executor.v1.ExportApprovalRequestResponse
+ */
+export declare type ExportApprovalRequestResponseJson = {
+  /**
+   * The signed request: a DSSE envelope as JSON.
+   *
+   * @generated from field: string envelope_json = 1;
+   */
+  envelopeJson?: string;
+
+  /**
+   * @generated from field: string request_id = 2;
+   */
+  requestId?: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: TimestampJson;
+};
+
+/**
+ * Describes the message packrun.executor.v1.ExportApprovalRequestResponse.
+ * Use `create(ExportApprovalRequestResponseSchema)` to create a new message.
+ */
+export declare const ExportApprovalRequestResponseSchema: GenMessage<ExportApprovalRequestResponse, {jsonType: ExportApprovalRequestResponseJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.ImportApprovalResponseRequest
+ */
+export declare type ImportApprovalResponseRequest = Message<"packrun.executor.v1.ImportApprovalResponseRequest"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The approver's signed response (a DSSE envelope as JSON), exactly as `packrun approvals
+   * sign` wrote it; recorded verbatim in the run's evidence.
+   *
+   * @generated from field: string envelope_json = 2;
+   */
+  envelopeJson: string;
+
+  /**
+   * Subject that imported it, recorded for audit.
+   *
+   * @generated from field: string imported_by = 3;
+   */
+  importedBy: string;
+};
+
+/**
+ * @generated from message packrun.executor.v1.ImportApprovalResponseRequest
+ */
+export declare type ImportApprovalResponseRequestJson = {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant?: string;
+
+  /**
+   * The approver's signed response (a DSSE envelope as JSON), exactly as `packrun approvals
+   * sign` wrote it; recorded verbatim in the run's evidence.
+   *
+   * @generated from field: string envelope_json = 2;
+   */
+  envelopeJson?: string;
+
+  /**
+   * Subject that imported it, recorded for audit.
+   *
+   * @generated from field: string imported_by = 3;
+   */
+  importedBy?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.ImportApprovalResponseRequest.
+ * Use `create(ImportApprovalResponseRequestSchema)` to create a new message.
+ */
+export declare const ImportApprovalResponseRequestSchema: GenMessage<ImportApprovalResponseRequest, {jsonType: ImportApprovalResponseRequestJson}>;
+
+/**
+ * @generated from message packrun.executor.v1.ImportApprovalResponseResponse
+ */
+export declare type ImportApprovalResponseResponse = Message<"packrun.executor.v1.ImportApprovalResponseResponse"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.Gate gate = 2;
+   */
+  gate?: Gate | undefined;
+
+  /**
+   * The approver identity the verified key maps to.
+   *
+   * @generated from field: string approver = 3;
+   */
+  approver: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.RunState run_state = 4;
+   */
+  runState: RunState;
+
+  /**
+   * False when this approver's identical decision was already recorded (it counts once).
+   *
+   * @generated from field: bool recorded = 5;
+   */
+  recorded: boolean;
+};
+
+/**
+ * @generated from message packrun.executor.v1.ImportApprovalResponseResponse
+ */
+export declare type ImportApprovalResponseResponseJson = {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId?: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.Gate gate = 2;
+   */
+  gate?: GateJson;
+
+  /**
+   * The approver identity the verified key maps to.
+   *
+   * @generated from field: string approver = 3;
+   */
+  approver?: string;
+
+  /**
+   * @generated from field: packrun.executor.v1.RunState run_state = 4;
+   */
+  runState?: RunStateJson;
+
+  /**
+   * False when this approver's identical decision was already recorded (it counts once).
+   *
+   * @generated from field: bool recorded = 5;
+   */
+  recorded?: boolean;
+};
+
+/**
+ * Describes the message packrun.executor.v1.ImportApprovalResponseResponse.
+ * Use `create(ImportApprovalResponseResponseSchema)` to create a new message.
+ */
+export declare const ImportApprovalResponseResponseSchema: GenMessage<ImportApprovalResponseResponse, {jsonType: ImportApprovalResponseResponseJson}>;
+
+/**
  * State of a run.
  *
  * @generated from enum packrun.executor.v1.RunState
@@ -3120,6 +3380,28 @@ export declare const ExecutorService: GenService<{
     methodKind: "unary";
     input: typeof RetryDeadLettersRequestSchema;
     output: typeof RetryDeadLettersResponseSchema;
+  },
+  /**
+   * Issues a signed offline approval request for one gate instance awaiting approval (for an
+   * approver who cannot reach the gateway); see docs/security.md.
+   *
+   * @generated from rpc packrun.executor.v1.ExecutorService.ExportApprovalRequest
+   */
+  exportApprovalRequest: {
+    methodKind: "unary";
+    input: typeof ExportApprovalRequestRequestSchema;
+    output: typeof ExportApprovalRequestResponseSchema;
+  },
+  /**
+   * Applies an offline approver's signed response: checked against the tenant's approver keys,
+   * the request it answers, the plan hash and the expiry; single use. Refusals are recorded.
+   *
+   * @generated from rpc packrun.executor.v1.ExecutorService.ImportApprovalResponse
+   */
+  importApprovalResponse: {
+    methodKind: "unary";
+    input: typeof ImportApprovalResponseRequestSchema;
+    output: typeof ImportApprovalResponseResponseSchema;
   },
 }>;
 
