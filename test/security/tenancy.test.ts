@@ -48,6 +48,8 @@ interface Operation {
 let stack: SecurityStack;
 let acme: RestClient;
 let globex: RestClient;
+/** A schedule of acme's. */
+let schedule: string;
 let finished: RunJson;
 let waiting: RunJson;
 let digest: string;
@@ -79,6 +81,14 @@ beforeAll(async () => {
   );
   digest = artifacts.body.artifacts[0]?.digest ?? "";
   assert.match(digest, /^sha256:[0-9a-f]{64}$/);
+  const created = await acme.post<{ id: string }>("/api/schedules", {
+    name: "tenant-schedule",
+    pack: { name: "tenant-secrets", version: "1.0.0" },
+    cron: "0 0 1 1 *",
+    timeZone: "UTC",
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  schedule = created.body.id;
   // Every scope and the right groups, and an approval binding to acme's gate: only the tenant
   // is wrong.
   globex = await stack.client({
@@ -90,10 +100,11 @@ beforeAll(async () => {
 });
 afterAll(() => stack.close());
 
-/** The path of `template` with its parameters filled for a run id. */
-function fill(template: string, runId: string): string {
+/** The path of `template` with its parameters filled for a run id (and a schedule id). */
+function fill(template: string, runId: string, scheduleId = schedule): string {
   const values: Record<string, string> = {
     id: runId,
+    schedule: scheduleId,
     digest,
     name: "tenant-secrets",
     gate: "release",
@@ -119,7 +130,11 @@ async function call(
   path: string,
 ): Promise<{ status: number; body: unknown; type: string }> {
   const response =
-    method === "post" ? await client.post(path, {}) : await client.get(path, { accept: "*/*" });
+    method === "post"
+      ? await client.post(path, {})
+      : method === "delete"
+        ? await client.delete(path)
+        : await client.get(path, { accept: "*/*" });
   return {
     status: response.status,
     body: response.body,
@@ -176,12 +191,13 @@ test("every route with a path parameter answers 404 to another tenant, exactly a
       `${method} ${path}: nothing of the content`,
     );
     // The same request for an id that exists nowhere: the same answer.
-    const guessed = template.includes("{id}")
-      ? await call(globex, method, fill(template, unknownId))
-      : await call(globex, method, path.replace("tenant-secrets", "no-such-pack"));
+    const guessed =
+      template.includes("{id}") || template.includes("{schedule}")
+        ? await call(globex, method, fill(template, unknownId, unknownId))
+        : await call(globex, method, path.replace("tenant-secrets", "no-such-pack"));
     assert.equal(guessed.status, 404, `${method} ${template} with an unknown id`);
     assert.deepEqual(
-      normalised(foreign.body, target, "tenant-secrets"),
+      normalised(foreign.body, target, "tenant-secrets", schedule),
       normalised(guessed.body, unknownId, "no-such-pack"),
       `${method} ${template}: another tenant's id is indistinguishable from an unknown one`,
     );

@@ -15,6 +15,7 @@ export interface RestClient {
     body?: unknown,
     headers?: Record<string, string>,
   ): Promise<JsonResponse<T>>;
+  delete<T = unknown>(path: string, headers?: Record<string, string>): Promise<JsonResponse<T>>;
   /** Reads an SSE stream to its end (or until `until` returns true) and returns its messages. */
   sse(
     path: string,
@@ -53,6 +54,11 @@ export function restClient(baseUrl: string, token: string | undefined): RestClie
           },
           body: isText ? body : JSON.stringify(body ?? {}),
         }),
+      );
+    },
+    async delete(path, headers = {}) {
+      return parse(
+        await fetch(`${baseUrl}${path}`, { method: "DELETE", headers: { ...auth(), ...headers } }),
       );
     },
     async sse(path, options = {}) {
