@@ -1,7 +1,6 @@
 import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import {
   type ChannelListener,
   createPostgresChannelListener,
@@ -11,7 +10,7 @@ import {
 import type { Logger } from "@packrun/logging";
 import { ExecutorService } from "@packrun/proto/executor/v1";
 import { PlannerService } from "@packrun/proto/planner/v1";
-import { startRpcServer } from "@packrun/rpc-server";
+import { type ServiceSecurity, serviceTransport, startRpcServer } from "@packrun/rpc-server";
 import {
   createRpcMetrics,
   type MetricsServer,
@@ -21,6 +20,7 @@ import {
 import { createArtifactUploader } from "./artifact-uploader.ts";
 import { outboxChannel, runChangedChannel } from "./change-hints.ts";
 import { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
+import { executorAccessPolicy } from "./executor-access.ts";
 import { createExecutorService } from "./executor-service.ts";
 import { createLogWriter } from "./log-writer.ts";
 import { createReconciler, type Reconciler } from "./reconciler.ts";
@@ -90,6 +90,11 @@ export interface ExecutorOptions {
   changes?: { databaseUrl: string } | { listener: ChannelListener };
   /** WatchRun's read interval without notifications (see {@link createExecutorService}). */
   watchIntervalMs?: number;
+  /**
+   * TLS with this service's certificate, callers authenticated by client certificate or bearer
+   * token and authorised per RPC. Without it: cleartext and unchecked, for in-process tests.
+   */
+  security?: ServiceSecurity;
 }
 
 /** A running executor process part. */
@@ -112,16 +117,12 @@ export interface Executor {
  */
 export function plannerPlanFetcher(
   plannerUrl: string,
+  tls?: ServiceSecurity["tls"],
 ): PlanFetcher & { latestVersion: LatestVersionResolver; close(): void } {
-  const sessions = new Http2SessionManager(plannerUrl);
-  const client = createClient(
-    PlannerService,
-    createGrpcTransport({
-      baseUrl: plannerUrl,
-      sessionManager: sessions,
-      interceptors: [rpcClientTracing()],
-    }),
-  );
+  const { transport, sessions } = serviceTransport(plannerUrl, tls, {
+    interceptors: [rpcClientTracing()],
+  });
+  const client = createClient(PlannerService, transport);
   const fetch: PlanFetcher = async (request) => {
     const response = await client.planPack({
       tenant: request.tenant,
@@ -182,7 +183,8 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
     // Secrets are needed by no step once the run ended.
     void options.vault.delete(runId).catch(() => {});
   };
-  const planner = plannerPlanFetcher(options.plannerUrl);
+  const tls = options.security?.tls;
+  const planner = plannerPlanFetcher(options.plannerUrl, tls);
   const runs = createRunService({
     database: options.database,
     queue: options.queue,
@@ -208,7 +210,9 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
     outageGraceMs: Math.max(options.worker?.leaseMs ?? 15_000, 5_000),
   });
   const artifacts =
-    options.evidenceUrl === undefined ? undefined : createArtifactUploader(options.evidenceUrl);
+    options.evidenceUrl === undefined
+      ? undefined
+      : createArtifactUploader(options.evidenceUrl, tls);
   let worker: StepWorker | undefined;
   if (options.work !== false) {
     worker = new StepWorker({
@@ -234,6 +238,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
           database: options.database,
           logger: options.logger,
           evidenceUrl: options.evidenceUrl,
+          ...(tls === undefined ? {} : { tls }),
           executorId: options.executorId ?? `executor@${hostname()}`,
           ...(changes === undefined ? {} : { changes }),
         });
@@ -254,6 +259,9 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
             ),
           serviceNames: [ExecutorService.typeName],
           logger: options.logger,
+          ...(options.security === undefined
+            ? {}
+            : { security: { ...options.security, policy: executorAccessPolicy } }),
           ...(options.host === undefined ? {} : { host: options.host }),
           ...(options.port === undefined ? {} : { port: options.port }),
           ...(options.metrics === undefined
