@@ -26,6 +26,7 @@ export {
   startRpcServer,
 } from "./rpc-server.ts";
 export { isServiceIdentity, type ServiceIdentity, serviceIdentities } from "./service-identity.ts";
+export { type RpcSecuritySettings, serviceSecurityFromConfig } from "./service-security.ts";
 export {
   clientSessionOptions,
   loadServiceTls,

@@ -26,6 +26,7 @@ describe("evidence process", () => {
         PACKRUN_EVIDENCE_PORT: "0",
         PACKRUN_EVIDENCE_ARTIFACT_ROOT: join(dir, "artifacts"),
         PACKRUN_EVIDENCE_DEV_KEY_PATH: join(dir, "dev-key.pem"),
+        PACKRUN_RPC_INSECURE_NO_AUTH: "true",
         PACKRUN_LOG_LEVEL: "info",
       },
       stdio: ["ignore", "pipe", "pipe"],
@@ -69,6 +70,7 @@ describe("evidence process", () => {
       PACKRUN_EVIDENCE_ARTIFACT_ROOT: "/var/lib/packrun/artifacts",
       PACKRUN_EVIDENCE_SIGNING_KEY: "/etc/packrun/signing.pem",
       PACKRUN_EVIDENCE_VERIFICATION_KEYS: "/etc/packrun/old-1.pem, /etc/packrun/old-2.pem",
+      PACKRUN_RPC_INSECURE_NO_AUTH: "true",
     });
     assert.equal(config.databaseUrl, "postgres://evidence");
     assert.equal(config.host, "127.0.0.1");
@@ -79,7 +81,11 @@ describe("evidence process", () => {
     ]);
     assert.throws(
       () =>
-        loadEvidenceConfig({ DATABASE_URL: "postgres://x", PACKRUN_EVIDENCE_ARTIFACT_ROOT: "/a" }),
+        loadEvidenceConfig({
+          DATABASE_URL: "postgres://x",
+          PACKRUN_EVIDENCE_ARTIFACT_ROOT: "/a",
+          PACKRUN_RPC_INSECURE_NO_AUTH: "true",
+        }),
       /no signing key: set PACKRUN_EVIDENCE_SIGNING_KEY/,
     );
   });

@@ -1,11 +1,14 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { authConfigSchema, authEnvMap } from "@packrun/auth";
 import {
   loadConfig,
   logLevelSchema,
   portSchema,
   postgresUrlSchema,
   redisUrlSchema,
+  rpcSecurityEnvMap,
+  rpcSecuritySchema,
 } from "@packrun/config";
 import { z } from "zod";
 
@@ -104,6 +107,10 @@ const executorConfigSchema = z.object({
     .string()
     .regex(/^https?:\/\/[^\s/]+/, "expected an http:// or https:// URL of the evidence service")
     .optional(),
+  /** TLS of its gRPC (PACKRUN_TLS_*) or the development-only opt-out. */
+  rpc: rpcSecuritySchema,
+  /** Bearer tokens on the public gRPC methods (PACKRUN_AUTH_*, as the gateway); unset: none. */
+  auth: authConfigSchema.optional(),
   logLevel: logLevelSchema.default("info"),
 });
 
@@ -135,6 +142,8 @@ const envMap = {
   PACKRUN_EXECUTOR_STEP_MEMORY_BYTES: "stepMemoryBytes",
   PACKRUN_EXECUTOR_STEP_PIDS: "stepPids",
   PACKRUN_EXECUTOR_MAX_ARTIFACT_BYTES: "maxArtifactBytes",
+  ...rpcSecurityEnvMap,
+  ...authEnvMap,
   PACKRUN_LOG_LEVEL: "logLevel",
 };
 

@@ -23,11 +23,13 @@ import {
   WatchRunResponseSchema,
   WorkerHealthSchema,
 } from "@packrun/proto/executor/v1";
+import { rpcCallerKey } from "@packrun/rpc-server";
 import { ReadPacer, runChangedChannel } from "./change-hints.ts";
 import { runMessage, runSummaryMessage } from "./run-messages.ts";
 import type { RunService, RunSubmission } from "./run-service.ts";
 import type { RunState, StepState } from "./state-machine.ts";
 import { terminalRunStates } from "./state-machine.ts";
+import { tokenApprovalDecision } from "./token-approval.ts";
 
 function requireTenant(tenant: string): string {
   if (!isTenantName(tenant))
@@ -155,18 +157,23 @@ export function createExecutorService(
       return create(CancelRunResponseSchema, { run: runMessage(view) });
     },
 
-    async decideApproval(request) {
-      const { view, gateStepId, recorded } = await runs.decideApproval({
-        tenant: requireTenant(request.tenant),
-        runId: request.runId,
-        approvalId: requireApprovalId(request.approvalId),
-        planHash: request.planHash,
-        approver: requireApprover(request.approver),
-        approve: request.approve,
-        comment: request.comment,
-        gateStepId: request.gateStepId,
-        tokenId: request.tokenId,
-      });
+    async decideApproval(request, context) {
+      const caller = context.values.get(rpcCallerKey);
+      const { view, gateStepId, recorded } = await runs.decideApproval(
+        caller?.kind === "token"
+          ? await tokenApprovalDecision(runs, request, caller.principal, caller.authorization)
+          : {
+              tenant: requireTenant(request.tenant),
+              runId: request.runId,
+              approvalId: requireApprovalId(request.approvalId),
+              planHash: request.planHash,
+              approver: requireApprover(request.approver),
+              approve: request.approve,
+              comment: request.comment,
+              gateStepId: request.gateStepId,
+              tokenId: request.tokenId,
+            },
+      );
       const run = runMessage(view);
       return create(DecideApprovalResponseSchema, {
         gate: run.gates.find((gate) => gate.stepId === gateStepId),

@@ -1,5 +1,11 @@
 import { authConfigSchema, authEnvMap } from "@packrun/auth";
-import { loadConfig, logLevelSchema, portSchema } from "@packrun/config";
+import {
+  loadConfig,
+  logLevelSchema,
+  portSchema,
+  rpcSecurityEnvMap,
+  rpcSecuritySchema,
+} from "@packrun/config";
 import { z } from "zod";
 import { defaultRateLimits } from "./rate-limits.ts";
 
@@ -33,6 +39,8 @@ const gatewayConfigSchema = z.object({
   rateLimitPerToken: z.coerce.number().int().min(0).default(defaultRateLimits.perTokenPerMinute),
   /** Requests per minute per tenant (all its tokens); 0 turns the limit off. */
   rateLimitPerTenant: z.coerce.number().int().min(0).default(defaultRateLimits.perTenantPerMinute),
+  /** TLS of its gRPC (PACKRUN_TLS_*) or the development-only opt-out. */
+  rpc: rpcSecuritySchema,
   logLevel: logLevelSchema.default("info"),
 });
 
@@ -55,6 +63,7 @@ const envMap = {
   PACKRUN_GATEWAY_SSE_HEARTBEAT_SECONDS: "sseHeartbeatSeconds",
   PACKRUN_GATEWAY_RATE_LIMIT_PER_TOKEN: "rateLimitPerToken",
   PACKRUN_GATEWAY_RATE_LIMIT_PER_TENANT: "rateLimitPerTenant",
+  ...rpcSecurityEnvMap,
   PACKRUN_LOG_LEVEL: "logLevel",
 };
 
