@@ -46,6 +46,11 @@ describe("evidence process", () => {
     assert.equal(keys.length, 1);
     assert.equal(keys[0]?.algorithm, "ed25519");
     assert.match(output, /signing with a development key/);
+    // The development-only opt-out is said loudly, as an error line, at every start.
+    assert.match(
+      output,
+      /"level":"error".*"setting":"PACKRUN_RPC_INSECURE_NO_AUTH".*INSECURE: internal gRPC is cleartext and unauthenticated/,
+    );
     child.kill("SIGTERM");
     const [code] = await once(child, "exit");
     assert.equal(code, 0);
