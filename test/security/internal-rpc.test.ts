@@ -529,6 +529,9 @@ describe("from inside a real step", { skip: !support.sandbox }, () => {
 
   test("the services' keys are out of sight and their ports out of reach", async () => {
     const tls = join(ctx.stack.home, "tls");
+    // They exist and the worker could read them: only the sandbox keeps the step from them.
+    for (const file of ["executor-key.pem", "ca-key.pem", "gateway-key.pem"])
+      assert.ok(readFileSync(join(tls, file)).length > 0, file);
     const probe = (target: string) =>
       `exec 3<>/dev/tcp/127.0.0.1/${target} && echo "connected" || echo "connect failed"`;
     const run = await submitRun(ctx.alice, {
