@@ -400,6 +400,18 @@ describe("the public gRPC API with bearer tokens", () => {
       await call(executor, "cancelRun", { tenant: "acme", runId: run.id }, bearer(globex)),
       grpc.status.PERMISSION_DENIED,
     );
+    // Streams too: watching another tenant's run ends before its first message.
+    const watched = await new Promise<grpc.ServiceError | undefined>((resolve) => {
+      const stream = (
+        executor.watchRun as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<unknown>
+      ).call(executor, { tenant: "acme", runId: run.id }, bearer(globex));
+      stream.once("data", () => {
+        stream.cancel();
+        resolve(undefined);
+      });
+      stream.once("error", (error: grpc.ServiceError) => resolve(error));
+    });
+    assert.equal(watched?.code, grpc.status.PERMISSION_DENIED, String(watched?.details));
     // Without naming a tenant the token's own applies: another tenant's run does not exist there.
     assertStatus(
       await call(executor, "getRun", { tenant: "", runId: run.id }, bearer(globex)),
