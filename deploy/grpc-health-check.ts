@@ -4,10 +4,12 @@
  *
  *   node deploy/grpc-health-check.ts [--service NAME] [--timeout MS] PORT|URL
  *
- * PORT means http://127.0.0.1:PORT. Exits 0 when the server (or the named service) is SERVING,
+ * PORT means 127.0.0.1:PORT. With PACKRUN_TLS_CA set (as in every packrun container) it speaks TLS,
+ * trusting that CA only (health needs no client certificate); without, cleartext. Exits 0 when the server (or the named service) is SERVING,
  * 1 otherwise (not serving, unreachable, timed out), 2 on bad arguments. Kubernetes does not
  * need it: its `grpc:` probes speak the same protocol.
  */
+import { readFileSync } from "node:fs";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@packrun/proto/health/v1";
@@ -21,10 +23,15 @@ export interface HealthCheckResult {
 
 /** Asks the grpc.health.v1 service at `url` about `service` ("" = the server as a whole). */
 export async function checkHealth(
-  url: string,
-  options: { service?: string; timeoutMs?: number } = {},
+  target: string,
+  options: { service?: string; timeoutMs?: number; ca?: string } = {},
 ): Promise<HealthCheckResult> {
-  const sessions = new Http2SessionManager(url);
+  const url = options.ca === undefined ? target : target.replace(/^http:\/\//, "https://");
+  const sessions = new Http2SessionManager(
+    url,
+    undefined,
+    options.ca === undefined ? undefined : { ca: options.ca },
+  );
   try {
     const client = createClient(
       Health,
@@ -80,7 +87,11 @@ if (import.meta.main) {
     );
     process.exit(2);
   }
-  const result = await checkHealth(parsed.url, parsed);
+  const caFile = process.env.PACKRUN_TLS_CA;
+  const result = await checkHealth(parsed.url, {
+    ...parsed,
+    ...(caFile === undefined || caFile === "" ? {} : { ca: readFileSync(caFile, "utf8") }),
+  });
   process.stdout.write(`${parsed.url} ${parsed.service || "(server)"}: ${result.detail}\n`);
   process.exit(result.serving ? 0 : 1);
 }

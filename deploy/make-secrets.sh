@@ -9,6 +9,11 @@
 #                              tokens (PACKRUN_AUTH_JWKS_FILE)
 #   token-signing-key.jwk      its private half (0600; never mounted): mint development tokens
 #                              with `packrun token --key-file deploy/secrets/token-signing-key.jwk`
+#   internal-ca.pem            the internal CA of the services' mutual TLS (PACKRUN_TLS_CA)
+#   internal-ca-key.pem        its private key (0600; never mounted): issue more certificates
+#   <service>.pem              one certificate per service identity (CN gateway, planner,
+#   <service>-key.pem          executor, evidence; PACKRUN_TLS_CERT, PACKRUN_TLS_KEY), valid for
+#                              its compose and Kubernetes names, localhost and 127.0.0.1
 #
 # The token key pair is a development issuer: in production the gateway trusts your identity
 # provider's keys instead (docs/operations.md, "Authentication").
@@ -95,8 +100,73 @@ token_keys() {
   echo "created  ${public}"
 }
 
+# The internal CA (ECDSA P-256, 10 years). Its key issues the service certificates below.
+internal_ca() {
+  cert="${dir}/internal-ca.pem"
+  key="${dir}/internal-ca-key.pem"
+  if [ -e "${cert}" ] && [ -e "${key}" ]; then
+    echo "kept     ${cert}"
+    return
+  fi
+  if [ -e "${cert}" ] || [ -e "${key}" ]; then
+    echo "make-secrets: ${cert} and ${key} are one CA, but only one exists;" \
+      "remove it to create a new CA (and new service certificates)" >&2
+    exit 1
+  fi
+  (
+    umask 077
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout "${key}.tmp" -out "${cert}.tmp" -days 3650 -sha256 \
+      -subj "/O=packrun/CN=packrun internal CA" \
+      -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  )
+  chmod 0644 "${cert}.tmp"
+  mv "${key}.tmp" "${key}"
+  mv "${cert}.tmp" "${cert}"
+  echo "created  ${cert}"
+}
+
+# A service's certificate (CN = its identity) and key, signed by the internal CA; the names are
+# how compose and Kubernetes (namespace packrun) reach it, then loopback for health checks.
+service_certificate() {
+  name=$1
+  shift
+  cert="${dir}/${name}.pem"
+  key="${dir}/${name}-key.pem"
+  if [ -e "${cert}" ] && [ -e "${key}" ]; then
+    echo "kept     ${cert}"
+    return
+  fi
+  sans="DNS:localhost,IP:127.0.0.1"
+  for host in "${name}" "$@"; do
+    sans="${sans},DNS:${host},DNS:${host}.packrun.svc,DNS:${host}.packrun.svc.cluster.local"
+  done
+  csr="${dir}/${name}.csr.tmp"
+  ext="${dir}/${name}.ext.tmp"
+  trap 'rm -f "${csr}" "${ext}"' EXIT
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=%s\n' \
+    "${sans}" >"${ext}"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "${key}.tmp" -out "${csr}" -subj "/O=packrun/CN=${name}" 2>/dev/null
+  openssl x509 -req -in "${csr}" -CA "${dir}/internal-ca.pem" -CAkey "${dir}/internal-ca-key.pem" \
+    -set_serial "0x$(openssl rand -hex 16)" -days 825 -sha256 -extfile "${ext}" \
+    -out "${cert}.tmp" 2>/dev/null
+  rm -f "${csr}" "${ext}"
+  # Readable by the containers' uid 1000, like the other mounted secrets (the directory is 0700).
+  chmod 0644 "${key}.tmp" "${cert}.tmp"
+  mv "${key}.tmp" "${key}"
+  mv "${cert}.tmp" "${cert}"
+  echo "created  ${cert}"
+}
+
 create postgres-password postgres_password
 create database-url database_url
 create secrets-key secrets_key
 create evidence-signing-key.pem signing_key
 token_keys
+internal_ca
+service_certificate gateway
+service_certificate planner
+service_certificate executor executor-api
+service_certificate evidence

@@ -835,6 +835,7 @@ interface Container {
 
 interface Probe {
   grpc?: { port: number };
+  exec?: { command: string[] };
   httpGet?: { path?: string; port: number | string; scheme?: string };
   timeoutSeconds?: number;
 }
@@ -1097,11 +1098,18 @@ describe(`Kubernetes manifests (schemas of Kubernetes v${KUBERNETES_VERSION})`, 
         [[protocol, config.port]],
       );
       if (protocol === "grpc") {
+        // gRPC over TLS: the kubelet's grpc probes speak cleartext only, so the image's
+        // grpc.health.v1 check runs in the container (it trusts PACKRUN_TLS_CA).
+        assert.ok(env.PACKRUN_TLS_CA, `${entry.where}: serves TLS`);
         for (const probe of ["startupProbe", "readinessProbe", "livenessProbe"] as const) {
-          assert.equal(
-            container[probe]?.grpc?.port,
-            config.port,
-            `${entry.where}: ${probe} is gRPC on ${config.port}`,
+          assert.deepEqual(
+            container[probe]?.exec?.command,
+            ["/app/deploy/docker-entrypoint.sh", "healthcheck", String(config.port)],
+            `${entry.where}: ${probe} is the gRPC health check on ${config.port}`,
+          );
+          assert.ok(
+            (container[probe]?.timeoutSeconds ?? 1) >= 5,
+            `${entry.where}: ${probe} allows for starting node`,
           );
         }
         continue;
@@ -1165,8 +1173,8 @@ describe(`Kubernetes manifests (schemas of Kubernetes v${KUBERNETES_VERSION})`, 
           port: port.containerPort,
           targetPort: protocol,
           protocol: "TCP",
-          // gRPC is HTTP/2 without TLS (h2c); the gateway speaks HTTP/1.1.
-          appProtocol: protocol === "grpc" ? "kubernetes.io/h2c" : "http",
+          // gRPC is HTTP/2 over TLS; the gateway speaks HTTP/1.1.
+          appProtocol: protocol === "grpc" ? "https" : "http",
         },
       ]);
       assert.equal(
@@ -1194,11 +1202,7 @@ describe(`Kubernetes manifests (schemas of Kubernetes v${KUBERNETES_VERSION})`, 
         const name = entry.object.metadata.name;
         callers[name] = [...(callers[name] ?? []), target];
         const { protocol, hostname, port } = new URL(url as string);
-        assert.equal(
-          protocol,
-          "http:",
-          `${entry.where}: ${url} is cleartext h2c inside the cluster`,
-        );
+        assert.equal(protocol, "https:", `${entry.where}: ${url} is TLS inside the cluster`);
         const svc = find("Service", hostname) as
           | (KubeObject & { spec: { selector: Record<string, string>; ports: { port: number }[] } })
           | undefined;
@@ -1657,8 +1661,16 @@ describe("compose services start through the entrypoint", () => {
           `http://${local}`,
         ];
       }
+      // Inside the container the check sees the service's environment: its PACKRUN_TLS_CA.
+      const caSecret = /^\/run\/secrets\/([a-z_]+)$/.exec(
+        String(service.environment?.PACKRUN_TLS_CA ?? ""),
+      )?.[1];
+      const caFile = caSecret === undefined ? undefined : secretFiles[caSecret];
       const check = spawn(argv[0] as string, argv.slice(1), {
-        env: { PATH: process.env.PATH ?? "" },
+        env: {
+          PATH: process.env.PATH ?? "",
+          ...(caFile === undefined ? {} : { PACKRUN_TLS_CA: caFile }),
+        },
         stdio: "ignore",
       });
       const [code] = (await once(check, "exit")) as [number | null];

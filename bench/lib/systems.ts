@@ -12,12 +12,18 @@ import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { allScopes, generateLocalSigningKey, mintToken } from "@packrun/auth";
 import { EvidenceService } from "@packrun/proto/evidence/v1";
 import { ExecutorService, type Run, RunState, StepState } from "@packrun/proto/executor/v1";
 import { Health, HealthCheckResponse_ServingStatus } from "@packrun/proto/health/v1";
 import { StepKind } from "@packrun/proto/pack/v1";
+import {
+  type DevCertificates,
+  ensureDevCertificates,
+  type ServiceIdentity,
+  serviceTransport,
+} from "@packrun/rpc-server";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import pg from "pg";
@@ -281,6 +287,14 @@ export class PackrunSystem implements System {
       await freePort(),
     ];
     const common = { DATABASE_URL: this.#databaseUrl, REDIS_URL: this.#env.redisUrl };
+    // As in production: every service with its own certificate of an internal CA (mutual TLS).
+    const tls = await ensureDevCertificates(path.join(this.#env.tempDir, "tls"));
+    this.#tls = tls;
+    const tlsEnv = (identity: ServiceIdentity) => ({
+      PACKRUN_TLS_CA: tls.caFile,
+      PACKRUN_TLS_CERT: path.join(tls.dir, `${identity}.pem`),
+      PACKRUN_TLS_KEY: path.join(tls.dir, `${identity}-key.pem`),
+    });
     const plannerUrl = `http://127.0.0.1:${plannerPort}`;
     this.evidenceUrl = `http://127.0.0.1:${evidencePort}`;
     const executorUrl = `http://127.0.0.1:${executorPort}`;
@@ -291,12 +305,13 @@ export class PackrunSystem implements System {
       PACKRUN_EVIDENCE_URL: this.evidenceUrl,
       PACKRUN_SECRETS_KEY: secretsKey,
       PACKRUN_EXECUTOR_WORK_ROOT: path.join(this.#env.tempDir, "packrun-work"),
+      ...tlsEnv("executor"),
     };
     const [planner, evidence] = await Promise.all([
       startChild(
         "planner",
         "services/planner/src/main.ts",
-        { ...common, PACKRUN_PLANNER_PORT: String(plannerPort) },
+        { ...common, PACKRUN_PLANNER_PORT: String(plannerPort), ...tlsEnv("planner") },
         logs,
         false,
       ),
@@ -308,6 +323,7 @@ export class PackrunSystem implements System {
           PACKRUN_EVIDENCE_PORT: String(evidencePort),
           PACKRUN_EVIDENCE_ARTIFACT_ROOT: path.join(this.#env.tempDir, "artifacts"),
           PACKRUN_EVIDENCE_DEV_KEY_PATH: path.join(this.#env.tempDir, "evidence-key.pem"),
+          ...tlsEnv("evidence"),
         },
         logs,
         false,
@@ -332,21 +348,17 @@ export class PackrunSystem implements System {
     this.#services.push(api);
     await this.#healthy(executorUrl, api);
     if (this.withGateway) await this.#startGateway(plannerUrl, executorUrl, logs);
-    const sessions = new Http2SessionManager(executorUrl);
-    const evidenceSessions = new Http2SessionManager(this.evidenceUrl);
-    this.#sessions = [sessions, evidenceSessions];
-    this.executor = createClient(
-      ExecutorService,
-      createGrpcTransport({ baseUrl: executorUrl, sessionManager: sessions }),
-    );
-    this.evidence = createClient(
-      EvidenceService,
-      createGrpcTransport({ baseUrl: this.evidenceUrl, sessionManager: evidenceSessions }),
-    );
+    // The bench's own client calls as the gateway would (its identity).
+    const executor = serviceTransport(executorUrl, tls.services.gateway);
+    const evidenceTransport = serviceTransport(this.evidenceUrl, tls.services.gateway);
+    this.#sessions = [executor.sessions, evidenceTransport.sessions];
+    this.executor = createClient(ExecutorService, executor.transport);
+    this.evidence = createClient(EvidenceService, evidenceTransport.transport);
     await this.setWorkers(options);
   }
 
   #executorEnv: NodeJS.ProcessEnv = {};
+  #tls: DevCertificates | undefined;
 
   /** The gateway process, trusting a fresh local signing key (as the embedded dev mode does). */
   async #startGateway(plannerUrl: string, executorUrl: string, logs: string): Promise<void> {
@@ -365,6 +377,9 @@ export class PackrunSystem implements System {
         PACKRUN_AUTH_JWKS_FILE: jwksFile,
         PACKRUN_AUTH_ISSUER: "packrun-bench",
         PACKRUN_AUTH_AUDIENCE: "packrun",
+        PACKRUN_TLS_CA: this.#tls?.caFile ?? "",
+        PACKRUN_TLS_CERT: path.join(this.#tls?.dir ?? "", "gateway.pem"),
+        PACKRUN_TLS_KEY: path.join(this.#tls?.dir ?? "", "gateway-key.pem"),
         // The bench measures the engine; its own clients are not to be throttled.
         PACKRUN_GATEWAY_RATE_LIMIT_PER_TOKEN: "0",
         PACKRUN_GATEWAY_RATE_LIMIT_PER_TENANT: "0",
@@ -446,8 +461,8 @@ export class PackrunSystem implements System {
   }
 
   async #healthy(baseUrl: string, child: Child): Promise<void> {
-    const sessions = new Http2SessionManager(baseUrl);
-    const health = createClient(Health, createGrpcTransport({ baseUrl, sessionManager: sessions }));
+    const { sessions, transport } = serviceTransport(baseUrl, this.#tls?.services.gateway);
+    const health = createClient(Health, transport);
     try {
       await until(
         `${child.name} to serve`,

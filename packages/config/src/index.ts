@@ -1,2 +1,10 @@
-export { logLevelSchema, portSchema, postgresUrlSchema, redisUrlSchema } from "./common-schemas.ts";
+export {
+  logLevelSchema,
+  portSchema,
+  postgresUrlSchema,
+  type RpcSecurityConfig,
+  redisUrlSchema,
+  rpcSecurityEnvMap,
+  rpcSecuritySchema,
+} from "./common-schemas.ts";
 export { type LoadConfigOptions, loadConfig } from "./load-config.ts";

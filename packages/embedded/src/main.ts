@@ -68,6 +68,9 @@ print(`  executor  ${services.executorUrl}`);
 print(`  evidence  ${services.evidenceUrl}`);
 print(`  API       ${services.gatewayUrl}   (REST + SSE; OpenAPI at /.well-known/openapi)`);
 print(`  logs      ${shown(logFile)} (the services' log; PACKRUN_LOG_LEVEL=debug for more)`);
+print(
+  `  gRPC CA   ${shown(services.tls.caFile)} (mutual TLS between the services; gRPC clients trust it and send a bearer token)`,
+);
 if (isolationWarning !== null) print(`  ${isolationWarning}`);
 
 // Dev mode: a local token issuer, so the CLI and curl work without an identity provider.

@@ -2,12 +2,12 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { verifyBundle } from "@packrun/attestation";
 import { isStepState } from "@packrun/contract";
 import { stepStateFromProto } from "@packrun/contract/proto";
 import { EvidenceService } from "@packrun/proto/evidence/v1";
 import { ExecutorService, RunState, StepState } from "@packrun/proto/executor/v1";
+import { serviceTransport } from "@packrun/rpc-server";
 import type { Embedded } from "./start-embedded.ts";
 
 /** What the quickstart proved, for the caller (and tests). */
@@ -35,16 +35,13 @@ export async function runQuickstart(
   options: { packDir: string; home: string; print: (line: string) => void },
 ): Promise<QuickstartResult> {
   const { print } = options;
-  const executorSessions = new Http2SessionManager(services.executorUrl);
-  const evidenceSessions = new Http2SessionManager(services.evidenceUrl);
-  const executor = createClient(
-    ExecutorService,
-    createGrpcTransport({ baseUrl: services.executorUrl, sessionManager: executorSessions }),
-  );
-  const evidence = createClient(
-    EvidenceService,
-    createGrpcTransport({ baseUrl: services.evidenceUrl, sessionManager: evidenceSessions }),
-  );
+  // The demo is part of the trusted process: it calls as the gateway would (its identity).
+  const executorTransport = serviceTransport(services.executorUrl, services.tls.services.gateway);
+  const evidenceTransport = serviceTransport(services.evidenceUrl, services.tls.services.gateway);
+  const executorSessions = executorTransport.sessions;
+  const evidenceSessions = evidenceTransport.sessions;
+  const executor = createClient(ExecutorService, executorTransport.transport);
+  const evidence = createClient(EvidenceService, evidenceTransport.transport);
   try {
     const manifest = await readFile(join(options.packDir, "pack.yaml"), "utf8");
     const inputs = JSON.parse(await readFile(join(options.packDir, "inputs.json"), "utf8"));

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { createLogger } from "@packrun/logging";
 import { ExecutorService, type Run, RunState, StepState } from "@packrun/proto/executor/v1";
+import { serviceTransport } from "@packrun/rpc-server";
 import { afterAll, test } from "vitest";
 import { type Embedded, startEmbedded } from "./start-embedded.ts";
 
@@ -44,14 +44,12 @@ async function withEmbedded<T>(
   use: (client: ReturnType<typeof createClient<typeof ExecutorService>>) => Promise<T>,
 ): Promise<T> {
   const services: Embedded = await startEmbedded({ home, logger });
-  const sessions = new Http2SessionManager(services.executorUrl);
+  const { transport, sessions } = serviceTransport(
+    services.executorUrl,
+    services.tls.services.gateway,
+  );
   try {
-    return await use(
-      createClient(
-        ExecutorService,
-        createGrpcTransport({ baseUrl: services.executorUrl, sessionManager: sessions }),
-      ),
-    );
+    return await use(createClient(ExecutorService, transport));
   } finally {
     sessions.abort();
     await services.close();

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { loadOrCreateLocalSigningKey } from "@packrun/auth";
+import { createTokenVerifier, loadOrCreateLocalSigningKey } from "@packrun/auth";
 import {
   type ChannelListener,
   createDatabaseChannelListener,
@@ -32,6 +32,7 @@ import {
 import { type AuthConfig, startGateway } from "@packrun/gateway";
 import type { Logger } from "@packrun/logging";
 import { startPlannerServer } from "@packrun/planner";
+import { type DevCertificates, ensureDevCertificates } from "@packrun/rpc-server";
 import { flushTelemetry, initTelemetry } from "@packrun/telemetry";
 import { Redis } from "ioredis";
 
@@ -103,6 +104,11 @@ export interface Embedded {
   readonly metricsUrls: { planner?: string; executor?: string; evidence?: string };
   /** Present in dev mode (no `auth` option given). */
   readonly devAuth: DevAuth | undefined;
+  /**
+   * The internal PKI (home/tls): the CA a client of the public gRPC API trusts (`caFile`) and
+   * each service's certificate and key.
+   */
+  readonly tls: DevCertificates;
   /** Graceful stop of every service, then the databases. */
   close(): Promise<void>;
 }
@@ -158,11 +164,39 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       ? undefined
       : new Redis(redisUrl, namespace === undefined ? {} : { keyPrefix: namespace.keyPrefix });
   redis?.on("error", () => {});
+  let devAuth: DevAuth | undefined;
+  let auth = options.auth;
+  if (auth === undefined) {
+    devAuth = {
+      signingKeyFile: join(home, "keys", "token-signing-key.jwk"),
+      jwksFile: join(home, "keys", "token-jwks.json"),
+      issuer: devIssuer,
+      audience: devAudience,
+    };
+    await loadOrCreateLocalSigningKey(devAuth.signingKeyFile, devAuth.jwksFile);
+    auth = {
+      jwksFile: devAuth.jwksFile,
+      issuer: devIssuer,
+      audience: devAudience,
+      algorithms: ["ES256"],
+      clockToleranceSeconds: 30,
+      tenantClaim: "tenant",
+      groupsClaim: "groups",
+    };
+  }
+  // The services' internal PKI: a development CA kept in home/tls and a certificate per
+  // service, so the services authenticate each other as in production (mutual TLS).
+  const certificates = await ensureDevCertificates(join(home, "tls"));
+  const tokens = await createTokenVerifier(auth);
+  const security = (service: "planner" | "executor" | "evidence") => ({
+    security: { tls: certificates.services[service], tokens },
+  });
   const planner = await startPlannerServer({
     database: plannerDb,
     logger: logger.child({ service: "planner" }),
     port: options.ports?.planner ?? 0,
     ...metricsPort("planner"),
+    ...security("planner"),
   });
   const keys = await loadKeyRing(
     { devKeyPath: join(home, "keys", "dev-signing-key.pem") },
@@ -199,6 +233,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     verificationKeys: keys.verification,
     port: options.ports?.evidence ?? 0,
     ...metricsPort("evidence"),
+    ...security("evidence"),
   });
   const queue =
     redisUrl === undefined
@@ -228,6 +263,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     workRoot: join(home, "work"),
     port: options.ports?.executor ?? 0,
     ...metricsPort("executor"),
+    ...security("executor"),
     worker: {
       concurrency: options.limits?.concurrency ?? 4,
       tenantConcurrency: options.limits?.tenantConcurrency ?? 0,
@@ -250,26 +286,6 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
         ? { file: join(home, "approver-keys.json"), optional: true }
         : { file: options.approverKeysFile },
   });
-  let devAuth: DevAuth | undefined;
-  let auth = options.auth;
-  if (auth === undefined) {
-    devAuth = {
-      signingKeyFile: join(home, "keys", "token-signing-key.jwk"),
-      jwksFile: join(home, "keys", "token-jwks.json"),
-      issuer: devIssuer,
-      audience: devAudience,
-    };
-    await loadOrCreateLocalSigningKey(devAuth.signingKeyFile, devAuth.jwksFile);
-    auth = {
-      jwksFile: devAuth.jwksFile,
-      issuer: devIssuer,
-      audience: devAudience,
-      algorithms: ["ES256"],
-      clockToleranceSeconds: 30,
-      tenantClaim: "tenant",
-      groupsClaim: "groups",
-    };
-  }
   const gateway = await startGateway({
     logger: logger.child({ service: "gateway" }),
     auth,
@@ -277,6 +293,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     executorUrl: executor.url,
     evidenceUrl: evidence.url,
     port: options.ports?.gateway ?? 0,
+    tls: certificates.services.gateway,
   });
   return {
     plannerUrl: planner.url,
@@ -291,6 +308,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       }).filter(([, url]) => url !== undefined),
     ),
     devAuth,
+    tls: { caFile: certificates.caFile, dir: certificates.dir, services: certificates.services },
     async close() {
       await gateway.close();
       await executor.close(10_000);

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { TokenVerifier } from "@packrun/auth";
 import type { Logger } from "@packrun/logging";
 import { Health } from "@packrun/proto/health/v1";
 import {
@@ -11,11 +12,17 @@ import {
   rpcServerTracing,
   startMetricsServer,
 } from "@packrun/telemetry";
+import {
+  callerAccessInterceptor,
+  peerContextValues,
+  type RpcAccessPolicy,
+} from "./caller-access.ts";
 import { deadlineInterceptor } from "./deadlines.ts";
 import { errorMappingInterceptor } from "./error-mapping.ts";
 import { withSpecGrpcMessages } from "./grpc-message.ts";
 import { HealthRegistry, ServingStatus } from "./health-service.ts";
 import { registerReflection } from "./reflection-service.ts";
+import type { ServiceTls } from "./service-tls.ts";
 
 /** Options for {@link startRpcServer}. */
 export interface RpcServerOptions {
@@ -33,7 +40,26 @@ export interface RpcServerOptions {
    * `/metrics`; without it no metrics are collected.
    */
   metrics?: RpcMetricsOptions;
+  /**
+   * Authenticated service: TLS with the service's certificate, client certificates of the
+   * internal CA identifying packrun's services, bearer tokens on public methods, and every call
+   * checked against `policy`. Without it the server speaks cleartext and checks no caller:
+   * only for tests that run a service in process; the services' entry points refuse to start
+   * that way unless told loudly (PACKRUN_RPC_INSECURE_NO_AUTH).
+   */
+  security?: RpcSecurity;
 }
+
+/** How a server authenticates and authorises its callers. */
+export interface RpcSecurity {
+  readonly tls: ServiceTls;
+  readonly policy: RpcAccessPolicy;
+  /** Verifies bearer tokens of public methods; without it no token is accepted. */
+  readonly tokens?: TokenVerifier | undefined;
+}
+
+/** A service's own TLS material and token verifier; the service adds its access policy. */
+export type ServiceSecurity = Omit<RpcSecurity, "policy">;
 
 /** Where and under which name a server's metrics are served. */
 export interface RpcMetricsOptions {
@@ -47,7 +73,7 @@ export interface RpcMetricsOptions {
 
 /** A running Connect/gRPC server. */
 export interface RpcServer {
-  /** e.g. http://127.0.0.1:40123 */
+  /** e.g. https://127.0.0.1:40123 (http:// without TLS) */
   readonly url: string;
   readonly port: number;
   readonly health: HealthRegistry;
@@ -58,13 +84,14 @@ export interface RpcServer {
 }
 
 /**
- * Serves Connect, gRPC and gRPC-Web on one cleartext HTTP/2 port, plus grpc.health.v1 and
+ * Serves Connect, gRPC and gRPC-Web on one HTTP/2 port (TLS with `security`), plus grpc.health.v1 and
  * server reflection (grpc.reflection.v1 and v1alpha), with every thrown error mapped through
  * the packrun error catalog, calls past their deadline ending DEADLINE_EXCEEDED, and every
  * call traced (a SERVER span continuing the caller's trace context) and, with `metrics`, timed.
  */
 export async function startRpcServer(options: RpcServerOptions): Promise<RpcServer> {
   const health = new HealthRegistry(options.serviceNames);
+  const security = options.security;
   const metrics =
     options.metrics === undefined ? undefined : createRpcMetrics(options.metrics.service);
   const handler = connectNodeAdapter({
@@ -93,10 +120,29 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
     interceptors: [
       rpcServerTracing(metrics),
       errorMappingInterceptor(options.logger),
+      ...(security === undefined
+        ? []
+        : [callerAccessInterceptor(security.policy, security.tokens)]),
       deadlineInterceptor(),
     ],
+    ...(security === undefined ? {} : { contextValues: peerContextValues }),
   });
-  const server = http2.createServer(withSpecGrpcMessages(handler));
+  const server =
+    security === undefined
+      ? http2.createServer(withSpecGrpcMessages(handler))
+      : http2.createSecureServer(
+          {
+            ca: security.tls.ca,
+            cert: security.tls.cert,
+            key: security.tls.key,
+            // A client certificate is asked for but not required: callers of the public
+            // methods present a bearer token instead. The access check decides per call.
+            requestCert: true,
+            rejectUnauthorized: false,
+            minVersion: "TLSv1.2",
+          },
+          withSpecGrpcMessages(handler),
+        );
   const sessions = new Set<http2.Http2Session>();
   server.on("session", (session) => {
     sessions.add(session);
@@ -111,7 +157,7 @@ export async function startRpcServer(options: RpcServerOptions): Promise<RpcServ
   });
   const address = server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = `${security === undefined ? "http" : "https"}://${host}:${address.port}`;
   let metricsServer: MetricsServer | undefined;
   if (metrics !== undefined && options.metrics !== undefined) {
     try {

@@ -1,4 +1,12 @@
-import { loadConfig, logLevelSchema, portSchema, postgresUrlSchema } from "@packrun/config";
+import { authConfigSchema, authEnvMap } from "@packrun/auth";
+import {
+  loadConfig,
+  logLevelSchema,
+  portSchema,
+  postgresUrlSchema,
+  rpcSecurityEnvMap,
+  rpcSecuritySchema,
+} from "@packrun/config";
 import { z } from "zod";
 import type { S3ArtifactStoreOptions } from "./s3-artifact-store.ts";
 
@@ -39,6 +47,10 @@ const evidenceConfigSchema = z
     bundleArtifactMaxBytes: byteCount.default(16 * 1024 ** 2),
     maxArtifactBytes: byteCount.default(4 * 1024 ** 3),
     subscriberMaxBacklog: z.coerce.number().int().min(1).default(10_000),
+    /** TLS of its gRPC (PACKRUN_TLS_*) or the development-only opt-out. */
+    rpc: rpcSecuritySchema,
+    /** Bearer tokens on the public gRPC methods (PACKRUN_AUTH_*, as the gateway); unset: none. */
+    auth: authConfigSchema.optional(),
     logLevel: logLevelSchema.default("info"),
   })
   .refine((config) => config.artifactRoot !== undefined || config.s3Bucket !== undefined, {
@@ -86,6 +98,8 @@ const envMap = {
   PACKRUN_EVIDENCE_BUNDLE_ARTIFACT_MAX_BYTES: "bundleArtifactMaxBytes",
   PACKRUN_EVIDENCE_MAX_ARTIFACT_BYTES: "maxArtifactBytes",
   PACKRUN_EVIDENCE_SUBSCRIBER_MAX_BACKLOG: "subscriberMaxBacklog",
+  ...rpcSecurityEnvMap,
+  ...authEnvMap,
   PACKRUN_LOG_LEVEL: "logLevel",
 };
 

@@ -4,9 +4,10 @@ import { type Database, migrate } from "@packrun/db";
 import { PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
 import { EvidenceService } from "@packrun/proto/evidence/v1";
-import { startRpcServer } from "@packrun/rpc-server";
+import { type ServiceSecurity, startRpcServer } from "@packrun/rpc-server";
 import { type ArtifactFileSystem, createArtifactStore } from "./artifact-store.ts";
 import { createPostgresNotifier, type EventNotifier } from "./event-notifier.ts";
+import { evidenceAccessPolicy } from "./evidence-access.ts";
 import {
   createEvidenceService,
   defaultEvidenceLimits,
@@ -50,6 +51,11 @@ export interface EvidenceServerOptions {
   host?: string;
   /** Serve Prometheus metrics on this plain HTTP port at `/metrics` (default: none). */
   metrics?: { port: number; host?: string };
+  /**
+   * TLS with this service's certificate, callers authenticated by client certificate or bearer
+   * token and authorised per RPC. Without it: cleartext and unchecked, for in-process tests.
+   */
+  security?: ServiceSecurity;
 }
 
 /** A running evidence service. */
@@ -116,6 +122,9 @@ export async function startEvidenceServer(options: EvidenceServerOptions): Promi
       routes: (router) => router.service(EvidenceService, service),
       serviceNames: [EvidenceService.typeName],
       logger,
+      ...(options.security === undefined
+        ? {}
+        : { security: { ...options.security, policy: evidenceAccessPolicy } }),
       ...(options.host === undefined ? {} : { host: options.host }),
       ...(options.port === undefined ? {} : { port: options.port }),
       ...(options.metrics === undefined

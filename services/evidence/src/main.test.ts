@@ -26,6 +26,7 @@ describe("evidence process", () => {
         PACKRUN_EVIDENCE_PORT: "0",
         PACKRUN_EVIDENCE_ARTIFACT_ROOT: join(dir, "artifacts"),
         PACKRUN_EVIDENCE_DEV_KEY_PATH: join(dir, "dev-key.pem"),
+        PACKRUN_RPC_INSECURE_NO_AUTH: "true",
         PACKRUN_LOG_LEVEL: "info",
       },
       stdio: ["ignore", "pipe", "pipe"],
@@ -45,6 +46,11 @@ describe("evidence process", () => {
     assert.equal(keys.length, 1);
     assert.equal(keys[0]?.algorithm, "ed25519");
     assert.match(output, /signing with a development key/);
+    // The development-only opt-out is said loudly, as an error line, at every start.
+    assert.match(
+      output,
+      /"level":"error".*"setting":"PACKRUN_RPC_INSECURE_NO_AUTH".*INSECURE: internal gRPC is cleartext and unauthenticated/,
+    );
     child.kill("SIGTERM");
     const [code] = await once(child, "exit");
     assert.equal(code, 0);
@@ -73,6 +79,7 @@ describe("evidence process", () => {
       PACKRUN_EVIDENCE_ARTIFACT_ROOT: "/var/lib/packrun/artifacts",
       PACKRUN_EVIDENCE_SIGNING_KEY: "/etc/packrun/signing.pem",
       PACKRUN_EVIDENCE_VERIFICATION_KEYS: "/etc/packrun/old-1.pem, /etc/packrun/old-2.pem",
+      PACKRUN_RPC_INSECURE_NO_AUTH: "true",
     });
     assert.equal(config.databaseUrl, "postgres://evidence");
     assert.equal(config.host, "127.0.0.1");
@@ -83,7 +90,11 @@ describe("evidence process", () => {
     ]);
     assert.throws(
       () =>
-        loadEvidenceConfig({ DATABASE_URL: "postgres://x", PACKRUN_EVIDENCE_ARTIFACT_ROOT: "/a" }),
+        loadEvidenceConfig({
+          DATABASE_URL: "postgres://x",
+          PACKRUN_EVIDENCE_ARTIFACT_ROOT: "/a",
+          PACKRUN_RPC_INSECURE_NO_AUTH: "true",
+        }),
       /no signing key: set PACKRUN_EVIDENCE_SIGNING_KEY/,
     );
   });

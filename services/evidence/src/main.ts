@@ -6,7 +6,7 @@
 import { createPostgresDatabase } from "@packrun/db";
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
-import { stopOnSignals } from "@packrun/rpc-server";
+import { serviceSecurityFromConfig, stopOnSignals } from "@packrun/rpc-server";
 import { initTelemetry } from "@packrun/telemetry";
 import { type EvidenceConfig, loadEvidenceConfig, objectStoreOptions } from "./evidence-config.ts";
 import { type EvidenceServer, startEvidenceServer } from "./evidence-server.ts";
@@ -30,6 +30,7 @@ const database = createPostgresDatabase({
 
 let server: EvidenceServer;
 try {
+  const security = await serviceSecurityFromConfig(config.rpc, config.auth, logger);
   const keys = await loadKeyRing(
     {
       signingKeyPath: config.signingKeyPath,
@@ -40,6 +41,7 @@ try {
   );
   const objectStore = objectStoreOptions(config);
   server = await startEvidenceServer({
+    ...(security === undefined ? {} : { security }),
     database,
     databaseUrl: config.databaseUrl,
     logger,

@@ -1,28 +1,24 @@
 import { ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { PackrunError } from "@packrun/errors";
 import { EvidenceService } from "@packrun/proto/evidence/v1";
-import { errorCodeHeader } from "@packrun/rpc-server";
+import { errorCodeHeader, type ServiceTls, serviceTransport } from "@packrun/rpc-server";
 import { rpcClientTracing } from "@packrun/telemetry";
 import type { ApprovalRequestSigner } from "./offline-approvals.ts";
 
 /**
  * An {@link ApprovalRequestSigner} calling the evidence service's SignApprovalRequest: requests
- * are signed with the key that signs attestations, so approvers trust one key set. `close`
- * ends its HTTP/2 session.
+ * are signed with the key that signs attestations, so approvers trust one key set. With `tls`
+ * the call carries the executor's certificate (the evidence service allows only the executor).
+ * `close` ends its HTTP/2 session.
  */
 export function evidenceApprovalRequestSigner(
   evidenceUrl: string,
+  tls?: ServiceTls,
 ): ApprovalRequestSigner & { close(): void } {
-  const sessions = new Http2SessionManager(evidenceUrl);
-  const client = createClient(
-    EvidenceService,
-    createGrpcTransport({
-      baseUrl: evidenceUrl,
-      sessionManager: sessions,
-      interceptors: [rpcClientTracing()],
-    }),
-  );
+  const { transport, sessions } = serviceTransport(evidenceUrl, tls, {
+    interceptors: [rpcClientTracing()],
+  });
+  const client = createClient(EvidenceService, transport);
   const sign: ApprovalRequestSigner = async (request) => {
     try {
       const response = await client.signApprovalRequest(request, {

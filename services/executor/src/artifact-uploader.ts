@@ -1,12 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import {
   EvidenceService,
   type PutArtifactRequest,
   PutArtifactRequestSchema,
 } from "@packrun/proto/evidence/v1";
-import { errorCodeHeader } from "@packrun/rpc-server";
+import { errorCodeHeader, type ServiceTls, serviceTransport } from "@packrun/rpc-server";
 import { rpcClientTracing } from "@packrun/telemetry";
 import { openFileInside } from "./runtime/contained-path.ts";
 
@@ -34,16 +33,11 @@ export interface ArtifactUploader {
 }
 
 /** An uploader streaming files to EvidenceService.PutArtifact in 64 KiB chunks. */
-export function createArtifactUploader(evidenceUrl: string): ArtifactUploader {
-  const sessions = new Http2SessionManager(evidenceUrl);
-  const client = createClient(
-    EvidenceService,
-    createGrpcTransport({
-      baseUrl: evidenceUrl,
-      sessionManager: sessions,
-      interceptors: [rpcClientTracing()],
-    }),
-  );
+export function createArtifactUploader(evidenceUrl: string, tls?: ServiceTls): ArtifactUploader {
+  const { transport, sessions } = serviceTransport(evidenceUrl, tls, {
+    interceptors: [rpcClientTracing()],
+  });
+  const client = createClient(EvidenceService, transport);
   return {
     async upload(artifact) {
       async function* parts(): AsyncGenerator<PutArtifactRequest> {

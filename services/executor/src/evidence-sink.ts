@@ -1,7 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type { ChannelListener, Database } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
 import {
@@ -10,7 +9,7 @@ import {
   type IngestEventsRequest,
   IngestEventsRequestSchema,
 } from "@packrun/proto/evidence/v1";
-import { errorCodeHeader } from "@packrun/rpc-server";
+import { errorCodeHeader, type ServiceTls, serviceTransport } from "@packrun/rpc-server";
 import { rpcClientTracing } from "@packrun/telemetry";
 import { outboxChannel, ReadPacer } from "./change-hints.ts";
 import type { RunEvent } from "./run-events.ts";
@@ -21,6 +20,8 @@ export interface EvidenceSinkOptions {
   database: Database;
   logger: Logger;
   evidenceUrl: string;
+  /** The executor's TLS identity: the evidence service accepts events from it alone. */
+  tls?: ServiceTls;
   /** Stable identity of this executor deployment, recorded in attestations. */
   executorId: string;
   batchSize?: number;
@@ -92,15 +93,10 @@ const permanentRefusals = new Set(["RUN_FINISHED", "REQUEST_INVALID"]);
  */
 export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
   const { database, logger } = options;
-  const sessions = new Http2SessionManager(options.evidenceUrl);
-  const client = createClient(
-    EvidenceService,
-    createGrpcTransport({
-      baseUrl: options.evidenceUrl,
-      sessionManager: sessions,
-      interceptors: [rpcClientTracing()],
-    }),
-  );
+  const { transport, sessions } = serviceTransport(options.evidenceUrl, options.tls, {
+    interceptors: [rpcClientTracing()],
+  });
+  const client = createClient(EvidenceService, transport);
   const batchSize = options.batchSize ?? 500;
   let pacer: ReadPacer | undefined;
   let running: Promise<unknown> = Promise.resolve();

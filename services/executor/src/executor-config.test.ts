@@ -8,6 +8,9 @@ const minimal = {
   DATABASE_URL: "postgres://db/packrun",
   REDIS_URL: "redis://cache:6379",
   PACKRUN_SECRETS_KEY: key,
+  PACKRUN_TLS_CA: "/tls/ca.pem",
+  PACKRUN_TLS_CERT: "/tls/executor.pem",
+  PACKRUN_TLS_KEY: "/tls/executor-key.pem",
 };
 
 function configError(env: NodeJS.ProcessEnv): string {

@@ -1,11 +1,14 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { authConfigSchema, authEnvMap } from "@packrun/auth";
 import {
   loadConfig,
   logLevelSchema,
   portSchema,
   postgresUrlSchema,
   redisUrlSchema,
+  rpcSecurityEnvMap,
+  rpcSecuritySchema,
 } from "@packrun/config";
 import { z } from "zod";
 
@@ -151,6 +154,10 @@ const executorConfigSchema = executorLimitsSchema.extend({
    * against (docs/operations.md); read again at every import. Unset: offline responses are refused.
    */
   approverKeysFile: z.string().regex(/^\//, "must be an absolute path").optional(),
+  /** TLS of its gRPC (PACKRUN_TLS_*) or the development-only opt-out. */
+  rpc: rpcSecuritySchema,
+  /** Bearer tokens on the public gRPC methods (PACKRUN_AUTH_*, as the gateway); unset: none. */
+  auth: authConfigSchema.optional(),
   logLevel: logLevelSchema.default("info"),
 });
 
@@ -182,6 +189,8 @@ const envMap = {
   PACKRUN_EXECUTOR_SCHEDULE_MISSED_GRACE_MS: "scheduleMissedGraceMs",
   PACKRUN_EXECUTOR_MAX_ARTIFACT_BYTES: "maxArtifactBytes",
   PACKRUN_APPROVER_KEYS_FILE: "approverKeysFile",
+  ...rpcSecurityEnvMap,
+  ...authEnvMap,
   PACKRUN_LOG_LEVEL: "logLevel",
 };
 

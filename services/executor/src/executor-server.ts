@@ -1,7 +1,6 @@
 import { hostname } from "node:os";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import {
   type ChannelListener,
   createPostgresChannelListener,
@@ -12,7 +11,7 @@ import type { Logger } from "@packrun/logging";
 import { ExecutorService } from "@packrun/proto/executor/v1";
 import { ScheduleService } from "@packrun/proto/executor/v1/schedules";
 import { PlannerService } from "@packrun/proto/planner/v1";
-import { startRpcServer } from "@packrun/rpc-server";
+import { type ServiceSecurity, serviceTransport, startRpcServer } from "@packrun/rpc-server";
 import {
   createRpcMetrics,
   type MetricsServer,
@@ -24,6 +23,7 @@ import { type ApproverKeySource, currentApproverKeys } from "./approver-keys.ts"
 import { createArtifactUploader } from "./artifact-uploader.ts";
 import { outboxChannel, runChangedChannel } from "./change-hints.ts";
 import { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
+import { executorAccessPolicy } from "./executor-access.ts";
 import { createExecutorService } from "./executor-service.ts";
 import { createLogWriter } from "./log-writer.ts";
 import { createOfflineApprovals } from "./offline-approvals.ts";
@@ -108,6 +108,11 @@ export interface ExecutorOptions {
    * (APPROVER_UNKNOWN).
    */
   approverKeys?: ApproverKeySource;
+  /**
+   * TLS with this service's certificate, callers authenticated by client certificate or bearer
+   * token and authorised per RPC. Without it: cleartext and unchecked, for in-process tests.
+   */
+  security?: ServiceSecurity;
 }
 
 /** A running executor process part. */
@@ -132,16 +137,12 @@ export interface Executor {
  */
 export function plannerPlanFetcher(
   plannerUrl: string,
+  tls?: ServiceSecurity["tls"],
 ): PlanFetcher & { latestVersion: LatestVersionResolver; close(): void } {
-  const sessions = new Http2SessionManager(plannerUrl);
-  const client = createClient(
-    PlannerService,
-    createGrpcTransport({
-      baseUrl: plannerUrl,
-      sessionManager: sessions,
-      interceptors: [rpcClientTracing()],
-    }),
-  );
+  const { transport, sessions } = serviceTransport(plannerUrl, tls, {
+    interceptors: [rpcClientTracing()],
+  });
+  const client = createClient(PlannerService, transport);
   const fetch: PlanFetcher = async (request) => {
     const response = await client.planPack({
       tenant: request.tenant,
@@ -204,7 +205,8 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
     // Secrets are needed by no step once the run ended.
     void options.vault.delete(runId).catch(() => {});
   };
-  const planner = plannerPlanFetcher(options.plannerUrl);
+  const tls = options.security?.tls;
+  const planner = plannerPlanFetcher(options.plannerUrl, tls);
   const runs = createRunService({
     database: options.database,
     queue: options.queue,
@@ -245,11 +247,13 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
     outageGraceMs: Math.max(options.worker?.leaseMs ?? 15_000, 5_000),
   });
   const artifacts =
-    options.evidenceUrl === undefined ? undefined : createArtifactUploader(options.evidenceUrl);
+    options.evidenceUrl === undefined
+      ? undefined
+      : createArtifactUploader(options.evidenceUrl, tls);
   const requestSigner =
     options.evidenceUrl === undefined
       ? undefined
-      : evidenceApprovalRequestSigner(options.evidenceUrl);
+      : evidenceApprovalRequestSigner(options.evidenceUrl, tls);
   const offlineApprovals = createOfflineApprovals({
     database: options.database,
     runs,
@@ -283,6 +287,7 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
           database: options.database,
           logger: options.logger,
           evidenceUrl: options.evidenceUrl,
+          ...(tls === undefined ? {} : { tls }),
           executorId: options.executorId ?? `executor@${hostname()}`,
           ...(changes === undefined ? {} : { changes }),
         });
@@ -307,6 +312,9 @@ export async function startExecutor(options: ExecutorOptions): Promise<Executor>
               .service(ScheduleService, createScheduleService(schedules)),
           serviceNames: [ExecutorService.typeName, ScheduleService.typeName],
           logger: options.logger,
+          ...(options.security === undefined
+            ? {}
+            : { security: { ...options.security, policy: executorAccessPolicy } }),
           ...(options.host === undefined ? {} : { host: options.host }),
           ...(options.port === undefined ? {} : { port: options.port }),
           ...(options.metrics === undefined

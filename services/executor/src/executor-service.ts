@@ -31,6 +31,7 @@ import {
   WatchRunResponseSchema,
   WorkerHealthSchema,
 } from "@packrun/proto/executor/v1";
+import { rpcCallerKey } from "@packrun/rpc-server";
 import { ReadPacer, runChangedChannel } from "./change-hints.ts";
 import { deadLetterMessage } from "./dead-letter-message.ts";
 import { listDeadLetters, retryDeadLetters } from "./dead-letters.ts";
@@ -43,6 +44,7 @@ import type { CumulativeHistogram } from "./run-statistics.ts";
 import { scheduledRunKeyPrefix } from "./schedule-runs.ts";
 import type { RunState, StepState } from "./state-machine.ts";
 import { terminalRunStates } from "./state-machine.ts";
+import { tokenApprovalDecision } from "./token-approval.ts";
 import type { WorkQueue } from "./work-queue.ts";
 
 function requireTenant(tenant: string): string {
@@ -276,18 +278,23 @@ export function createExecutorService(
       return create(CancelRunResponseSchema, { run: runMessage(view) });
     },
 
-    async decideApproval(request) {
-      const { view, gateStepId, recorded } = await runs.decideApproval({
-        tenant: requireTenant(request.tenant),
-        runId: request.runId,
-        approvalId: requireApprovalId(request.approvalId),
-        planHash: request.planHash,
-        approver: requireApprover(request.approver),
-        approve: request.approve,
-        comment: request.comment,
-        gateStepId: request.gateStepId,
-        tokenId: request.tokenId,
-      });
+    async decideApproval(request, context) {
+      const caller = context.values.get(rpcCallerKey);
+      const { view, gateStepId, recorded } = await runs.decideApproval(
+        caller?.kind === "token"
+          ? await tokenApprovalDecision(runs, request, caller.principal, caller.authorization)
+          : {
+              tenant: requireTenant(request.tenant),
+              runId: request.runId,
+              approvalId: requireApprovalId(request.approvalId),
+              planHash: request.planHash,
+              approver: requireApprover(request.approver),
+              approve: request.approve,
+              comment: request.comment,
+              gateStepId: request.gateStepId,
+              tokenId: request.tokenId,
+            },
+      );
       const run = runMessage(view);
       return create(DecideApprovalResponseSchema, {
         gate: run.gates.find((gate) => gate.stepId === gateStepId),

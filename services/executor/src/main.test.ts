@@ -66,6 +66,8 @@ function baseEnv(): Record<string, string> {
     PACKRUN_EXECUTOR_QUEUE_PREFIX: redis.keyPrefix.slice(0, -1),
     PACKRUN_EXECUTOR_WORK_ROOT: workRoot,
     PACKRUN_EXECUTOR_LEASE_MS: "3000",
+    // The in-process planner here is a cleartext test server.
+    PACKRUN_RPC_INSECURE_NO_AUTH: "true",
     PACKRUN_LOG_LEVEL: "info",
   };
 }

@@ -9,7 +9,7 @@
 import { createPostgresDatabase } from "@packrun/db";
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
-import { stopOnSignals } from "@packrun/rpc-server";
+import { serviceSecurityFromConfig, stopOnSignals } from "@packrun/rpc-server";
 import { initTelemetry } from "@packrun/telemetry";
 import { Redis } from "ioredis";
 import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
@@ -53,6 +53,7 @@ async function release(): Promise<void> {
 
 let executor: Executor;
 try {
+  const security = await serviceSecurityFromConfig(config.rpc, config.auth, logger);
   if (works) {
     const runtimes = await probeRuntimes();
     logger.info({ runtimes: runtimes.details }, "step runtimes probed");
@@ -63,6 +64,7 @@ try {
     }
   }
   executor = await startExecutor({
+    ...(security === undefined ? {} : { security }),
     database,
     queue,
     vault: createRedisSecretVault({

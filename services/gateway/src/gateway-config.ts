@@ -1,4 +1,11 @@
-import { loadConfig, logLevelSchema, portSchema } from "@packrun/config";
+import { authConfigSchema, authEnvMap } from "@packrun/auth";
+import {
+  loadConfig,
+  logLevelSchema,
+  portSchema,
+  rpcSecurityEnvMap,
+  rpcSecuritySchema,
+} from "@packrun/config";
 import { z } from "zod";
 import { defaultRateLimits } from "./rate-limits.ts";
 
@@ -11,48 +18,8 @@ const serviceUrl = (service: string, port: number) =>
     .regex(/^https?:\/\/[^\s/]+/, `expected an http:// or https:// URL of the ${service}`)
     .default(`http://127.0.0.1:${port}`);
 
-/** JWS algorithms the gateway accepts unless configured otherwise; `none` is never accepted. */
-export const defaultAlgorithms = ["ES256", "ES384", "RS256", "PS256", "EdDSA"] as const;
-
-const asymmetricAlgorithm = z.enum([
-  "ES256",
-  "ES384",
-  "ES512",
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "EdDSA",
-  "Ed25519",
-]);
-
-const authSchema = z
-  .object({
-    jwksFile: z.string().min(1).optional(),
-    jwksUrl: z.url({ protocol: /^https?$/ }).optional(),
-    issuer: z.string({ error: "is required: set PACKRUN_AUTH_ISSUER" }).min(1),
-    audience: z.string({ error: "is required: set PACKRUN_AUTH_AUDIENCE" }).min(1),
-    // Asymmetric only: a shared HMAC secret would let every verifier mint tokens, and
-    // accepting HS* next to RS* is the classic algorithm-confusion hole.
-    algorithms: z
-      .preprocess(
-        (value) => (typeof value === "string" ? value.split(",").map((a) => a.trim()) : value),
-        z.array(asymmetricAlgorithm).min(1),
-      )
-      .default([...defaultAlgorithms]),
-    clockToleranceSeconds: z.coerce.number().int().min(0).max(300).default(30),
-    tenantClaim: z.string().min(1).default("tenant"),
-    groupsClaim: z.string().min(1).default("groups"),
-  })
-  .refine((auth) => (auth.jwksFile === undefined) !== (auth.jwksUrl === undefined), {
-    message: "set exactly one of PACKRUN_AUTH_JWKS_FILE and PACKRUN_AUTH_JWKS_URL",
-    // Also when other settings are missing, so one run of the process names them all.
-    when: () => true,
-  })
-  // With no PACKRUN_AUTH_* at all, report each missing setting rather than a missing object.
-  .prefault(() => ({}) as { issuer: string; audience: string });
+// With no PACKRUN_AUTH_* at all, report each missing setting rather than a missing object.
+const authSchema = authConfigSchema.prefault(() => ({}) as { issuer: string; audience: string });
 
 const gatewayConfigSchema = z.object({
   port: portSchema.default(defaultGatewayPort),
@@ -72,6 +39,8 @@ const gatewayConfigSchema = z.object({
   rateLimitPerToken: z.coerce.number().int().min(0).default(defaultRateLimits.perTokenPerMinute),
   /** Requests per minute per tenant (all its tokens); 0 turns the limit off. */
   rateLimitPerTenant: z.coerce.number().int().min(0).default(defaultRateLimits.perTenantPerMinute),
+  /** TLS of its gRPC (PACKRUN_TLS_*) or the development-only opt-out. */
+  rpc: rpcSecuritySchema,
   logLevel: logLevelSchema.default("info"),
 });
 
@@ -79,7 +48,9 @@ const gatewayConfigSchema = z.object({
 export type GatewayConfig = z.infer<typeof gatewayConfigSchema>;
 
 /** Token verification settings (the `auth` part of the config). */
-export type AuthConfig = GatewayConfig["auth"];
+export type { AuthConfig } from "@packrun/auth";
+/** JWS algorithms the gateway accepts unless configured otherwise. */
+export { defaultAlgorithms } from "@packrun/auth";
 
 const envMap = {
   PACKRUN_GATEWAY_PORT: "port",
@@ -87,18 +58,12 @@ const envMap = {
   PACKRUN_PLANNER_URL: "plannerUrl",
   PACKRUN_EXECUTOR_URL: "executorUrl",
   PACKRUN_EVIDENCE_URL: "evidenceUrl",
-  PACKRUN_AUTH_JWKS_FILE: "auth.jwksFile",
-  PACKRUN_AUTH_JWKS_URL: "auth.jwksUrl",
-  PACKRUN_AUTH_ISSUER: "auth.issuer",
-  PACKRUN_AUTH_AUDIENCE: "auth.audience",
-  PACKRUN_AUTH_ALGORITHMS: "auth.algorithms",
-  PACKRUN_AUTH_CLOCK_TOLERANCE_SECONDS: "auth.clockToleranceSeconds",
-  PACKRUN_AUTH_TENANT_CLAIM: "auth.tenantClaim",
-  PACKRUN_AUTH_GROUPS_CLAIM: "auth.groupsClaim",
+  ...authEnvMap,
   PACKRUN_GATEWAY_BODY_LIMIT_BYTES: "bodyLimitBytes",
   PACKRUN_GATEWAY_SSE_HEARTBEAT_SECONDS: "sseHeartbeatSeconds",
   PACKRUN_GATEWAY_RATE_LIMIT_PER_TOKEN: "rateLimitPerToken",
   PACKRUN_GATEWAY_RATE_LIMIT_PER_TENANT: "rateLimitPerTenant",
+  ...rpcSecurityEnvMap,
   PACKRUN_LOG_LEVEL: "logLevel",
 };
 

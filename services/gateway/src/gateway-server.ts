@@ -1,5 +1,6 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "@packrun/logging";
+import type { ServiceTls } from "@packrun/rpc-server";
 import { rpcClientTracing } from "@packrun/telemetry";
 import { buildGatewayApp } from "./gateway-app.ts";
 import type { AuthConfig } from "./gateway-config.ts";
@@ -22,6 +23,8 @@ export interface GatewayOptions extends ServiceUrls {
   readonly firstEventWaitMs?: number;
   /** Requests per minute per token and per tenant. */
   readonly rateLimits?: RateLimitSettings;
+  /** The gateway's TLS identity towards planner, executor and evidence (cleartext without). */
+  readonly tls?: ServiceTls;
 }
 
 /** A listening gateway. */
@@ -36,7 +39,7 @@ export interface Gateway {
 /** Starts the REST + SSE gateway in front of planner, executor and evidence. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Downstream calls are CLIENT spans under the request's span, with its trace context sent on.
-  const clients = createServiceClients(options, [rpcClientTracing()]);
+  const clients = createServiceClients(options, [rpcClientTracing()], options.tls);
   const app = await buildGatewayApp({
     clients,
     verifier: await createTokenVerifier(options.auth),

@@ -102,6 +102,8 @@ function gatewayEnv(overrides: Record<string, string | undefined> = {}): Record<
     PACKRUN_AUTH_JWKS_FILE: jwksFile,
     PACKRUN_AUTH_ISSUER: "https://idp.example.test/",
     PACKRUN_AUTH_AUDIENCE: "packrun",
+    // The stand-in services here are cleartext HTTP/2 servers.
+    PACKRUN_RPC_INSECURE_NO_AUTH: "true",
     PACKRUN_LOG_LEVEL: "info",
     ...overrides,
   };

@@ -5,7 +5,7 @@
  */
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
-import { stopOnSignals } from "@packrun/rpc-server";
+import { serviceSecurityFromConfig, stopOnSignals } from "@packrun/rpc-server";
 import { initTelemetry } from "@packrun/telemetry";
 import { loadGatewayConfig } from "./gateway-config.ts";
 import { type Gateway, startGateway } from "./gateway-server.ts";
@@ -23,7 +23,9 @@ const logger = createLogger({ service: "gateway", level: config.logLevel });
 const stopTelemetry = initTelemetry({ serviceName: "packrun-gateway", logger });
 let gateway: Gateway;
 try {
+  const security = await serviceSecurityFromConfig(config.rpc, undefined, logger);
   gateway = await startGateway({
+    ...(security === undefined ? {} : { tls: security.tls }),
     logger,
     auth: config.auth,
     plannerUrl: config.plannerUrl,

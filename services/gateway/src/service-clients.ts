@@ -1,10 +1,11 @@
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import type { Http2SessionManager } from "@connectrpc/connect-node";
 import { EvidenceService } from "@packrun/proto/evidence/v1";
 import { ExecutorService } from "@packrun/proto/executor/v1";
 import { ScheduleService } from "@packrun/proto/executor/v1/schedules";
 import { Health } from "@packrun/proto/health/v1";
 import { PlannerService } from "@packrun/proto/planner/v1";
+import { type ServiceTls, serviceTransport } from "@packrun/rpc-server";
 
 /** Where the gateway finds the internal services. */
 export interface ServiceUrls {
@@ -26,16 +27,20 @@ export interface ServiceClients {
   close(): void;
 }
 
-/** Connect clients over gRPC (HTTP/2, one multiplexed session per service). */
+/**
+ * Connect clients over gRPC (HTTP/2, one multiplexed session per service), with mutual TLS as
+ * the `gateway` identity when `tls` is given.
+ */
 export function createServiceClients(
   urls: ServiceUrls,
   interceptors: Interceptor[] = [],
+  tls?: ServiceTls,
 ): ServiceClients {
   const sessions: Http2SessionManager[] = [];
   const transport = (baseUrl: string) => {
-    const sessionManager = new Http2SessionManager(baseUrl, { idleConnectionTimeoutMs: 60_000 });
-    sessions.push(sessionManager);
-    return createGrpcTransport({ baseUrl, sessionManager, interceptors });
+    const made = serviceTransport(baseUrl, tls, { interceptors, idleConnectionTimeoutMs: 60_000 });
+    sessions.push(made.sessions);
+    return made.transport;
   };
   const planner = transport(urls.plannerUrl);
   const executor = transport(urls.executorUrl);

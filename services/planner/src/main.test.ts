@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus } from "@packrun/proto/health/v1";
 import { PlannerService } from "@packrun/proto/planner/v1";
+import { type DevCertificates, ensureDevCertificates, serviceTransport } from "@packrun/rpc-server";
 import { createTestDatabase, type TestDatabase } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
 
@@ -14,12 +18,27 @@ const mainPath = fileURLToPath(new URL("./main.ts", import.meta.url));
 let testDatabase: TestDatabase | undefined;
 const children = new Set<ChildProcess>();
 
+let certificates: DevCertificates;
+let tlsDir: string;
+
 beforeAll(async () => {
   testDatabase = await createTestDatabase("planner_main");
+  tlsDir = await mkdtemp(join(tmpdir(), "packrun-planner-main-"));
+  certificates = await ensureDevCertificates(join(tlsDir, "tls"));
 });
+
+/** The planner's identity from the test CA, as the process reads it. */
+function tlsEnv(): Record<string, string> {
+  return {
+    PACKRUN_TLS_CA: certificates.caFile,
+    PACKRUN_TLS_CERT: join(certificates.dir, "planner.pem"),
+    PACKRUN_TLS_KEY: join(certificates.dir, "planner-key.pem"),
+  };
+}
 afterAll(async () => {
   for (const child of children) child.kill("SIGKILL");
   await testDatabase?.drop();
+  await rm(tlsDir, { recursive: true, force: true });
 });
 
 /** Starts the planner process with exactly `env` (plus PATH), collecting its output. */
@@ -47,22 +66,34 @@ function startPlanner(env: Record<string, string>) {
   return { child, ready, lines, stderr: () => stderr };
 }
 
-test("the process serves, answers health checks and stops cleanly on SIGTERM", async () => {
+test("the process serves over TLS, answers health checks to anyone, RPCs only to packrun's services, and stops cleanly on SIGTERM", async () => {
   assert.ok(testDatabase);
   const planner = startPlanner({
     PACKRUN_PLANNER_DATABASE_URL: testDatabase.url,
     PACKRUN_PLANNER_PORT: "0",
     PACKRUN_LOG_LEVEL: "info",
+    ...tlsEnv(),
   });
   const url = await planner.ready;
-  const transport = createGrpcTransport({ baseUrl: url });
-  const health = await createClient(Health, transport).check({
+  assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
+  // A caller that trusts the CA but presents no certificate: health is open, the rest is not.
+  const withoutCert = createGrpcTransport({
+    baseUrl: url,
+    nodeOptions: { ca: certificates.services.planner.ca },
+  });
+  const health = await createClient(Health, withoutCert).check({
     service: PlannerService.typeName,
   });
   assert.equal(health.status, HealthCheckResponse_ServingStatus.SERVING);
-  const validated = await createClient(PlannerService, transport).validateManifest({
+  await assert.rejects(
+    createClient(PlannerService, withoutCert).validateManifest({ manifest: "kind: TaskPack" }),
+    (error: unknown) => ConnectError.from(error).code === Code.Unauthenticated,
+  );
+  const gateway = serviceTransport(url, certificates.services.gateway);
+  const validated = await createClient(PlannerService, gateway.transport).validateManifest({
     manifest: "kind: TaskPack",
   });
+  gateway.sessions.abort();
   assert.equal(validated.valid, false);
   assert.ok(planner.lines.some((line) => line.msg === "migrations applied"));
 
@@ -71,6 +102,15 @@ test("the process serves, answers health checks and stops cleanly on SIGTERM", a
   const [code] = await exited;
   assert.equal(code, 0, planner.stderr());
   assert.ok(planner.lines.some((line) => line.msg === "planner shutting down"));
+});
+
+test("without TLS settings the process refuses to start (fail closed), naming the variables", async () => {
+  assert.ok(testDatabase);
+  const planner = startPlanner({ PACKRUN_PLANNER_DATABASE_URL: testDatabase.url });
+  const [code] = await once(planner.child, "exit");
+  assert.equal(code, 2);
+  assert.match(planner.stderr(), /PACKRUN_TLS_CA, PACKRUN_TLS_CERT and PACKRUN_TLS_KEY/);
+  assert.match(planner.stderr(), /PACKRUN_RPC_INSECURE_NO_AUTH=true on a development machine only/);
 });
 
 test("bad configuration exits 2 with a message naming the variables, and no secrets", async () => {

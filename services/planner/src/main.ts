@@ -6,7 +6,7 @@
 import { createPostgresDatabase } from "@packrun/db";
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
-import { stopOnSignals } from "@packrun/rpc-server";
+import { serviceSecurityFromConfig, stopOnSignals } from "@packrun/rpc-server";
 import { initTelemetry } from "@packrun/telemetry";
 import { loadPlannerConfig } from "./planner-config.ts";
 import { startPlannerServer } from "./planner-server.ts";
@@ -29,7 +29,9 @@ const database = createPostgresDatabase({
 
 let server: Awaited<ReturnType<typeof startPlannerServer>>;
 try {
+  const security = await serviceSecurityFromConfig(config.rpc, config.auth, logger);
   server = await startPlannerServer({
+    ...(security === undefined ? {} : { security }),
     database,
     logger,
     port: config.port,

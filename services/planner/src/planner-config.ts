@@ -1,4 +1,12 @@
-import { loadConfig, logLevelSchema, portSchema, postgresUrlSchema } from "@packrun/config";
+import { authConfigSchema, authEnvMap } from "@packrun/auth";
+import {
+  loadConfig,
+  logLevelSchema,
+  portSchema,
+  postgresUrlSchema,
+  rpcSecurityEnvMap,
+  rpcSecuritySchema,
+} from "@packrun/config";
 import { z } from "zod";
 
 /** Port the planner listens on when PACKRUN_PLANNER_PORT is not set. */
@@ -12,6 +20,10 @@ const plannerConfigSchema = z.object({
   host: z.string().min(1).default("127.0.0.1"),
   /** Plain HTTP port serving Prometheus `/metrics` on the same host; unset: none. */
   metricsPort: portSchema.optional(),
+  /** TLS of its gRPC (PACKRUN_TLS_*) or the development-only opt-out. */
+  rpc: rpcSecuritySchema,
+  /** Bearer tokens on the public gRPC methods (PACKRUN_AUTH_*, as the gateway); unset: none. */
+  auth: authConfigSchema.optional(),
   logLevel: logLevelSchema.default("info"),
 });
 
@@ -25,6 +37,8 @@ const envMap = {
   PACKRUN_PLANNER_PORT: "port",
   PACKRUN_PLANNER_HOST: "host",
   PACKRUN_PLANNER_METRICS_PORT: "metricsPort",
+  ...rpcSecurityEnvMap,
+  ...authEnvMap,
   PACKRUN_LOG_LEVEL: "logLevel",
 };
 

@@ -3,8 +3,9 @@ import { type Database, migrate } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
 import { createPlanningPool } from "@packrun/planning";
 import { PlannerService } from "@packrun/proto/planner/v1";
-import { startRpcServer } from "@packrun/rpc-server";
+import { type ServiceSecurity, startRpcServer } from "@packrun/rpc-server";
 import { createPackRegistry } from "./pack-registry.ts";
+import { plannerAccessPolicy } from "./planner-access.ts";
 import { createPlannerService } from "./planner-service.ts";
 
 /** The Postgres schema the planner owns; no other service reads it. */
@@ -24,6 +25,11 @@ export interface PlannerServerOptions {
   host?: string;
   /** Serve Prometheus metrics on this plain HTTP port at `/metrics` (default: none). */
   metrics?: { port: number; host?: string };
+  /**
+   * TLS with this service's certificate, callers authenticated by client certificate or bearer
+   * token and authorised per RPC. Without it: cleartext and unchecked, for in-process tests.
+   */
+  security?: ServiceSecurity;
 }
 
 /** A running planner. */
@@ -52,6 +58,9 @@ export async function startPlannerServer(options: PlannerServerOptions): Promise
     routes: (router) => router.service(PlannerService, service),
     serviceNames: [PlannerService.typeName],
     logger: options.logger,
+    ...(options.security === undefined
+      ? {}
+      : { security: { ...options.security, policy: plannerAccessPolicy } }),
     ...(options.host === undefined ? {} : { host: options.host }),
     ...(options.port === undefined ? {} : { port: options.port }),
     ...(options.metrics === undefined
