@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { loadOrCreateLocalSigningKey } from "@packrun/auth";
+import { loadOrCreateLocalSigningKey, mintToken } from "@packrun/auth";
+import { consoleAssetsDir } from "@packrun/console";
 import {
   type ChannelListener,
   createDatabaseChannelListener,
@@ -26,11 +27,12 @@ import {
   executorChannels,
   startExecutor,
 } from "@packrun/executor";
-import { type AuthConfig, startGateway } from "@packrun/gateway";
+import { type AuthConfig, type DevTokenIssuer, startGateway } from "@packrun/gateway";
 import type { Logger } from "@packrun/logging";
 import { startPlannerServer } from "@packrun/planner";
 import { flushTelemetry, initTelemetry } from "@packrun/telemetry";
 import { Redis } from "ioredis";
+import type { JWK } from "jose";
 
 /** Options for {@link startEmbedded}. */
 export interface EmbeddedOptions {
@@ -72,6 +74,18 @@ export interface DevAuth {
 /** Issuer and audience of dev-mode tokens. */
 export const devIssuer = "packrun-local";
 export const devAudience = "packrun";
+/** Who dev mode's CLI config and web console act as. */
+export const devOperator = { tenant: "default", subject: "operator" } as const;
+
+/** The web console's dev sign-in: tokens for the local operator, signed with the dev key. */
+async function devTokenIssuer(devAuth: DevAuth): Promise<DevTokenIssuer> {
+  const key = JSON.parse(await readFile(devAuth.signingKeyFile, "utf8")) as JWK;
+  return {
+    operator: devOperator,
+    mint: (request) =>
+      mintToken({ key, issuer: devAuth.issuer, audience: devAuth.audience, ...request }),
+  };
+}
 
 /** The running embedded services. */
 export interface Embedded {
@@ -80,6 +94,8 @@ export interface Embedded {
   readonly evidenceUrl: string;
   /** The public REST + SSE API. */
   readonly gatewayUrl: string;
+  /** The web console (served by the gateway at `/`). */
+  readonly consoleUrl: string;
   /** `/metrics` URLs of the services given a metrics port. */
   readonly metricsUrls: { planner?: string; executor?: string; evidence?: string };
   /** Present in dev mode (no `auth` option given). */
@@ -212,6 +228,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     changes: live.executor,
   });
   let devAuth: DevAuth | undefined;
+  let devTokens: DevTokenIssuer | undefined;
   let auth = options.auth;
   if (auth === undefined) {
     devAuth = {
@@ -221,6 +238,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       audience: devAudience,
     };
     await loadOrCreateLocalSigningKey(devAuth.signingKeyFile, devAuth.jwksFile);
+    devTokens = await devTokenIssuer(devAuth);
     auth = {
       jwksFile: devAuth.jwksFile,
       issuer: devIssuer,
@@ -238,12 +256,18 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     executorUrl: executor.url,
     evidenceUrl: evidence.url,
     port: options.ports?.gateway ?? 0,
+    // The console at /, and in dev mode its sign-in as the local operator (loopback only).
+    console: {
+      assetsDir: consoleAssetsDir,
+      ...(devTokens === undefined ? {} : { devTokens }),
+    },
   });
   return {
     plannerUrl: planner.url,
     executorUrl: executor.url,
     evidenceUrl: evidence.url,
     gatewayUrl: gateway.url,
+    consoleUrl: `${gateway.url}/`,
     metricsUrls: Object.fromEntries(
       Object.entries({
         planner: planner.metricsUrl,

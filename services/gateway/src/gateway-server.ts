@@ -6,6 +6,7 @@ import type { AuthConfig } from "./gateway-config.ts";
 import type { GatewayApp } from "./gateway-context.ts";
 import { createGatewayMetrics } from "./gateway-metrics.ts";
 import type { RateLimitSettings } from "./rate-limits.ts";
+import type { ConsoleOptions } from "./routes/console-routes.ts";
 import { createServiceClients, type ServiceUrls } from "./service-clients.ts";
 import { createTokenVerifier } from "./token-verifier.ts";
 
@@ -22,6 +23,8 @@ export interface GatewayOptions extends ServiceUrls {
   readonly firstEventWaitMs?: number;
   /** Requests per minute per token and per tenant. */
   readonly rateLimits?: RateLimitSettings;
+  /** The web console at `/` (default: none). */
+  readonly console?: ConsoleOptions;
 }
 
 /** A listening gateway. */
@@ -48,6 +51,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ? {}
       : { firstEventWaitMs: options.firstEventWaitMs }),
     ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }),
+    ...(options.console === undefined ? {} : { console: options.console }),
   });
   // Long-lived log streams must not hold a graceful close forever.
   app.server.on("close", () => clients.close());

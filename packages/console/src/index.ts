@@ -1,0 +1,7 @@
+export {
+  buildConsole,
+  type ConsoleBuild,
+  consoleAssetsDir,
+  consoleSourceDigest,
+  consoleSourceDir,
+} from "./build-console.ts";
