@@ -8,6 +8,7 @@ import { isStepState } from "@packrun/contract";
 import { stepStateFromProto } from "@packrun/contract/proto";
 import { EvidenceService } from "@packrun/proto/evidence/v1";
 import { ExecutorService, RunState, StepState } from "@packrun/proto/executor/v1";
+import { PlannerService } from "@packrun/proto/planner/v1";
 import type { Embedded } from "./start-embedded.ts";
 
 /** What the quickstart proved, for the caller (and tests). */
@@ -37,6 +38,7 @@ export async function runQuickstart(
   const { print } = options;
   const executorSessions = new Http2SessionManager(services.executorUrl);
   const evidenceSessions = new Http2SessionManager(services.evidenceUrl);
+  const plannerSessions = new Http2SessionManager(services.plannerUrl);
   const executor = createClient(
     ExecutorService,
     createGrpcTransport({ baseUrl: services.executorUrl, sessionManager: executorSessions }),
@@ -48,6 +50,11 @@ export async function runQuickstart(
   try {
     const manifest = await readFile(join(options.packDir, "pack.yaml"), "utf8");
     const inputs = JSON.parse(await readFile(join(options.packDir, "inputs.json"), "utf8"));
+    // Published as well, so that the web console's Packs page can simulate and run it again.
+    await createClient(
+      PlannerService,
+      createGrpcTransport({ baseUrl: services.plannerUrl, sessionManager: plannerSessions }),
+    ).registerPack({ tenant: "default", manifest, publishedBy: "embedded-demo" });
     const started = performance.now();
     const submitted = await executor.submitRun({
       tenant: "default",
@@ -156,5 +163,6 @@ export async function runQuickstart(
   } finally {
     executorSessions.abort();
     evidenceSessions.abort();
+    plannerSessions.abort();
   }
 }

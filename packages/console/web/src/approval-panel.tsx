@@ -14,7 +14,9 @@ async function approvalToken(run: Run, gate: Gate, pasted: string): Promise<stri
   if (pasted.trim() !== "") return pasted.trim();
   if (!isDevSession()) return undefined;
   const { token } = await api<{ token: string }>("/console/dev-approval-token", {
-    body: { runId: run.id, gateId: gate.stepId, planHash: run.planHash },
+    // Dev mode: the local operator holds the signing key and may claim the gate's groups, as
+    // `packrun approve --group` does.
+    body: { runId: run.id, gateId: gate.stepId, planHash: run.planHash, groups: gate.grants },
   });
   return token;
 }
@@ -109,7 +111,7 @@ function GateCard({ run, gate, onDecided }: { run: Run; gate: Gate; onDecided():
             Approval token{" "}
             <span class="muted">
               {dev
-                ? "(optional: dev mode mints one bound to this gate and plan)"
+                ? `(optional: dev mode mints one bound to this gate and plan${gate.grants.length > 0 ? `, in ${gate.grants.join(", ")}` : ""})`
                 : "(bound to this run, gate and plan hash: packrun token --approve)"}
             </span>
             <input

@@ -14,6 +14,7 @@ export interface DevTokenRequest {
   readonly scopes: readonly Scope[];
   readonly expiresInSeconds: number;
   readonly approval?: ApprovalBinding;
+  readonly groups?: readonly string[];
 }
 
 /**
@@ -93,6 +94,10 @@ const DevApprovalBodySchema = Type.Object(
     runId: Type.String({ minLength: 1, maxLength: 64 }),
     gateId: Type.String({ minLength: 1, maxLength: 512 }),
     planHash: Type.String({ minLength: 1, maxLength: 200 }),
+    // What `packrun approve --group` does in dev mode: the key holder may claim any group.
+    groups: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32 }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -142,6 +147,7 @@ function registerDevSignIn(app: GatewayApp, issuer: DevTokenIssuer, context: Gat
         subject: principal.subject,
         scopes: [scopes.approve],
         expiresInSeconds: devApprovalSeconds,
+        ...(request.body.groups === undefined ? {} : { groups: request.body.groups }),
         approval: {
           runId: request.body.runId,
           gateId: request.body.gateId,
