@@ -27,7 +27,7 @@ import {
   executorChannels,
   startExecutor,
 } from "@packrun/executor";
-import { type AuthConfig, type DevTokenIssuer, startGateway } from "@packrun/gateway";
+import { type AuthConfig, type DevTokenIssuer, type Gateway, startGateway } from "@packrun/gateway";
 import type { Logger } from "@packrun/logging";
 import { startPlannerServer } from "@packrun/planner";
 import { flushTelemetry, initTelemetry } from "@packrun/telemetry";
@@ -96,6 +96,8 @@ export interface Embedded {
   readonly gatewayUrl: string;
   /** The web console (served by the gateway at `/`). */
   readonly consoleUrl: string;
+  /** The running gateway (its Fastify app and server). */
+  readonly gateway: Gateway;
   /** `/metrics` URLs of the services given a metrics port. */
   readonly metricsUrls: { planner?: string; executor?: string; evidence?: string };
   /** Present in dev mode (no `auth` option given). */
@@ -268,6 +270,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     evidenceUrl: evidence.url,
     gatewayUrl: gateway.url,
     consoleUrl: `${gateway.url}/`,
+    gateway,
     metricsUrls: Object.fromEntries(
       Object.entries({
         planner: planner.metricsUrl,

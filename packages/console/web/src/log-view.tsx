@@ -112,7 +112,7 @@ export function LogView({ events, version, status, stepIds }: Props) {
               <span class="seq">{event.sequence}</span>
               <span class="time">{event.time.slice(11, 23)}</span>
               {event.stepId ? <span class="step">[{event.stepId}]</span> : null}
-              <span class="type">{event.type === "step.log" ? "" : event.type}</span>
+              <span class="type">{event.type === "log.stdout" ? "" : event.type}</span>
               <span class="message">{event.message}</span>
             </div>
           ))}

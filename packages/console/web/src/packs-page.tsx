@@ -114,6 +114,7 @@ function PackDetail({ name }: { name: string }) {
           Inputs (JSON)
           <textarea
             rows={4}
+            data-testid="inputs"
             value={inputs}
             onInput={(event) => setInputs(event.currentTarget.value)}
           />
@@ -122,14 +123,17 @@ function PackDetail({ name }: { name: string }) {
           Secrets (JSON, sent only with a run, never stored)
           <textarea
             rows={2}
+            data-testid="secrets"
             value={secrets}
             placeholder='{"deployToken": "…"}'
             onInput={(event) => setSecrets(event.currentTarget.value)}
           />
         </label>
         <div class="buttons">
-          <button type="submit">Simulate</button>
-          <button type="button" onClick={() => void run()}>
+          <button type="submit" data-testid="simulate">
+            Simulate
+          </button>
+          <button type="button" data-testid="run" onClick={() => void run()}>
             ▶ Run
           </button>
         </div>

@@ -48,7 +48,8 @@ export function RunPage({ runId }: { runId: string }) {
       onEvents(batch) {
         events.current.push(...batch);
         setVersion((value) => value + 1);
-        if (batch.some((event) => event.type !== "step.log")) refreshSoon();
+        // Log lines (log.stdout, log.stderr) change no state; anything else may.
+        if (batch.some((event) => !event.type.startsWith("log."))) refreshSoon();
       },
       onStatus: setStatus,
       onEnd: () => refreshSoon(),

@@ -134,7 +134,8 @@ export function StepGraph({ steps, selected, expandedMaps, onSelect, onToggleMap
               class={`node tone-${look.tone} kind-${node.step.kind}${selected === node.id ? " selected" : ""}`}
               transform={`translate(${at.x - nodeWidth / 2},${at.y - nodeHeight / 2})`}
               role="button"
-              tabIndex={0}
+              // lower case: an SVG element takes the attribute as written
+              tabindex={0}
               data-step={node.id}
               data-state={node.step.state}
               aria-pressed={selected === node.id}

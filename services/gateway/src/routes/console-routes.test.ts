@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import { buildStandaloneGateway, type StandaloneGateway } from "../testing/standalone-app.ts";
@@ -10,12 +11,15 @@ let assetsDir: string;
 let gateway: StandaloneGateway;
 let production: StandaloneGateway;
 const asset = "assets/index-Ab12Cd34.js";
+const indexHtml = "<!doctype html><title>packrun console</title>";
 
 beforeAll(async () => {
   assetsDir = await mkdtemp(join(tmpdir(), "packrun-console-assets-"));
   await mkdir(join(assetsDir, "assets"));
-  await writeFile(join(assetsDir, "index.html"), "<!doctype html><title>packrun console</title>");
+  await writeFile(join(assetsDir, "index.html"), indexHtml);
   await writeFile(join(assetsDir, asset), "console.log('console');");
+  // The build's pre-compressed copy, as build-console.ts writes it.
+  await writeFile(join(assetsDir, "index.html.gz"), gzipSync(indexHtml));
   gateway = await buildStandaloneGateway({ console: { assetsDir, devSignIn: true } });
   production = await buildStandaloneGateway({ console: { assetsDir } });
 });
@@ -41,6 +45,21 @@ describe("the console's assets", () => {
     assert.equal(response.headers["x-content-type-options"], "nosniff");
   });
 
+  test("a browser that takes gzip gets the pre-compressed copy, at / too", async () => {
+    for (const url of ["/", "/index.html"]) {
+      const response = await production.app.inject({
+        method: "GET",
+        url,
+        headers: { "accept-encoding": "br, gzip" },
+      });
+      assert.equal(response.statusCode, 200, url);
+      assert.equal(response.headers["content-encoding"], "gzip", url);
+      assert.match(String(response.headers.vary), /accept-encoding/i);
+      assert.equal(gunzipSync(response.rawPayload).toString(), indexHtml);
+      assert.equal(response.headers["cache-control"], "no-cache");
+    }
+  });
+
   test("hashed assets are cached for good", async () => {
     const response = await production.app.inject({ method: "GET", url: `/${asset}` });
     assert.equal(response.statusCode, 200);
@@ -52,8 +71,8 @@ describe("the console's assets", () => {
     const unknown = await production.app.inject({ method: "GET", url: "/nope" });
     assert.equal(unknown.statusCode, 404);
     assert.equal(unknown.json().code, "ROUTE_NOT_FOUND");
-    const escape = await production.app.inject({ method: "GET", url: "/assets/../../etc/passwd" });
-    assert.equal(escape.statusCode, 404);
+    const traversal = await production.app.inject({ method: "GET", url: "/assets/../../etc/passwd" });
+    assert.equal(traversal.statusCode, 404);
     const post = await production.app.inject({ method: "POST", url: "/" });
     assert.equal(post.statusCode, 405);
   });

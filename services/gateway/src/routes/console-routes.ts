@@ -183,7 +183,8 @@ export async function registerConsoleRoutes(
     prefix: "/",
     // One route per built file, so unknown paths stay the API's own 404 and 405 answers.
     wildcard: false,
-    index: "index.html",
+    // `/` is the route below: @fastify/static's own index lookup misses with preCompressed.
+    index: false,
     cacheControl: false,
     dotfiles: "deny",
     // The build writes gzip and brotli copies beside each file (build-console.ts).
@@ -194,4 +195,5 @@ export async function registerConsoleRoutes(
       reply.headers(consoleSecurityHeaders);
     },
   });
+  app.get("/", { schema: { hide: true } }, (_request, reply) => reply.sendFile("index.html"));
 }
