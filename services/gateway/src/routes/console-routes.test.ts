@@ -71,7 +71,10 @@ describe("the console's assets", () => {
     const unknown = await production.app.inject({ method: "GET", url: "/nope" });
     assert.equal(unknown.statusCode, 404);
     assert.equal(unknown.json().code, "ROUTE_NOT_FOUND");
-    const traversal = await production.app.inject({ method: "GET", url: "/assets/../../etc/passwd" });
+    const traversal = await production.app.inject({
+      method: "GET",
+      url: "/assets/../../etc/passwd",
+    });
     assert.equal(traversal.statusCode, 404);
     const post = await production.app.inject({ method: "POST", url: "/" });
     assert.equal(post.statusCode, 405);
