@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 
@@ -71,7 +71,11 @@ export async function buildConsole(options: { force?: boolean } = {}): Promise<C
     import("vite"),
     import("@preact/preset-vite"),
   ]);
-  await rm(consoleAssetsDir, { recursive: true, force: true });
+  // Built beside and swapped in, so a gateway serving the old build (a test file running at the
+  // same time) never sees a half-written directory.
+  const staging = `${consoleAssetsDir}.${process.pid}.tmp`;
+  const retired = `${consoleAssetsDir}.${process.pid}.old`;
+  await rm(staging, { recursive: true, force: true });
   await build({
     root: consoleSourceDir,
     configFile: false,
@@ -79,7 +83,7 @@ export async function buildConsole(options: { force?: boolean } = {}): Promise<C
     base: "/",
     plugins: [preact()],
     build: {
-      outDir: consoleAssetsDir,
+      outDir: staging,
       emptyOutDir: true,
       target: "es2022",
       // No inline scripts: the gateway's Content-Security-Policy allows only 'self'.
@@ -88,7 +92,7 @@ export async function buildConsole(options: { force?: boolean } = {}): Promise<C
       sourcemap: false,
     },
   });
-  for (const file of await filesUnder(consoleAssetsDir)) {
+  for (const file of await filesUnder(staging)) {
     const content = await readFile(file);
     await writeFile(`${file}.gz`, gzipSync(content, { level: 9 }));
     await writeFile(
@@ -96,7 +100,10 @@ export async function buildConsole(options: { force?: boolean } = {}): Promise<C
       brotliCompressSync(content, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }),
     );
   }
-  await writeFile(join(consoleAssetsDir, stampFile), `${digest}\n`);
+  await writeFile(join(staging, stampFile), `${digest}\n`);
+  await rename(consoleAssetsDir, retired).catch(() => {});
+  await rename(staging, consoleAssetsDir);
+  await rm(retired, { recursive: true, force: true });
   return { built: true, digest, files: await builtFiles() };
 }
 

@@ -114,3 +114,18 @@ spec:
         items: "{{ inputs.items }}"
         step: { id: leaf, run: { uses: builtin:noop } }
 `;
+
+/** A pack whose one step prints `inputs.lines` numbered lines. */
+export const bigLogPack = `apiVersion: stellaops.io/pack.v1
+kind: TaskPack
+metadata: { name: big-log, version: 1.0.0 }
+spec:
+  inputs:
+    - { name: lines, type: integer, default: 3 }
+  steps:
+    - id: flood
+      run:
+        uses: builtin:shell
+        with:
+          argv: [sh, -c, 'seq -f "row-%g" 1 "$1"', sh, "{{ inputs.lines }}"]
+`;
