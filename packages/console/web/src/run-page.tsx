@@ -115,7 +115,7 @@ export function RunPage({ runId }: { runId: string }) {
         </dl>
         {run.pendingGates.length > 0 ? (
           <p class="notice wait" role="status">
-            ⏸ Waiting for approval: {run.pendingGates.join(", ")} —{" "}
+            ‖ Waiting for approval: {run.pendingGates.join(", ")} —{" "}
             <a href="#approvals">decide below</a>
           </p>
         ) : null}

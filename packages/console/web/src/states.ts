@@ -1,6 +1,9 @@
 import type { RunState, StepState } from "./api-types.ts";
 
-/** How a state is shown: an icon and a word as well as a colour, never colour alone. */
+/**
+ * How a state is shown: an icon and a word as well as a colour, never colour alone. The icons are
+ * from blocks every common font has (no emoji font needed).
+ */
 export interface StateLook {
   readonly icon: string;
   readonly label: string;
@@ -12,14 +15,14 @@ const looks: Record<RunState | StepState, StateLook> = {
   queued: { icon: "◷", label: "queued", tone: "idle" },
   pending: { icon: "○", label: "pending", tone: "idle" },
   running: { icon: "▶", label: "running", tone: "busy" },
-  "awaiting-approval": { icon: "⏸", label: "awaiting approval", tone: "wait" },
+  "awaiting-approval": { icon: "‖", label: "awaiting approval", tone: "wait" },
   succeeded: { icon: "✔", label: "succeeded", tone: "ok" },
   failed: { icon: "✖", label: "failed", tone: "bad" },
-  timed_out: { icon: "⌛", label: "timed out", tone: "bad" },
+  timed_out: { icon: "◴", label: "timed out", tone: "bad" },
   cancelled: { icon: "⊘", label: "cancelled", tone: "bad" },
   skipped: { icon: "↷", label: "skipped", tone: "idle" },
-  rejected: { icon: "✋", label: "rejected", tone: "bad" },
-  expired: { icon: "⌛", label: "expired", tone: "bad" },
+  rejected: { icon: "⊗", label: "rejected", tone: "bad" },
+  expired: { icon: "◌", label: "expired", tone: "bad" },
 };
 
 /** The look of a run or step state. */

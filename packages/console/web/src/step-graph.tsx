@@ -160,7 +160,9 @@ export function StepGraph({ steps, selected, expandedMaps, onSelect, onToggleMap
               <text class="sub" x={34} y={40}>
                 {node.step.kind === "map"
                   ? `${node.childCount} children ${expanded ? "▾" : "▸"}`
-                  : `${kindLabel(node)} · ${look.label}`}
+                  : node.step.kind === "run"
+                    ? look.label
+                    : `${node.step.kind === "parallel" ? "parallel" : "gate"} · ${look.label}`}
               </text>
             </g>
           );
