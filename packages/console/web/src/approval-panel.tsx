@@ -112,7 +112,7 @@ function GateCard({ run, gate, onDecided }: { run: Run; gate: Gate; onDecided():
             <span class="muted">
               {dev
                 ? `(optional: dev mode mints one bound to this gate and plan${gate.grants.length > 0 ? `, in ${gate.grants.join(", ")}` : ""})`
-                : "(bound to this run, gate and plan hash: packrun token --approve)"}
+                : "(bound to this run, gate and plan hash: packrun token --run --gate --plan-hash)"}
             </span>
             <input
               type="password"

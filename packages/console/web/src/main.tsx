@@ -1,6 +1,7 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { whenUnauthenticated } from "./api.ts";
+import { jumpTo } from "./jump-to.ts";
 import { PacksPage } from "./packs-page.tsx";
 import { RunPage } from "./run-page.tsx";
 import { RunsPage } from "./runs-page.tsx";
@@ -80,7 +81,7 @@ function App() {
   const claims = tokenClaims(token);
   return (
     <>
-      <a class="skip" href="#main">
+      <a class="skip" href="#main" onClick={(event) => jumpTo(event, "main")}>
         Skip to content
       </a>
       <header class="top">
@@ -108,7 +109,7 @@ function App() {
           Sign out
         </button>
       </header>
-      <main id="main">
+      <main id="main" tabIndex={-1}>
         {route.page === "run" ? (
           <RunPage key={route.id} runId={route.id} />
         ) : route.page === "packs" ? (

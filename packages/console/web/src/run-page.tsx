@@ -5,6 +5,7 @@ import { ApprovalPanel } from "./approval-panel.tsx";
 import { followRunEvents, type StreamStatus } from "./event-stream.ts";
 import { EvidencePanel } from "./evidence-panel.tsx";
 import { mapChildren } from "./graph-model.ts";
+import { jumpTo } from "./jump-to.ts";
 import { LogView } from "./log-view.tsx";
 import { elapsed, formatDuration, formatTime, stateLook } from "./states.ts";
 import { StepDetails } from "./step-details.tsx";
@@ -116,7 +117,9 @@ export function RunPage({ runId }: { runId: string }) {
         {run.pendingGates.length > 0 ? (
           <p class="notice wait" role="status">
             ‖ Waiting for approval: {run.pendingGates.join(", ")} —{" "}
-            <a href="#approvals">decide below</a>
+            <a href="#approvals" onClick={(event) => jumpTo(event, "approvals")}>
+              decide below
+            </a>
           </p>
         ) : null}
       </header>
