@@ -81,9 +81,9 @@ function App() {
   const claims = tokenClaims(token);
   return (
     <>
-      <a class="skip" href="#main" onClick={(event) => jumpTo(event, "main")}>
+      <button type="button" class="skip link" onClick={() => jumpTo("main")}>
         Skip to content
-      </a>
+      </button>
       <header class="top">
         <strong class="brand">packrun</strong>
         <nav aria-label="Main">

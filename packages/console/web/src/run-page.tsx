@@ -117,9 +117,9 @@ export function RunPage({ runId }: { runId: string }) {
         {run.pendingGates.length > 0 ? (
           <p class="notice wait" role="status">
             ‖ Waiting for approval: {run.pendingGates.join(", ")} —{" "}
-            <a href="#approvals" onClick={(event) => jumpTo(event, "approvals")}>
+            <button type="button" class="link" onClick={() => jumpTo("approvals")}>
               decide below
-            </a>
+            </button>
           </p>
         ) : null}
       </header>
