@@ -78,7 +78,8 @@ describe("the web console", () => {
     await page.click('a[href="#/packs"]');
     await page.waitForSelector('a[href="#/packs/console-tour"]');
     await page.click('a[href="#/packs/console-tour"]');
-    await page.waitForSelector('[data-testid="inputs"]');
+    // The version list has loaded: simulate and run are enabled.
+    await page.waitForSelector('[data-testid="simulate"]:not([disabled])');
     await page.$eval('[data-testid="inputs"]', (element) => {
       (element as HTMLTextAreaElement).value = "";
     });

@@ -130,10 +130,15 @@ function PackDetail({ name }: { name: string }) {
           />
         </label>
         <div class="buttons">
-          <button type="submit" data-testid="simulate">
+          <button type="submit" data-testid="simulate" disabled={version === ""}>
             Simulate
           </button>
-          <button type="button" data-testid="run" onClick={() => void run()}>
+          <button
+            type="button"
+            data-testid="run"
+            disabled={version === ""}
+            onClick={() => void run()}
+          >
             ▶ Run
           </button>
         </div>
