@@ -3,10 +3,10 @@ import { readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 
-/** The console's sources: index.html, src/, tsconfig.json. */
-export const consoleSourceDir = resolve(import.meta.dirname, "../web");
-/** Where the build writes the app the gateway serves at `/`. */
-export const consoleAssetsDir = resolve(import.meta.dirname, "../dist");
+import { consoleAssetsDir, consoleSourceDir } from "./assets-dir.ts";
+
+export { consoleAssetsDir, consoleSourceDir };
+
 /** The build's record of which sources it was made from. */
 const stampFile = ".source-digest";
 const lockFile = resolve(import.meta.dirname, "../../../package-lock.json");

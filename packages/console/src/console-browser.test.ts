@@ -211,6 +211,17 @@ describe("the web console", () => {
     });
     const page = await browser.newPage();
     await page.goto(`${stack.consoleUrl}#/runs/${run.id}`);
+    // First paint of a run page, and the run's header and graph drawn (the budget: 1 s).
+    await page.waitForSelector('[data-testid="run-state"]');
+    await page.waitForSelector('g[data-step="release"]');
+    const shown = await page.evaluate(() => performance.now());
+    const firstPaint = await page.evaluate(
+      () => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? Number.NaN,
+    );
+    process.stdout.write(
+      `console: run page: first paint ${Math.round(firstPaint)} ms, run and graph shown at ${Math.round(shown)} ms\n`,
+    );
+    assert.ok(firstPaint <= 1000, `first paint ${firstPaint} ms`);
     await page.waitForSelector('[data-gate="approve"] button[type="submit"]', { timeout: 60_000 });
     // The session token itself carries packs.approve but no binding to run, gate and plan.
     await page.type('[data-gate="approve"] input[type="password"]', stack.token);

@@ -1,7 +1,5 @@
-export {
-  buildConsole,
-  type ConsoleBuild,
-  consoleAssetsDir,
-  consoleSourceDigest,
-  consoleSourceDir,
-} from "./build-console.ts";
+/**
+ * What the gateway needs of the web console at run time: where the built app is. The build
+ * itself (Vite, a development dependency) is `@packrun/console/build`.
+ */
+export { consoleAssetsDir, consoleSourceDir } from "./assets-dir.ts";
