@@ -80,12 +80,19 @@ describe("the web console", () => {
     await page.click('a[href="#/packs/console-tour"]');
     // The version list has loaded: simulate and run are enabled.
     await page.waitForSelector('[data-testid="simulate"]:not([disabled])');
-    await page.$eval('[data-testid="inputs"]', (element) => {
-      (element as HTMLTextAreaElement).value = "";
-    });
-    await page.type('[data-testid="inputs"]', '{"lines": 30}');
+    // Replace the inputs as a user does (select all, type over), so the app's state follows.
+    await page.focus('[data-testid="inputs"]');
+    await page.keyboard.down("Control");
+    await page.keyboard.press("a");
+    await page.keyboard.up("Control");
+    await page.keyboard.type('{"lines": 30}');
     await page.click('[data-testid="simulate"]');
-    await page.waitForSelector('[data-simulated="approve"]');
+    await page.waitForSelector('[data-simulated="approve"], [role="alert"]');
+    assert.equal(
+      await page.$('[role="alert"]'),
+      null,
+      await page.$eval("main", (main) => main.innerText),
+    );
     assert.match(await text(page, '[data-simulated="approve"]'), /requires-approval/);
     assert.match(await text(page, '[data-simulated="count"]'), /pending/);
     await page.click('[data-testid="run"]');
@@ -198,6 +205,42 @@ describe("the web console", () => {
     ).headers.get("etag");
     assert.equal(`"${digest}"`, etag, "the saved bundle is the gateway's");
     assert.ok(note.includes(digest), "the console showed the digest it checked");
+
+    // An artifact: listed with its digest, downloaded, checked, saved.
+    const { artifacts } = await stack.rest<{ artifacts: { name: string; digest: string }[] }>(
+      `/api/runs/${runId}/artifacts`,
+    );
+    const notes = artifacts.find((artifact) => artifact.name === "notes");
+    assert.ok(notes, "the run has the notes artifact");
+    // In a tab of its own: Chrome asks before a second download from one tab.
+    const artifactPage = await browser.newPage();
+    await artifactPage.goto(`${stack.consoleUrl}#/runs/${runId}`);
+    await artifactPage.waitForSelector("::-p-text(⤓ notes)");
+    const [notesButton] = await artifactPage.$$("::-p-text(⤓ notes)");
+    assert.ok(notesButton, "an artifact download button");
+    await notesButton.click();
+    await artifactPage.waitForFunction(
+      (want) =>
+        document.querySelector('[data-testid="download-note"]')?.textContent?.includes(`notes`) &&
+        document.querySelector('[data-testid="download-note"]')?.textContent?.includes(want),
+      {},
+      notes.digest,
+    );
+    const notesDeadline = Date.now() + 30_000;
+    // Chrome adds the extension the content type suggests (notes.txt).
+    const savedName = async () =>
+      (await readdir(downloads)).find((name) => name.startsWith("notes"));
+    while ((await savedName()) === undefined) {
+      assert.ok(
+        Date.now() < notesDeadline,
+        `the artifact was saved (saved: ${(await readdir(downloads)).join(", ")})`,
+      );
+      await sleep(100);
+    }
+    const savedNotes = await readFile(join(downloads, (await savedName()) ?? "notes"));
+    assert.equal(`sha256:${createHash("sha256").update(savedNotes).digest("hex")}`, notes.digest);
+    assert.equal(savedNotes.toString(), "release notes\n");
+    await artifactPage.close();
     assert.deepEqual(problems, []);
     await page.close();
   });

@@ -93,7 +93,11 @@ spec:
       gate:
         approval: { id: release, message: Ship console-tour? }
     - id: release
-      run: { uses: builtin:shell, with: { argv: [sh, -c, "echo released"] } }
+      run:
+        uses: builtin:shell
+        with: { argv: [sh, -c, "echo released; echo release notes > notes.txt"] }
+        artifacts:
+          - { name: notes, path: notes.txt }
 `;
 
 /** A pack held at a gate before a map of `inputs.items` children that never start. */
