@@ -91,7 +91,7 @@ describe("the web console", () => {
     assert.equal(
       await page.$('[role="alert"]'),
       null,
-      await page.$eval("main", (main) => main.innerText),
+      await page.$eval("main", (main) => main.textContent ?? ""),
     );
     assert.match(await text(page, '[data-simulated="approve"]'), /requires-approval/);
     assert.match(await text(page, '[data-simulated="count"]'), /pending/);
