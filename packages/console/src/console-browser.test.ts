@@ -293,6 +293,51 @@ describe("the web console", () => {
     await page.close();
   });
 
+  test("the runs list shows who, what, when and state, and filters by state and pack", {
+    timeout: 60_000,
+  }, async () => {
+    const { runs } = await stack.rest<{ runs: { id: string; state: string }[] }>("/api/runs");
+    const failed = runs.filter((run) => run.state === "failed");
+    assert.ok(failed.length > 0 && failed.length < runs.length, "the tests before made both kinds");
+    const page = await browser.newPage();
+    await page.goto(stack.consoleUrl);
+    await page.waitForSelector("table.runs tbody tr");
+    const rowIds = () =>
+      page.$$eval("table.runs tbody tr", (rows) => rows.map((row) => row.getAttribute("data-run")));
+    await page.waitForFunction(
+      (count) => document.querySelectorAll("table.runs tbody tr").length === count,
+      {},
+      runs.length,
+    );
+    // Newest first, as the API lists them.
+    assert.deepEqual(
+      await rowIds(),
+      runs.map((run) => run.id),
+    );
+    const first = await page.$eval("table.runs tbody tr", (row) => row.textContent ?? "");
+    assert.match(first, /console-tour/);
+    assert.match(first, /operator/);
+    await page.select("table.runs ~ * select, form select", "failed");
+    await page.waitForFunction(
+      (count) => document.querySelectorAll("table.runs tbody tr").length === count,
+      {},
+      failed.length,
+    );
+    assert.deepEqual(
+      await rowIds(),
+      failed.map((run) => run.id),
+    );
+    assert.match(
+      await page.$eval("table.runs tbody tr td", (cell) => cell.textContent ?? ""),
+      /✖ failed/,
+    );
+    await page.select("form select", "");
+    await page.type('form input[type="search"]', "no-such-pack");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("::-p-text(No runs.)");
+    await page.close();
+  });
+
   test("without dev mode's sign-in the console asks for a token, and a bad one is sent back", {
     timeout: 60_000,
   }, async () => {
