@@ -3,6 +3,7 @@ export {
   type DevAuth,
   devAudience,
   devIssuer,
+  devOperator,
   type Embedded,
   type EmbeddedOptions,
   startEmbedded,

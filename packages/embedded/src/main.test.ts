@@ -39,6 +39,11 @@ test("the embedded default runs the quickstart end to end, and again on the pers
     assert.equal(code, 0, `round ${round} failed:\n${stdout}\n${stderr}`);
     assert.match(stdout, /build +│ the token is \*\*\* \(masked in every log\)/);
     assert.match(stdout, /approving as embedded-demo/);
+    // The web console's address, where the gateway serves it.
+    assert.match(
+      stdout,
+      /^ {2}console +http:\/\/127\.0\.0\.1:\d+\/ +\(open it in a browser; dev mode/m,
+    );
     assert.match(stdout, /✔ run succeeded/);
     assert.match(stdout, /evidence bundle verified offline/);
     // The terminal shows the run; the services' JSON log lines go to the file the banner names.

@@ -12,7 +12,7 @@ import { type ExecutorLimits, loadExecutorLimits } from "@packrun/executor";
 import { createLogger } from "@packrun/logging";
 import type { JWK } from "jose";
 import { runQuickstart } from "./quickstart.ts";
-import { startEmbedded } from "./start-embedded.ts";
+import { devOperator, startEmbedded } from "./start-embedded.ts";
 import { ensureStepTools } from "./step-tools.ts";
 
 const once = process.argv.includes("--once");
@@ -67,6 +67,9 @@ print(`  planner   ${services.plannerUrl}`);
 print(`  executor  ${services.executorUrl}`);
 print(`  evidence  ${services.evidenceUrl}`);
 print(`  API       ${services.gatewayUrl}   (REST + SSE; OpenAPI at /.well-known/openapi)`);
+print(
+  `  console   ${services.consoleUrl}   (open it in a browser${services.devAuth === undefined ? "" : "; dev mode signs you in as the local operator"})`,
+);
 print(`  logs      ${shown(logFile)} (the services' log; PACKRUN_LOG_LEVEL=debug for more)`);
 print(
   `  gRPC CA   ${shown(services.tls.caFile)} (mutual TLS between the services; gRPC clients trust it and send a bearer token)`,
@@ -76,7 +79,7 @@ if (isolationWarning !== null) print(`  ${isolationWarning}`);
 // Dev mode: a local token issuer, so the CLI and curl work without an identity provider.
 const devAuth = services.devAuth;
 if (devAuth !== undefined) {
-  const operator = { tenant: "default", subject: "operator" };
+  const operator = devOperator;
   const token = await mintToken({
     key: JSON.parse(await readFile(devAuth.signingKeyFile, "utf8")) as JWK,
     issuer: devAuth.issuer,

@@ -7,6 +7,7 @@ import { isStepState } from "@packrun/contract";
 import { stepStateFromProto } from "@packrun/contract/proto";
 import { EvidenceService } from "@packrun/proto/evidence/v1";
 import { ExecutorService, RunState, StepState } from "@packrun/proto/executor/v1";
+import { PlannerService } from "@packrun/proto/planner/v1";
 import { serviceTransport } from "@packrun/rpc-server";
 import type { Embedded } from "./start-embedded.ts";
 
@@ -42,9 +43,17 @@ export async function runQuickstart(
   const evidenceSessions = evidenceTransport.sessions;
   const executor = createClient(ExecutorService, executorTransport.transport);
   const evidence = createClient(EvidenceService, evidenceTransport.transport);
+  const plannerTransport = serviceTransport(services.plannerUrl, services.tls.services.gateway);
+  const plannerSessions = plannerTransport.sessions;
   try {
     const manifest = await readFile(join(options.packDir, "pack.yaml"), "utf8");
     const inputs = JSON.parse(await readFile(join(options.packDir, "inputs.json"), "utf8"));
+    // Published as well, so that the web console's Packs page can simulate and run it again.
+    await createClient(PlannerService, plannerTransport.transport).registerPack({
+      tenant: "default",
+      manifest,
+      publishedBy: "embedded-demo",
+    });
     const started = performance.now();
     const submitted = await executor.submitRun({
       tenant: "default",
@@ -153,5 +162,6 @@ export async function runQuickstart(
   } finally {
     executorSessions.abort();
     evidenceSessions.abort();
+    plannerSessions.abort();
   }
 }

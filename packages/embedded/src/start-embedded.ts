@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createTokenVerifier, loadOrCreateLocalSigningKey } from "@packrun/auth";
+import { createTokenVerifier, loadOrCreateLocalSigningKey, mintToken } from "@packrun/auth";
+import { consoleAssetsDir } from "@packrun/console";
 import {
   type ChannelListener,
   createDatabaseChannelListener,
@@ -29,12 +30,13 @@ import {
   executorChannels,
   startExecutor,
 } from "@packrun/executor";
-import { type AuthConfig, startGateway } from "@packrun/gateway";
+import { type AuthConfig, type DevTokenIssuer, type Gateway, startGateway } from "@packrun/gateway";
 import type { Logger } from "@packrun/logging";
 import { startPlannerServer } from "@packrun/planner";
 import { type DevCertificates, ensureDevCertificates } from "@packrun/rpc-server";
 import { flushTelemetry, initTelemetry } from "@packrun/telemetry";
 import { Redis } from "ioredis";
+import type { JWK } from "jose";
 
 /** Options for {@link startEmbedded}. */
 export interface EmbeddedOptions {
@@ -92,6 +94,18 @@ export interface DevAuth {
 /** Issuer and audience of dev-mode tokens. */
 export const devIssuer = "packrun-local";
 export const devAudience = "packrun";
+/** Who dev mode's CLI config and web console act as. */
+export const devOperator = { tenant: "default", subject: "operator" } as const;
+
+/** The web console's dev sign-in: tokens for the local operator, signed with the dev key. */
+async function devTokenIssuer(devAuth: DevAuth): Promise<DevTokenIssuer> {
+  const key = JSON.parse(await readFile(devAuth.signingKeyFile, "utf8")) as JWK;
+  return {
+    operator: devOperator,
+    mint: (request) =>
+      mintToken({ key, issuer: devAuth.issuer, audience: devAuth.audience, ...request }),
+  };
+}
 
 /** The running embedded services. */
 export interface Embedded {
@@ -100,6 +114,10 @@ export interface Embedded {
   readonly evidenceUrl: string;
   /** The public REST + SSE API. */
   readonly gatewayUrl: string;
+  /** The web console (served by the gateway at `/`). */
+  readonly consoleUrl: string;
+  /** The running gateway (its Fastify app and server). */
+  readonly gateway: Gateway;
   /** `/metrics` URLs of the services given a metrics port. */
   readonly metricsUrls: { planner?: string; executor?: string; evidence?: string };
   /** Present in dev mode (no `auth` option given). */
@@ -165,6 +183,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       : new Redis(redisUrl, namespace === undefined ? {} : { keyPrefix: namespace.keyPrefix });
   redis?.on("error", () => {});
   let devAuth: DevAuth | undefined;
+  let devTokens: DevTokenIssuer | undefined;
   let auth = options.auth;
   if (auth === undefined) {
     devAuth = {
@@ -174,6 +193,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       audience: devAudience,
     };
     await loadOrCreateLocalSigningKey(devAuth.signingKeyFile, devAuth.jwksFile);
+    devTokens = await devTokenIssuer(devAuth);
     auth = {
       jwksFile: devAuth.jwksFile,
       issuer: devIssuer,
@@ -294,12 +314,19 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     evidenceUrl: evidence.url,
     port: options.ports?.gateway ?? 0,
     tls: certificates.services.gateway,
+    // The console at /, and in dev mode its sign-in as the local operator (loopback only).
+    console: {
+      assetsDir: consoleAssetsDir,
+      ...(devTokens === undefined ? {} : { devTokens }),
+    },
   });
   return {
     plannerUrl: planner.url,
     executorUrl: executor.url,
     evidenceUrl: evidence.url,
     gatewayUrl: gateway.url,
+    consoleUrl: `${gateway.url}/`,
+    gateway,
     metricsUrls: Object.fromEntries(
       Object.entries({
         planner: planner.metricsUrl,

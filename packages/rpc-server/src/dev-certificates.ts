@@ -21,6 +21,9 @@ export interface DevCertificates {
 }
 
 x509.cryptoProvider.set(webcrypto as Crypto);
+// Node's WebCrypto typed as the global one, which @peculiar/x509 speaks (the same whether the
+// program is compiled with the DOM library or only Node's globals).
+const subtle = webcrypto.subtle as unknown as SubtleCrypto;
 
 function serialNumber(): string {
   const bytes = randomBytes(16);
@@ -39,7 +42,7 @@ function pemOfPrivateKey(pkcs8: ArrayBuffer): string {
 
 async function importPrivateKey(pem: string): Promise<CryptoKey> {
   const der = createPrivateKey(pem).export({ type: "pkcs8", format: "der" });
-  return webcrypto.subtle.importKey("pkcs8", der, algorithm, false, ["sign"]);
+  return subtle.importKey("pkcs8", der, algorithm, false, ["sign"]);
 }
 
 async function loadOrCreateCa(
@@ -59,10 +62,10 @@ async function loadOrCreateCa(
   } catch {
     // No CA yet (or an unreadable one): make a new one below.
   }
-  const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
-    "sign",
-    "verify",
-  ])) as webcrypto.CryptoKeyPair;
+  const keys = (await subtle.generateKey(algorithm, true, ["sign", "verify"])) as {
+    privateKey: CryptoKey;
+    publicKey: CryptoKey;
+  };
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serialNumber(),
@@ -80,10 +83,7 @@ async function loadOrCreateCa(
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  await writePrivate(
-    keyFile,
-    pemOfPrivateKey(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)),
-  );
+  await writePrivate(keyFile, pemOfPrivateKey(await subtle.exportKey("pkcs8", keys.privateKey)));
   await writeFile(certFile, cert.toString("pem"));
   return { cert, key: keys.privateKey };
 }
@@ -92,10 +92,10 @@ async function issue(
   ca: { cert: x509.X509Certificate; key: CryptoKey },
   identity: ServiceIdentity,
 ): Promise<{ cert: string; key: string }> {
-  const keys = (await webcrypto.subtle.generateKey(algorithm, true, [
-    "sign",
-    "verify",
-  ])) as webcrypto.CryptoKeyPair;
+  const keys = (await subtle.generateKey(algorithm, true, ["sign", "verify"])) as {
+    privateKey: CryptoKey;
+    publicKey: CryptoKey;
+  };
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serialNumber(),
@@ -127,7 +127,7 @@ async function issue(
   });
   return {
     cert: cert.toString("pem"),
-    key: pemOfPrivateKey(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)),
+    key: pemOfPrivateKey(await subtle.exportKey("pkcs8", keys.privateKey)),
   };
 }
 

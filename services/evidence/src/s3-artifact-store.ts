@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
+import { ReadableStream } from "node:stream/web";
 import {
   AbortMultipartUploadCommand,
   CopyObjectCommand,
@@ -6,6 +7,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  type PutObjectCommandInput,
   S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
@@ -139,7 +141,14 @@ export function createS3ArtifactStore(options: S3ArtifactStoreOptions): Artifact
         client,
         // A web stream: lib-storage leaves it alone when a part fails, where a Node stream is
         // destroyed and that AbortError would replace the store's own error.
-        params: { Bucket: bucket, Key: tmpKey, Body: ReadableStream.from(hashed()) },
+        // (Node's web stream, typed as the SDK's body: the same stream in either library's types.)
+        params: {
+          Bucket: bucket,
+          Key: tmpKey,
+          Body: ReadableStream.from(hashed()) as unknown as NonNullable<
+            PutObjectCommandInput["Body"]
+          >,
+        },
         partSize,
         queueSize: options.uploadConcurrency ?? 1,
         // Aborted below instead, so that a failing abort cannot hide why the upload failed.

@@ -16,6 +16,7 @@ import type { GatewayApp, GatewayContext } from "./gateway-context.ts";
 import type { GatewayMetrics } from "./gateway-metrics.ts";
 import { problem, problemContentType, problemFromError } from "./problem-details.ts";
 import { registerApprovalRoutes } from "./routes/approval-routes.ts";
+import { type ConsoleOptions, registerConsoleRoutes } from "./routes/console-routes.ts";
 import { registerDeadLetterRoutes } from "./routes/dead-letter-routes.ts";
 import { registerEvidenceRoutes } from "./routes/evidence-routes.ts";
 import { registerLogRoutes } from "./routes/log-routes.ts";
@@ -43,6 +44,8 @@ export interface GatewayAppOptions {
   readonly firstEventWaitMs?: number;
   /** Requests per minute per token and per tenant (default {@link defaultRateLimits}). */
   readonly rateLimits?: RateLimitSettings;
+  /** The web console at `/` (default: none). */
+  readonly console?: ConsoleOptions;
 }
 
 const yamlTypes = ["application/yaml", "application/x-yaml", "text/yaml"];
@@ -267,5 +270,6 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
   registerSimulationRoutes(app, context);
   registerPackRoutes(app, context);
   registerOperationsRoutes(app, context, metrics);
+  await registerConsoleRoutes(app, context, options.console ?? {});
   return app;
 }

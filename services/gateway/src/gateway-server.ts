@@ -7,6 +7,7 @@ import type { AuthConfig } from "./gateway-config.ts";
 import type { GatewayApp } from "./gateway-context.ts";
 import { createGatewayMetrics } from "./gateway-metrics.ts";
 import type { RateLimitSettings } from "./rate-limits.ts";
+import type { ConsoleOptions } from "./routes/console-routes.ts";
 import { createServiceClients, type ServiceUrls } from "./service-clients.ts";
 import { createTokenVerifier } from "./token-verifier.ts";
 
@@ -25,6 +26,8 @@ export interface GatewayOptions extends ServiceUrls {
   readonly rateLimits?: RateLimitSettings;
   /** The gateway's TLS identity towards planner, executor and evidence (cleartext without). */
   readonly tls?: ServiceTls;
+  /** The web console at `/` (default: none). */
+  readonly console?: ConsoleOptions;
 }
 
 /** A listening gateway. */
@@ -51,6 +54,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ? {}
       : { firstEventWaitMs: options.firstEventWaitMs }),
     ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }),
+    ...(options.console === undefined ? {} : { console: options.console }),
   });
   // Long-lived log streams must not hold a graceful close forever.
   app.server.on("close", () => clients.close());

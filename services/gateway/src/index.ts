@@ -7,4 +7,10 @@ export {
   loadGatewayConfig,
 } from "./gateway-config.ts";
 export { type Gateway, type GatewayOptions, startGateway } from "./gateway-server.ts";
+export {
+  assertLocalConsoleRequest,
+  type ConsoleOptions,
+  type DevTokenIssuer,
+  type DevTokenRequest,
+} from "./routes/console-routes.ts";
 export { createTokenVerifier, type TokenVerifier } from "./token-verifier.ts";

@@ -3,6 +3,7 @@
  * Gateway process entry: `node services/gateway/src/main.ts`. Configured by environment (see
  * gateway-config.ts); SIGINT or SIGTERM stops it gracefully.
  */
+import { consoleAssetsDir } from "@packrun/console";
 import { isPackrunError } from "@packrun/errors";
 import { createLogger } from "@packrun/logging";
 import { serviceSecurityFromConfig, stopOnSignals } from "@packrun/rpc-server";
@@ -39,6 +40,8 @@ try {
       perTokenPerMinute: config.rateLimitPerToken,
       perTenantPerMinute: config.rateLimitPerTenant,
     },
+    // The web console at / (built into the image; never the dev sign-in here).
+    console: { assetsDir: consoleAssetsDir },
   });
 } catch (error) {
   logger.fatal({ err: error }, "gateway failed to start");

@@ -6,6 +6,7 @@ import { createLogger } from "@packrun/logging";
 import { buildGatewayApp, type GatewayAppOptions } from "../gateway-app.ts";
 import type { GatewayApp } from "../gateway-context.ts";
 import { createGatewayMetrics } from "../gateway-metrics.ts";
+import type { DevTokenRequest } from "../routes/console-routes.ts";
 import { createServiceClients } from "../service-clients.ts";
 import { createTokenVerifier } from "../token-verifier.ts";
 
@@ -29,8 +30,12 @@ export interface StandaloneGateway {
  * `inject`) once routes and hooks the test adds are in place.
  */
 export async function buildStandaloneGateway(
-  overrides: Partial<Pick<GatewayAppOptions, "rateLimits" | "bodyLimitBytes">> = {},
+  overrides: Partial<Pick<GatewayAppOptions, "rateLimits" | "bodyLimitBytes">> & {
+    /** The web console: its built assets, and the dev sign-in (as operator of `default`). */
+    console?: { assetsDir?: string; devSignIn?: boolean };
+  } = {},
 ): Promise<StandaloneGateway> {
+  const { console: consoleSettings, ...appOverrides } = overrides;
   const key = await generateLocalSigningKey();
   const dir = await mkdtemp(join(tmpdir(), "packrun-gateway-app-"));
   await writeFile(join(dir, "jwks.json"), JSON.stringify(key.jwks));
@@ -56,7 +61,30 @@ export async function buildStandaloneGateway(
     logger: createLogger({ service: "gateway-test", level: "silent" }),
     bodyLimitBytes: 64 * 1024,
     heartbeatMs: 15_000,
-    ...overrides,
+    ...appOverrides,
+    ...(consoleSettings === undefined
+      ? {}
+      : {
+          console: {
+            ...(consoleSettings.assetsDir === undefined
+              ? {}
+              : { assetsDir: consoleSettings.assetsDir }),
+            ...(consoleSettings.devSignIn === true
+              ? {
+                  devTokens: {
+                    operator: { tenant: "default", subject: "operator" },
+                    mint: (request: DevTokenRequest) =>
+                      mintToken({
+                        key: key.privateJwk,
+                        issuer: auth.issuer,
+                        audience: auth.audience,
+                        ...request,
+                      }),
+                  },
+                }
+              : {}),
+          },
+        }),
   });
   return {
     app,
