@@ -16,6 +16,7 @@ import {
 } from "../services/evidence/src/evidence-config.ts";
 
 const root = path.resolve(import.meta.dirname, "..");
+const pathSettings = new Set(["PACKRUN_AUTH_JWKS_FILE", "PACKRUN_APPROVER_KEYS_FILE"]);
 const deploy = path.join(root, "deploy");
 const read = (file: string) => readFileSync(file, "utf8");
 
@@ -53,7 +54,9 @@ describe("compose object store overlay", () => {
     const env: Record<string, string> = {};
     for (const [name, value] of Object.entries(environment)) {
       const secret = /^\/run\/secrets\/([a-z0-9_]+)$/.exec(value)?.[1];
-      if (!name.endsWith("_FILE") || secret === undefined) {
+      // As the image's entrypoint: settings whose own name ends in _FILE are paths, not
+      // indirections (deploy/docker-entrypoint.sh, file_settings).
+      if (!name.endsWith("_FILE") || secret === undefined || pathSettings.has(name)) {
         env[name] = value;
         continue;
       }
@@ -123,6 +126,10 @@ describe("Kubernetes object store component", () => {
     const env: Record<string, string> = {
       DATABASE_URL: "postgres://packrun:secret@postgres:5432/packrun",
       PACKRUN_EVIDENCE_SIGNING_KEY: "/etc/packrun/signing-key/signing-key.pem",
+      // As the base ConfigMap (deploy/kubernetes/config.yaml) sets them for every service.
+      PACKRUN_TLS_CA: "/etc/packrun/tls/ca.pem",
+      PACKRUN_TLS_CERT: "/etc/packrun/tls/tls.crt",
+      PACKRUN_TLS_KEY: "/etc/packrun/tls/tls.key",
     };
     const fromSecrets: string[] = [];
     for (const variable of container?.env ?? []) {

@@ -10,11 +10,11 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { createLogger } from "@packrun/logging";
 import { ExecutorService, type Run, RunState } from "@packrun/proto/executor/v1";
 import { ScheduleService } from "@packrun/proto/executor/v1/schedules";
 import { PlannerService } from "@packrun/proto/planner/v1";
+import { serviceTransport } from "@packrun/rpc-server";
 import { afterAll, test } from "vitest";
 import { type EmbeddedOptions, startEmbedded } from "./start-embedded.ts";
 
@@ -43,20 +43,16 @@ async function withEmbedded<T>(
   use: (clients: Clients) => Promise<T>,
 ): Promise<T> {
   const services = await startEmbedded({ home, logger, ...options });
-  const executorSessions = new Http2SessionManager(services.executorUrl);
-  const plannerSessions = new Http2SessionManager(services.plannerUrl);
-  const executorTransport = createGrpcTransport({
-    baseUrl: services.executorUrl,
-    sessionManager: executorSessions,
-  });
+  // The services authenticate callers by certificate: the test calls as the gateway does.
+  const executor = serviceTransport(services.executorUrl, services.tls.services.gateway);
+  const planner = serviceTransport(services.plannerUrl, services.tls.services.gateway);
+  const executorSessions = executor.sessions;
+  const plannerSessions = planner.sessions;
   try {
     return await use({
-      executor: createClient(ExecutorService, executorTransport),
-      schedules: createClient(ScheduleService, executorTransport),
-      planner: createClient(
-        PlannerService,
-        createGrpcTransport({ baseUrl: services.plannerUrl, sessionManager: plannerSessions }),
-      ),
+      executor: createClient(ExecutorService, executor.transport),
+      schedules: createClient(ScheduleService, executor.transport),
+      planner: createClient(PlannerService, planner.transport),
     });
   } finally {
     executorSessions.abort();

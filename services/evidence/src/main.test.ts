@@ -104,6 +104,7 @@ describe("evidence process", () => {
       DATABASE_URL: "postgres://x",
       PACKRUN_EVIDENCE_SIGNING_KEY: "/etc/packrun/signing.pem",
       PACKRUN_EVIDENCE_S3_BUCKET: "packrun-artifacts",
+      PACKRUN_RPC_INSECURE_NO_AUTH: "true",
     };
     const config = loadEvidenceConfig({
       ...base,
