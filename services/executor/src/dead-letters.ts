@@ -1,6 +1,7 @@
 import type { Database, Queryable } from "@packrun/db";
 import { isPackrunError, PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
+import { decodePageToken, keysetPage } from "./keyset-page.ts";
 import type { RunService } from "./run-service.ts";
 import type { RunState } from "./state-machine.ts";
 import type { WorkQueue } from "./work-queue.ts";
@@ -34,24 +35,6 @@ export interface DeadLetterView {
 }
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const isoTime = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
-
-function decodePageToken(token: string): { createdAt: string; id: string } {
-  try {
-    const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (
-      typeof value?.createdAt === "string" &&
-      isoTime.test(value.createdAt) &&
-      typeof value?.id === "string" &&
-      uuid.test(value.id)
-    )
-      return { createdAt: value.createdAt, id: value.id };
-  } catch {}
-  throw new PackrunError(
-    "REQUEST_INVALID",
-    "pageToken (page_token) is not a token this service issued",
-  );
-}
 
 /**
  * The tenant's dead letters, newest first: open ones, or all with `includeRetried`. A dead
@@ -92,14 +75,7 @@ export async function listDeadLetters(
       ],
     )
   ).rows;
-  const page = rows.slice(0, size);
-  const last = page.at(-1);
-  const nextPageToken =
-    rows.length > size && last !== undefined
-      ? Buffer.from(
-          JSON.stringify({ createdAt: last.created_at.toISOString(), id: last.id }),
-        ).toString("base64url")
-      : "";
+  const { page, nextPageToken } = keysetPage(rows, size);
   return { deadLetters: page, nextPageToken };
 }
 

@@ -3,6 +3,7 @@ import type { Database, Queryable } from "@packrun/db";
 import { isPackrunError, PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
 import { canonicalJson, sha256Digest } from "@packrun/planning";
+import { decodePageToken, keysetPage } from "./keyset-page.ts";
 import { createPlanCache } from "./plan-cache.ts";
 import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
 import { type RerunRequest, rerunRun } from "./rerun-run.ts";
@@ -227,30 +228,6 @@ const vaultTimeoutMs = 3000;
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-function encodeToken(value: unknown): string {
-  return Buffer.from(JSON.stringify(value)).toString("base64url");
-}
-
-function decodeToken(token: string): { createdAt: string; id: string } {
-  try {
-    const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    // Checked fully here: a forged timestamp or id would otherwise reach PostgreSQL's casts and
-    // fail there as an internal error.
-    if (
-      typeof value?.createdAt === "string" &&
-      typeof value?.id === "string" &&
-      ISO_TIME.test(value.createdAt) &&
-      !Number.isNaN(Date.parse(value.createdAt)) &&
-      uuid.test(value.id)
-    )
-      return { createdAt: value.createdAt, id: value.id };
-  } catch {}
-  throw new PackrunError(
-    "REQUEST_INVALID",
-    "pageToken (page_token) is not a token this service issued",
-  );
-}
-
 /**
  * What identifies a submission for its idempotency key: the pack source (inline manifest text
  * or registry reference) and the inputs as sent. Secrets are left out on purpose (a digest of a
@@ -279,9 +256,6 @@ export function effectiveTimeout(
     );
   return requested;
 }
-
-/** The shape of the timestamps page tokens carry (`Date.toISOString()`). */
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 
 /** Creates the run service over the executor's database, queue and secret vault. */
 export function createRunService(options: RunServiceOptions): RunService {
@@ -604,7 +578,7 @@ export function createRunService(options: RunServiceOptions): RunService {
 
     async list(query) {
       const size = Math.min(Math.max(query.pageSize || 50, 1), 500);
-      const after = query.pageToken === "" ? undefined : decodeToken(query.pageToken);
+      const after = query.pageToken === "" ? undefined : decodePageToken(query.pageToken);
       const rows = (
         await database.query<RunRow>(
           `SELECT ${runColumns} FROM runs
@@ -623,12 +597,7 @@ export function createRunService(options: RunServiceOptions): RunService {
           ],
         )
       ).rows;
-      const page = rows.slice(0, size);
-      const last = page.at(-1);
-      const nextPageToken =
-        rows.length > size && last !== undefined
-          ? encodeToken({ createdAt: last.created_at.toISOString(), id: last.id })
-          : "";
+      const { page, nextPageToken } = keysetPage(rows, size);
       return { runs: page, nextPageToken };
     },
 
