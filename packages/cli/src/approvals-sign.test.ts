@@ -22,7 +22,7 @@ import {
   verifyEnvelope,
 } from "@packrun/attestation";
 import { test } from "vitest";
-import { runCli, tempDirWith } from "./testing/run-cli.ts";
+import { runCliInProcess as runCli, tempDirWith } from "./testing/run-cli.ts";
 
 const packrunKey = loadSigningKey(generateSigningKeyPem("ed25519"));
 const approverPem = generateSigningKeyPem("ecdsa-p256");

@@ -7,7 +7,7 @@ import { type GatewayStack, gatedPack, startGatewayStack } from "@packrun/gatewa
 import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import type { DeadLetter, Run, SubmitRunResponse } from "./api-types.ts";
-import { type CliRun, runCli } from "./testing/run-cli.ts";
+import { type CliRun, runCliInProcess as runCli } from "./testing/run-cli.ts";
 
 /** Fails at `flaky` until `<dir>/fixed` exists; `prepare` counts its runs. Needs a secret. */
 const flaky = `apiVersion: stellaops.io/pack.v1

@@ -11,7 +11,7 @@ import { type GatewayStack, startGatewayStack } from "@packrun/gateway/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import type { ListRunsResponse, Run, SubmitRunResponse } from "./api-types.ts";
 import type { ListSchedulesResponse, Schedule } from "./schedules-client.ts";
-import { type CliRun, runCli } from "./testing/run-cli.ts";
+import { type CliRun, runCliInProcess as runCli } from "./testing/run-cli.ts";
 
 const greet = `apiVersion: stellaops.io/pack.v1
 kind: TaskPack
