@@ -1,12 +1,7 @@
 import type { Command } from "commander";
-import { commandHint } from "../command-hint.ts";
-import { followRun } from "../follow-run.ts";
 import { addGatewayOptions, connect, type GatewayOptions } from "../gateway-options.ts";
 import { collect } from "../option-values.ts";
-import { renderJson } from "../output.ts";
-import { ProgressView } from "../progress-view.ts";
-import { resultLines } from "../run-progress.ts";
-import { collectSecrets, runOutcome } from "./run.ts";
+import { collectSecrets, followStartedRun } from "./run.ts";
 
 interface RerunOptions extends GatewayOptions {
   secret?: string[];
@@ -66,29 +61,11 @@ export function registerRerunCommands(program: Command): void {
         const secrets = await collectSecrets(options);
         const { client } = await connect(options);
         const started = await client.rerunRun(runId, mode, secrets);
-        const json = options.format === "json";
         const line = `${mode === "resume" ? "resumed" : "rerun of"} run ${runId} as run ${started.run.id}  plan ${started.run.planHash}\n`;
-        if (options.detach === true) {
-          process.stdout.write(
-            json
-              ? renderJson(started)
-              : `${line}follow: ${commandHint(`logs ${started.run.id} -f`)}\n`,
-          );
-          return;
-        }
-        const view = json ? undefined : new ProgressView(process.stdout);
-        if (!json) process.stdout.write(line);
-        const run = await followRun(client, started.run.id, {
-          onUpdate: (snapshot) => view?.update(snapshot),
-          ...(view?.interactive === true ? { onTick: () => view.redraw() } : {}),
+        await followStartedRun(client, started, line, {
+          json: options.format === "json",
+          detach: options.detach === true,
         });
-        if (json) process.stdout.write(renderJson(run));
-        else {
-          const lines = resultLines(run, Date.now());
-          if (lines.length > 0) process.stdout.write(`${lines.join("\n")}\n`);
-        }
-        const failure = runOutcome(run);
-        if (failure !== undefined) throw failure;
       });
   }
 }

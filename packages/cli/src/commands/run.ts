@@ -4,6 +4,7 @@ import { CliError } from "../cli-error.ts";
 import { commandHint } from "../command-hint.ts";
 import { ExitCode } from "../exit-codes.ts";
 import { followRun } from "../follow-run.ts";
+import type { GatewayClient } from "../gateway-client.ts";
 import { addGatewayOptions, connect, type GatewayOptions } from "../gateway-options.ts";
 import { readManifestFile } from "../manifest-file.ts";
 import { collect, integerOption, splitAssignment } from "../option-values.ts";
@@ -115,6 +116,39 @@ async function submission(
   return { body, source };
 }
 
+/**
+ * What `run`, `rerun` and `resume` do once the gateway started a run: with `detach`, print it
+ * (`started` as JSON, or `line` and how to follow it); otherwise follow it to its end with the
+ * progress view, print the final run, and throw its outcome when it did not succeed.
+ */
+export async function followStartedRun(
+  client: GatewayClient,
+  started: { run: Run },
+  line: string,
+  options: { json: boolean; detach: boolean },
+): Promise<void> {
+  const { json } = options;
+  if (options.detach) {
+    process.stdout.write(
+      json ? renderJson(started) : `${line}follow: ${commandHint(`logs ${started.run.id} -f`)}\n`,
+    );
+    return;
+  }
+  const view = json ? undefined : new ProgressView(process.stdout);
+  if (!json) process.stdout.write(line);
+  const run = await followRun(client, started.run.id, {
+    onUpdate: (snapshot) => view?.update(snapshot),
+    ...(view?.interactive === true ? { onTick: () => view.redraw() } : {}),
+  });
+  if (json) process.stdout.write(renderJson(run));
+  else {
+    const lines = resultLines(run, Date.now());
+    if (lines.length > 0) process.stdout.write(`${lines.join("\n")}\n`);
+  }
+  const failure = runOutcome(run);
+  if (failure !== undefined) throw failure;
+}
+
 /** Exit status of a finished run: nothing for success, a CliError (exit 1) otherwise. */
 export function runOutcome(run: Run): CliError | undefined {
   if (run.state === "succeeded") return undefined;
@@ -202,27 +236,9 @@ export function registerRunCommand(program: Command): void {
       const { body, source } = await submission(positional, options);
       const { client } = await connect(options);
       const submitted = await client.submitRun(body, source);
-      const json = options.format === "json";
-      if (options.detach === true) {
-        process.stdout.write(
-          json
-            ? renderJson(submitted)
-            : `${submittedLine(submitted)}follow: ${commandHint(`logs ${submitted.run.id} -f`)}\n`,
-        );
-        return;
-      }
-      const view = json ? undefined : new ProgressView(process.stdout);
-      if (!json) process.stdout.write(submittedLine(submitted));
-      const run = await followRun(client, submitted.run.id, {
-        onUpdate: (snapshot) => view?.update(snapshot),
-        ...(view?.interactive === true ? { onTick: () => view.redraw() } : {}),
+      await followStartedRun(client, submitted, submittedLine(submitted), {
+        json: options.format === "json",
+        detach: options.detach === true,
       });
-      if (json) process.stdout.write(renderJson(run));
-      else {
-        const lines = resultLines(run, Date.now());
-        if (lines.length > 0) process.stdout.write(`${lines.join("\n")}\n`);
-      }
-      const failure = runOutcome(run);
-      if (failure !== undefined) throw failure;
     });
 }

@@ -1,16 +1,9 @@
+import { runStates } from "@packrun/contract";
 import { useEffect, useState } from "preact/hooks";
 import { api } from "./api.ts";
-import type { ListRunsResponse, RunState } from "./api-types.ts";
+import type { ListRunsResponse } from "./api-types.ts";
 import { elapsed, formatDuration, formatTime, stateLook } from "./states.ts";
 
-const runStates: RunState[] = [
-  "queued",
-  "running",
-  "awaiting-approval",
-  "succeeded",
-  "failed",
-  "cancelled",
-];
 const pageSize = 25;
 const refreshMs = 3000;
 
