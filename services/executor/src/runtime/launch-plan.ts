@@ -2,12 +2,14 @@ import { lstat, mkdtemp, readlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { SLIRP } from "./egress-rules.ts";
+import { spawnHelperEnabled } from "./launcher.ts";
 import type { AttemptLayout } from "./step-env.ts";
 import type { StepMount } from "./step-mounts.ts";
 import type { EgressPolicy, NetworkTools } from "./step-network.ts";
 import type { StepUser } from "./step-user.ts";
 import { BWRAP_BLOCK_FD, BWRAP_INFO_FD, type LaunchPlan } from "./supervise.ts";
 import { TIME_FORMAT } from "./time-report.ts";
+import { takeNetwork, warmNetworkTarget } from "./warm-networks.ts";
 
 /** Size of the sandbox's private /tmp (a tmpfs, i.e. worker memory). TMPDIR points to disk. */
 export const SANDBOX_TMPFS_BYTES = 64 * 1024 * 1024;
@@ -134,24 +136,50 @@ export async function buildLaunchPlan(
         limits: { memoryBytes: input.memoryBytes, pids: input.pids, cpus: input.cpus },
       }
     : null;
+  // A root worker's open step joins a namespace prepared ahead (no slirp4netns, no nft on its
+  // path); elsewhere bubblewrap makes the namespace and the network is attached while it waits.
+  const warm = network !== null && input.workerIsRoot && useWarmNetworks();
+  const sandbox = await sandboxArgs(input, switchUser, !warm);
+  const tail = [
+    "--die-with-parent",
+    "--info-fd",
+    String(BWRAP_INFO_FD),
+    ...((network && !warm) || cgroup ? ["--block-fd", String(BWRAP_BLOCK_FD)] : []),
+    "--chdir",
+    input.cwd,
+    "--",
+    ...inner,
+  ];
+  if (network && warm) {
+    const held = await takeNetwork(network, input.egress);
+    return {
+      ...base,
+      // nsenter joins the namespace and execs bubblewrap: same process, same group.
+      command: network.nsenter,
+      args: [`--net=${held.namespacePath}`, "--", support.bwrap, ...sandbox, ...tail],
+      pidNamespace: true,
+      network: { kind: "warm", held },
+      cgroup,
+    };
+  }
   return {
     ...base,
     command: support.bwrap,
-    args: [
-      ...(await sandboxArgs(input, switchUser)),
-      "--die-with-parent",
-      "--info-fd",
-      String(BWRAP_INFO_FD),
-      ...(network || cgroup ? ["--block-fd", String(BWRAP_BLOCK_FD)] : []),
-      "--chdir",
-      input.cwd,
-      "--",
-      ...inner,
-    ],
+    args: [...sandbox, ...tail],
     pidNamespace: true,
-    network: network ? { tools: network, policy: input.egress } : null,
+    network: network ? { kind: "attach", tools: network, policy: input.egress } : null,
     cgroup,
   };
+}
+
+/** Warm network namespaces need the spawn helper and a pool size above 0. */
+function useWarmNetworks(): boolean {
+  return spawnHelperEnabled() && warmNetworkTarget() > 0;
+}
+
+/** Closes a plan's prepared network namespace, if it has one (after its last launch). */
+export function releasePlan(plan: LaunchPlan): void {
+  if (plan.network?.kind === "warm") plan.network.held.close();
 }
 
 /**
@@ -165,13 +193,18 @@ export async function buildLaunchPlan(
  * GNU time and setpriv need to write the report and switch to the step user; the step itself
  * has none. A non-root worker puts the step in a user namespace as the step user.
  */
-async function sandboxArgs(input: LaunchInput, switchUser: boolean): Promise<string[]> {
+async function sandboxArgs(
+  input: LaunchInput,
+  switchUser: boolean,
+  newNetwork: boolean,
+): Promise<string[]> {
   const args = [
     "--unshare-pid",
     "--unshare-ipc",
     "--unshare-uts",
     "--unshare-cgroup-try",
-    "--unshare-net",
+    // Without it, the sandbox stays in the prepared namespace its launcher joined.
+    ...(newNetwork ? ["--unshare-net"] : []),
     ...(input.workerIsRoot
       ? []
       : ["--unshare-user", "--uid", String(input.user.uid), "--gid", String(input.user.gid)]),

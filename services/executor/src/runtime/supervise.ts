@@ -1,6 +1,6 @@
-import { spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 import { openFileInside, PathError } from "./contained-path.ts";
+import { type LaunchedProcess, launch } from "./launcher.ts";
 import type { LogSink } from "./log-sink.ts";
 import { listProcesses, sendSignal } from "./proc-scan.ts";
 import { type CgroupLimits, createStepCgroup, type StepCgroup } from "./step-cgroup.ts";
@@ -12,6 +12,7 @@ import {
 } from "./step-network.ts";
 import { parseTimeReport, signalName, type TimeReport } from "./time-report.ts";
 import type { StepWatch } from "./types.ts";
+import type { HeldNetwork } from "./warm-networks.ts";
 
 /** File descriptor on which bubblewrap writes its `--info-fd` JSON. */
 export const BWRAP_INFO_FD = 4;
@@ -41,10 +42,15 @@ export interface LaunchPlan {
    */
   timeReport: { workdir: string; file: string } | null;
   /**
-   * Open network for the step: bubblewrap waits on `--block-fd 5` until slirp4netns and the
-   * egress rules are set up in its network namespace. Null: the namespace stays empty.
+   * Open network for the step. "warm": the command joins a namespace prepared ahead (slirp4netns
+   * and egress rules already there, warm-networks.ts); its owner, not supervise, closes it.
+   * "attach": bubblewrap waits on `--block-fd 5` until slirp4netns and the egress rules are set
+   * up in its own new namespace. Null: the namespace stays empty.
    */
-  network: { tools: NetworkTools; policy: EgressPolicy } | null;
+  network:
+    | { kind: "warm"; held: HeldNetwork }
+    | { kind: "attach"; tools: NetworkTools; policy: EgressPolicy }
+    | null;
   /**
    * Per-step cgroup limits: the sandbox's first process joins a new cgroup while bubblewrap
    * waits on `--block-fd`, so every process of the step is counted from its start.
@@ -103,7 +109,52 @@ export interface SupervisedExit {
  * everything else in the namespace. Without a namespace the step's process group gets the
  * signals (sparing GNU time the same way), and a process that left the group escapes.
  */
-export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<SupervisedExit> {
+export async function supervise(
+  plan: LaunchPlan,
+  options: SuperviseOptions,
+): Promise<SupervisedExit> {
+  const blocked = plan.network?.kind === "attach" || plan.cgroup !== null;
+  let child: LaunchedProcess;
+  try {
+    child = await launch(plan.command, plan.args, {
+      cwd: plan.cwd,
+      env: plan.env,
+      detached: true,
+      stdio: [
+        "ignore",
+        "read",
+        "read",
+        "ignore",
+        plan.pidNamespace ? "read" : "ignore",
+        blocked ? "write" : "ignore",
+      ],
+    });
+  } catch (error) {
+    return notStarted((error as Error).message);
+  }
+  return superviseProcess(child, plan, options, blocked);
+}
+
+/** The result of a step whose command could not be started at all. */
+function notStarted(spawnError: string): SupervisedExit {
+  return {
+    exitCode: null,
+    signal: null,
+    stoppedFor: null,
+    report: null,
+    spawnError,
+    setupFailed: false,
+    setupError: null,
+    timeReportError: null,
+  };
+}
+
+function superviseProcess(
+  child: LaunchedProcess,
+  plan: LaunchPlan,
+  options: SuperviseOptions,
+  blocked: boolean,
+): Promise<SupervisedExit> {
   return new Promise((resolve) => {
     const { sink } = options;
     let stoppedFor: SupervisedExit["stoppedFor"] = null;
@@ -116,29 +167,15 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
     let finished = false;
     let spawnError: string | null = null;
 
+    // Only a namespace attached here is closed here; a warm one belongs to the plan's owner.
     let network: StepNetwork | null = null;
     let cgroup: StepCgroup | null = null;
     let prepareRequested = false;
-    const blocked = plan.network !== null || plan.cgroup !== null;
-    const child = spawn(plan.command, [...plan.args], {
-      cwd: plan.cwd,
-      env: plan.env,
-      detached: true,
-      stdio: [
-        "ignore",
-        "pipe",
-        "pipe",
-        "ignore",
-        plan.pidNamespace ? "pipe" : "ignore",
-        blocked ? "pipe" : "ignore",
-      ],
-    });
     // The lease watchdog kills the group (the outer bubblewrap or the unisolated step) and, once
     // known, the PID namespace's init (which takes every process of the step with it).
     const untrack: ((() => void) | undefined)[] = [];
-    if (child.pid !== undefined)
-      untrack.push(options.watch?.track({ kind: "process", pid: -child.pid }));
-    const blockPipe = (child.stdio as unknown as (Writable | null)[])[BWRAP_BLOCK_FD] ?? null;
+    untrack.push(options.watch?.track({ kind: "process", pid: -child.pid }));
+    const blockPipe = (child.stdio[BWRAP_BLOCK_FD] as Writable | null | undefined) ?? null;
     blockPipe?.on("error", () => {});
     /**
      * Once bubblewrap named its sandbox: put it in the step's cgroup and give it its network,
@@ -156,7 +193,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
           );
           await cgroup.add(pid);
         }
-        if (plan.network)
+        if (plan.network?.kind === "attach")
           network = await attachStepNetwork(pid, plan.network.tools, plan.network.policy);
       })().then(
         () => {
@@ -178,7 +215,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
 
     const stdout = sink.stream("stdout");
     const stderr = sink.stream("stderr");
-    const [outPipe, errPipe] = [child.stdout, child.stderr] as [Readable, Readable];
+    const [outPipe, errPipe] = [child.stdio[1], child.stdio[2]] as [Readable, Readable];
     const infoPipe = child.stdio[BWRAP_INFO_FD] as Readable | null;
     const streams = infoPipe ? [outPipe, errPipe, infoPipe] : [outPipe, errPipe];
     // bubblewrap's own error, when set-up fails before the step ran, is the first stderr chunk
@@ -227,10 +264,9 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
     });
     for (const stream of streams) stream.on("error", () => {});
 
-    const groupId = child.pid ?? null;
+    const groupId = child.pid;
 
     const terminate = async (signal: NodeJS.Signals): Promise<void> => {
-      if (groupId === null) return;
       if (signal === "SIGKILL") {
         if (namespaceInit !== null) sendSignal(namespaceInit, "SIGKILL");
         sendSignal(-groupId, "SIGKILL");
@@ -263,6 +299,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
 
     const onAbort = (): void => stop("cancel");
     options.signal.addEventListener("abort", onAbort, { once: true });
+    if (options.signal.aborted) onAbort();
     if (options.timeoutMs !== null) {
       timeoutTimer = setTimeout(
         () => stop("timeout"),
@@ -282,7 +319,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
       clearTimeout(killTimer);
       options.signal.removeEventListener("abort", onAbort);
       // Whatever the step left behind in its group dies now (the namespace is already gone).
-      if (groupId !== null) sendSignal(-groupId, "SIGKILL");
+      sendSignal(-groupId, "SIGKILL");
       const drain = setTimeout(() => {
         // Something outside our reach still holds the pipes open (a process that escaped the
         // group without a PID namespace); stop listening rather than wait forever.
