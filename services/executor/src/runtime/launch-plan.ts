@@ -28,6 +28,11 @@ export interface LaunchSupport {
   /** The machine's cgroup layout, when the worker may manage cgroups (per-step limits). */
   cgroups?: { version: 1 } | { version: 2 } | null;
   /**
+   * A step's cgroup reports its CPU time, peak memory and peak processes (cgroup v2 with
+   * `pids.peak`): steps then run without GNU time, which stays the fallback elsewhere.
+   */
+  cgroupMetrics?: boolean;
+  /**
    * The operator turned step isolation off (PACKRUN_EXECUTOR_UNISOLATED_STEPS=1, for a
    * development machine without bubblewrap): steps run as the worker, on the host.
    */
@@ -82,9 +87,13 @@ export async function buildLaunchPlan(
     throw new IsolationUnavailableError(
       "step isolation needs setpriv (Debian package util-linux) on a worker running as root",
     );
+  // Without cgroups, rlimits are the fallback: per process, and NPROC per uid.
+  const cgroups = support.unisolated ? null : (support.cgroups ?? null);
+  const measuredByCgroup = cgroups !== null && support.cgroupMetrics === true;
+  const time = measuredByCgroup ? null : support.time;
   const inner: string[] = [];
-  if (support.time) {
-    inner.push(support.time, "-f", TIME_FORMAT, "-o", input.layout.timeReportFile, "--");
+  if (time) {
+    inner.push(time, "-f", TIME_FORMAT, "-o", input.layout.timeReportFile, "--");
   }
   if (switchUser && support.setpriv) {
     inner.push(
@@ -99,8 +108,6 @@ export async function buildLaunchPlan(
       "--",
     );
   }
-  // Without cgroups, rlimits are the fallback: per process, and NPROC per uid.
-  const cgroups = support.unisolated ? null : (support.cgroups ?? null);
   if (
     !cgroups &&
     support.prlimit &&
@@ -116,9 +123,7 @@ export async function buildLaunchPlan(
   const base = {
     env: input.env,
     cwd: input.cwd,
-    timeReport: support.time
-      ? { workdir: input.layout.workdir, file: input.layout.timeReportFile }
-      : null,
+    timeReport: time ? { workdir: input.layout.workdir, file: input.layout.timeReportFile } : null,
   };
   if (support.unisolated) {
     const [command, ...args] = inner as [string, ...string[]];
@@ -134,6 +139,7 @@ export async function buildLaunchPlan(
         layout: cgroups,
         workerId: input.workerId,
         limits: { memoryBytes: input.memoryBytes, pids: input.pids, cpus: input.cpus },
+        measures: measuredByCgroup,
       }
     : null;
   // A root worker's open step joins a namespace prepared ahead (no slirp4netns, no nft on its

@@ -15,11 +15,6 @@ export interface LaunchOptions {
   detached?: boolean;
   /** One entry per descriptor from 0: "read" = its output comes to us, "write" = we feed it. */
   stdio: readonly StdioDirection[];
-  /**
-   * A helper process that may run for long (a namespace holder, slirp4netns): it does not keep
-   * the worker's event loop alive.
-   */
-  background?: boolean;
 }
 
 /**
@@ -71,10 +66,6 @@ function launchDirect(
     child.once("spawn", () => {
       child.removeListener("error", reject);
       child.on("error", () => {});
-      if (options.background) {
-        child.unref();
-        for (const stream of child.stdio) (stream as { unref?(): void } | null)?.unref?.();
-      }
       resolve(child as ChildProcess & { pid: number } as unknown as LaunchedProcess);
     });
   });
@@ -220,7 +211,6 @@ class SpawnHelper {
       };
       const remote = new RemoteProcess(id, options.stdio, send, { resolve, reject });
       this.#launched.set(id, remote);
-      // Until it runs, even a background launch keeps the worker alive (someone awaits it).
       this.#running.add(id);
       this.#refresh();
       remote.once("close", () => {
@@ -230,13 +220,7 @@ class SpawnHelper {
       });
       const started = remote.started;
       remote.started = {
-        resolve: (launched) => {
-          if (options.background) {
-            this.#running.delete(id);
-            this.#refresh();
-          }
-          started.resolve(launched);
-        },
+        resolve: started.resolve,
         reject: (error) => {
           this.#launched.delete(id);
           this.#running.delete(id);
@@ -255,6 +239,12 @@ class SpawnHelper {
         stdio: [...options.stdio],
       });
     });
+  }
+
+  /** A process of ours that no longer keeps the worker alive. */
+  background(id: number): void {
+    this.#running.delete(id);
+    this.#refresh();
   }
 
   /** Pid of the helper process (started if need be). */
@@ -296,6 +286,20 @@ class SpawnHelper {
       channel?.unref();
     }
   }
+}
+
+/**
+ * Lets a long-running helper process (a namespace holder, slirp4netns serving a prepared
+ * namespace) run on without keeping the worker's event loop alive, once nobody awaits it.
+ */
+export function runInBackground(launched: LaunchedProcess): void {
+  if (launched instanceof RemoteProcess) {
+    helper?.background(launched.id);
+    return;
+  }
+  const child = launched as unknown as ChildProcess;
+  child.unref();
+  for (const stream of child.stdio) (stream as { unref?(): void } | null)?.unref?.();
 }
 
 let helper: SpawnHelper | undefined;

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import type { Readable, Writable } from "node:stream";
 import { deniedDestinations, egressRuleset, resolveAllowlist } from "./egress-rules.ts";
-import { launch } from "./launcher.ts";
+import { launch, runInBackground } from "./launcher.ts";
 
 /** How long slirp4netns may take to configure the step's interface. */
 const READY_TIMEOUT_MS = 10_000;
@@ -91,8 +91,7 @@ async function startSlirp(
       String(pid),
       "tap0",
     ],
-    // It serves the namespace as long as its step runs (or its namespace waits, warm).
-    { stdio: ["ignore", "ignore", "read", "read"], background: true },
+    { stdio: ["ignore", "ignore", "read", "read"] },
   );
   let slirpErr = "";
   (slirp.stdio[2] as Readable).setEncoding("utf8").on("data", (chunk: string) => {
@@ -110,6 +109,8 @@ async function startSlirp(
     ),
   ]).then((outcome) => {
     readyPipe.destroy();
+    // It serves the namespace as long as its step runs (or while a prepared namespace waits).
+    if (outcome === "ready") runInBackground(slirp);
     if (outcome !== "ready")
       throw new Error(
         `slirp4netns did not configure the step's network (${outcome}): ${slirpErr.trim().split("\n").at(-1) ?? ""}`,

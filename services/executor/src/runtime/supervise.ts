@@ -3,7 +3,12 @@ import { openFileInside, PathError } from "./contained-path.ts";
 import { type LaunchedProcess, launch } from "./launcher.ts";
 import type { LogSink } from "./log-sink.ts";
 import { listProcesses, sendSignal } from "./proc-scan.ts";
-import { type CgroupLimits, createStepCgroup, type StepCgroup } from "./step-cgroup.ts";
+import {
+  type CgroupLimits,
+  type CgroupStepUsage,
+  createStepCgroup,
+  type StepCgroup,
+} from "./step-cgroup.ts";
 import {
   attachStepNetwork,
   type EgressPolicy,
@@ -59,6 +64,8 @@ export interface LaunchPlan {
     layout: { version: 1 } | { version: 2 };
     limits: CgroupLimits;
     workerId: string;
+    /** The cgroup measures CPU and peak memory (GNU time is left out of the command line). */
+    measures: boolean;
   } | null;
 }
 
@@ -335,31 +342,50 @@ function superviseProcess(
     const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (finished) return;
       finished = true;
-      void readTimeReport(plan.timeReport).then((read) => complete(code, signal, read));
+      // Read before the cgroup is removed; only where it replaces GNU time.
+      const usage = plan.cgroup?.measures
+        ? ((cgroup as StepCgroup | null)?.usage() ?? Promise.resolve(null))
+        : Promise.resolve(null);
+      void Promise.all([readTimeReport(plan.timeReport), usage]).then(([read, counted]) =>
+        complete(code, signal, read, counted),
+      );
     };
     const complete = (
       code: number | null,
       signal: NodeJS.Signals | null,
       timeReport: TimeReportText,
+      usage: CgroupStepUsage | null,
     ): void => {
       (network as StepNetwork | null)?.close();
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
       options.signal.removeEventListener("abort", onAbort);
-      const report = parseTimeReport(timeReport.text);
-      let exitCode = report ? report.exitCode : code;
-      let signalOut = report ? report.signal : signal;
-      if (!report && plan.pidNamespace && exitCode !== null && exitCode > 128) {
+      const timed = parseTimeReport(timeReport.text);
+      let exitCode = timed ? timed.exitCode : code;
+      let signalOut = timed ? timed.signal : signal;
+      if (!timed && plan.pidNamespace && exitCode !== null && exitCode > 128) {
         // bubblewrap turns "killed by signal N" into exit status 128+N.
         signalOut = signalName(exitCode - 128);
         exitCode = null;
       }
-      const setupFailed =
-        plan.pidNamespace &&
-        plan.timeReport !== null &&
-        timeReport.absent &&
-        code === 1 &&
-        stoppedFor === null;
+      const report: TimeReport | null =
+        timed ??
+        (usage
+          ? {
+              exitCode,
+              signal: signalOut,
+              cpuMicros: usage.cpuMicros,
+              peakMemoryBytes: usage.peakMemoryBytes,
+            }
+          : null);
+      // Nothing of the step ran: GNU time (the sandbox's first command, which creates its report
+      // at once) never started, or, measured by the cgroup, the sandbox never forked its command
+      // (bubblewrap forks it only after setting up; before, the cgroup holds one process).
+      const neverRan =
+        plan.timeReport !== null
+          ? timeReport.absent
+          : plan.cgroup?.measures === true && usage !== null && usage.peakProcesses < 2;
+      const setupFailed = plan.pidNamespace && neverRan && code === 1 && stoppedFor === null;
       const setupError = setupFailed && heldStderr ? heldStderr.toString("utf8").trim() : null;
       if (!setupFailed) releaseHeld();
       stdout.end();

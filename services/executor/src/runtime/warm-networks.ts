@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import type { Readable } from "node:stream";
-import { type LaunchedProcess, launch, spawnHelperEnabled } from "./launcher.ts";
+import { type LaunchedProcess, launch, runInBackground, spawnHelperEnabled } from "./launcher.ts";
 import {
   attachStepNetwork,
   type EgressPolicy,
@@ -41,7 +41,7 @@ export async function holdNetwork(tools: NetworkTools, policy: EgressPolicy): Pr
   const holder = await launch(
     tools.unshare,
     ["--net", "--", "/bin/sh", "-c", "echo ready; exec sleep infinity"],
-    { stdio: ["ignore", "read", "ignore"], background: true },
+    { stdio: ["ignore", "read", "ignore"] },
   );
   const stop = (): void => {
     if (holder.exitCode === null && holder.signalCode === null) holder.kill("SIGKILL");
@@ -51,6 +51,7 @@ export async function holdNetwork(tools: NetworkTools, policy: EgressPolicy): Pr
     await holderReady(holder);
     network = await attachStepNetwork(holder.pid, tools, policy);
     const attached = network;
+    runInBackground(holder);
     return {
       namespacePath: `/proc/${holder.pid}/ns/net`,
       close: () => {
