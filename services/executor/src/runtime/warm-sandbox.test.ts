@@ -117,7 +117,7 @@ test.runIf(isolated && WORKER_IS_ROOT)(
       `setsid perl -MIO::Socket::INET -MIO::Socket::UNIX -e '
         my $t = IO::Socket::INET->new(LocalAddr => "127.0.0.1:7777", Listen => 5, ReuseAddr => 1) or die "tcp: $!";
         my $u = IO::Socket::UNIX->new(Local => "\\0packrun-left", Listen => 5) or die "unix: $!";
-        print "listening\\n"; sleep 60' &`,
+        $| = 1; print "listening\\n"; sleep 60' &`,
       "sleep 0.3",
       `bash -c 'exec 3<>/dev/tcp/127.0.0.1/7777' 2>/dev/null && echo own-listener-reachable`,
     ].join("\n");
