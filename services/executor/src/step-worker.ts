@@ -66,7 +66,7 @@ export interface StepWorkerOptions {
   onRunFinished?: (runId: string) => void;
   /** Stores declared artifacts (the evidence service); without it they are hashed only. */
   artifacts?: ArtifactUploader;
-  /** Attempt workdirs kept mounted ahead (runtime/workdir-slots.ts); default 4. */
+  /** Attempt workdirs kept mounted ahead (runtime/workdir-slots.ts); default from the environment. */
   warmWorkdirs?: number;
 }
 
@@ -122,7 +122,7 @@ export class StepWorker {
       root: join(this.#options.workRoot, "slots"),
       bytes: this.#options.limits.diskBytes ?? DEFAULT_STEP_DISK_BYTES,
       workerId: this.id,
-      warm: options.warmWorkdirs ?? 4,
+      ...(options.warmWorkdirs === undefined ? {} : { warm: options.warmWorkdirs }),
     });
   }
 

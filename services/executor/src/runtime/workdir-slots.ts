@@ -18,8 +18,14 @@ export interface WorkdirSlotOptions {
   bytes: number;
   /** Names the mounts, so that a dead worker's are found (reapOrphans). */
   workerId: string;
-  /** Workdirs kept mounted ahead (PACKRUN_EXECUTOR_WARM_WORKDIRS, default 4). */
-  warm: number;
+  /** Workdirs kept mounted ahead (default {@link warmWorkdirTarget}). */
+  warm?: number;
+}
+
+/** Workdirs kept mounted ahead per worker (PACKRUN_EXECUTOR_WARM_WORKDIRS, default 4; 0 = none). */
+export function warmWorkdirTarget(): number {
+  const configured = Number(process.env.PACKRUN_EXECUTOR_WARM_WORKDIRS ?? "4");
+  return Number.isInteger(configured) && configured >= 0 ? configured : 4;
 }
 
 /**
@@ -82,7 +88,8 @@ export class WorkdirSlots {
   }
 
   #refill(): void {
-    while (!this.#closed && this.#ready.length + this.#preparing < this.#options.warm) {
+    const target = this.#options.warm ?? warmWorkdirTarget();
+    while (!this.#closed && this.#ready.length + this.#preparing < target) {
       this.#preparing++;
       this.#track(
         this.#prepare().then(
