@@ -94,10 +94,14 @@ interface Pool {
 
 const pools = new Map<string, Pool>();
 
-/** Namespaces kept ready per egress policy (PACKRUN_EXECUTOR_WARM_NETWORKS, default 2). */
+/**
+ * Namespaces kept ready per egress policy (PACKRUN_EXECUTOR_WARM_NETWORKS, default 8: as many
+ * as a busy worker starts at once, so a burst of open steps finds one each; an idle prepared
+ * namespace costs a sleeping holder and a slirp4netns, about 5 MB).
+ */
 export function warmNetworkTarget(): number {
-  const configured = Number(process.env.PACKRUN_EXECUTOR_WARM_NETWORKS ?? "2");
-  return Number.isInteger(configured) && configured >= 0 ? configured : 2;
+  const configured = Number(process.env.PACKRUN_EXECUTOR_WARM_NETWORKS ?? "8");
+  return Number.isInteger(configured) && configured >= 0 ? configured : 8;
 }
 
 /**
