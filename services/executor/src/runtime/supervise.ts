@@ -400,9 +400,10 @@ function superviseProcess(
         setupError,
         timeReportError: timeReport.refused,
       };
-      // The step's processes are gone (its PID namespace ended): its cgroup can go too.
-      const removed = (cgroup as StepCgroup | null)?.remove() ?? Promise.resolve();
-      void removed.then(() => resolve(result));
+      // The step's processes are gone (its PID namespace ended): its cgroup can go too, off the
+      // step's path (rmdir waits until the kernel has reaped them; reapOrphans catches the rest).
+      resolve(result);
+      void (cgroup as StepCgroup | null)?.remove();
     };
   });
 }

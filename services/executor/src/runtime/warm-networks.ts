@@ -1,5 +1,5 @@
-import { once } from "node:events";
-import type { Readable } from "node:stream";
+import { readlink } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type LaunchedProcess, launch, runInBackground, spawnHelperEnabled } from "./launcher.ts";
 import {
   attachStepNetwork,
@@ -38,11 +38,10 @@ export interface HeldNetwork extends StepNetwork {
  * @throws Error saying which part failed (nothing is left running)
  */
 export async function holdNetwork(tools: NetworkTools, policy: EgressPolicy): Promise<HeldNetwork> {
-  const holder = await launch(
-    tools.unshare,
-    ["--net", "--", "/bin/sh", "-c", "echo ready; exec sleep infinity"],
-    { stdio: ["ignore", "read", "ignore"] },
-  );
+  // unshare(2), then exec sleep: one process, no shell.
+  const holder = await launch(tools.unshare, ["--net", "--", "sleep", "infinity"], {
+    stdio: ["ignore", "ignore", "ignore"],
+  });
   const stop = (): void => {
     if (holder.exitCode === null && holder.signalCode === null) holder.kill("SIGKILL");
   };
@@ -66,19 +65,19 @@ export async function holdNetwork(tools: NetworkTools, policy: EgressPolicy): Pr
   }
 }
 
-/** "ready" is printed after unshare(2): the holder's namespace is the new one from then on. */
+/** Waits until the holder's network namespace is no longer ours: unshare(2) has happened. */
 async function holderReady(holder: LaunchedProcess): Promise<void> {
-  const output = holder.stdio[1] as Readable;
-  const started = await Promise.race([
-    once(output, "data").then(() => "ready" as const),
-    once(holder, "exit").then(() => "exited" as const),
-    new Promise<"timeout">((resolve) =>
-      setTimeout(() => resolve("timeout"), HOLDER_TIMEOUT_MS).unref(),
-    ),
-  ]);
-  output.destroy();
-  if (started !== "ready")
-    throw new Error(`could not create the step's network namespace (${started})`);
+  const ours = await readlink("/proc/self/ns/net");
+  const deadline = Date.now() + HOLDER_TIMEOUT_MS;
+  for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+    if (holder.exitCode !== null || holder.signalCode !== null)
+      throw new Error("could not create the step's network namespace (its holder exited)");
+    const theirs = await readlink(`/proc/${holder.pid}/ns/net`).catch(() => ours);
+    if (theirs !== ours) return;
+    if (Date.now() > deadline)
+      throw new Error("could not create the step's network namespace (timeout)");
+    await sleep(delay);
+  }
 }
 
 interface Prepared {
