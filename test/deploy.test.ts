@@ -118,6 +118,9 @@ const services: Record<ServiceName, ServiceFacts> = {
       PACKRUN_EXECUTOR_STEP_MOUNTS: "services/executor/src/runtime/step-mounts.ts",
       PACKRUN_EXECUTOR_EGRESS_DENY: "services/executor/src/runtime/egress-rules.ts",
       PACKRUN_EXECUTOR_UNISOLATED_STEPS: "services/executor/src/runtime/support.ts",
+      PACKRUN_EXECUTOR_SPAWN_HELPER: "services/executor/src/runtime/launcher.ts",
+      PACKRUN_EXECUTOR_WARM_NETWORKS: "services/executor/src/runtime/warm-networks.ts",
+      PACKRUN_EXECUTOR_WARM_WORKDIRS: "services/executor/src/runtime/workdir-slots.ts",
     },
   },
   evidence: {

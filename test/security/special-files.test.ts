@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { afterAll, beforeAll, test } from "vitest";
+import { runtimeSupport } from "../../services/executor/src/runtime/support.ts";
 import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
 import {
   manifest,
@@ -20,8 +21,15 @@ import {
   waitForRun,
 } from "./support/stack.ts";
 
+/**
+ * Where each step's cgroup measures CPU and memory, steps run without GNU time and nothing reads
+ * `.packrun/time-report` any more: that attack then has no target (a FIFO there is never opened).
+ */
+const support = await runtimeSupport();
+const gnuTimeRuns = !(support.cgroups && support.cgroupMetrics) && support.time !== null;
+
 /** Each attack: the script that plants the FIFO, and what the failure reason must name. */
-const attacks = [
+const allAttacks = [
   {
     name: "output",
     script: 'rm -f "$PACKRUN_OUTPUT"; mkfifo "$PACKRUN_OUTPUT"',
@@ -36,8 +44,9 @@ const attacks = [
   { name: "symlink-out", script: "ln -s /etc/passwd report.txt", names: 'artifact "report"' },
   { name: "directory", script: "mkdir report.txt", names: 'artifact "report"' },
 ] as const;
+const attacks = allAttacks.filter((attack) => attack.name !== "time-report" || gnuTimeRuns);
 
-function fifoPack(attack: (typeof attacks)[number]): string {
+function fifoPack(attack: (typeof allAttacks)[number]): string {
   return manifest(
     `fifo-${attack.name}`,
     `  steps:
@@ -82,6 +91,23 @@ test("a FIFO, symlink or directory where the worker reads a step's files fails t
     assert.ok(ms < 15_000, `${attack.name}: ended after ${Math.round(ms)} ms`);
   }
 });
+
+test.skipIf(gnuTimeRuns)(
+  "without GNU time, a FIFO planted as its report is never opened",
+  async () => {
+    const attack = allAttacks.find((candidate) => candidate.name === "time-report");
+    assert.ok(attack);
+    const { ms, value: finished } = await timed(async () => {
+      const run = await submitRun(alice, { manifest: fifoPack(attack) });
+      return waitForRun(alice, run.id, undefined, 20_000);
+    });
+    const reason = finished.steps.find((s) => s.id === "plant")?.reason ?? "";
+    // It fails for its missing artifact only, and promptly: the FIFO itself was never opened.
+    assert.equal(finished.state, "failed", JSON.stringify(finished.steps));
+    assert.ok(reason.includes('artifact "report"') && !reason.includes("time report"), reason);
+    assert.ok(ms < 15_000, `ended after ${Math.round(ms)} ms`);
+  },
+);
 
 test("nine FIFO runs at once do not wedge the workers: another tenant's echo still runs", async () => {
   const fifoRuns = [];

@@ -24,6 +24,7 @@ import { createMemoryWorkQueue } from "./memory-work-queue.ts";
 import { createReconciler } from "./reconciler.ts";
 import type { AttemptRow } from "./run-service.ts";
 import type { StepExecutionResult } from "./runtime/index.ts";
+import { releaseWorkdirMounts } from "./runtime/workdir-limit.ts";
 import { createMemorySecretVault } from "./secret-vault.ts";
 import { StepWorker } from "./step-worker.ts";
 import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/executor-stack.ts";
@@ -50,6 +51,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stack.close();
+  // Workers made here are never drained: unmount the workdir slots they kept ready.
+  await releaseWorkdirMounts((mount) => mount.mountPoint.startsWith(`${scratch}/`));
   await rm(scratch, { recursive: true, force: true });
 });
 

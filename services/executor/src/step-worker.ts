@@ -1,4 +1,4 @@
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -29,7 +29,8 @@ import type {
   StepExecutionRequest,
   StepExecutionResult,
 } from "./runtime/types.ts";
-import { DEFAULT_STEP_DISK_BYTES, limitWorkdir } from "./runtime/workdir-limit.ts";
+import { DEFAULT_STEP_DISK_BYTES } from "./runtime/workdir-limit.ts";
+import { WorkdirSlots } from "./runtime/workdir-slots.ts";
 import { dbNow, RunScheduler } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
 import { terminalRunStates } from "./state-machine.ts";
@@ -65,6 +66,8 @@ export interface StepWorkerOptions {
   onRunFinished?: (runId: string) => void;
   /** Stores declared artifacts (the evidence service); without it they are hashed only. */
   artifacts?: ArtifactUploader;
+  /** Attempt workdirs kept mounted ahead (runtime/workdir-slots.ts); default from the environment. */
+  warmWorkdirs?: number;
 }
 
 /** Output caps of every step unless the worker is configured otherwise; no resource limits. */
@@ -89,7 +92,9 @@ const RESULT_RETRY_LIMIT_MS = 10 * 60_000;
  */
 export class StepWorker {
   readonly id: string;
-  readonly #options: Required<Omit<StepWorkerOptions, "onRunFinished" | "workerId" | "artifacts">> &
+  readonly #options: Required<
+    Omit<StepWorkerOptions, "onRunFinished" | "workerId" | "artifacts" | "warmWorkdirs">
+  > &
     Pick<StepWorkerOptions, "onRunFinished" | "artifacts">;
   readonly #inFlight = new Map<string, AbortController>();
   readonly #verifiedPlans = new Map<
@@ -99,6 +104,7 @@ export class StepWorker {
   #draining = false;
   #heartbeat: NodeJS.Timeout | undefined;
   readonly #watchdog: LeaseWatchdog;
+  readonly #workdirs: WorkdirSlots;
 
   constructor(options: StepWorkerOptions) {
     this.id =
@@ -112,6 +118,12 @@ export class StepWorker {
       ...options,
     };
     this.#watchdog = new LeaseWatchdog(options.logger);
+    this.#workdirs = new WorkdirSlots({
+      root: join(this.#options.workRoot, "slots"),
+      bytes: this.#options.limits.diskBytes ?? DEFAULT_STEP_DISK_BYTES,
+      workerId: this.id,
+      ...(options.warmWorkdirs === undefined ? {} : { warm: options.warmWorkdirs }),
+    });
   }
 
   /** Registers the worker and starts taking work. */
@@ -152,6 +164,7 @@ export class StepWorker {
     clearTimeout(timer);
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     await this.#watchdog.close();
+    await this.#workdirs.close();
     await this.#options.logs.flush();
     await this.#options.database
       .query(
@@ -358,20 +371,11 @@ export class StepWorker {
     const plan = await this.#verifyPlan(claimed);
     const planned = step.planned as PlannedRunStep;
     const parameters = await this.#parameters(claimed, planned);
-    const workdir = join(
-      this.#options.workRoot,
-      "attempts",
-      run.id,
-      `${encodeURIComponent(step.step_id)}.${step.attempt}`,
-    );
     const stagingRoot = join(this.#options.workRoot, "staging", run.id);
-    await mkdir(workdir, { recursive: true });
     await mkdir(stagingRoot, { recursive: true });
-    const releaseWorkdir = await limitWorkdir(
-      workdir,
-      this.#options.limits.diskBytes ?? DEFAULT_STEP_DISK_BYTES,
-      this.id,
-    );
+    // A workdir mounted ahead (its own tmpfs on a root worker), used by this attempt only.
+    const slot = await this.#workdirs.take();
+    const { workdir } = slot;
     let lineNumber = 0;
     // The lease runs from the claim; each successful heartbeat extends it (monotonic clock).
     const lease = { renewedAt: claimSentAt, watched };
@@ -422,8 +426,7 @@ export class StepWorker {
       return await this.#storeArtifacts(claimed, workdir, typed, log);
     } finally {
       clearInterval(beat);
-      await releaseWorkdir();
-      await rm(workdir, { recursive: true, force: true }).catch(() => {});
+      slot.release();
     }
   }
 

@@ -1,10 +1,11 @@
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { Readable } from "node:stream";
 import { readCgroupUsage, removeCgroupTree } from "./cgroup-usage.ts";
 import { type ContainerNetwork, openContainerNetwork } from "./container-network.ts";
+import { type LaunchedProcess, launch } from "./launcher.ts";
 import type { LogSink } from "./log-sink.ts";
 import { containerCgroup, LABELS, podmanGlobalArgs, podmanUlimits } from "./podman.ts";
 import { lastLine, runTool } from "./run-tool.ts";
@@ -264,16 +265,29 @@ async function attachAndWait(
     kind: "command",
     argv: [podman, ...global, "kill", "--signal", "KILL", name],
   });
-  const child = spawn(podman, [...global, "start", "--attach", name], {
-    stdio: ["ignore", "pipe", "pipe"],
-    // conmon writes an `oom` marker into its working directory when the container is
-    // OOM-killed: keep that out of the worker's own directory.
-    cwd: tmpdir(),
-  });
-  child.stdout.on("data", (chunk: Buffer) => stdout.write(chunk));
-  child.stderr.on("data", (chunk: Buffer) => stderr.write(chunk));
-  child.stdout.on("error", () => {});
-  child.stderr.on("error", () => {});
+  let child: LaunchedProcess;
+  try {
+    child = await launch(podman, [...global, "start", "--attach", name], {
+      stdio: ["ignore", "read", "read"],
+      // conmon writes an `oom` marker into its working directory when the container is
+      // OOM-killed: keep that out of the worker's own directory.
+      cwd: tmpdir(),
+    });
+  } catch (error) {
+    untrack?.();
+    stdout.end();
+    stderr.end();
+    return {
+      exitCode: null,
+      stoppedFor: null,
+      setupError: `podman start failed: ${(error as Error).message}`,
+    };
+  }
+  const [outPipe, errPipe] = [child.stdio[1], child.stdio[2]] as [Readable, Readable];
+  outPipe.on("data", (chunk: Buffer) => stdout.write(chunk));
+  errPipe.on("data", (chunk: Buffer) => stderr.write(chunk));
+  outPipe.on("error", () => {});
+  errPipe.on("error", () => {});
 
   let stoppedFor: "timeout" | "cancel" | null = null;
   let stopping: Promise<unknown> | null = null;
@@ -300,19 +314,15 @@ async function attachAndWait(
       ? setTimeout(() => stop("timeout"), Math.min(spec.timeoutMs, 2_147_483_647))
       : undefined;
 
-  const { code, error } = await new Promise<{ code: number | null; error: string | null }>(
-    (resolve) => {
-      child.on("error", (spawnError) => resolve({ code: null, error: spawnError.message }));
-      child.on("close", (exitCode) => resolve({ code: exitCode, error: null }));
-    },
-  );
+  const code = await new Promise<number | null>((resolve) => {
+    child.on("close", (exitCode: number | null) => resolve(exitCode));
+  });
   untrack?.();
   clearTimeout(timer);
   spec.signal.removeEventListener("abort", onAbort);
   stdout.end();
   stderr.end();
   if (stopping) await stopping;
-  if (error) return { exitCode: null, stoppedFor, setupError: `podman start failed: ${error}` };
   return { exitCode: code, stoppedFor, setupError: null };
 }
 

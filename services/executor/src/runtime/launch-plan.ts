@@ -2,12 +2,14 @@ import { lstat, mkdtemp, readlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { SLIRP } from "./egress-rules.ts";
+import { spawnHelperEnabled } from "./launcher.ts";
 import type { AttemptLayout } from "./step-env.ts";
 import type { StepMount } from "./step-mounts.ts";
 import type { EgressPolicy, NetworkTools } from "./step-network.ts";
 import type { StepUser } from "./step-user.ts";
 import { BWRAP_BLOCK_FD, BWRAP_INFO_FD, type LaunchPlan } from "./supervise.ts";
 import { TIME_FORMAT } from "./time-report.ts";
+import { takeNetwork, warmNetworkTarget } from "./warm-networks.ts";
 
 /** Size of the sandbox's private /tmp (a tmpfs, i.e. worker memory). TMPDIR points to disk. */
 export const SANDBOX_TMPFS_BYTES = 64 * 1024 * 1024;
@@ -25,6 +27,11 @@ export interface LaunchSupport {
   network?: NetworkTools | null;
   /** The machine's cgroup layout, when the worker may manage cgroups (per-step limits). */
   cgroups?: { version: 1 } | { version: 2 } | null;
+  /**
+   * A step's cgroup reports its CPU time, peak memory and peak processes (cgroup v2 with
+   * `pids.peak`): steps then run without GNU time, which stays the fallback elsewhere.
+   */
+  cgroupMetrics?: boolean;
   /**
    * The operator turned step isolation off (PACKRUN_EXECUTOR_UNISOLATED_STEPS=1, for a
    * development machine without bubblewrap): steps run as the worker, on the host.
@@ -80,9 +87,13 @@ export async function buildLaunchPlan(
     throw new IsolationUnavailableError(
       "step isolation needs setpriv (Debian package util-linux) on a worker running as root",
     );
+  // Without cgroups, rlimits are the fallback: per process, and NPROC per uid.
+  const cgroups = support.unisolated ? null : (support.cgroups ?? null);
+  const measuredByCgroup = cgroups !== null && support.cgroupMetrics === true;
+  const time = measuredByCgroup ? null : support.time;
   const inner: string[] = [];
-  if (support.time) {
-    inner.push(support.time, "-f", TIME_FORMAT, "-o", input.layout.timeReportFile, "--");
+  if (time) {
+    inner.push(time, "-f", TIME_FORMAT, "-o", input.layout.timeReportFile, "--");
   }
   if (switchUser && support.setpriv) {
     inner.push(
@@ -97,8 +108,6 @@ export async function buildLaunchPlan(
       "--",
     );
   }
-  // Without cgroups, rlimits are the fallback: per process, and NPROC per uid.
-  const cgroups = support.unisolated ? null : (support.cgroups ?? null);
   if (
     !cgroups &&
     support.prlimit &&
@@ -114,9 +123,7 @@ export async function buildLaunchPlan(
   const base = {
     env: input.env,
     cwd: input.cwd,
-    timeReport: support.time
-      ? { workdir: input.layout.workdir, file: input.layout.timeReportFile }
-      : null,
+    timeReport: time ? { workdir: input.layout.workdir, file: input.layout.timeReportFile } : null,
   };
   if (support.unisolated) {
     const [command, ...args] = inner as [string, ...string[]];
@@ -132,26 +139,53 @@ export async function buildLaunchPlan(
         layout: cgroups,
         workerId: input.workerId,
         limits: { memoryBytes: input.memoryBytes, pids: input.pids, cpus: input.cpus },
+        measures: measuredByCgroup,
       }
     : null;
+  // A root worker's open step joins a namespace prepared ahead (no slirp4netns, no nft on its
+  // path); elsewhere bubblewrap makes the namespace and the network is attached while it waits.
+  const warm = network !== null && input.workerIsRoot && useWarmNetworks();
+  const sandbox = await sandboxArgs(input, switchUser, !warm);
+  const tail = [
+    "--die-with-parent",
+    "--info-fd",
+    String(BWRAP_INFO_FD),
+    ...((network && !warm) || cgroup ? ["--block-fd", String(BWRAP_BLOCK_FD)] : []),
+    "--chdir",
+    input.cwd,
+    "--",
+    ...inner,
+  ];
+  if (network && warm) {
+    const held = await takeNetwork(network, input.egress);
+    return {
+      ...base,
+      // nsenter joins the namespace and execs bubblewrap: same process, same group.
+      command: network.nsenter,
+      args: [`--net=${held.namespacePath}`, "--", support.bwrap, ...sandbox, ...tail],
+      pidNamespace: true,
+      network: { kind: "warm", held },
+      cgroup,
+    };
+  }
   return {
     ...base,
     command: support.bwrap,
-    args: [
-      ...(await sandboxArgs(input, switchUser)),
-      "--die-with-parent",
-      "--info-fd",
-      String(BWRAP_INFO_FD),
-      ...(network || cgroup ? ["--block-fd", String(BWRAP_BLOCK_FD)] : []),
-      "--chdir",
-      input.cwd,
-      "--",
-      ...inner,
-    ],
+    args: [...sandbox, ...tail],
     pidNamespace: true,
-    network: network ? { tools: network, policy: input.egress } : null,
+    network: network ? { kind: "attach", tools: network, policy: input.egress } : null,
     cgroup,
   };
+}
+
+/** Warm network namespaces need the spawn helper and a pool size above 0. */
+function useWarmNetworks(): boolean {
+  return spawnHelperEnabled() && warmNetworkTarget() > 0;
+}
+
+/** Closes a plan's prepared network namespace, if it has one (after its last launch). */
+export function releasePlan(plan: LaunchPlan): void {
+  if (plan.network?.kind === "warm") plan.network.held.close();
 }
 
 /**
@@ -165,13 +199,18 @@ export async function buildLaunchPlan(
  * GNU time and setpriv need to write the report and switch to the step user; the step itself
  * has none. A non-root worker puts the step in a user namespace as the step user.
  */
-async function sandboxArgs(input: LaunchInput, switchUser: boolean): Promise<string[]> {
+async function sandboxArgs(
+  input: LaunchInput,
+  switchUser: boolean,
+  newNetwork: boolean,
+): Promise<string[]> {
   const args = [
     "--unshare-pid",
     "--unshare-ipc",
     "--unshare-uts",
     "--unshare-cgroup-try",
-    "--unshare-net",
+    // Without it, the sandbox stays in the prepared namespace its launcher joined.
+    ...(newNetwork ? ["--unshare-net"] : []),
     ...(input.workerIsRoot
       ? []
       : ["--unshare-user", "--uid", String(input.user.uid), "--gid", String(input.user.gid)]),

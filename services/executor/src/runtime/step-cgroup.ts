@@ -30,6 +30,21 @@ export interface StepCgroup {
   add(pid: number): Promise<void>;
   /** Removes the cgroup once its processes are gone; never throws. */
   remove(): Promise<void>;
+  /**
+   * What the step's processes used, read before {@link remove}: null where the kernel does not
+   * say (no `pids.peak` before Linux 6.1; v1 without cpuacct).
+   */
+  usage(): Promise<CgroupStepUsage | null>;
+}
+
+/** A step's usage as its cgroup counted it, over every process it ever had. */
+export interface CgroupStepUsage {
+  /** User plus system CPU time (`cpu.stat` usage_usec). */
+  cpuMicros: number;
+  /** Most memory at once (`memory.peak`: the processes' memory, page cache and tmpfs pages). */
+  peakMemoryBytes: number;
+  /** Most processes (and threads) at once (`pids.peak`). */
+  peakProcesses: number;
 }
 
 type Layout = { version: 1 } | { version: 2 };
@@ -88,15 +103,21 @@ async function createV1(name: string, limits: CgroupLimits): Promise<StepCgroup>
     pids: path.join(CGROUP_ROOT, "pids", PARENT, name),
     cpu: path.join(CGROUP_ROOT, "cpu", PARENT, name),
   };
+  // CPU time is counted by cpuacct: mounted with cpu ("cpu,cpuacct") or as its own hierarchy.
+  const accounting = await v1Accounting();
+  const cpuacct =
+    accounting === "with-cpu" ? dirs.cpu : accounting ? path.join(accounting, PARENT, name) : null;
   const created: string[] = [];
   const cgroup: StepCgroup = {
     async add(pid) {
       for (const dir of created) await write(path.join(dir, "cgroup.procs"), String(pid));
     },
     remove: () => removeAll(created),
+    usage: () => (cpuacct ? readV1Usage(dirs.memory, dirs.pids, cpuacct) : Promise.resolve(null)),
   };
   try {
-    for (const dir of Object.values(dirs)) {
+    const all = cpuacct && cpuacct !== dirs.cpu ? [...Object.values(dirs), cpuacct] : dirs;
+    for (const dir of Object.values(all)) {
       await mkdir(dir, { recursive: true });
       created.push(dir);
     }
@@ -128,6 +149,7 @@ async function createV2(name: string, limits: CgroupLimits): Promise<StepCgroup>
   const cgroup: StepCgroup = {
     add: (pid) => write(path.join(dir, "cgroup.procs"), String(pid)),
     remove: () => removeAll([dir]),
+    usage: () => readV2Usage(dir),
   };
   await mkdir(parent, { recursive: true });
   const wanted = ["memory", "pids", "cpu"];
@@ -157,6 +179,58 @@ async function createV2(name: string, limits: CgroupLimits): Promise<StepCgroup>
     throw error;
   }
   return cgroup;
+}
+
+let accountingRoot: Promise<string | "with-cpu" | null> | undefined;
+
+/** Where cgroup v1's cpuacct lives: "with-cpu" when co-mounted with cpu, else its own root. */
+function v1Accounting(): Promise<string | "with-cpu" | null> {
+  accountingRoot ??= (async () => {
+    if (await exists(path.join(CGROUP_ROOT, "cpu", "cpuacct.usage"))) return "with-cpu";
+    const own = path.join(CGROUP_ROOT, "cpuacct");
+    return (await exists(path.join(own, "cpuacct.usage"))) ? own : null;
+  })();
+  return accountingRoot;
+}
+
+async function readV1Usage(
+  memoryDir: string,
+  pidsDir: string,
+  cpuacctDir: string,
+): Promise<CgroupStepUsage | null> {
+  try {
+    const [cpu, memory, pids] = await Promise.all([
+      readFile(path.join(cpuacctDir, "cpuacct.usage"), "utf8"),
+      readFile(path.join(memoryDir, "memory.max_usage_in_bytes"), "utf8"),
+      readFile(path.join(pidsDir, "pids.peak"), "utf8"),
+    ]);
+    return {
+      cpuMicros: Math.round(Number(cpu) / 1000),
+      peakMemoryBytes: Number(memory),
+      peakProcesses: Number(pids),
+    };
+  } catch {
+    return null;
+  }
+}
+
+async function readV2Usage(dir: string): Promise<CgroupStepUsage | null> {
+  try {
+    const [cpu, memory, pids] = await Promise.all(
+      ["cpu.stat", "memory.peak", "pids.peak"].map((file) =>
+        readFile(path.join(dir, file), "utf8"),
+      ),
+    );
+    const usec = /^usage_usec (\d+)$/m.exec(cpu ?? "")?.[1];
+    if (usec === undefined) return null;
+    return {
+      cpuMicros: Number(usec),
+      peakMemoryBytes: Number(memory),
+      peakProcesses: Number(pids),
+    };
+  } catch {
+    return null;
+  }
 }
 
 async function exists(file: string): Promise<boolean> {

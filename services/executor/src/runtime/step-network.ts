@@ -1,7 +1,7 @@
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import type { Readable, Writable } from "node:stream";
 import { deniedDestinations, egressRuleset, resolveAllowlist } from "./egress-rules.ts";
+import { launch, runInBackground } from "./launcher.ts";
 
 /** How long slirp4netns may take to configure the step's interface. */
 const READY_TIMEOUT_MS = 10_000;
@@ -45,7 +45,7 @@ export async function attachStepNetwork(
   const ruleset = egressRuleset(allow, await deniedDestinations(policy.deny));
   // Both at once: nothing in the namespace runs before bubblewrap is released, which happens
   // only once the rules are loaded and the interface is up.
-  const slirp = startSlirp(pid, tools);
+  const slirp = await startSlirp(pid, tools);
   try {
     await Promise.all([loadRules(pid, tools, ruleset), slirp.ready]);
   } catch (error) {
@@ -58,24 +58,30 @@ export async function attachStepNetwork(
 /** Loads the ruleset into the network namespace of `pid` (`nsenter … nft -f -`). */
 async function loadRules(pid: number, tools: NetworkTools, ruleset: string): Promise<void> {
   const loaded = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const nft = spawn(tools.nsenter, [`--net=/proc/${pid}/ns/net`, "--", tools.nft, "-f", "-"], {
-      stdio: ["pipe", "ignore", "pipe"],
-    });
-    let stderr = "";
-    nft.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk;
-    });
-    nft.on("error", (error) => resolve({ code: null, stderr: error.message }));
-    nft.on("close", (code) => resolve({ code, stderr }));
-    nft.stdin.end(ruleset);
+    launch(tools.nsenter, [`--net=/proc/${pid}/ns/net`, "--", tools.nft, "-f", "-"], {
+      stdio: ["write", "ignore", "read"],
+    }).then(
+      (nft) => {
+        let stderr = "";
+        (nft.stdio[2] as Readable).setEncoding("utf8").on("data", (chunk: string) => {
+          stderr += chunk;
+        });
+        nft.on("close", (code: number | null) => resolve({ code, stderr }));
+        (nft.stdio[0] as Writable).end(ruleset);
+      },
+      (error: Error) => resolve({ code: null, stderr: error.message }),
+    );
   });
   if (loaded.code !== 0)
     throw new Error(`could not load the step's egress rules: ${loaded.stderr.trim()}`);
 }
 
 /** Starts slirp4netns for the namespace of `pid`; `ready` settles once tap0 is configured. */
-function startSlirp(pid: number, tools: NetworkTools): { ready: Promise<void>; close(): void } {
-  const slirp = spawn(
+async function startSlirp(
+  pid: number,
+  tools: NetworkTools,
+): Promise<{ ready: Promise<void>; close(): void }> {
+  const slirp = await launch(
     tools.slirp4netns,
     [
       "--configure",
@@ -85,14 +91,13 @@ function startSlirp(pid: number, tools: NetworkTools): { ready: Promise<void>; c
       String(pid),
       "tap0",
     ],
-    { stdio: ["ignore", "ignore", "pipe", "pipe"] },
+    { stdio: ["ignore", "ignore", "read", "read"] },
   );
   let slirpErr = "";
-  (slirp.stderr as Readable).setEncoding("utf8").on("data", (chunk: string) => {
+  (slirp.stdio[2] as Readable).setEncoding("utf8").on("data", (chunk: string) => {
     if (slirpErr.length < 4096) slirpErr += chunk;
   });
-  slirp.on("error", () => {});
-  const readyPipe = slirp.stdio[READY_FD] as Readable & Writable;
+  const readyPipe = slirp.stdio[READY_FD] as Readable;
   const close = (): void => {
     if (slirp.exitCode === null && slirp.signalCode === null) slirp.kill("SIGKILL");
   };
@@ -104,6 +109,8 @@ function startSlirp(pid: number, tools: NetworkTools): { ready: Promise<void>; c
     ),
   ]).then((outcome) => {
     readyPipe.destroy();
+    // It serves the namespace as long as its step runs (or while a prepared namespace waits).
+    if (outcome === "ready") runInBackground(slirp);
     if (outcome !== "ready")
       throw new Error(
         `slirp4netns did not configure the step's network (${outcome}): ${slirpErr.trim().split("\n").at(-1) ?? ""}`,

@@ -1,9 +1,14 @@
-import { spawn } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 import { openFileInside, PathError } from "./contained-path.ts";
+import { type LaunchedProcess, launch } from "./launcher.ts";
 import type { LogSink } from "./log-sink.ts";
 import { listProcesses, sendSignal } from "./proc-scan.ts";
-import { type CgroupLimits, createStepCgroup, type StepCgroup } from "./step-cgroup.ts";
+import {
+  type CgroupLimits,
+  type CgroupStepUsage,
+  createStepCgroup,
+  type StepCgroup,
+} from "./step-cgroup.ts";
 import {
   attachStepNetwork,
   type EgressPolicy,
@@ -12,6 +17,7 @@ import {
 } from "./step-network.ts";
 import { parseTimeReport, signalName, type TimeReport } from "./time-report.ts";
 import type { StepWatch } from "./types.ts";
+import type { HeldNetwork } from "./warm-networks.ts";
 
 /** File descriptor on which bubblewrap writes its `--info-fd` JSON. */
 export const BWRAP_INFO_FD = 4;
@@ -41,10 +47,15 @@ export interface LaunchPlan {
    */
   timeReport: { workdir: string; file: string } | null;
   /**
-   * Open network for the step: bubblewrap waits on `--block-fd 5` until slirp4netns and the
-   * egress rules are set up in its network namespace. Null: the namespace stays empty.
+   * Open network for the step. "warm": the command joins a namespace prepared ahead (slirp4netns
+   * and egress rules already there, warm-networks.ts); its owner, not supervise, closes it.
+   * "attach": bubblewrap waits on `--block-fd 5` until slirp4netns and the egress rules are set
+   * up in its own new namespace. Null: the namespace stays empty.
    */
-  network: { tools: NetworkTools; policy: EgressPolicy } | null;
+  network:
+    | { kind: "warm"; held: HeldNetwork }
+    | { kind: "attach"; tools: NetworkTools; policy: EgressPolicy }
+    | null;
   /**
    * Per-step cgroup limits: the sandbox's first process joins a new cgroup while bubblewrap
    * waits on `--block-fd`, so every process of the step is counted from its start.
@@ -53,6 +64,8 @@ export interface LaunchPlan {
     layout: { version: 1 } | { version: 2 };
     limits: CgroupLimits;
     workerId: string;
+    /** The cgroup measures CPU and peak memory (GNU time is left out of the command line). */
+    measures: boolean;
   } | null;
 }
 
@@ -103,7 +116,52 @@ export interface SupervisedExit {
  * everything else in the namespace. Without a namespace the step's process group gets the
  * signals (sparing GNU time the same way), and a process that left the group escapes.
  */
-export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<SupervisedExit> {
+export async function supervise(
+  plan: LaunchPlan,
+  options: SuperviseOptions,
+): Promise<SupervisedExit> {
+  const blocked = plan.network?.kind === "attach" || plan.cgroup !== null;
+  let child: LaunchedProcess;
+  try {
+    child = await launch(plan.command, plan.args, {
+      cwd: plan.cwd,
+      env: plan.env,
+      detached: true,
+      stdio: [
+        "ignore",
+        "read",
+        "read",
+        "ignore",
+        plan.pidNamespace ? "read" : "ignore",
+        blocked ? "write" : "ignore",
+      ],
+    });
+  } catch (error) {
+    return notStarted((error as Error).message);
+  }
+  return superviseProcess(child, plan, options, blocked);
+}
+
+/** The result of a step whose command could not be started at all. */
+function notStarted(spawnError: string): SupervisedExit {
+  return {
+    exitCode: null,
+    signal: null,
+    stoppedFor: null,
+    report: null,
+    spawnError,
+    setupFailed: false,
+    setupError: null,
+    timeReportError: null,
+  };
+}
+
+function superviseProcess(
+  child: LaunchedProcess,
+  plan: LaunchPlan,
+  options: SuperviseOptions,
+  blocked: boolean,
+): Promise<SupervisedExit> {
   return new Promise((resolve) => {
     const { sink } = options;
     let stoppedFor: SupervisedExit["stoppedFor"] = null;
@@ -116,29 +174,15 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
     let finished = false;
     let spawnError: string | null = null;
 
+    // Only a namespace attached here is closed here; a warm one belongs to the plan's owner.
     let network: StepNetwork | null = null;
     let cgroup: StepCgroup | null = null;
     let prepareRequested = false;
-    const blocked = plan.network !== null || plan.cgroup !== null;
-    const child = spawn(plan.command, [...plan.args], {
-      cwd: plan.cwd,
-      env: plan.env,
-      detached: true,
-      stdio: [
-        "ignore",
-        "pipe",
-        "pipe",
-        "ignore",
-        plan.pidNamespace ? "pipe" : "ignore",
-        blocked ? "pipe" : "ignore",
-      ],
-    });
     // The lease watchdog kills the group (the outer bubblewrap or the unisolated step) and, once
     // known, the PID namespace's init (which takes every process of the step with it).
     const untrack: ((() => void) | undefined)[] = [];
-    if (child.pid !== undefined)
-      untrack.push(options.watch?.track({ kind: "process", pid: -child.pid }));
-    const blockPipe = (child.stdio as unknown as (Writable | null)[])[BWRAP_BLOCK_FD] ?? null;
+    untrack.push(options.watch?.track({ kind: "process", pid: -child.pid }));
+    const blockPipe = (child.stdio[BWRAP_BLOCK_FD] as Writable | null | undefined) ?? null;
     blockPipe?.on("error", () => {});
     /**
      * Once bubblewrap named its sandbox: put it in the step's cgroup and give it its network,
@@ -156,7 +200,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
           );
           await cgroup.add(pid);
         }
-        if (plan.network)
+        if (plan.network?.kind === "attach")
           network = await attachStepNetwork(pid, plan.network.tools, plan.network.policy);
       })().then(
         () => {
@@ -178,7 +222,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
 
     const stdout = sink.stream("stdout");
     const stderr = sink.stream("stderr");
-    const [outPipe, errPipe] = [child.stdout, child.stderr] as [Readable, Readable];
+    const [outPipe, errPipe] = [child.stdio[1], child.stdio[2]] as [Readable, Readable];
     const infoPipe = child.stdio[BWRAP_INFO_FD] as Readable | null;
     const streams = infoPipe ? [outPipe, errPipe, infoPipe] : [outPipe, errPipe];
     // bubblewrap's own error, when set-up fails before the step ran, is the first stderr chunk
@@ -227,10 +271,9 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
     });
     for (const stream of streams) stream.on("error", () => {});
 
-    const groupId = child.pid ?? null;
+    const groupId = child.pid;
 
     const terminate = async (signal: NodeJS.Signals): Promise<void> => {
-      if (groupId === null) return;
       if (signal === "SIGKILL") {
         if (namespaceInit !== null) sendSignal(namespaceInit, "SIGKILL");
         sendSignal(-groupId, "SIGKILL");
@@ -263,6 +306,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
 
     const onAbort = (): void => stop("cancel");
     options.signal.addEventListener("abort", onAbort, { once: true });
+    if (options.signal.aborted) onAbort();
     if (options.timeoutMs !== null) {
       timeoutTimer = setTimeout(
         () => stop("timeout"),
@@ -282,7 +326,7 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
       clearTimeout(killTimer);
       options.signal.removeEventListener("abort", onAbort);
       // Whatever the step left behind in its group dies now (the namespace is already gone).
-      if (groupId !== null) sendSignal(-groupId, "SIGKILL");
+      sendSignal(-groupId, "SIGKILL");
       const drain = setTimeout(() => {
         // Something outside our reach still holds the pipes open (a process that escaped the
         // group without a PID namespace); stop listening rather than wait forever.
@@ -298,31 +342,50 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
     const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (finished) return;
       finished = true;
-      void readTimeReport(plan.timeReport).then((read) => complete(code, signal, read));
+      // Read before the cgroup is removed; only where it replaces GNU time.
+      const usage = plan.cgroup?.measures
+        ? ((cgroup as StepCgroup | null)?.usage() ?? Promise.resolve(null))
+        : Promise.resolve(null);
+      void Promise.all([readTimeReport(plan.timeReport), usage]).then(([read, counted]) =>
+        complete(code, signal, read, counted),
+      );
     };
     const complete = (
       code: number | null,
       signal: NodeJS.Signals | null,
       timeReport: TimeReportText,
+      usage: CgroupStepUsage | null,
     ): void => {
       (network as StepNetwork | null)?.close();
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
       options.signal.removeEventListener("abort", onAbort);
-      const report = parseTimeReport(timeReport.text);
-      let exitCode = report ? report.exitCode : code;
-      let signalOut = report ? report.signal : signal;
-      if (!report && plan.pidNamespace && exitCode !== null && exitCode > 128) {
+      const timed = parseTimeReport(timeReport.text);
+      let exitCode = timed ? timed.exitCode : code;
+      let signalOut = timed ? timed.signal : signal;
+      if (!timed && plan.pidNamespace && exitCode !== null && exitCode > 128) {
         // bubblewrap turns "killed by signal N" into exit status 128+N.
         signalOut = signalName(exitCode - 128);
         exitCode = null;
       }
-      const setupFailed =
-        plan.pidNamespace &&
-        plan.timeReport !== null &&
-        timeReport.absent &&
-        code === 1 &&
-        stoppedFor === null;
+      const report: TimeReport | null =
+        timed ??
+        (usage
+          ? {
+              exitCode,
+              signal: signalOut,
+              cpuMicros: usage.cpuMicros,
+              peakMemoryBytes: usage.peakMemoryBytes,
+            }
+          : null);
+      // Nothing of the step ran: GNU time (the sandbox's first command, which creates its report
+      // at once) never started, or, measured by the cgroup, the sandbox never forked its command
+      // (bubblewrap forks it only after setting up; before, the cgroup holds one process).
+      const neverRan =
+        plan.timeReport !== null
+          ? timeReport.absent
+          : plan.cgroup?.measures === true && usage !== null && usage.peakProcesses < 2;
+      const setupFailed = plan.pidNamespace && neverRan && code === 1 && stoppedFor === null;
       const setupError = setupFailed && heldStderr ? heldStderr.toString("utf8").trim() : null;
       if (!setupFailed) releaseHeld();
       stdout.end();
@@ -337,9 +400,10 @@ export function supervise(plan: LaunchPlan, options: SuperviseOptions): Promise<
         setupError,
         timeReportError: timeReport.refused,
       };
-      // The step's processes are gone (its PID namespace ended): its cgroup can go too.
-      const removed = (cgroup as StepCgroup | null)?.remove() ?? Promise.resolve();
-      void removed.then(() => resolve(result));
+      // The step's processes are gone (its PID namespace ended): its cgroup can go too, off the
+      // step's path (rmdir waits until the kernel has reaped them; reapOrphans catches the rest).
+      resolve(result);
+      void (cgroup as StepCgroup | null)?.remove();
     };
   });
 }

@@ -54,14 +54,17 @@ async function probe(): Promise<RuntimeSupport> {
     network:
       slirp4netns && nsenter && nft && unshare ? { slirp4netns, nsenter, nft, unshare } : null,
     unisolated: process.env.PACKRUN_EXECUTOR_UNISOLATED_STEPS === "1",
-    cgroups: await usableCgroups(),
+    ...(await usableCgroups()),
     pidNamespace: false,
     sandbox: false,
     container: false,
     details,
   };
 
-  if (support.time) details.push(`GNU time at ${support.time}: CPU time and peak memory measured`);
+  if (support.cgroupMetrics && !support.unisolated)
+    details.push("CPU time and peak memory measured by each step's cgroup (GNU time not needed)");
+  else if (support.time)
+    details.push(`GNU time at ${support.time}: CPU time and peak memory measured`);
   else details.push("GNU time missing (Debian package time): CPU time and peak memory report 0");
   details.push(
     support.cgroups
@@ -178,15 +181,19 @@ function reasonOf(result: { code: number | null; stderr: string; error: string |
   return result.error ?? (lastLine(result.stderr) || `exit code ${result.code}`);
 }
 
-/** The cgroup layout when this worker can create a step cgroup with limits (probed once). */
-async function usableCgroups(): Promise<{ version: 1 } | { version: 2 } | null> {
+/**
+ * The cgroup layout when this worker can create a step cgroup with limits, and whether such a
+ * cgroup reports CPU, peak memory and peak processes (probed once).
+ */
+async function usableCgroups(): Promise<Pick<LaunchSupport, "cgroups" | "cgroupMetrics">> {
   const layout = await cgroupLayout();
-  if (!layout) return null;
+  if (!layout) return { cgroups: null, cgroupMetrics: false };
   try {
     const probe = await createStepCgroup(`probe-${process.pid}`, { pids: 64 }, layout);
+    const usage = await probe.usage();
     await probe.remove();
-    return layout;
+    return { cgroups: layout, cgroupMetrics: usage !== null };
   } catch {
-    return null;
+    return { cgroups: null, cgroupMetrics: false };
   }
 }

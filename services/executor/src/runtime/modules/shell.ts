@@ -4,7 +4,7 @@ import { isRunnable, missingCommandIn } from "../command-lookup.ts";
 import { PathError, resolveInside } from "../contained-path.ts";
 import { describeTimeout } from "../durations.ts";
 import { operatorDeny } from "../egress-rules.ts";
-import { buildLaunchPlan, IsolationUnavailableError } from "../launch-plan.ts";
+import { buildLaunchPlan, IsolationUnavailableError, releasePlan } from "../launch-plan.ts";
 import {
   describeExit,
   failedBeforeStart,
@@ -15,7 +15,7 @@ import { checkEnvNames, DEFAULT_PATH, stepEnvironment } from "../step-env.ts";
 import { stepLimits } from "../step-limits.ts";
 import { stepMounts } from "../step-mounts.ts";
 import { handToStepUser, stepUser, WORKER_IS_ROOT } from "../step-user.ts";
-import { type LaunchPlan, supervise } from "../supervise.ts";
+import { type LaunchPlan, type SupervisedExit, supervise } from "../supervise.ts";
 import { parseParams, shellParams } from "./params.ts";
 
 /** Launches of a sandbox that failed before the step ran (see SupervisedExit.setupFailed). */
@@ -114,10 +114,15 @@ export async function runShell(context: ModuleContext): Promise<ModuleResult> {
     throw error;
   }
   // Set-up failures are retried silently: nothing of the step ran, so nothing belongs in its log.
-  let exit = await supervise(plan, superviseOptions);
-  for (let retry = 1; exit.setupFailed && retry < SANDBOX_SETUP_TRIES; retry++) {
-    await sleep(25 * retry);
+  let exit: SupervisedExit;
+  try {
     exit = await supervise(plan, superviseOptions);
+    for (let retry = 1; exit.setupFailed && retry < SANDBOX_SETUP_TRIES; retry++) {
+      await sleep(25 * retry);
+      exit = await supervise(plan, superviseOptions);
+    }
+  } finally {
+    releasePlan(plan);
   }
   if (exit.setupFailed) {
     return failedBeforeStart(
