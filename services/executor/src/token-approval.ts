@@ -25,6 +25,8 @@ export function credentialOfPrincipal(
 
 /** Longest subject, group or claim value accepted from the gateway. */
 const claimLimit = 512;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const controlCharacter = /[\u0000-\u001f\u007f]/;
 
 /**
  * The credential the gateway passes on for REST: the claims of the approval token it verified
@@ -52,6 +54,11 @@ export function credentialOfClaims(claims: ApprovalTokenClaims | undefined): Tok
     throw new PackrunError(
       "REQUEST_INVALID",
       `token claims must be at most ${claimLimit} characters each, without NUL`,
+    );
+  if (controlCharacter.test(claims.subject) || controlCharacter.test(claims.tokenId))
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      "token.subject and token.token_id must be without control characters",
     );
   if (claims.subject === "" || claims.tokenId === "")
     throw new PackrunError(
