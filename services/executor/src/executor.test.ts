@@ -506,7 +506,7 @@ describe("gates", () => {
     await assertOneGateTransition(id);
   });
 
-  test("gates report their approval's grants (empty: anyone)", async () => {
+  test("gates report their approval's grants (empty: anyone) and the executor enforces them", async () => {
     const id = await stack.submit(
       pack(
         "grants",
@@ -529,6 +529,21 @@ describe("gates", () => {
         ["open", []],
       ],
     );
+    // The executor enforces them: an approver holding none of them is refused.
+    await assert.rejects(
+      stack.client.decideApproval(
+        boundApproval({
+          tenant: "acme",
+          runId: id,
+          approvalId: "release",
+          planHash: waiting.planHash,
+          approver: "mallory",
+          approve: true,
+          groups: ["developers"],
+        }),
+      ),
+      (error: unknown) => ConnectError.from(error).code === Code.PermissionDenied,
+    );
     const decided = await stack.client.decideApproval(
       boundApproval({
         tenant: "acme",
@@ -537,6 +552,7 @@ describe("gates", () => {
         planHash: waiting.planHash,
         approver: "alice",
         approve: true,
+        groups: ["sre"],
       }),
     );
     assert.deepEqual(decided.gate?.grants, ["release-managers", "sre"]);
