@@ -8,7 +8,7 @@
  * (Before, the gateway made most of these checks, and the executor trusted what it was sent.)
  */
 import assert from "node:assert/strict";
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { afterAll, describe, test } from "vitest";
 import { type AnyClient, executorClient, unaryCall } from "./support/grpc-clients.ts";
 import {
@@ -233,5 +233,37 @@ describe("DecideApproval called with the gateway's certificate and forged claims
       events.filter((e) => e.type === "gate.approval_refused").map((e) => e.metadata?.code),
       ["APPROVAL_TOKEN_REUSED", "APPROVAL_TOKEN_REUSED"],
     );
+  });
+
+  test("a bearer caller's own token decides: claims it puts in the message are ignored", async () => {
+    const run = await awaitingRun();
+    // An organisation's internal caller (TLS without a client certificate, a bearer token of its
+    // own) bound to the gate but without the grant sends a granted manager's claims alongside.
+    const ungranted = await ctx.stack.mintToken({
+      subject: "erin",
+      scopes: ["packs.approve"],
+      groups: ["developers"],
+      approval: { runId: run.id, gateId: "gate", planHash: run.planHash },
+    });
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${ungranted}`);
+    const direct = executorClient(ctx.stack);
+    try {
+      assertRefused(
+        await unaryCall(
+          direct,
+          "decideApproval",
+          { tenant: "acme", runId: run.id, approve: true, token: claims(run, "ceo") },
+          metadata,
+        ),
+        7 as grpc.status,
+        "PERMISSION_DENIED",
+        /needs one of the groups release-managers; erin has developers/,
+      );
+    } finally {
+      direct.close();
+    }
+    const still = await waitForRun(ctx.alice, run.id, () => true);
+    assert.equal(still.gates.find((g) => g.stepId === "gate")?.decisions.length, 0);
   });
 });

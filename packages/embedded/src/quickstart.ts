@@ -105,7 +105,9 @@ export async function runQuickstart(
         print(
           `  ${step}   → approving as embedded-demo (in a deployment, a person with packs.approve does this)`,
         );
-        // As the gateway does for a person: the claims of an approval token bound to the gate.
+        // As the gateway does for a person: the claims of an approval token bound to the gate,
+        // of an approver holding the groups the gate grants approval to.
+        const grants = run.gates.find((gate) => gate.gateRef === "release")?.grants ?? [];
         await executor.decideApproval({
           tenant: "default",
           runId: run.id,
@@ -115,6 +117,7 @@ export async function runQuickstart(
             subject: "embedded-demo",
             tenant: "default",
             scopes: ["packs.approve"],
+            groups: grants,
             runId: run.id,
             gateId: "release",
             planHash: run.planHash,
