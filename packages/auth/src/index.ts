@@ -1,4 +1,4 @@
-export { approvalTokenId, type BoundGate, gateOfBinding } from "./approval-binding.ts";
+export { approvalTokenId } from "./approval-binding.ts";
 export { type AuthConfig, authConfigSchema, authEnvMap, defaultAlgorithms } from "./auth-config.ts";
 export {
   generateLocalSigningKey,

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -104,14 +105,24 @@ export async function runQuickstart(
         print(
           `  ${step}   → approving as embedded-demo (in a deployment, a person with packs.approve does this)`,
         );
+        // As the gateway does for a person: the claims of an approval token bound to the gate,
+        // of an approver holding the groups the gate grants approval to.
+        const grants = run.gates.find((gate) => gate.gateRef === "release")?.grants ?? [];
         await executor.decideApproval({
           tenant: "default",
           runId: run.id,
-          approvalId: "release",
-          planHash: run.planHash,
-          approver: "embedded-demo",
           approve: true,
           comment: "quickstart",
+          token: {
+            subject: "embedded-demo",
+            tenant: "default",
+            scopes: ["packs.approve"],
+            groups: grants,
+            runId: run.id,
+            gateId: "release",
+            planHash: run.planHash,
+            tokenId: `jti:${randomUUID()}`,
+          },
         });
       }
     }

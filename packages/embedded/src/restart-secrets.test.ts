@@ -98,10 +98,16 @@ test("a run waiting for approval keeps its secrets across a restart of the embed
     await client.decideApproval({
       tenant: "default",
       runId,
-      approvalId: "release",
-      planHash,
-      approver: "alice",
       approve: true,
+      token: {
+        subject: "alice",
+        tenant: "default",
+        scopes: ["packs.approve"],
+        runId,
+        gateId: "release",
+        planHash,
+        tokenId: "jti:restart-secrets",
+      },
     });
     const run = await waitFor(client, runId, (candidate) =>
       [RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED].includes(candidate.state),

@@ -13,6 +13,7 @@ import { createLogger } from "@packrun/logging";
 import { EventLevel, EvidenceService } from "@packrun/proto/evidence/v1";
 import { RunState } from "@packrun/proto/executor/v1";
 import { afterAll, beforeAll, test } from "vitest";
+import { boundApproval } from "./testing/bound-approval.ts";
 import { type ExecutorStack, startExecutorStack } from "./testing/executor-stack.ts";
 
 let evidence: EvidenceServer;
@@ -81,14 +82,16 @@ spec:
   const waiting = await stack.waitFor(id, (run) => run.state === RunState.AWAITING_APPROVAL);
   // A forged approval and one the gateway refused itself: both belong in the run's trail.
   await assert.rejects(
-    stack.client.decideApproval({
-      tenant: "acme",
-      runId: id,
-      approvalId: "go",
-      planHash: "sha256:forged",
-      approver: "mallory",
-      approve: true,
-    }),
+    stack.client.decideApproval(
+      boundApproval({
+        tenant: "acme",
+        runId: id,
+        approvalId: "go",
+        planHash: "sha256:forged",
+        approver: "mallory",
+        approve: true,
+      }),
+    ),
   );
   await stack.client.recordApprovalRefusal({
     tenant: "acme",
@@ -98,14 +101,16 @@ spec:
     code: "PERMISSION_DENIED",
     reason: "the token lacks the gate's grant",
   });
-  await stack.client.decideApproval({
-    tenant: "acme",
-    runId: id,
-    approvalId: "go",
-    planHash: waiting.planHash,
-    approver: "alice",
-    approve: true,
-  });
+  await stack.client.decideApproval(
+    boundApproval({
+      tenant: "acme",
+      runId: id,
+      approvalId: "go",
+      planHash: waiting.planHash,
+      approver: "alice",
+      approve: true,
+    }),
+  );
   const run = await stack.waitFor(id);
   assert.equal(run.state, RunState.SUCCEEDED, run.reason);
 

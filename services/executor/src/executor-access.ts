@@ -8,7 +8,7 @@ import type { RpcAccessPolicy } from "@packrun/rpc-server";
  * organisation's internal callers for submit, read, watch, cancel, approve, rerun, dead letters,
  * offline approvals and schedules, always within the
  * token's tenant and recorded under the token's subject. Cluster-wide statistics, worker health
- * and refusal records are the gateway's alone. (Workers claim and report steps through the
+ * and refusal records are the gateway's alone (DecideApproval records its own refusals). (Workers claim and report steps through the
  * executor's database with fencing tokens, not through RPCs.)
  */
 export const executorAccessPolicy: RpcAccessPolicy = {
@@ -30,8 +30,8 @@ export const executorAccessPolicy: RpcAccessPolicy = {
         message.requestedBy = principal.subject;
       },
     },
-    // The approval token's binding, grants and single use are checked by the service itself
-    // (executor-service.ts), as the gateway does for REST.
+    // Decided by run/approval-decision.ts from the token's claims: the gateway's verified
+    // token's (DecideApprovalRequest.token), or a bearer caller's own (whatever the message says).
     DecideApproval: { services: ["gateway"], scope: scopes.approve },
     GetWorkerHealth: { services: ["gateway"] },
     GetRunStatistics: { services: ["gateway"] },

@@ -27,6 +27,7 @@ import type { StepExecutionResult } from "./runtime/index.ts";
 import { releaseWorkdirMounts } from "./runtime/workdir-limit.ts";
 import { createMemorySecretVault } from "./secret-vault.ts";
 import { StepWorker } from "./step-worker.ts";
+import { boundApproval } from "./testing/bound-approval.ts";
 import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/executor-stack.ts";
 import { eventually, processesWithMarker, uniqueMarker } from "./testing/processes.ts";
 
@@ -335,14 +336,16 @@ ${children
   assert.ok((await stack.flushRedis()) > 0);
 
   const planHash = (await stack.client.getRun({ tenant: "acme", runId: secretive })).run?.planHash;
-  await stack.client.decideApproval({
-    tenant: "acme",
-    runId: secretive,
-    approvalId: "go",
-    planHash: planHash ?? "",
-    approver: "alice",
-    approve: true,
-  });
+  await stack.client.decideApproval(
+    boundApproval({
+      tenant: "acme",
+      runId: secretive,
+      approvalId: "go",
+      planHash: planHash ?? "",
+      approver: "alice",
+      approve: true,
+    }),
+  );
   for (const id of [wide, flaky]) {
     const run = await stack.waitFor(id, undefined, { timeoutMs: 90_000 });
     assert.equal(run.state, RunState.SUCCEEDED, run.reason);
@@ -392,14 +395,16 @@ test("a plan changed in the database after submission is never executed", async 
     [id],
   );
   assert.equal(tampered.rowCount, 1);
-  await stack.client.decideApproval({
-    tenant: "acme",
-    runId: id,
-    approvalId: "release",
-    planHash: waiting.planHash,
-    approver: "alice",
-    approve: true,
-  });
+  await stack.client.decideApproval(
+    boundApproval({
+      tenant: "acme",
+      runId: id,
+      approvalId: "release",
+      planHash: waiting.planHash,
+      approver: "alice",
+      approve: true,
+    }),
+  );
   const run = await stack.waitFor(id);
   assert.equal(run.state, RunState.FAILED);
   assert.match(run.reason, /step "deploy" failed: plan hash mismatch/);
@@ -418,14 +423,16 @@ test("a plan changed in the database after submission is never executed", async 
     [id2],
   );
   assert.equal(changed.rowCount, 1);
-  await stack.client.decideApproval({
-    tenant: "acme",
-    runId: id2,
-    approvalId: "release",
-    planHash: waiting2.planHash,
-    approver: "alice",
-    approve: true,
-  });
+  await stack.client.decideApproval(
+    boundApproval({
+      tenant: "acme",
+      runId: id2,
+      approvalId: "release",
+      planHash: waiting2.planHash,
+      approver: "alice",
+      approve: true,
+    }),
+  );
   const run2 = await stack.waitFor(id2);
   assert.equal(run2.state, RunState.FAILED);
   assert.match(run2.reason, /differs from the step in the hashed plan/);

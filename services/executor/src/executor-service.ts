@@ -44,7 +44,7 @@ import type { CumulativeHistogram } from "./run-statistics.ts";
 import { scheduledRunKeyPrefix } from "./schedule-runs.ts";
 import type { RunState, StepState } from "./state-machine.ts";
 import { terminalRunStates } from "./state-machine.ts";
-import { tokenApprovalDecision } from "./token-approval.ts";
+import { credentialOfClaims, credentialOfPrincipal } from "./token-approval.ts";
 import type { WorkQueue } from "./work-queue.ts";
 
 function requireTenant(tenant: string): string {
@@ -280,21 +280,20 @@ export function createExecutorService(
 
     async decideApproval(request, context) {
       const caller = context.values.get(rpcCallerKey);
-      const { view, gateStepId, recorded } = await runs.decideApproval(
-        caller?.kind === "token"
-          ? await tokenApprovalDecision(runs, request, caller.principal, caller.authorization)
-          : {
-              tenant: requireTenant(request.tenant),
-              runId: request.runId,
-              approvalId: requireApprovalId(request.approvalId),
-              planHash: request.planHash,
-              approver: requireApprover(request.approver),
-              approve: request.approve,
-              comment: request.comment,
-              gateStepId: request.gateStepId,
-              tokenId: request.tokenId,
-            },
-      );
+      const { view, gateStepId, recorded } = await runs.decideApproval({
+        tenant: requireTenant(request.tenant),
+        runId: request.runId,
+        credential:
+          caller?.kind === "token"
+            ? credentialOfPrincipal(caller.principal, caller.authorization)
+            : credentialOfClaims(request.token),
+        named: {
+          gateStepId: requireApprovalId(request.gateStepId),
+          approvalId: requireApprovalId(request.approvalId),
+        },
+        approve: request.approve,
+        comment: request.comment,
+      });
       const run = runMessage(view);
       return create(DecideApprovalResponseSchema, {
         gate: run.gates.find((gate) => gate.stepId === gateStepId),

@@ -5,6 +5,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
 import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
+import { boundApproval } from "./testing/bound-approval.ts";
 import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/executor-stack.ts";
 
 const pack = packManifest;
@@ -331,47 +332,55 @@ describe("gates", () => {
     const waiting = await stack.waitFor(id, (run) => run.state === RunState.AWAITING_APPROVAL);
     assert.equal(waiting.gates[0]?.requiredApprovals, 2);
     const planHash = waiting.planHash;
-    const first = await stack.client.decideApproval({
-      tenant: "acme",
-      runId: id,
-      approvalId: "release",
-      planHash,
-      approver: "alice",
-      approve: true,
-    });
+    const first = await stack.client.decideApproval(
+      boundApproval({
+        tenant: "acme",
+        runId: id,
+        approvalId: "release",
+        planHash,
+        approver: "alice",
+        approve: true,
+      }),
+    );
     assert.equal(first.recorded, true);
-    const again = await stack.client.decideApproval({
-      tenant: "acme",
-      runId: id,
-      approvalId: "release",
-      planHash,
-      approver: "alice",
-      approve: true,
-    });
+    const again = await stack.client.decideApproval(
+      boundApproval({
+        tenant: "acme",
+        runId: id,
+        approvalId: "release",
+        planHash,
+        approver: "alice",
+        approve: true,
+      }),
+    );
     assert.equal(again.recorded, false, "the same approver counts once");
     assert.equal(
       (await stack.client.getRun({ tenant: "acme", runId: id })).run?.state,
       RunState.AWAITING_APPROVAL,
     );
     await assert.rejects(
-      stack.client.decideApproval({
+      stack.client.decideApproval(
+        boundApproval({
+          tenant: "acme",
+          runId: id,
+          approvalId: "release",
+          planHash: "sha256:forged",
+          approver: "mallory",
+          approve: true,
+        }),
+      ),
+      (error: unknown) => ConnectError.from(error).code === Code.PermissionDenied,
+    );
+    await stack.client.decideApproval(
+      boundApproval({
         tenant: "acme",
         runId: id,
         approvalId: "release",
-        planHash: "sha256:forged",
-        approver: "mallory",
+        planHash,
+        approver: "bob",
         approve: true,
       }),
-      (error: unknown) => ConnectError.from(error).code === Code.PermissionDenied,
     );
-    await stack.client.decideApproval({
-      tenant: "acme",
-      runId: id,
-      approvalId: "release",
-      planHash,
-      approver: "bob",
-      approve: true,
-    });
     const run = await stack.waitFor(id);
     assert.equal(run.state, RunState.SUCCEEDED, run.reason);
     assert.deepEqual(
@@ -388,14 +397,16 @@ describe("gates", () => {
       ),
     );
     const waiting = await stack.waitFor(id, (run) => run.state === RunState.AWAITING_APPROVAL);
-    const decided = await stack.client.decideApproval({
-      tenant: "acme",
-      runId: id,
-      approvalId: "release",
-      planHash: waiting.planHash,
-      approver: "alice",
-      approve: true,
-    });
+    const decided = await stack.client.decideApproval(
+      boundApproval({
+        tenant: "acme",
+        runId: id,
+        approvalId: "release",
+        planHash: waiting.planHash,
+        approver: "alice",
+        approve: true,
+      }),
+    );
     assert.equal(decided.recorded, true);
     const run = await stack.waitFor(id);
     assert.equal(run.state, RunState.SUCCEEDED, run.reason);
@@ -430,14 +441,16 @@ describe("gates", () => {
     // Every call succeeds: one records the decision, the others are idempotent repeats.
     const results = await Promise.all(
       Array.from({ length: 50 }, () =>
-        stack.client.decideApproval({
-          tenant: "acme",
-          runId: id,
-          approvalId: "release",
-          planHash: waiting.planHash,
-          approver: "carol",
-          approve: true,
-        }),
+        stack.client.decideApproval(
+          boundApproval({
+            tenant: "acme",
+            runId: id,
+            approvalId: "release",
+            planHash: waiting.planHash,
+            approver: "carol",
+            approve: true,
+          }),
+        ),
       ),
     );
     assert.equal(results.filter((result) => result.recorded).length, 1);
@@ -458,14 +471,16 @@ describe("gates", () => {
     const waiting = await stack.waitFor(id, (run) => run.state === RunState.AWAITING_APPROVAL);
     const results = await Promise.allSettled(
       Array.from({ length: 50 }, (_, index) =>
-        stack.client.decideApproval({
-          tenant: "acme",
-          runId: id,
-          approvalId: "release",
-          planHash: waiting.planHash,
-          approver: `approver-${index}`,
-          approve: true,
-        }),
+        stack.client.decideApproval(
+          boundApproval({
+            tenant: "acme",
+            runId: id,
+            approvalId: "release",
+            planHash: waiting.planHash,
+            approver: `approver-${index}`,
+            approve: true,
+          }),
+        ),
       ),
     );
     const recorded = results.filter(
@@ -491,7 +506,7 @@ describe("gates", () => {
     await assertOneGateTransition(id);
   });
 
-  test("gates report their approval's grants (empty: anyone)", async () => {
+  test("gates report their approval's grants (empty: anyone) and the executor enforces them", async () => {
     const id = await stack.submit(
       pack(
         "grants",
@@ -514,14 +529,32 @@ describe("gates", () => {
         ["open", []],
       ],
     );
-    const decided = await stack.client.decideApproval({
-      tenant: "acme",
-      runId: id,
-      approvalId: "release",
-      planHash: waiting.planHash,
-      approver: "alice",
-      approve: true,
-    });
+    // The executor enforces them: an approver holding none of them is refused.
+    await assert.rejects(
+      stack.client.decideApproval(
+        boundApproval({
+          tenant: "acme",
+          runId: id,
+          approvalId: "release",
+          planHash: waiting.planHash,
+          approver: "mallory",
+          approve: true,
+          groups: ["developers"],
+        }),
+      ),
+      (error: unknown) => ConnectError.from(error).code === Code.PermissionDenied,
+    );
+    const decided = await stack.client.decideApproval(
+      boundApproval({
+        tenant: "acme",
+        runId: id,
+        approvalId: "release",
+        planHash: waiting.planHash,
+        approver: "alice",
+        approve: true,
+        groups: ["sre"],
+      }),
+    );
     assert.deepEqual(decided.gate?.grants, ["release-managers", "sre"]);
     await stack.client.cancelRun({ tenant: "acme", runId: id, reason: "done" });
   });
@@ -529,15 +562,17 @@ describe("gates", () => {
   test("a rejection ends the run", async () => {
     const id = await stack.submit(gated(1));
     const waiting = await stack.waitFor(id, (run) => run.state === RunState.AWAITING_APPROVAL);
-    await stack.client.decideApproval({
-      tenant: "acme",
-      runId: id,
-      approvalId: "release",
-      planHash: waiting.planHash,
-      approver: "dave",
-      approve: false,
-      comment: "not today",
-    });
+    await stack.client.decideApproval(
+      boundApproval({
+        tenant: "acme",
+        runId: id,
+        approvalId: "release",
+        planHash: waiting.planHash,
+        approver: "dave",
+        approve: false,
+        comment: "not today",
+      }),
+    );
     const run = await stack.waitFor(id);
     assert.equal(run.state, RunState.FAILED);
     assert.equal(run.steps[1]?.state, StepState.REJECTED);
@@ -624,14 +659,16 @@ describe("approval refusals", () => {
   test("a stale plan hash, an unknown gate and a conflicting decision are refused and recorded", async () => {
     const { id, planHash } = await awaiting();
     const decide = (fields: { approvalId?: string; planHash?: string; approve?: boolean }) =>
-      stack.client.decideApproval({
-        tenant: "acme",
-        runId: id,
-        approvalId: fields.approvalId ?? "release",
-        planHash: fields.planHash ?? planHash,
-        approver: "mallory",
-        approve: fields.approve ?? true,
-      });
+      stack.client.decideApproval(
+        boundApproval({
+          tenant: "acme",
+          runId: id,
+          approvalId: fields.approvalId ?? "release",
+          planHash: fields.planHash ?? planHash,
+          approver: "mallory",
+          approve: fields.approve ?? true,
+        }),
+      );
     for (let i = 0; i < 2; i++)
       await assert.rejects(decide({ planHash: "sha256:forged" }), (error: unknown) => {
         assert.equal(codeOf(error), Code.PermissionDenied);
@@ -679,14 +716,16 @@ describe("approval refusals", () => {
   test("another tenant's run is not found and nothing is recorded", async () => {
     const { id, planHash } = await awaiting();
     await assert.rejects(
-      stack.client.decideApproval({
-        tenant: "other",
-        runId: id,
-        approvalId: "release",
-        planHash,
-        approver: "eve",
-        approve: true,
-      }),
+      stack.client.decideApproval(
+        boundApproval({
+          tenant: "other",
+          runId: id,
+          approvalId: "release",
+          planHash,
+          approver: "eve",
+          approve: true,
+        }),
+      ),
       (error: unknown) => codeOf(error) === Code.NotFound,
     );
     await assert.rejects(
@@ -805,25 +844,29 @@ describe("approval refusals", () => {
     await stack.client.cancelRun({ tenant: "acme", runId: id, reason: "stop" });
     await stack.waitFor(id);
     await assert.rejects(
-      stack.client.decideApproval({
-        tenant: "acme",
-        runId: id,
-        approvalId: "release",
-        planHash: "sha256:forged",
-        approver: "mallory",
-        approve: true,
-      }),
+      stack.client.decideApproval(
+        boundApproval({
+          tenant: "acme",
+          runId: id,
+          approvalId: "release",
+          planHash: "sha256:forged",
+          approver: "mallory",
+          approve: true,
+        }),
+      ),
       (error: unknown) => codeOf(error) === Code.PermissionDenied,
     );
     await assert.rejects(
-      stack.client.decideApproval({
-        tenant: "acme",
-        runId: id,
-        approvalId: "release",
-        planHash,
-        approver: "alice",
-        approve: true,
-      }),
+      stack.client.decideApproval(
+        boundApproval({
+          tenant: "acme",
+          runId: id,
+          approvalId: "release",
+          planHash,
+          approver: "alice",
+          approve: true,
+        }),
+      ),
       (error: unknown) => codeOf(error) === Code.FailedPrecondition,
     );
     const response = await stack.client.recordApprovalRefusal({

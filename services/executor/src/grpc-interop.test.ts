@@ -195,13 +195,20 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
     field<{ id: string }[]>(listed.response, "runs").map((each) => each.id),
     [run.id],
   );
+  const claims = (subject: string, planHash: string) => ({
+    subject,
+    tenant: "acme",
+    scopes: ["packs.approve"],
+    runId: run.id,
+    gateId: "go",
+    planHash,
+    tokenId: `jti:${subject}`,
+  });
   const forged = await unary(executorClient, "decideApproval", {
     tenant: "acme",
     runId: run.id,
-    approvalId: "go",
-    planHash: "sha256:0",
-    approver: "eve",
     approve: true,
+    token: claims("eve", "sha256:0"),
   });
   assert.equal(forged.error?.code, grpc.status.PERMISSION_DENIED);
   const refusal = await unary(executorClient, "recordApprovalRefusal", {
@@ -228,9 +235,8 @@ test("every ExecutorService and EvidenceService RPC is callable from grpc-js", a
     tenant: "acme",
     runId: run.id,
     approvalId: "go",
-    planHash: run.planHash,
-    approver: "alice",
     approve: true,
+    token: claims("alice", run.planHash),
   });
   assert.equal(decided.response?.recorded, true, decided.error?.details ?? "");
   const watched = await serverStream(executorClient, "watchRun", { tenant: "acme", runId: run.id });

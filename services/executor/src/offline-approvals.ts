@@ -313,63 +313,40 @@ export function createOfflineApprovals(options: OfflineApprovalsOptions): Offlin
           claimed,
           approver,
         );
-      const at = {
-        runId: stored.run_id,
-        approvalId: stored.approval_id,
-        gateStepId: stored.step_id,
-      };
-      const mismatch = [
-        stored.nonce !== response.nonce ? "nonce" : "",
-        stored.request_digest !== response.requestDigest ? "requestDigest" : "",
-        stored.run_id !== response.runId ? `runId ${response.runId}` : "",
-        stored.step_id !== response.gateStepId ? `gateStepId ${response.gateStepId}` : "",
-        stored.approval_id !== response.approvalId ? `approvalId ${response.approvalId}` : "",
-      ].filter((part) => part !== "");
-      if (mismatch.length > 0)
-        return refuse(
-          "APPROVAL_TOKEN_MISMATCH",
-          `the response does not answer request ${stored.request_id} (gate "${stored.step_id}" of run ${stored.run_id}): its ${mismatch.join(", ")} differ`,
-          at,
-          approver,
-        );
-      if (response.planHash !== stored.plan_hash)
-        return refuse(
-          "APPROVAL_STALE",
-          `the response approves plan ${response.planHash}, but request ${stored.request_id} is for plan ${stored.plan_hash}`,
-          at,
-          approver,
-        );
-      if (Date.now() > stored.expires_at.getTime())
-        return refuse(
-          "APPROVAL_EXPIRED",
-          `request ${stored.request_id} expired at ${stored.expires_at.toISOString()}; export a new one`,
-          at,
-          approver,
-        );
-
-      // 3. May this approver decide this gate: the same group rule as online approvals.
-      const view = await runs.get(request.tenant, stored.run_id);
-      const grants = view.approvals.find((each) => each.id === stored.approval_id)?.grants ?? [];
-      if (grants.length > 0 && !grants.some((grant) => signer.groups.includes(grant)))
-        return refuse(
-          "PERMISSION_DENIED",
-          `approving gate "${stored.step_id}" needs one of the groups ${grants.join(", ")}; ${approver} has ${signer.groups.length === 0 ? "none" : signer.groups.join(", ")}`,
-          at,
-          approver,
-        );
-
-      // 4. Decide as online: the plan hash against the run's, quorum, distinct approvers, and
-      // single use (one response per request and approver key).
+      // 3. Whether it decides the gate: the request it answers, unexpired, the run's plan, the
+      // gate's grants, single use (one response per request and approver key) and quorum, by
+      // the same rules as online approvals. Refusals are recorded there.
       const decided = await runs.decideApproval({
         tenant: request.tenant,
         runId: stored.run_id,
-        approvalId: stored.approval_id,
-        gateStepId: stored.step_id,
-        planHash: response.planHash,
-        approver,
+        credential: {
+          kind: "offline",
+          approver,
+          groups: signer.groups,
+          keyId: signer.key.keyId,
+          request: {
+            requestId: stored.request_id,
+            runId: stored.run_id,
+            stepId: stored.step_id,
+            approvalId: stored.approval_id,
+            planHash: stored.plan_hash,
+            nonce: stored.nonce,
+            requestDigest: stored.request_digest,
+            expiresAt: stored.expires_at,
+          },
+          response: {
+            runId: response.runId,
+            gateStepId: response.gateStepId,
+            approvalId: response.approvalId,
+            planHash: response.planHash,
+            nonce: response.nonce,
+            requestDigest: response.requestDigest,
+          },
+          now: new Date(),
+        },
+        named: { gateStepId: "", approvalId: "" },
         approve: response.decision === "approve",
         comment: response.comment,
-        tokenId: `offline:${stored.request_id}:${signer.key.keyId}`,
         evidence,
       });
       logger.info(

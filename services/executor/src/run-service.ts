@@ -1,16 +1,19 @@
 import { randomUUID } from "node:crypto";
 import type { Database, Queryable } from "@packrun/db";
-import { isPackrunError, PackrunError } from "@packrun/errors";
+import { PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
 import { canonicalJson, sha256Digest } from "@packrun/planning";
 import { decodePageToken, keysetPage } from "./keyset-page.ts";
 import { createPlanCache } from "./plan-cache.ts";
 import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
 import { type RerunRequest, rerunRun } from "./rerun-run.ts";
+import type { ApprovalCredential } from "./run/approval-decision.ts";
+import { approvalRefusedEvent } from "./run/approval-events.ts";
+import { decideUnderLock } from "./run/approve-gate.ts";
 import { type AdmissionLimits, admitRun } from "./run-admission.ts";
 import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
 import { computeRunStatistics, type RunStatistics } from "./run-statistics.ts";
-import { dbNow, RunScheduler } from "./scheduler.ts";
+import { RunScheduler } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
 import { type RunState, terminalRunStates } from "./state-machine.ts";
 import type { QueueDepth, WorkQueue } from "./work-queue.ts";
@@ -123,27 +126,13 @@ export interface RunService {
     pageToken: string;
   }): Promise<{ runs: RunRow[]; nextPageToken: string }>;
   cancel(tenant: string, runId: string, reason: string, requestedBy: string): Promise<RunView>;
-  decideApproval(decision: {
-    tenant: string;
-    runId: string;
-    approvalId: string;
-    planHash: string;
-    approver: string;
-    approve: boolean;
-    comment: string;
-    /**
-     * The gate instance (its step id). Empty or absent: the one gate using `approvalId`; refused
-     * when several gates of the run use it.
-     */
-    gateStepId?: string;
-    /** The approval token's id; when set, the token is single-use (APPROVAL_TOKEN_REUSED). */
-    tokenId?: string;
-    /**
-     * Extra metadata of the decision's event, and of its refusal's (an offline approval's
-     * verbatim response, for one).
-     */
-    evidence?: Record<string, string>;
-  }): Promise<{ view: RunView; gateStepId: string; recorded: boolean }>;
+  /**
+   * Decides an approval by the rules of run/approval-decision.ts, under the run's lock; a
+   * refusal is recorded in the run's evidence (`gate.approval_refused`) and thrown.
+   */
+  decideApproval(
+    request: ApprovalRequest,
+  ): Promise<{ view: RunView; gateStepId: string; recorded: boolean }>;
   /**
    * Records a refused approval in the run's evidence trail (a `gate.approval_refused` event),
    * unless the run already ended (then it is only logged: the evidence log takes no event after
@@ -158,7 +147,24 @@ export interface RunService {
   rerun(request: RerunRequest): Promise<RunView>;
 }
 
-/** An approval refused by the executor itself or by its caller (the gateway). */
+/** An approval to decide: who vouches for it, and what it says. */
+export interface ApprovalRequest {
+  /** The tenant it was made in. */
+  tenant: string;
+  runId: string;
+  credential: ApprovalCredential;
+  /** The gate the caller named, if any (empty strings: none). */
+  named: { gateStepId: string; approvalId: string };
+  approve: boolean;
+  comment: string;
+  /**
+   * Extra metadata of the decision's event, and of its refusal's (an offline approval's
+   * verbatim response, for one).
+   */
+  evidence?: Record<string, string>;
+}
+
+/** An approval refused before it reached {@link RunService.decideApproval}. */
 export interface ApprovalRefusal {
   tenant: string;
   runId: string;
@@ -203,14 +209,6 @@ function rowsFromJson<Row>(
     return typed as Row;
   });
 }
-
-/** Refusals of DecideApproval recorded as `gate.approval_refused` (for a run that exists). */
-const recordedRefusalCodes = new Set([
-  "APPROVAL_STALE",
-  "GATE_NOT_AWAITING",
-  "APPROVAL_TOKEN_MISMATCH",
-  "APPROVAL_TOKEN_REUSED",
-]);
 
 /** Resolves like `promise`, or rejects after `ms` (the promise itself goes on in the background). */
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -351,22 +349,16 @@ export function createRunService(options: RunServiceOptions): RunService {
                 [refusal.runId, refusal.approvalId],
               )
             ).rows[0]?.step_id);
-      const gate = refusal.approvalId === "" ? "" : ` at gate "${refusal.approvalId}"`;
       await scheduler.events([
-        {
-          type: "gate.approval_refused",
-          level: "warn",
-          ...(stepId === undefined ? {} : { stepId }),
-          message: `approval by ${refusal.approver}${gate} refused (${refusal.code})${refusal.reason === "" ? "" : `: ${refusal.reason}`}`,
-          metadata: {
-            ...refusal.evidence,
-            approver: refusal.approver,
-            approvalId: refusal.approvalId,
-            code: refusal.code,
-          },
-          // Every refusal is an event of its own, however often the same one is attempted.
-          idempotencyKey: `${refusal.runId}/approval-refused/${randomUUID()}`,
-        },
+        approvalRefusedEvent({
+          runId: refusal.runId,
+          approver: refusal.approver,
+          approvalId: refusal.approvalId,
+          code: refusal.code,
+          reason: refusal.reason,
+          stepId,
+          evidence: refusal.evidence,
+        }),
       ]);
       return true;
     });
@@ -618,166 +610,58 @@ export function createRunService(options: RunServiceOptions): RunService {
       return view(tenant, runId);
     },
 
-    async decideApproval(decision) {
-      if (!uuid.test(decision.runId))
-        throw new PackrunError("RUN_NOT_FOUND", `run ${decision.runId} not found`);
-      // The gate step, once known: named by the refusal event if the decision is refused.
-      let refusedAt: string | undefined;
-      const decide = () =>
-        database.transaction(async (tx) => {
-          const scheduler = await RunScheduler.lock(tx, decision.runId, decision.tenant);
-          if (scheduler === undefined)
-            throw new PackrunError("RUN_NOT_FOUND", `run ${decision.runId} not found`);
-          refusedAt = undefined;
-          if (decision.planHash !== scheduler.run.plan_hash) {
-            throw new PackrunError(
-              "APPROVAL_STALE",
-              `the approval is for plan ${decision.planHash || "(none)"}, but run ${decision.runId} has plan ${scheduler.run.plan_hash}`,
-            );
-          }
-          const gates = (
-            await tx.query<StepRow>(
-              "SELECT * FROM steps WHERE run_id = $1 AND kind = 'approval-gate' AND planned->'gate'->>'approvalId' = $2 ORDER BY (state = 'awaiting-approval') DESC, position",
-              [decision.runId, decision.approvalId],
-            )
-          ).rows;
-          const gateStepId = decision.gateStepId ?? "";
-          const gate =
-            gateStepId === ""
-              ? gates[0]
-              : gates.find((candidate) => candidate.step_id === gateStepId);
-          if (gate === undefined)
-            throw new PackrunError(
-              "GATE_NOT_AWAITING",
-              gateStepId === ""
-                ? `run ${decision.runId} has no approval gate "${decision.approvalId}"`
-                : `run ${decision.runId} has no gate "${gateStepId}" for approval "${decision.approvalId}"`,
-            );
-          refusedAt = gate.step_id;
-          if (gateStepId === "" && gates.length > 1)
-            // One approval must not open every gate sharing its id (a staging and a prod gate,
-            // the gates of a map): without the gate's step id the decision is ambiguous.
-            throw new PackrunError(
-              "APPROVAL_TOKEN_MISMATCH",
-              `approval "${decision.approvalId}" is used by ${gates.length} gates of run ${decision.runId} (${gates.map((g) => g.step_id).join(", ")}); the approval must name one gate's step id`,
-            );
-          if (decision.tokenId !== undefined && decision.tokenId !== "") {
-            // Single-use tokens: recorded in the decision's own transaction, so a token is
-            // spent exactly when a decision is made with it (under the run's lock).
-            const spent = await tx.query(
-              `INSERT INTO approval_tokens (tenant, token_id, run_id, step_id, approver)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-              [decision.tenant, decision.tokenId, decision.runId, gate.step_id, decision.approver],
-            );
-            if (spent.rowCount === 0)
-              throw new PackrunError(
-                "APPROVAL_TOKEN_REUSED",
-                `this approval token was already used; approval tokens are single-use: get a new one bound to gate "${gate.step_id}"`,
-              );
-          }
-          const prior = (
-            await tx.query<DecisionRow>(
-              "SELECT * FROM gate_decisions WHERE run_id = $1 AND step_id = $2 AND approver = $3",
-              [decision.runId, gate.step_id, decision.approver],
-            )
-          ).rows[0];
-          if (prior !== undefined) {
-            if (prior.approved !== decision.approve)
-              throw new PackrunError(
-                "GATE_NOT_AWAITING",
-                `${decision.approver} already ${prior.approved ? "approved" : "rejected"} gate "${decision.approvalId}"`,
-              );
-            return { gateStepId: gate.step_id, recorded: false, ready: [] as ReadyWork[] };
-          }
-          if (gate.state !== "awaiting-approval")
-            throw new PackrunError(
-              "GATE_NOT_AWAITING",
-              `approval gate "${decision.approvalId}" is ${gate.state}, not awaiting a decision`,
-            );
-          await tx.query(
-            "INSERT INTO gate_decisions (run_id, step_id, approver, approved, comment) VALUES ($1, $2, $3, $4, $5)",
-            [decision.runId, gate.step_id, decision.approver, decision.approve, decision.comment],
-          );
-          await scheduler.events([
-            {
-              type: decision.approve ? "gate.approved" : "gate.rejected",
-              level: decision.approve ? "info" : "warn",
-              stepId: gate.step_id,
-              message: `${decision.approver} ${decision.approve ? "approved" : "rejected"}${decision.comment ? `: ${decision.comment}` : ""}`,
-              metadata: {
-                ...decision.evidence,
+    async decideApproval(request) {
+      if (!uuid.test(request.runId))
+        throw new PackrunError("RUN_NOT_FOUND", `run ${request.runId} not found`);
+      const outcome = await database.transaction(async (tx) => {
+        const scheduler = await RunScheduler.lock(tx, request.runId, request.tenant);
+        if (scheduler === undefined)
+          throw new PackrunError("RUN_NOT_FOUND", `run ${request.runId} not found`);
+        const decision = await decideUnderLock(tx, scheduler, request);
+        if (decision.kind === "refuse") {
+          // Recorded under the lock that orders it with the run's terminal event; a run that
+          // ended takes no more events, so its refusals are only logged.
+          const recorded = !terminalRunStates.has(scheduler.run.state);
+          if (recorded)
+            await scheduler.events([
+              approvalRefusedEvent({
+                runId: request.runId,
                 approver: decision.approver,
                 approvalId: decision.approvalId,
-              },
-              idempotencyKey: `${decision.runId}/${gate.step_id}/decision/${decision.approver}`,
-            },
-          ]);
-          if (!decision.approve) {
-            const rejected = await scheduler.transition(gate, "rejected", {
-              finished_at: dbNow,
-              reason: `rejected by ${decision.approver}${decision.comment ? `: ${decision.comment}` : ""}`,
-            });
-            if (rejected !== undefined) await scheduler.stepFinished(rejected);
-          } else {
-            const plan = (
-              await tx.query<{ required: number }>(
-                "SELECT (a->>'required')::int AS required FROM runs, jsonb_array_elements((plan_json::jsonb)->'approvals') AS a WHERE id = $1 AND a->>'id' = $2",
-                [decision.runId, decision.approvalId],
-              )
-            ).rows[0];
-            const approvals =
-              (
-                await tx.query<{ n: number }>(
-                  "SELECT count(*)::int AS n FROM gate_decisions WHERE run_id = $1 AND step_id = $2 AND approved",
-                  [decision.runId, gate.step_id],
-                )
-              ).rows[0]?.n ?? 0;
-            if (approvals >= (plan?.required ?? 1)) {
-              const reopened = await scheduler.transition(gate, "pending", {
-                reason: `approved by ${approvals} approver(s)`,
-              });
-              const running =
-                reopened === undefined
-                  ? undefined
-                  : await scheduler.transition(reopened, "running", { started_at: dbNow });
-              const done =
-                running === undefined
-                  ? undefined
-                  : await scheduler.transition(running, "succeeded", { finished_at: dbNow });
-              if (done !== undefined) await scheduler.stepFinished(done);
-            }
-          }
-          await scheduler.syncRunState();
-          return { gateStepId: gate.step_id, recorded: true, ready: scheduler.ready };
-        });
-      let outcome: Awaited<ReturnType<typeof decide>>;
-      try {
-        outcome = await decide();
-      } catch (error) {
-        // The refusal rolled back with the decision's transaction: record it in one of its own
-        // (stale or forged approvals belong in the run's evidence trail), then refuse as before.
-        if (isPackrunError(error) && recordedRefusalCodes.has(error.code)) {
-          await recordApprovalRefusal({
-            tenant: decision.tenant,
-            runId: decision.runId,
-            approvalId: decision.approvalId,
-            approver: decision.approver,
-            code: error.code,
-            reason: error.message,
-            ...(refusedAt === undefined ? {} : { gateStepId: refusedAt }),
-            ...(decision.evidence === undefined ? {} : { evidence: decision.evidence }),
-          }).catch((recordError: unknown) =>
-            logger.error(
-              { err: recordError, runId: decision.runId, approver: decision.approver },
-              "recording a refused approval failed",
-            ),
-          );
+                code: decision.code,
+                reason: decision.reason,
+                stepId: decision.gateStepId,
+                evidence: request.evidence,
+              }),
+            ]);
+          return { refused: decision, recorded };
         }
-        throw error;
+        return {
+          gateStepId: decision.gate.stepId,
+          recorded: decision.newApprover,
+          ready: scheduler.ready,
+        };
+      });
+      if ("refused" in outcome) {
+        const { refused } = outcome;
+        logger.warn(
+          {
+            runId: request.runId,
+            tenant: request.tenant,
+            approver: refused.approver,
+            approvalId: refused.approvalId,
+            code: refused.code,
+            reason: refused.reason,
+          },
+          outcome.recorded
+            ? "approval refused; recorded in the run's evidence"
+            : "approval refused for a run that already ended; not recorded",
+        );
+        throw new PackrunError(refused.code, refused.reason);
       }
       await enqueue(outcome.ready);
       return {
-        view: await view(decision.tenant, decision.runId),
+        view: await view(request.tenant, request.runId),
         gateStepId: outcome.gateStepId,
         recorded: outcome.recorded,
       };

@@ -1,110 +1,80 @@
-import { approvalTokenId, gateOfBinding, type Principal } from "@packrun/auth";
-import { type ErrorCode, PackrunError } from "@packrun/errors";
-import type { DecideApprovalRequest } from "@packrun/proto/executor/v1";
-import { runMessage } from "./run-messages.ts";
-import type { RunService } from "./run-service.ts";
-
-/** What {@link RunService.decideApproval} takes. */
-type Decision = Parameters<RunService["decideApproval"]>[0];
+import { approvalTokenId, type Principal } from "@packrun/auth";
+import { PackrunError } from "@packrun/errors";
+import type { ApprovalTokenClaims } from "@packrun/proto/executor/v1";
+import type { TokenCredential } from "./run/approval-decision.ts";
 
 /**
- * A DecideApproval called directly with a bearer token (the public gRPC API): the same checks
- * the gateway makes for REST, made here because no gateway stands in between. The token must be
- * bound (pack_run_id, pack_gate_id, pack_plan_hash) to this run, one gate instance and the run's
- * plan; its subject is the approver, its groups must hold one of the gate's grants, and its id
- * makes it single-use. Every refusal after the run was found is written to the run's evidence.
- * @throws PackrunError RUN_NOT_FOUND, APPROVAL_TOKEN_MISMATCH, APPROVAL_STALE,
- *   GATE_NOT_AWAITING or PERMISSION_DENIED
+ * The credential of a DecideApproval called directly with a bearer token (the public gRPC API):
+ * the token the access check verified, its id making it single-use. Whatever claims the
+ * message carries are ignored: a caller vouches only with its own token.
  */
-export async function tokenApprovalDecision(
-  runs: RunService,
-  request: DecideApprovalRequest,
+export function credentialOfPrincipal(
   principal: Principal,
   authorization: string,
-): Promise<Decision> {
-  // The access check bound request.tenant to the token's tenant already.
-  const run = runMessage(await runs.get(principal.tenant, request.runId));
-  const refuse = async (
-    approvalId: string,
-    code: ErrorCode,
-    reason: string,
-    gateStepId?: string,
-  ): Promise<never> => {
-    await runs
-      .recordApprovalRefusal({
-        tenant: principal.tenant,
-        runId: run.id,
-        approvalId,
-        approver: principal.subject,
-        code,
-        reason,
-        ...(gateStepId === undefined ? {} : { gateStepId }),
-      })
-      // The refusal stands either way; a missing audit event must not turn it into a 5xx.
-      .catch(() => {});
-    throw new PackrunError(code, reason);
-  };
-  const binding = principal.approval;
-  const named = request.gateStepId || request.approvalId;
-  if (binding === undefined)
-    return refuse(
-      named,
-      "APPROVAL_TOKEN_MISMATCH",
-      "an approval needs a token bound to the run, gate and plan (claims pack_run_id, pack_gate_id, pack_plan_hash)",
-    );
-  if (binding.runId !== run.id)
-    return refuse(
-      binding.gateId,
-      "APPROVAL_TOKEN_MISMATCH",
-      `the approval token is bound to run ${binding.runId}, not ${run.id}`,
-    );
-  if (binding.planHash !== run.planHash)
-    return refuse(
-      binding.gateId,
-      "APPROVAL_STALE",
-      `the approval token is for plan ${binding.planHash}, but the run has plan ${run.planHash}`,
-    );
-  const resolved = gateOfBinding(run, binding.gateId);
-  if (resolved.kind === "none")
-    return refuse(
-      binding.gateId,
-      "GATE_NOT_AWAITING",
-      `run ${run.id} has no approval gate "${binding.gateId}"`,
-    );
-  if (resolved.kind === "ambiguous")
-    return refuse(
-      binding.gateId,
-      "APPROVAL_TOKEN_MISMATCH",
-      `the approval token names approval "${binding.gateId}", which ${resolved.stepIds.length} gates of run ${run.id} use (${resolved.stepIds.join(", ")}); its pack_gate_id must be the step id of the one gate it approves`,
-    );
-  const gate = resolved.gate;
-  const names = [gate.stepId, gate.gateRef];
-  if (
-    (request.gateStepId !== "" && request.gateStepId !== gate.stepId) ||
-    (request.approvalId !== "" && !names.includes(request.approvalId))
-  )
-    return refuse(
-      gate.gateRef,
-      "APPROVAL_TOKEN_MISMATCH",
-      `the approval token is bound to gate "${gate.stepId}", not "${named}"`,
-      gate.stepId,
-    );
-  if (gate.grants.length > 0 && !gate.grants.some((grant) => principal.groups.includes(grant)))
-    return refuse(
-      gate.gateRef,
-      "PERMISSION_DENIED",
-      `approving gate "${gate.stepId}" needs one of the groups ${gate.grants.join(", ")}`,
-      gate.stepId,
-    );
+): TokenCredential {
   return {
+    kind: "token",
+    subject: principal.subject,
     tenant: principal.tenant,
-    runId: run.id,
-    approvalId: gate.gateRef,
-    gateStepId: gate.stepId,
-    planHash: binding.planHash,
-    approver: principal.subject,
-    approve: request.approve,
-    comment: request.comment,
+    scopes: [...principal.scopes],
+    groups: principal.groups,
+    binding: principal.approval,
     tokenId: approvalTokenId(principal.tokenId, authorization),
+  };
+}
+
+/** Longest subject, group or claim value accepted from the gateway. */
+const claimLimit = 512;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const controlCharacter = /[\u0000-\u001f\u007f]/;
+
+/**
+ * The credential the gateway passes on for REST: the claims of the approval token it verified
+ * (signature, issuer, audience, expiry). The executor decides with them; it only refuses claims
+ * that cannot be a verified token's.
+ * @throws PackrunError REQUEST_INVALID without claims, a subject or a token id
+ */
+export function credentialOfClaims(claims: ApprovalTokenClaims | undefined): TokenCredential {
+  if (claims === undefined)
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      "token is required: the claims of the verified approval token (subject, tenant, scopes, groups, binding, token id)",
+    );
+  const values = [
+    claims.subject,
+    claims.tenant,
+    claims.runId,
+    claims.gateId,
+    claims.planHash,
+    claims.tokenId,
+    ...claims.scopes,
+    ...claims.groups,
+  ];
+  if (values.some((value) => value.length > claimLimit || value.includes("\u0000")))
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `token claims must be at most ${claimLimit} characters each, without NUL`,
+    );
+  if (controlCharacter.test(claims.subject) || controlCharacter.test(claims.tokenId))
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      "token.subject and token.token_id must be without control characters",
+    );
+  if (claims.subject === "" || claims.tokenId === "")
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      "token.subject and token.token_id are required (the approver, and what makes the token single-use)",
+    );
+  const bound = claims.runId !== "" && claims.gateId !== "" && claims.planHash !== "";
+  return {
+    kind: "token",
+    subject: claims.subject,
+    tenant: claims.tenant,
+    scopes: claims.scopes,
+    groups: claims.groups,
+    binding: bound
+      ? { runId: claims.runId, gateId: claims.gateId, planHash: claims.planHash }
+      : undefined,
+    tokenId: claims.tokenId,
   };
 }

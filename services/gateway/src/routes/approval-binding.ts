@@ -1,2 +1,2 @@
-/** Shared with the executor's public DecideApproval: the binding rules live in @packrun/auth. */
-export { approvalTokenId, type BoundGate, gateOfBinding } from "@packrun/auth";
+/** What makes an approval token single-use; the executor decides the approval itself. */
+export { approvalTokenId } from "@packrun/auth";

@@ -1289,23 +1289,12 @@ export declare type DecideApprovalRequest = Message<"packrun.executor.v1.DecideA
   runId: string;
 
   /**
-   * Approval id declared in spec.approvals.
+   * The gate the caller names, optional: a step id, or the approval id (spec.approvals[].id)
+   * of the gate. When set it must be the gate the token is bound to.
    *
    * @generated from field: string approval_id = 3;
    */
   approvalId: string;
-
-  /**
-   * Must equal the run's stored plan hash.
-   *
-   * @generated from field: string plan_hash = 4;
-   */
-  planHash: string;
-
-  /**
-   * @generated from field: string approver = 5;
-   */
-  approver: string;
 
   /**
    * @generated from field: bool approve = 6;
@@ -1318,20 +1307,20 @@ export declare type DecideApprovalRequest = Message<"packrun.executor.v1.DecideA
   comment: string;
 
   /**
-   * The gate instance (its step id) the approval is for. Empty: the gate using approval_id,
-   * refused when several gates of the run use it (a staging and a prod gate, a map's gates).
+   * The gate instance (its step id) the caller names, optional; must be the token's gate.
    *
    * @generated from field: string gate_step_id = 8;
    */
   gateStepId: string;
 
   /**
-   * Identifies the approval token (its jti, or a digest of it). When set, the token is
-   * single-use: a second decision with it is refused (APPROVAL_TOKEN_REUSED) and recorded.
+   * The claims of the approval token the gateway verified (signature, issuer, audience,
+   * expiry). Required from the gateway; a caller with a bearer token of its own sends none
+   * (its token's claims are used, whatever this field holds). The executor decides with them.
    *
-   * @generated from field: string token_id = 9;
+   * @generated from field: packrun.executor.v1.ApprovalTokenClaims token = 10;
    */
-  tokenId: string;
+  token?: ApprovalTokenClaims | undefined;
 };
 
 /**
@@ -1349,23 +1338,12 @@ export declare type DecideApprovalRequestJson = {
   runId?: string;
 
   /**
-   * Approval id declared in spec.approvals.
+   * The gate the caller names, optional: a step id, or the approval id (spec.approvals[].id)
+   * of the gate. When set it must be the gate the token is bound to.
    *
    * @generated from field: string approval_id = 3;
    */
   approvalId?: string;
-
-  /**
-   * Must equal the run's stored plan hash.
-   *
-   * @generated from field: string plan_hash = 4;
-   */
-  planHash?: string;
-
-  /**
-   * @generated from field: string approver = 5;
-   */
-  approver?: string;
 
   /**
    * @generated from field: bool approve = 6;
@@ -1378,20 +1356,20 @@ export declare type DecideApprovalRequestJson = {
   comment?: string;
 
   /**
-   * The gate instance (its step id) the approval is for. Empty: the gate using approval_id,
-   * refused when several gates of the run use it (a staging and a prod gate, a map's gates).
+   * The gate instance (its step id) the caller names, optional; must be the token's gate.
    *
    * @generated from field: string gate_step_id = 8;
    */
   gateStepId?: string;
 
   /**
-   * Identifies the approval token (its jti, or a digest of it). When set, the token is
-   * single-use: a second decision with it is refused (APPROVAL_TOKEN_REUSED) and recorded.
+   * The claims of the approval token the gateway verified (signature, issuer, audience,
+   * expiry). Required from the gateway; a caller with a bearer token of its own sends none
+   * (its token's claims are used, whatever this field holds). The executor decides with them.
    *
-   * @generated from field: string token_id = 9;
+   * @generated from field: packrun.executor.v1.ApprovalTokenClaims token = 10;
    */
-  tokenId?: string;
+  token?: ApprovalTokenClaimsJson;
 };
 
 /**
@@ -1399,6 +1377,132 @@ export declare type DecideApprovalRequestJson = {
  * Use `create(DecideApprovalRequestSchema)` to create a new message.
  */
 export declare const DecideApprovalRequestSchema: GenMessage<DecideApprovalRequest, {jsonType: DecideApprovalRequestJson}>;
+
+/**
+ * The claims of a verified approval token, as the gateway passes them on: the executor decides
+ * the approval from these (scope, tenant, binding to run, gate and plan, grants, single use).
+ *
+ * @generated from message packrun.executor.v1.ApprovalTokenClaims
+ */
+export declare type ApprovalTokenClaims = Message<"packrun.executor.v1.ApprovalTokenClaims"> & {
+  /**
+   * `sub`: the approver.
+   *
+   * @generated from field: string subject = 1;
+   */
+  subject: string;
+
+  /**
+   * @generated from field: string tenant = 2;
+   */
+  tenant: string;
+
+  /**
+   * Every scope the token carries; an approval needs packs.approve.
+   *
+   * @generated from field: repeated string scopes = 3;
+   */
+  scopes: string[];
+
+  /**
+   * Groups or roles, matched against the gate's grants.
+   *
+   * @generated from field: repeated string groups = 4;
+   */
+  groups: string[];
+
+  /**
+   * The approval binding (claims pack_run_id, pack_gate_id, pack_plan_hash); all three empty
+   * when the token carries none.
+   *
+   * @generated from field: string run_id = 5;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: string gate_id = 6;
+   */
+  gateId: string;
+
+  /**
+   * @generated from field: string plan_hash = 7;
+   */
+  planHash: string;
+
+  /**
+   * What makes the token single-use: "jti:<jti>", or "sha256:<hex>" of the raw token when it
+   * has no jti. Required.
+   *
+   * @generated from field: string token_id = 8;
+   */
+  tokenId: string;
+};
+
+/**
+ * The claims of a verified approval token, as the gateway passes them on: the executor decides
+ * the approval from these (scope, tenant, binding to run, gate and plan, grants, single use).
+ *
+ * @generated from message packrun.executor.v1.ApprovalTokenClaims
+ */
+export declare type ApprovalTokenClaimsJson = {
+  /**
+   * `sub`: the approver.
+   *
+   * @generated from field: string subject = 1;
+   */
+  subject?: string;
+
+  /**
+   * @generated from field: string tenant = 2;
+   */
+  tenant?: string;
+
+  /**
+   * Every scope the token carries; an approval needs packs.approve.
+   *
+   * @generated from field: repeated string scopes = 3;
+   */
+  scopes?: string[];
+
+  /**
+   * Groups or roles, matched against the gate's grants.
+   *
+   * @generated from field: repeated string groups = 4;
+   */
+  groups?: string[];
+
+  /**
+   * The approval binding (claims pack_run_id, pack_gate_id, pack_plan_hash); all three empty
+   * when the token carries none.
+   *
+   * @generated from field: string run_id = 5;
+   */
+  runId?: string;
+
+  /**
+   * @generated from field: string gate_id = 6;
+   */
+  gateId?: string;
+
+  /**
+   * @generated from field: string plan_hash = 7;
+   */
+  planHash?: string;
+
+  /**
+   * What makes the token single-use: "jti:<jti>", or "sha256:<hex>" of the raw token when it
+   * has no jti. Required.
+   *
+   * @generated from field: string token_id = 8;
+   */
+  tokenId?: string;
+};
+
+/**
+ * Describes the message packrun.executor.v1.ApprovalTokenClaims.
+ * Use `create(ApprovalTokenClaimsSchema)` to create a new message.
+ */
+export declare const ApprovalTokenClaimsSchema: GenMessage<ApprovalTokenClaims, {jsonType: ApprovalTokenClaimsJson}>;
 
 /**
  * @generated from message packrun.executor.v1.DecideApprovalResponse
@@ -3296,7 +3400,9 @@ export declare const ExecutorService: GenService<{
     output: typeof CancelRunResponseSchema;
   },
   /**
-   * Records an approval or rejection at a gate; the plan hash must match the run's.
+   * Decides an approval or rejection at a gate from the approval token's claims: the executor
+   * checks scope, tenant, the binding to run, gate and plan hash, grants and single use, and
+   * records every refusal in the run's evidence (gate.approval_refused).
    *
    * @generated from rpc packrun.executor.v1.ExecutorService.DecideApproval
    */
@@ -3337,8 +3443,8 @@ export declare const ExecutorService: GenService<{
     output: typeof GetRunStatisticsResponseSchema;
   },
   /**
-   * Records in the run's evidence trail an approval that the caller (the gateway) refused
-   * itself, for example a token bound to another run, gate or plan, or a missing grant.
+   * Records in the run's evidence trail an approval refused before it reached DecideApproval
+   * (DecideApproval records its own refusals).
    *
    * @generated from rpc packrun.executor.v1.ExecutorService.RecordApprovalRefusal
    */

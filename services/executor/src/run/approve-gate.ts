@@ -1,0 +1,106 @@
+import type { Queryable } from "@packrun/db";
+import type { ApprovalRequest } from "../run-service.ts";
+import { dbNow, type RunScheduler } from "../scheduler.ts";
+import {
+  insertGateDecision,
+  readApprovalFacts,
+  spendApprovalToken,
+} from "../store/approval-store.ts";
+import {
+  type ApprovalDecision,
+  credentialApprover,
+  credentialTokenId,
+  decideApprovalGate,
+} from "./approval-decision.ts";
+import { approvalDecidedEvent } from "./approval-events.ts";
+
+/**
+ * Decides `request` with {@link decideApprovalGate} over the run's gates as stored, inside the
+ * transaction holding the run's lock, and applies an accepted decision: spends the token,
+ * records the approver's decision and its event, and rejects or opens the gate when the quorum
+ * is reached. A refusal is returned untouched (nothing was written for it).
+ */
+export async function decideUnderLock(
+  tx: Queryable,
+  scheduler: RunScheduler,
+  request: ApprovalRequest,
+): Promise<ApprovalDecision> {
+  const { run } = scheduler;
+  const tokenId = credentialTokenId(request.credential);
+  const { gates, tokenSpent } = await readApprovalFacts(tx, run.id, request.tenant, tokenId);
+  const decision = decideApprovalGate({
+    tenant: request.tenant,
+    run: { id: run.id, planHash: run.plan_hash },
+    gates,
+    credential: request.credential,
+    named: request.named,
+    approve: request.approve,
+    tokenSpent,
+  });
+  if (decision.kind === "refuse") return decision;
+  const { gate, approver } = decision;
+  const token = { tenant: request.tenant, tokenId, runId: run.id, stepId: gate.stepId, approver };
+  if (!(await spendApprovalToken(tx, token)))
+    // Only a concurrent use of the same token on another run of the tenant gets here.
+    return {
+      kind: "refuse",
+      code: "APPROVAL_TOKEN_REUSED",
+      reason: `this approval token was already used; approval tokens are single-use: get a new one bound to gate "${gate.stepId}"`,
+      approver: credentialApprover(request.credential),
+      approvalId: gate.approvalId,
+      gateStepId: gate.stepId,
+    };
+  if (!decision.newApprover) return decision;
+  await insertGateDecision(tx, {
+    runId: run.id,
+    stepId: gate.stepId,
+    approver,
+    approved: request.approve,
+    comment: request.comment,
+  });
+  await scheduler.events([
+    approvalDecidedEvent({
+      runId: run.id,
+      stepId: gate.stepId,
+      approvalId: gate.approvalId,
+      approver,
+      approve: request.approve,
+      comment: request.comment,
+      evidence: request.evidence,
+    }),
+  ]);
+  await moveGate(scheduler, decision, request.comment);
+  await scheduler.syncRunState();
+  return decision;
+}
+
+/** Rejects the gate, or opens it (pending, running, succeeded) once its quorum is reached. */
+async function moveGate(
+  scheduler: RunScheduler,
+  decision: Extract<ApprovalDecision, { kind: "accept" }>,
+  comment: string,
+): Promise<void> {
+  if (decision.gateOutcome === "waits") return;
+  const step = await scheduler.step(decision.gate.stepId);
+  if (step === undefined) return;
+  if (decision.gateOutcome === "rejected") {
+    const rejected = await scheduler.transition(step, "rejected", {
+      finished_at: dbNow,
+      reason: `rejected by ${decision.approver}${comment ? `: ${comment}` : ""}`,
+    });
+    if (rejected !== undefined) await scheduler.stepFinished(rejected);
+    return;
+  }
+  const reopened = await scheduler.transition(step, "pending", {
+    reason: `approved by ${decision.approvals} approver(s)`,
+  });
+  const running =
+    reopened === undefined
+      ? undefined
+      : await scheduler.transition(reopened, "running", { started_at: dbNow });
+  const done =
+    running === undefined
+      ? undefined
+      : await scheduler.transition(running, "succeeded", { finished_at: dbNow });
+  if (done !== undefined) await scheduler.stepFinished(done);
+}
