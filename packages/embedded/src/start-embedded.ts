@@ -6,9 +6,9 @@ import { consoleAssetsDir } from "@packrun/console";
 import {
   type ChannelListener,
   createDatabaseChannelListener,
-  createPgliteDatabase,
   createPostgresDatabase,
   type Database,
+  openEmbeddedPostgres,
   type PgliteDatabase,
 } from "@packrun/db";
 import {
@@ -37,6 +37,7 @@ import { type DevCertificates, ensureDevCertificates } from "@packrun/rpc-server
 import { flushTelemetry, initTelemetry } from "@packrun/telemetry";
 import { Redis } from "ioredis";
 import type { JWK } from "jose";
+import { embeddedDataDir, refuseLegacyDataDirs } from "./data-layout.ts";
 
 /** Options for {@link startEmbedded}. */
 export interface EmbeddedOptions {
@@ -47,7 +48,7 @@ export interface EmbeddedOptions {
   ports?: { planner?: number; executor?: number; evidence?: number; gateway?: number };
   /** Plain HTTP ports serving each gRPC service's Prometheus `/metrics` (0 = any); default none. */
   metricsPorts?: { planner?: number; executor?: number; evidence?: number };
-  /** Real PostgreSQL instead of embedded databases (each service in its own schema). */
+  /** Real PostgreSQL instead of the embedded one (each service in its own schema, as there). */
   databaseUrl?: string;
   /** Real Redis instead of the in-process queue and secret vault. */
   redisUrl?: string;
@@ -146,8 +147,8 @@ async function secretsKey(home: string, given: string | undefined): Promise<Buff
 }
 
 /**
- * Starts planner, evidence and executor in this process, each on its own embedded Postgres
- * (PGlite) and talking gRPC over loopback exactly as in production; the executor uses the
+ * Starts planner, evidence and executor in this process, on one embedded Postgres (PGlite) with
+ * a schema per service, talking gRPC over loopback exactly as in production; the executor uses the
  * in-process queue and a secret vault in `home/secrets`. Same code paths, different adapters.
  */
 export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded> {
@@ -161,16 +162,23 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     return port === undefined ? {} : { metrics: { port } };
   };
   const { databaseUrl, redisUrl } = options;
-  const database = (schema: string): Promise<Database> =>
+  // One embedded PostgreSQL, a schema per service, as the services share a server in production.
+  if (databaseUrl === undefined) await refuseLegacyDataDirs(home);
+  const embeddedPostgres =
     databaseUrl === undefined
-      ? createPgliteDatabase({ dataDir: join(home, "data", schema), schema })
-      : Promise.resolve(
-          createPostgresDatabase({
-            url: databaseUrl,
-            schema,
-            applicationName: `packrun-${schema}`,
-          }),
-        );
+      ? openEmbeddedPostgres({
+          dataDir: embeddedDataDir(home),
+          logger: logger.child({ component: "embedded-postgres" }),
+        })
+      : undefined;
+  const database = async (schema: string): Promise<Database> =>
+    embeddedPostgres === undefined
+      ? createPostgresDatabase({
+          url: databaseUrl as string,
+          schema,
+          applicationName: `packrun-${schema}`,
+        })
+      : (await embeddedPostgres).database(schema);
   const [plannerDb, executorDb, evidenceDb] = await Promise.all([
     database("planner"),
     database("executor"),
@@ -346,6 +354,7 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       if ("notifier" in live.evidence) await live.evidence.notifier.close();
       await planner.close();
       await Promise.all([plannerDb.close(), executorDb.close(), evidenceDb.close()]);
+      await (await embeddedPostgres)?.close();
       redis?.disconnect();
       await flushTelemetry();
     },
