@@ -44,13 +44,15 @@ function processTree(root: number): number[] {
   return found;
 }
 
-/** Resident memory of one process in bytes (0 when it is gone). */
-function residentBytes(pid: number): number {
+/** Name and resident memory of one process in bytes (0 when it is gone). */
+function resident(pid: number): { name: string; bytes: number } {
   try {
-    const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return match === null ? 0 : Number(match[1]) * 1024;
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const rss = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+    const name = /^Name:\s+(.*)$/m.exec(status)?.[1] ?? "?";
+    return { name, bytes: rss === null ? 0 : Number(rss[1]) * 1024 };
   } catch {
-    return 0;
+    return { name: "gone", bytes: 0 };
   }
 }
 
@@ -63,6 +65,8 @@ interface StartFigures {
   residentAtReadyMiB: number;
   peakResidentMiB: number;
   peakProcesses: number;
+  /** Resident MiB per process name at the peak (the largest first). */
+  peakBreakdown: string;
   quickstartMs: number;
   verified: boolean;
   load: string;
@@ -75,21 +79,34 @@ const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice
 function measureStart(kind: "cold" | "warm", home: string): Promise<StartFigures> {
   const load = loadAverage();
   const started = performance.now();
-  const child = spawn(process.execPath, [join(repository, "packages/embedded/src/main.ts"), "--once"], {
-    cwd: repository,
-    env: { ...process.env, PACKRUN_HOME: home },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    [join(repository, "packages/embedded/src/main.ts"), "--once"],
+    {
+      cwd: repository,
+      env: { ...process.env, PACKRUN_HOME: home },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   let readyMs = Number.NaN;
   let servicesMs = Number.NaN;
   let residentAtReady = 0;
   let peak = 0;
   let peakProcesses = 0;
+  let peakBreakdown = "";
   const sample = () => {
     if (child.pid === undefined) return 0;
     const pids = processTree(child.pid);
-    const total = pids.reduce((sum, pid) => sum + residentBytes(pid), 0);
-    if (total > peak) peak = total;
+    const processes = pids.map(resident);
+    const total = processes.reduce((sum, process) => sum + process.bytes, 0);
+    if (total > peak) {
+      peak = total;
+      peakBreakdown = processes
+        .filter((process) => process.bytes > 0)
+        .sort((a, b) => b.bytes - a.bytes)
+        .map((process) => `${process.name} ${mib(process.bytes)}`)
+        .join(", ");
+    }
     if (pids.length > peakProcesses) peakProcesses = pids.length;
     return total;
   };
@@ -122,6 +139,7 @@ function measureStart(kind: "cold" | "warm", home: string): Promise<StartFigures
         residentAtReadyMiB: mib(residentAtReady),
         peakResidentMiB: mib(peak),
         peakProcesses,
+        peakBreakdown,
         quickstartMs: Math.round(performance.now() - started - readyMs),
         verified: code === 0,
         load,
@@ -147,4 +165,6 @@ for (const r of results)
   process.stdout.write(
     `| ${r.kind} | ${r.readyMs} | ${r.servicesMs} | ${r.residentAtReadyMiB} | ${r.peakResidentMiB} | ${r.peakProcesses} | ${r.quickstartMs} | ${r.verified ? "yes" : "NO"} | ${r.load} |\n`,
   );
+process.stdout.write("\nResident MiB per process at each start's peak:\n");
+for (const r of results) process.stdout.write(`- ${r.kind}: ${r.peakBreakdown}\n`);
 if (results.some((r) => !r.verified)) process.exitCode = 1;

@@ -1,7 +1,9 @@
 import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
 import { PGlite, types } from "@electric-sql/pglite";
 import type { Logger } from "@packrun/logging";
 import type { Database, QueryResult, Transaction } from "./database.ts";
+import { seedFromTemplate } from "./pglite-template.ts";
 
 /** Options for {@link openEmbeddedPostgres}. */
 export interface EmbeddedPostgresOptions {
@@ -13,14 +15,19 @@ export interface EmbeddedPostgresOptions {
    */
   initialMemory?: number;
   /**
-   * Told when one turn holds the session longer than {@link stallWarningMs} while others wait:
+   * Told when one turn holds the session longer than `stallWarningMs` while others wait:
    * the sign of a transaction kept open across a call to another service (see
    * `Database.singleSession`), which would otherwise hang without a word.
    */
   logger?: Logger;
+  /** How long one turn may hold the session, with others waiting, before the logger hears of it. */
+  stallWarningMs?: number;
 }
 
-/** How long one turn may hold the session, with others waiting, before the logger hears of it. */
+/** Postgres's cache of table and index pages in the embedded database. */
+const sharedBuffers = "16MB";
+
+/** Default of `EmbeddedPostgresOptions.stallWarningMs`. */
 export const stallWarningMs = 5_000;
 
 /** Options for {@link createPgliteDatabase}. */
@@ -59,10 +66,19 @@ const schemaName = /^[a-z_][a-z0-9_]*$/;
 export async function openEmbeddedPostgres(
   options: EmbeddedPostgresOptions = {},
 ): Promise<EmbeddedPostgres> {
-  if (options.dataDir !== undefined) await mkdir(options.dataDir, { recursive: true });
+  if (options.dataDir !== undefined) {
+    await mkdir(dirname(options.dataDir), { recursive: true });
+    // A new database starts as a copy of the template initdb made at install, if there is one.
+    if (!(await seedFromTemplate(options.dataDir)))
+      await mkdir(options.dataDir, { recursive: true });
+  }
   const db = await PGlite.create({
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.initialMemory === undefined ? {} : { initialMemory: options.initialMemory }),
+    // Postgres touches all its shared buffers when it starts: at the default 128 MB they are
+    // most of the process's resident memory. A cache, not durability: 16 MB holds the embedded
+    // default's working set (pages are read from the files beyond it).
+    startParams: [...PGlite.defaultStartParams, "-c", `shared_buffers=${sharedBuffers}`],
     // int8 as a number, as the pg adapter does (counts and sizes fit in a double).
     parsers: { [types.INT8]: (value: string) => Number(value) },
   });
@@ -71,6 +87,7 @@ export async function openEmbeddedPostgres(
   let searchPath = "public";
   let queue: Promise<unknown> = Promise.resolve();
   let waiting = 0;
+  const stallMs = options.stallWarningMs ?? stallWarningMs;
   /** Runs `work` alone on the session, after every turn asked for before it. */
   const turn = <T>(schema: string, work: () => Promise<T>): Promise<T> => {
     waiting++;
@@ -79,10 +96,10 @@ export async function openEmbeddedPostgres(
       const stall = setTimeout(() => {
         if (waiting > 0)
           options.logger?.warn(
-            { schema, heldMs: stallWarningMs, waiting },
+            { schema, heldMs: stallMs, waiting },
             "one turn holds the embedded database's only session while others wait; is a transaction open across a call to another service?",
           );
-      }, stallWarningMs);
+      }, stallMs);
       stall.unref();
       try {
         if (searchPath !== schema) {
