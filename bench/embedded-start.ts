@@ -88,11 +88,11 @@ function measureStart(kind: "cold" | "warm", home: string): Promise<StartFigures
     {
       cwd: repository,
       // As `npm start` runs it: V8's code cache (and the stripped TypeScript) kept between starts.
-    env: {
-      ...process.env,
-      PACKRUN_HOME: home,
-      NODE_COMPILE_CACHE: join(repository, "node_modules/.cache/node-compile-cache"),
-    },
+      env: {
+        ...process.env,
+        PACKRUN_HOME: home,
+        NODE_COMPILE_CACHE: join(repository, "node_modules/.cache/node-compile-cache"),
+      },
       stdio: ["ignore", "pipe", "inherit"],
     },
   );
@@ -158,7 +158,10 @@ function measureStart(kind: "cold" | "warm", home: string): Promise<StartFigures
 
 const home = mkdtempSync(join(tmpdir(), "packrun-start-bench-"));
 const results: StartFigures[] = [];
-rmSync(join(repository, "node_modules/.cache/node-compile-cache"), { recursive: true, force: true });
+rmSync(join(repository, "node_modules/.cache/node-compile-cache"), {
+  recursive: true,
+  force: true,
+});
 try {
   results.push(await measureStart("cold", join(home, ".packrun")));
   for (let index = 0; index < warmStarts; index++)
