@@ -30,6 +30,12 @@ export interface Database extends Queryable {
   /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /**
+   * True when every service shares one session (the embedded PGlite): transactions run one at a
+   * time, so one must not stay open while its caller waits for another service, whose statements
+   * would queue behind it for ever.
+   */
+  readonly singleSession?: boolean;
 }
 
 // int8 and numeric come back as strings by default; counts and sizes here fit in a double.

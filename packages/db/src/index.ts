@@ -19,6 +19,10 @@ export {
 export { type Migration, migrate, readMigrations } from "./migrate.ts";
 export {
   createPgliteDatabase,
+  type EmbeddedPostgres,
+  type EmbeddedPostgresOptions,
+  openEmbeddedPostgres,
   type PgliteDatabase,
   type PgliteDatabaseOptions,
+  stallWarningMs,
 } from "./pglite-database.ts";

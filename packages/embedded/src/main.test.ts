@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createPostgresDatabase } from "@packrun/db";
@@ -59,6 +59,8 @@ test("the embedded default runs the quickstart end to end, and again on the pers
   }
   // Both runs' bundles are there: the second start found the first run's data.
   assert.equal((await readdir(join(home, "bundles"))).length, 2);
+  // One embedded database for every service (a schema each), not one per service.
+  assert.deepEqual(await readdir(join(home, "data")), ["postgres"]);
 });
 
 test("the same command with DATABASE_URL and REDIS_URL runs on real PostgreSQL and Redis", {
@@ -110,4 +112,21 @@ test("a bad executor limit stops the embedded default at once, naming the variab
   assert.equal(code, 2, stdout);
   assert.match(stdout, /PACKRUN_EXECUTOR_USER_CONCURRENCY/);
   assert.doesNotMatch(stdout, /started in/, "nothing was started");
+});
+
+test("data of an older version, a database per service, is refused untouched with what to do", {
+  timeout: 60_000,
+}, async () => {
+  const home = await mkdtemp(join(tmpdir(), "packrun-embedded-legacy-"));
+  homes.push(home);
+  const legacy = join(home, "data", "executor");
+  await mkdir(legacy, { recursive: true });
+  await writeFile(join(legacy, "PG_VERSION"), "17\n");
+  const { code, stdout } = await runOnce(home);
+  assert.equal(code, 2, stdout);
+  assert.match(stdout, new RegExp(`packrun: ${legacy}: databases of an older packrun`));
+  assert.match(stdout, /mv .*data .*data\.old/);
+  assert.doesNotMatch(stdout, /started in/, "nothing was started");
+  assert.deepEqual(await readdir(join(home, "data")), ["executor"], "no new database beside it");
+  assert.equal(await readFile(join(legacy, "PG_VERSION"), "utf8"), "17\n");
 });

@@ -8,11 +8,12 @@ import { createWriteStream } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { allScopes, mintToken } from "@packrun/auth";
+import { PackrunError } from "@packrun/errors";
 import { type ExecutorLimits, loadExecutorLimits } from "@packrun/executor";
 import { createLogger } from "@packrun/logging";
 import type { JWK } from "jose";
 import { runQuickstart } from "./quickstart.ts";
-import { devOperator, startEmbedded } from "./start-embedded.ts";
+import { devOperator, type Embedded, startEmbedded } from "./start-embedded.ts";
 import { ensureStepTools } from "./step-tools.ts";
 
 const once = process.argv.includes("--once");
@@ -48,17 +49,26 @@ const isolationWarning = await ensureStepTools(print);
 const startedAt = performance.now();
 const databaseUrl = process.env.DATABASE_URL || undefined;
 const redisUrl = process.env.REDIS_URL || undefined;
-const services = await startEmbedded({
-  home,
-  logger,
-  ...(databaseUrl === undefined ? {} : { databaseUrl }),
-  ...(redisUrl === undefined ? {} : { redisUrl }),
-  ...(process.env.PACKRUN_SECRETS_KEY ? { secretsKey: process.env.PACKRUN_SECRETS_KEY } : {}),
-  limits,
-  ...(process.env.PACKRUN_APPROVER_KEYS_FILE
-    ? { approverKeysFile: resolve(process.env.PACKRUN_APPROVER_KEYS_FILE) }
-    : {}),
-});
+let services: Embedded;
+try {
+  services = await startEmbedded({
+    home,
+    logger,
+    ...(databaseUrl === undefined ? {} : { databaseUrl }),
+    ...(redisUrl === undefined ? {} : { redisUrl }),
+    ...(process.env.PACKRUN_SECRETS_KEY ? { secretsKey: process.env.PACKRUN_SECRETS_KEY } : {}),
+    limits,
+    ...(process.env.PACKRUN_APPROVER_KEYS_FILE
+      ? { approverKeysFile: resolve(process.env.PACKRUN_APPROVER_KEYS_FILE) }
+      : {}),
+  });
+} catch (error) {
+  // A refusal the user can act on (data of an older version, a bad setting) is the message alone.
+  if (!(error instanceof PackrunError)) throw error;
+  print(`packrun: ${error.message}`);
+  await new Promise<void>((done) => logStream.end(done));
+  process.exit(2);
+}
 const storage =
   databaseUrl === undefined ? `embedded PostgreSQL in ${home}` : "PostgreSQL at DATABASE_URL";
 const queue = redisUrl === undefined ? "in-process queue" : "Redis at REDIS_URL";

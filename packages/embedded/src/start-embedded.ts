@@ -3,22 +3,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createTokenVerifier, loadOrCreateLocalSigningKey, mintToken } from "@packrun/auth";
 import { consoleAssetsDir } from "@packrun/console";
-import {
-  type ChannelListener,
-  createDatabaseChannelListener,
-  createPgliteDatabase,
-  createPostgresDatabase,
-  type Database,
-  type PgliteDatabase,
-} from "@packrun/db";
-import {
-  channelEventNotifier,
-  type EventNotifier,
-  eventsChannel,
-  loadKeyRing,
-  type S3ArtifactStoreOptions,
-  startEvidenceServer,
-} from "@packrun/evidence";
+import { loadKeyRing, type S3ArtifactStoreOptions, startEvidenceServer } from "@packrun/evidence";
 import {
   createBullmqWorkQueue,
   createFileSecretVault,
@@ -27,16 +12,17 @@ import {
   defaultStepLimits,
   type ExecutorLimits,
   executeStep,
-  executorChannels,
   startExecutor,
 } from "@packrun/executor";
 import { type AuthConfig, type DevTokenIssuer, type Gateway, startGateway } from "@packrun/gateway";
 import type { Logger } from "@packrun/logging";
 import { startPlannerServer } from "@packrun/planner";
+import { configureSharedPlanningPool, sharedPlanningPool } from "@packrun/planning";
 import { type DevCertificates, ensureDevCertificates } from "@packrun/rpc-server";
 import { flushTelemetry, initTelemetry } from "@packrun/telemetry";
 import { Redis } from "ioredis";
 import type { JWK } from "jose";
+import { openServiceDatabases } from "./service-databases.ts";
 
 /** Options for {@link startEmbedded}. */
 export interface EmbeddedOptions {
@@ -47,7 +33,7 @@ export interface EmbeddedOptions {
   ports?: { planner?: number; executor?: number; evidence?: number; gateway?: number };
   /** Plain HTTP ports serving each gRPC service's Prometheus `/metrics` (0 = any); default none. */
   metricsPorts?: { planner?: number; executor?: number; evidence?: number };
-  /** Real PostgreSQL instead of embedded databases (each service in its own schema). */
+  /** Real PostgreSQL instead of the embedded one (each service in its own schema, as there). */
   databaseUrl?: string;
   /** Real Redis instead of the in-process queue and secret vault. */
   redisUrl?: string;
@@ -145,56 +131,23 @@ async function secretsKey(home: string, given: string | undefined): Promise<Buff
   }
 }
 
-/**
- * Starts planner, evidence and executor in this process, each on its own embedded Postgres
- * (PGlite) and talking gRPC over loopback exactly as in production; the executor uses the
- * in-process queue and a secret vault in `home/secrets`. Same code paths, different adapters.
- */
-export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded> {
-  const { home, logger } = options;
-  // One process, one tracer provider: every span is `packrun-embedded`'s (a no-op if the
-  // process set tracing up already). Traces are exported when OTEL_* asks, as in production.
-  initTelemetry({ serviceName: "packrun-embedded", logger });
-  await mkdir(home, { recursive: true });
-  const metricsPort = (service: "planner" | "executor" | "evidence") => {
-    const port = options.metricsPorts?.[service];
-    return port === undefined ? {} : { metrics: { port } };
+/** How the gateway checks tokens: as given, or dev mode's local issuer (created once in home). */
+async function prepareAuth(
+  home: string,
+  given: AuthConfig | undefined,
+): Promise<{ auth: AuthConfig; devAuth?: DevAuth; devTokens?: DevTokenIssuer }> {
+  if (given !== undefined) return { auth: given };
+  const devAuth: DevAuth = {
+    signingKeyFile: join(home, "keys", "token-signing-key.jwk"),
+    jwksFile: join(home, "keys", "token-jwks.json"),
+    issuer: devIssuer,
+    audience: devAudience,
   };
-  const { databaseUrl, redisUrl } = options;
-  const database = (schema: string): Promise<Database> =>
-    databaseUrl === undefined
-      ? createPgliteDatabase({ dataDir: join(home, "data", schema), schema })
-      : Promise.resolve(
-          createPostgresDatabase({
-            url: databaseUrl,
-            schema,
-            applicationName: `packrun-${schema}`,
-          }),
-        );
-  const [plannerDb, executorDb, evidenceDb] = await Promise.all([
-    database("planner"),
-    database("executor"),
-    database("evidence"),
-  ]);
-  const namespace = options.redisNamespace;
-  const redis =
-    redisUrl === undefined
-      ? undefined
-      : new Redis(redisUrl, namespace === undefined ? {} : { keyPrefix: namespace.keyPrefix });
-  redis?.on("error", () => {});
-  let devAuth: DevAuth | undefined;
-  let devTokens: DevTokenIssuer | undefined;
-  let auth = options.auth;
-  if (auth === undefined) {
-    devAuth = {
-      signingKeyFile: join(home, "keys", "token-signing-key.jwk"),
-      jwksFile: join(home, "keys", "token-jwks.json"),
-      issuer: devIssuer,
-      audience: devAudience,
-    };
-    await loadOrCreateLocalSigningKey(devAuth.signingKeyFile, devAuth.jwksFile);
-    devTokens = await devTokenIssuer(devAuth);
-    auth = {
+  await loadOrCreateLocalSigningKey(devAuth.signingKeyFile, devAuth.jwksFile);
+  return {
+    devAuth,
+    devTokens: await devTokenIssuer(devAuth),
+    auth: {
       jwksFile: devAuth.jwksFile,
       issuer: devIssuer,
       audience: devAudience,
@@ -202,59 +155,105 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       clockToleranceSeconds: 30,
       tenantClaim: "tenant",
       groupsClaim: "groups",
-    };
+    },
+  };
+}
+
+/** Milliseconds each start-up phase took, logged once everything serves (start-up profile). */
+function phaseClock() {
+  const started = performance.now();
+  const phasesMs: Record<string, number> = {};
+  return {
+    phasesMs,
+    /** Awaits `work`, noting when it finished (ms since the start). */
+    async done<T>(phase: string, work: Promise<T>): Promise<T> {
+      const result = await work;
+      phasesMs[phase] = Math.round(performance.now() - started);
+      return result;
+    },
+  };
+}
+
+/**
+ * Starts planner, evidence and executor in this process, on one embedded Postgres (PGlite) with
+ * a schema per service, talking gRPC over loopback exactly as in production; the executor uses the
+ * in-process queue and a secret vault in `home/secrets`. Same code paths, different adapters.
+ * What does not depend on each other starts at once: the database beside the keys and
+ * certificates, the planner beside evidence.
+ */
+export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded> {
+  const { home, logger } = options;
+  // One process, one tracer provider: every span is `packrun-embedded`'s (a no-op if the
+  // process set tracing up already). Traces are exported when OTEL_* asks, as in production.
+  initTelemetry({ serviceName: "packrun-embedded", logger });
+  await mkdir(home, { recursive: true });
+  const clock = phaseClock();
+  const metricsPort = (service: "planner" | "executor" | "evidence") => {
+    const port = options.metricsPorts?.[service];
+    return port === undefined ? {} : { metrics: { port } };
+  };
+  const { databaseUrl, redisUrl } = options;
+  if (databaseUrl === undefined) {
+    // One process plans for every service: one planning thread, not a pool per service at the
+    // machine's size (each thread loads the planning modules: memory and start-up CPU).
+    configureSharedPlanningPool({ threads: 1 });
   }
-  // The services' internal PKI: a development CA kept in home/tls and a certificate per
-  // service, so the services authenticate each other as in production (mutual TLS).
-  const certificates = await ensureDevCertificates(join(home, "tls"));
+  const databasesOpened = clock.done("databases", openServiceDatabases(home, databaseUrl, logger));
+  // Keys and certificates (created on the first start) while the database starts.
+  const [{ auth, devAuth, devTokens }, certificates, keys] = await Promise.all([
+    clock.done("auth", prepareAuth(home, options.auth)),
+    // The services' internal PKI: a development CA kept in home/tls and a certificate per
+    // service, so the services authenticate each other as in production (mutual TLS).
+    clock.done("certificates", ensureDevCertificates(join(home, "tls"))),
+    clock.done(
+      "signing keys",
+      loadKeyRing(
+        { devKeyPath: join(home, "keys", "dev-signing-key.pem") },
+        logger.child({ service: "evidence" }),
+      ),
+    ),
+    // A rejected database start must not be an unhandled rejection while these finish.
+    databasesOpened.catch(() => {}),
+  ]);
+  const databases = await databasesOpened;
   const tokens = await createTokenVerifier(auth);
   const security = (service: "planner" | "executor" | "evidence") => ({
     security: { tls: certificates.services[service], tokens },
   });
-  const planner = await startPlannerServer({
-    database: plannerDb,
-    logger: logger.child({ service: "planner" }),
-    port: options.ports?.planner ?? 0,
-    ...metricsPort("planner"),
-    ...security("planner"),
-  });
-  const keys = await loadKeyRing(
-    { devKeyPath: join(home, "keys", "dev-signing-key.pem") },
-    logger.child({ service: "evidence" }),
-  );
-  // PGlite has no server other connections could LISTEN on: the services hear their own
-  // database's notifications in process.
-  const live: {
-    evidence: { notifier: EventNotifier } | { databaseUrl: string };
-    executor: { listener: ChannelListener } | { databaseUrl: string };
-  } =
-    databaseUrl === undefined
-      ? {
-          evidence: {
-            notifier: channelEventNotifier(
-              await createDatabaseChannelListener(evidenceDb as PgliteDatabase, [eventsChannel]),
-            ),
-          },
-          executor: {
-            listener: await createDatabaseChannelListener(
-              executorDb as PgliteDatabase,
-              executorChannels,
-            ),
-          },
-        }
-      : { evidence: { databaseUrl }, executor: { databaseUrl } };
-  const evidence = await startEvidenceServer({
-    database: evidenceDb,
-    ...live.evidence,
-    logger: logger.child({ service: "evidence" }),
-    artifactRoot: join(home, "artifacts"),
-    ...(options.objectStore === undefined ? {} : { objectStore: options.objectStore }),
-    signingKey: keys.signing,
-    verificationKeys: keys.verification,
-    port: options.ports?.evidence ?? 0,
-    ...metricsPort("evidence"),
-    ...security("evidence"),
-  });
+  const [planner, evidence] = await Promise.all([
+    clock.done(
+      "planner",
+      startPlannerServer({
+        database: databases.planner,
+        logger: logger.child({ service: "planner" }),
+        port: options.ports?.planner ?? 0,
+        ...(databaseUrl === undefined ? { planning: sharedPlanningPool() } : {}),
+        ...metricsPort("planner"),
+        ...security("planner"),
+      }),
+    ),
+    clock.done(
+      "evidence",
+      startEvidenceServer({
+        database: databases.evidence,
+        ...databases.live.evidence,
+        logger: logger.child({ service: "evidence" }),
+        artifactRoot: join(home, "artifacts"),
+        ...(options.objectStore === undefined ? {} : { objectStore: options.objectStore }),
+        signingKey: keys.signing,
+        verificationKeys: keys.verification,
+        port: options.ports?.evidence ?? 0,
+        ...metricsPort("evidence"),
+        ...security("evidence"),
+      }),
+    ),
+  ]);
+  const namespace = options.redisNamespace;
+  const redis =
+    redisUrl === undefined
+      ? undefined
+      : new Redis(redisUrl, namespace === undefined ? {} : { keyPrefix: namespace.keyPrefix });
+  redis?.on("error", () => {});
   const queue =
     redisUrl === undefined
       ? createMemoryWorkQueue()
@@ -264,62 +263,82 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
             ? {}
             : { name: namespace.queueName, prefix: namespace.keyPrefix.replace(/:$/, "") }),
         });
-  const executor = await startExecutor({
-    database: executorDb,
-    queue,
-    // Secrets outlive a restart as the runs do: sealed with the local key, in home or Redis.
-    vault:
-      redis === undefined
-        ? createFileSecretVault({
-            dir: join(home, "secrets"),
-            key: await secretsKey(home, options.secretsKey),
-          })
-        : createRedisSecretVault({ redis, key: await secretsKey(home, options.secretsKey) }),
-    logger: logger.child({ service: "executor" }),
-    plannerUrl: planner.url,
-    evidenceUrl: evidence.url,
-    executorId: "executor@embedded",
-    runStep: executeStep,
-    workRoot: join(home, "work"),
-    port: options.ports?.executor ?? 0,
-    ...metricsPort("executor"),
-    ...security("executor"),
-    worker: {
-      concurrency: options.limits?.concurrency ?? 4,
-      tenantConcurrency: options.limits?.tenantConcurrency ?? 0,
-      limits: {
-        ...defaultStepLimits,
-        ...(options.limits?.stepMemoryBytes === undefined
-          ? {}
-          : { memoryBytes: options.limits.stepMemoryBytes }),
-        ...(options.limits?.stepPids === undefined ? {} : { pids: options.limits.stepPids }),
-        ...(options.limits?.stepDiskBytes === undefined
-          ? {}
-          : { diskBytes: options.limits.stepDiskBytes }),
+  const executor = await clock.done(
+    "executor",
+    startExecutor({
+      database: databases.executor,
+      queue,
+      // Secrets outlive a restart as the runs do: sealed with the local key, in home or Redis.
+      vault:
+        redis === undefined
+          ? createFileSecretVault({
+              dir: join(home, "secrets"),
+              key: await secretsKey(home, options.secretsKey),
+            })
+          : createRedisSecretVault({ redis, key: await secretsKey(home, options.secretsKey) }),
+      logger: logger.child({ service: "executor" }),
+      plannerUrl: planner.url,
+      evidenceUrl: evidence.url,
+      executorId: "executor@embedded",
+      runStep: executeStep,
+      workRoot: join(home, "work"),
+      port: options.ports?.executor ?? 0,
+      ...metricsPort("executor"),
+      ...security("executor"),
+      worker: {
+        concurrency: options.limits?.concurrency ?? 4,
+        tenantConcurrency: options.limits?.tenantConcurrency ?? 0,
+        limits: {
+          ...defaultStepLimits,
+          ...(options.limits?.stepMemoryBytes === undefined
+            ? {}
+            : { memoryBytes: options.limits.stepMemoryBytes }),
+          ...(options.limits?.stepPids === undefined ? {} : { pids: options.limits.stepPids }),
+          ...(options.limits?.stepDiskBytes === undefined
+            ? {}
+            : { diskBytes: options.limits.stepDiskBytes }),
+        },
+      },
+      admission: { perSubjectRuns: options.limits?.userConcurrency ?? 0 },
+      ...(options.timekeeper === undefined ? {} : { timekeeper: options.timekeeper }),
+      changes: databases.live.executor,
+      approverKeys:
+        options.approverKeysFile === undefined
+          ? { file: join(home, "approver-keys.json"), optional: true }
+          : { file: options.approverKeysFile },
+    }),
+  );
+  const gateway = await clock.done(
+    "gateway",
+    startGateway({
+      logger: logger.child({ service: "gateway" }),
+      auth,
+      plannerUrl: planner.url,
+      executorUrl: executor.url,
+      evidenceUrl: evidence.url,
+      port: options.ports?.gateway ?? 0,
+      tls: certificates.services.gateway,
+      // The console at /, and in dev mode its sign-in as the local operator (loopback only).
+      console: {
+        assetsDir: consoleAssetsDir,
+        ...(devTokens === undefined ? {} : { devTokens }),
+      },
+    }),
+  );
+  const memory = process.memoryUsage();
+  const mib = (bytes: number) => Math.round(bytes / 1048576);
+  logger.info(
+    {
+      phasesMs: clock.phasesMs,
+      memoryMiB: {
+        rss: mib(memory.rss),
+        heapUsed: mib(memory.heapUsed),
+        external: mib(memory.external),
+        arrayBuffers: mib(memory.arrayBuffers),
       },
     },
-    admission: { perSubjectRuns: options.limits?.userConcurrency ?? 0 },
-    ...(options.timekeeper === undefined ? {} : { timekeeper: options.timekeeper }),
-    changes: live.executor,
-    approverKeys:
-      options.approverKeysFile === undefined
-        ? { file: join(home, "approver-keys.json"), optional: true }
-        : { file: options.approverKeysFile },
-  });
-  const gateway = await startGateway({
-    logger: logger.child({ service: "gateway" }),
-    auth,
-    plannerUrl: planner.url,
-    executorUrl: executor.url,
-    evidenceUrl: evidence.url,
-    port: options.ports?.gateway ?? 0,
-    tls: certificates.services.gateway,
-    // The console at /, and in dev mode its sign-in as the local operator (loopback only).
-    console: {
-      assetsDir: consoleAssetsDir,
-      ...(devTokens === undefined ? {} : { devTokens }),
-    },
-  });
+    "embedded services started",
+  );
   return {
     plannerUrl: planner.url,
     executorUrl: executor.url,
@@ -341,11 +360,8 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
       await executor.close(10_000);
       // The executor does not own the queue it was given.
       await queue.close();
-      if ("listener" in live.executor) await live.executor.listener.close();
-      await evidence.close();
-      if ("notifier" in live.evidence) await live.evidence.notifier.close();
-      await planner.close();
-      await Promise.all([plannerDb.close(), executorDb.close(), evidenceDb.close()]);
+      await Promise.all([evidence.close(), planner.close()]);
+      await databases.close();
       redis?.disconnect();
       await flushTelemetry();
     },

@@ -39,6 +39,7 @@ export { isKnownModule, type ModuleName, moduleCatalog } from "./module-catalog.
 export { canonicalJson, computePlanHash, sha256Digest } from "./plan-hash.ts";
 export * from "./plan-types.ts";
 export {
+  configureSharedPlanningPool,
   createPlanningPool,
   type PlannedPack,
   type PlanningPool,

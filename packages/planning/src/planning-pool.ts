@@ -149,9 +149,19 @@ function limitError(error: unknown, timeoutMs: number, memoryMb: number): Error 
 }
 
 let shared: PlanningPool | undefined;
+let sharedOptions: PlanningPoolOptions = {};
 
-/** One pool per process with the default limits, for callers that do not manage their own. */
+/**
+ * Sizes the process's shared pool before its first use: a process running every service (the
+ * embedded default) plans with one small pool rather than one per service at the machine's size.
+ * No effect once the shared pool runs (a second stack started in the same process uses it).
+ */
+export function configureSharedPlanningPool(options: PlanningPoolOptions): void {
+  sharedOptions = options;
+}
+
+/** One pool per process (default limits unless configured), for callers that do not manage their own. */
 export function sharedPlanningPool(): PlanningPool {
-  shared ??= createPlanningPool();
+  shared ??= createPlanningPool(sharedOptions);
   return shared;
 }

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import type { ChannelListener, Database } from "@packrun/db";
+import type { ChannelListener, Database, Queryable } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
 import {
   EventLevel,
@@ -63,6 +63,9 @@ const levels: Record<string, EventLevel> = {
   error: EventLevel.ERROR,
 };
 
+/** What one shipping round did. */
+type Shipped = { shipped: number; dropped: number };
+
 type StoredEvent = RunEvent & { runId: string; tenant: string; time: string };
 
 function request(event: StoredEvent): IngestEventsRequest {
@@ -101,14 +104,28 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
   let pacer: ReadPacer | undefined;
   let running: Promise<unknown> = Promise.resolve();
 
-  const ship = () =>
-    database.transaction(async (tx) => {
+  // On a shared single session (the embedded PGlite) a transaction held across IngestEvents would
+  // keep the evidence service's own statements waiting behind it for ever: there the only
+  // executor ships with plain statements, one round at a time in this process.
+  let shipping: Promise<unknown> = Promise.resolve();
+  const shipment = (work: (tx: Queryable) => Promise<Shipped>): Promise<Shipped> => {
+    if (database.singleSession === true) {
+      const round = shipping.then(() => work(database));
+      shipping = round.catch(() => {});
+      return round;
+    }
+    return database.transaction(async (tx) => {
       const locked = (
         await tx.query<{ locked: boolean }>(
           "SELECT pg_try_advisory_xact_lock(hashtext('packrun.executor.outbox')) AS locked",
         )
       ).rows[0];
-      if (locked?.locked !== true) return { shipped: 0, dropped: 0 };
+      return locked?.locked === true ? work(tx) : { shipped: 0, dropped: 0 };
+    });
+  };
+
+  const ship = () =>
+    shipment(async (tx) => {
       const rows = (
         await tx.query<{ id: number; event: StoredEvent }>(
           "SELECT id, event FROM outbox ORDER BY id LIMIT $1",

@@ -11,6 +11,7 @@ import type { ProblemJson } from "./api-schemas.ts";
 import { createRateLimits, defaultRateLimits, type RateLimitSettings } from "./rate-limits.ts";
 import { assertNoNulCharacters, problemClientErrorHandler } from "./request-hygiene.ts";
 import { createValidatorCompiler } from "./request-validation.ts";
+import { createSerializerCompiler } from "./response-serialization.ts";
 import "./fastify-augmentation.ts";
 import type { GatewayApp, GatewayContext } from "./gateway-context.ts";
 import type { GatewayMetrics } from "./gateway-metrics.ts";
@@ -116,6 +117,7 @@ export async function buildGatewayApp(options: GatewayAppOptions): Promise<Gatew
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(createValidatorCompiler());
+  app.setSerializerCompiler(createSerializerCompiler());
   // Only JSON and YAML bodies are understood; anything else is UNSUPPORTED_MEDIA_TYPE.
   app.removeContentTypeParser("text/plain");
 

@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { type Database, migrate } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
-import { createPlanningPool } from "@packrun/planning";
+import { createPlanningPool, type PlanningPool } from "@packrun/planning";
 import { PlannerService } from "@packrun/proto/planner/v1";
 import { type ServiceSecurity, startRpcServer } from "@packrun/rpc-server";
 import { createPackRegistry } from "./pack-registry.ts";
@@ -30,6 +30,11 @@ export interface PlannerServerOptions {
    * token and authorised per RPC. Without it: cleartext and unchecked, for in-process tests.
    */
   security?: ServiceSecurity;
+  /**
+   * The planning threads to use; the caller keeps ownership. Default: a pool of the planner's
+   * own at the machine's size, closed with the server.
+   */
+  planning?: PlanningPool;
 }
 
 /** A running planner. */
@@ -52,7 +57,7 @@ export async function startPlannerServer(options: PlannerServerOptions): Promise
   if (applied.length > 0) {
     options.logger.info({ schema: plannerSchema, migrations: applied }, "migrations applied");
   }
-  const planning = createPlanningPool();
+  const planning = options.planning ?? createPlanningPool();
   const service = createPlannerService(createPackRegistry(options.database, planning), planning);
   const server = await startRpcServer({
     routes: (router) => router.service(PlannerService, service),
@@ -73,7 +78,7 @@ export async function startPlannerServer(options: PlannerServerOptions): Promise
     metricsUrl: server.metricsUrl,
     close: async () => {
       await server.close();
-      await planning.close();
+      if (options.planning === undefined) await planning.close();
     },
   };
 }

@@ -1,0 +1,182 @@
+/**
+ * `npm run bench:start`: how fast `npm start` (the embedded default) becomes ready and how much
+ * memory it takes. Starts `packages/embedded/src/main.ts --once` as a user would, first on a fresh
+ * home (cold: initdb, migrations, keys and certificates created) and then again on the same home
+ * (warm), and reports for each start:
+ *
+ * - ready: from spawning the process to the console address printed (every service is serving
+ *   gRPC and the gateway listens by then);
+ * - peak resident memory: the largest sum of VmRSS over the whole process tree (the process and
+ *   every process it started, steps included) from spawn to exit, sampled every 20 ms;
+ * - resident at ready: the same sum when the console address appeared;
+ * - whether the quickstart ended in a verified bundle (exit code 0 of `--once`).
+ *
+ * `npm start` adds npm's own start and the console build's up-to-date check before this.
+ * Cold clears V8's compile cache too, as a fresh clone has none.
+ *
+ * Usage: `npm run bench:start [-- --warm=N] [--keep]`. A program, never a timed test.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+
+const repository = resolve(import.meta.dirname, "..");
+const { values: args } = parseArgs({
+  options: { warm: { type: "string", default: "2" }, keep: { type: "boolean", default: false } },
+});
+const warmStarts = Number(args.warm);
+
+/** The pids of `root` and all its descendants, from /proc's children lists. */
+function processTree(root: number): number[] {
+  const found: number[] = [];
+  const pending = [root];
+  while (pending.length > 0) {
+    const pid = pending.pop() as number;
+    found.push(pid);
+    try {
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        const children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+        if (children !== "") pending.push(...children.split(" ").map(Number));
+      }
+    } catch {
+      // The process ended between two reads.
+    }
+  }
+  return found;
+}
+
+/** Name and resident memory of one process in bytes (0 when it is gone). */
+function resident(pid: number): { name: string; bytes: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const rss = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+    const name = /^Name:\s+(.*)$/m.exec(status)?.[1] ?? "?";
+    return { name, bytes: rss === null ? 0 : Number(rss[1]) * 1024 };
+  } catch {
+    return { name: "gone", bytes: 0 };
+  }
+}
+
+/** What one start measured. */
+interface StartFigures {
+  kind: "cold" | "warm";
+  readyMs: number;
+  /** The "started in N ms" the program itself prints (services only, without Node's start). */
+  servicesMs: number;
+  residentAtReadyMiB: number;
+  peakResidentMiB: number;
+  peakProcesses: number;
+  /** Resident MiB per process name at the peak (the largest first). */
+  peakBreakdown: string;
+  quickstartMs: number;
+  verified: boolean;
+  load: string;
+}
+
+const mib = (bytes: number) => Math.round(bytes / 1024 / 1024);
+const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+
+/** Runs `npm start -- --once` once on `home` and measures it. */
+function measureStart(kind: "cold" | "warm", home: string): Promise<StartFigures> {
+  const load = loadAverage();
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    [join(repository, "packages/embedded/src/main.ts"), "--once"],
+    {
+      cwd: repository,
+      // As `npm start` runs it: V8's code cache (and the stripped TypeScript) kept between starts.
+      env: {
+        ...process.env,
+        PACKRUN_HOME: home,
+        NODE_COMPILE_CACHE: join(repository, "node_modules/.cache/node-compile-cache"),
+      },
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  let readyMs = Number.NaN;
+  let servicesMs = Number.NaN;
+  let residentAtReady = 0;
+  let peak = 0;
+  let peakProcesses = 0;
+  let peakBreakdown = "";
+  const sample = () => {
+    if (child.pid === undefined) return 0;
+    const pids = processTree(child.pid);
+    const processes = pids.map(resident);
+    const total = processes.reduce((sum, process) => sum + process.bytes, 0);
+    if (total > peak) {
+      peak = total;
+      peakBreakdown = processes
+        .filter((process) => process.bytes > 0)
+        .sort((a, b) => b.bytes - a.bytes)
+        .map((process) => `${process.name} ${mib(process.bytes)}`)
+        .join(", ");
+    }
+    if (pids.length > peakProcesses) peakProcesses = pids.length;
+    return total;
+  };
+  const sampler = setInterval(sample, 20);
+  let buffered = "";
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (chunk: string) => {
+    buffered += chunk;
+    let newline = buffered.indexOf("\n");
+    while (newline >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      const startedIn = /^packrun: started in (\d+) ms/.exec(line);
+      if (startedIn !== null) servicesMs = Number(startedIn[1]);
+      if (line.startsWith("  console ") && Number.isNaN(readyMs)) {
+        readyMs = performance.now() - started;
+        residentAtReady = sample();
+      }
+      newline = buffered.indexOf("\n");
+    }
+  });
+  return new Promise((done, fail) => {
+    child.on("error", fail);
+    child.on("exit", (code) => {
+      clearInterval(sampler);
+      done({
+        kind,
+        readyMs: Math.round(readyMs),
+        servicesMs,
+        residentAtReadyMiB: mib(residentAtReady),
+        peakResidentMiB: mib(peak),
+        peakProcesses,
+        peakBreakdown,
+        quickstartMs: Math.round(performance.now() - started - readyMs),
+        verified: code === 0,
+        load,
+      });
+    });
+  });
+}
+
+const home = mkdtempSync(join(tmpdir(), "packrun-start-bench-"));
+const results: StartFigures[] = [];
+rmSync(join(repository, "node_modules/.cache/node-compile-cache"), {
+  recursive: true,
+  force: true,
+});
+try {
+  results.push(await measureStart("cold", join(home, ".packrun")));
+  for (let index = 0; index < warmStarts; index++)
+    results.push(await measureStart("warm", join(home, ".packrun")));
+} finally {
+  if (args.keep) process.stderr.write(`bench: kept ${home}\n`);
+  else rmSync(home, { recursive: true, force: true });
+}
+const header =
+  "| start | ready ms | services ms | RSS at ready MiB | peak RSS MiB | processes | quickstart ms | verified bundle | load (1/5/15 min) |";
+process.stdout.write(`${header}\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n`);
+for (const r of results)
+  process.stdout.write(
+    `| ${r.kind} | ${r.readyMs} | ${r.servicesMs} | ${r.residentAtReadyMiB} | ${r.peakResidentMiB} | ${r.peakProcesses} | ${r.quickstartMs} | ${r.verified ? "yes" : "NO"} | ${r.load} |\n`,
+  );
+process.stdout.write("\nResident MiB per process at each start's peak:\n");
+for (const r of results) process.stdout.write(`- ${r.kind}: ${r.peakBreakdown}\n`);
+if (results.some((r) => !r.verified)) process.exitCode = 1;
