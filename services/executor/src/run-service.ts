@@ -10,7 +10,7 @@ import { type RerunRequest, rerunRun } from "./rerun-run.ts";
 import { type AdmissionLimits, admitRun } from "./run-admission.ts";
 import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
 import { computeRunStatistics, type RunStatistics } from "./run-statistics.ts";
-import { dbNow, RunScheduler } from "./scheduler.ts";
+import { RunScheduler } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
 import { type RunState, terminalRunStates } from "./state-machine.ts";
 import type { QueueDepth, WorkQueue } from "./work-queue.ts";
@@ -712,42 +712,15 @@ export function createRunService(options: RunServiceOptions): RunService {
               idempotencyKey: `${decision.runId}/${gate.step_id}/decision/${decision.approver}`,
             },
           ]);
-          if (!decision.approve) {
-            const rejected = await scheduler.transition(gate, "rejected", {
-              finished_at: dbNow,
-              reason: `rejected by ${decision.approver}${decision.comment ? `: ${decision.comment}` : ""}`,
-            });
-            if (rejected !== undefined) await scheduler.stepFinished(rejected);
-          } else {
-            const plan = (
-              await tx.query<{ required: number }>(
-                "SELECT (a->>'required')::int AS required FROM runs, jsonb_array_elements((plan_json::jsonb)->'approvals') AS a WHERE id = $1 AND a->>'id' = $2",
-                [decision.runId, decision.approvalId],
-              )
-            ).rows[0];
-            const approvals =
-              (
-                await tx.query<{ n: number }>(
-                  "SELECT count(*)::int AS n FROM gate_decisions WHERE run_id = $1 AND step_id = $2 AND approved",
-                  [decision.runId, gate.step_id],
-                )
-              ).rows[0]?.n ?? 0;
-            if (approvals >= (plan?.required ?? 1)) {
-              const reopened = await scheduler.transition(gate, "pending", {
-                reason: `approved by ${approvals} approver(s)`,
-              });
-              const running =
-                reopened === undefined
-                  ? undefined
-                  : await scheduler.transition(reopened, "running", { started_at: dbNow });
-              const done =
-                running === undefined
-                  ? undefined
-                  : await scheduler.transition(running, "succeeded", { finished_at: dbNow });
-              if (done !== undefined) await scheduler.stepFinished(done);
-            }
-          }
-          await scheduler.syncRunState();
+          const approvals = decision.approve ? await approvalCounts(tx, decision, gate) : undefined;
+          await scheduler.decide(gate, {
+            type: "approval-decided",
+            approve: decision.approve,
+            approver: decision.approver,
+            comment: decision.comment,
+            approvals: approvals?.approvals ?? 0,
+            required: approvals?.required ?? 1,
+          });
           return { gateStepId: gate.step_id, recorded: true, ready: scheduler.ready };
         });
       let outcome: Awaited<ReturnType<typeof decide>>;
@@ -783,4 +756,21 @@ export function createRunService(options: RunServiceOptions): RunService {
       };
     },
   };
+}
+
+/** The approving decisions a gate has (this one included) and how many its approval needs. */
+async function approvalCounts(
+  tx: Queryable,
+  decision: { runId: string; approvalId: string },
+  gate: StepRow,
+): Promise<{ approvals: number; required: number }> {
+  const row = (
+    await tx.query<{ required: number | null; approvals: number }>(
+      `SELECT (SELECT (a->>'required')::int FROM runs, jsonb_array_elements((plan_json::jsonb)->'approvals') AS a
+                WHERE id = $1 AND a->>'id' = $2) AS required,
+              (SELECT count(*)::int FROM gate_decisions WHERE run_id = $1 AND step_id = $3 AND approved) AS approvals`,
+      [decision.runId, decision.approvalId, gate.step_id],
+    )
+  ).rows[0];
+  return { approvals: row?.approvals ?? 0, required: row?.required ?? 1 };
 }

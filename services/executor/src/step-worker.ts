@@ -20,7 +20,7 @@ import { LeaseWatchdog, type WatchedAttempt } from "./lease/lease-watchdog.ts";
 import { monotonicMs } from "./lease/monotonic-clock.ts";
 import type { LogWriter } from "./log-writer.ts";
 import { flattenPlannedSteps } from "./plan-rows.ts";
-import { retryDelaySeconds } from "./retry-delay.ts";
+import type { AttemptEnd } from "./run/attempt-ended.ts";
 import { stepTimeoutMs } from "./run-deadline.ts";
 import type { ReadyWork, StepRow } from "./run-rows.ts";
 import type {
@@ -30,9 +30,8 @@ import type {
   StepExecutionResult,
 } from "./runtime/types.ts";
 import { DEFAULT_STEP_DISK_BYTES, limitWorkdir } from "./runtime/workdir-limit.ts";
-import { dbNow, RunScheduler } from "./scheduler.ts";
+import { RunScheduler } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
-import { terminalRunStates } from "./state-machine.ts";
 import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
 import { applyDeclaredOutputs } from "./typed-outputs.ts";
 import type { WorkItem, WorkOutcome, WorkQueue } from "./work-queue.ts";
@@ -580,110 +579,65 @@ export class StepWorker {
     );
   }
 
+  /**
+   * Feeds the report to the step's life cycle (`run/life-cycle.ts`: retry, hand back, cancel or
+   * fail) and applies its decision; a step that failed for good is also dead-lettered.
+   */
   async #record(
     tx: Queryable,
     scheduler: RunScheduler,
     step: StepRow,
     result: RecordedResult,
   ): Promise<{ ready: ReadyWork[]; finished: boolean; state: string }> {
-    const permanent = result.permanent === true;
-    const handedBack = result.handedBack === true;
-    const common = {
-      lease_owner: null,
-      lease_expires_at: null,
-      exit_code: result.exitCode,
-      reason: result.reason,
-    };
-    if (handedBack) {
-      const next = await scheduler.transition(step, "pending", {
-        ...common,
-        ready_at: dbNow,
-        lost_attempts: step.lost_attempts + 1,
-        reason: "handed back by a draining worker",
-      });
-      if (next !== undefined)
-        scheduler.ready.push({
-          runId: step.run_id,
-          stepId: step.step_id,
-          tenant: step.tenant,
-          priority: scheduler.run.priority,
-          attempt: next.attempt,
-          delayMs: 0,
-        });
-      return { ready: scheduler.ready, finished: false, state: "pending" };
-    }
-    if (result.outcome === "succeeded") {
-      const done = await scheduler.transition(step, "succeeded", {
-        ...common,
-        finished_at: dbNow,
-        outputs: {
-          ...result.outputs,
-          ...Object.fromEntries(
-            result.artifacts.map((artifact) => [`artifact:${artifact.name}`, artifact.digest]),
-          ),
-        },
-      });
-      if (done !== undefined) await scheduler.stepFinished(done);
-    } else if (result.outcome === "cancelled") {
-      const done = await scheduler.transition(step, "cancelled", { ...common, finished_at: dbNow });
-      if (done !== undefined) await scheduler.stepFinished(done);
-    } else {
-      const failures = step.failed_attempts + 1;
-      const planned = step.planned;
-      if (
-        !permanent &&
-        failures < step.max_attempts &&
-        !terminalRunStates.has(scheduler.run.state)
-      ) {
-        const delay = retryDelaySeconds(planned.failure, failures);
-        const next = await scheduler.transition(step, "pending", {
-          ...common,
-          failed_attempts: failures,
-          next_attempt_at: { sql: "now() + make_interval(secs => ?)", param: delay },
-          ready_at: { sql: "now() + make_interval(secs => ?)", param: delay },
-          reason: `attempt ${step.attempt} ${result.outcome.replace("_", " ")}: ${result.reason}; retrying in ${delay}s`,
-        });
-        if (next !== undefined)
-          scheduler.ready.push({
+    const decided = await scheduler.decide(step, {
+      type: "attempt-ended",
+      fence: step.fence,
+      owner: this.id,
+      end: attemptEnd(result),
+    });
+    if (decided.deadLetter !== undefined) {
+      await tx.query(
+        "INSERT INTO dead_letters (run_id, step_id, attempt, reason) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        [step.run_id, step.step_id, step.attempt, decided.deadLetter],
+      );
+      await this.#options.queue
+        .deadLetter(
+          {
             runId: step.run_id,
             stepId: step.step_id,
             tenant: step.tenant,
             priority: scheduler.run.priority,
-            attempt: next.attempt,
-            delayMs: delay * 1000,
-          });
-      } else {
-        const done = await scheduler.transition(step, result.outcome, {
-          ...common,
-          failed_attempts: failures,
-          finished_at: dbNow,
-        });
-        await tx.query(
-          "INSERT INTO dead_letters (run_id, step_id, attempt, reason) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-          [step.run_id, step.step_id, step.attempt, result.reason],
-        );
-        await this.#options.queue
-          .deadLetter(
-            {
-              runId: step.run_id,
-              stepId: step.step_id,
-              tenant: step.tenant,
-              priority: scheduler.run.priority,
-              attempt: step.attempt,
-            },
-            result.reason,
-          )
-          .catch(() => {});
-        if (done !== undefined) await scheduler.stepFinished(done);
-      }
+            attempt: step.attempt,
+          },
+          decided.deadLetter,
+        )
+        .catch(() => {});
     }
-    await scheduler.syncRunState();
     return {
       ready: scheduler.ready,
       finished: scheduler.finishedState !== undefined,
       state: scheduler.run.state,
     };
   }
+}
+
+/** The life cycle's view of a worker's result. */
+function attemptEnd(result: RecordedResult): Exclude<AttemptEnd, { kind: "lost" }> {
+  if (result.handedBack === true)
+    return { kind: "handed-back", exitCode: result.exitCode, reason: result.reason };
+  return {
+    kind: "reported",
+    outcome: result.outcome,
+    exitCode: result.exitCode,
+    reason: result.reason,
+    permanent: result.permanent === true,
+    outputs: {
+      ...result.outputs,
+      ...Object.fromEntries(
+        result.artifacts.map((artifact) => [`artifact:${artifact.name}`, artifact.digest]),
+      ),
+    },
+  };
 }
 
 class LeaseLost extends Error {}
