@@ -18,7 +18,7 @@ import {
 } from "./state-machine.ts";
 import { loadStepBindings } from "./step-bindings.ts";
 import * as runStore from "./store/run-store.ts";
-import { updateStep } from "./store/step-store.ts";
+import { updateStep, updateStepAndReadyNext } from "./store/step-store.ts";
 
 export { stepEvent } from "./run/step-event.ts";
 
@@ -75,6 +75,11 @@ export class RunScheduler {
   ): Promise<RunScheduler | undefined> {
     const run = (await tx.query<RunRow>(runStore.lockRun, [runId, tenant ?? null])).rows[0];
     return run === undefined ? undefined : new RunScheduler(tx, run);
+  }
+
+  /** The scheduler of a run this transaction inserted (no other transaction can see it yet). */
+  static forInserted(tx: Transaction, run: RunRow): RunScheduler {
+    return new RunScheduler(tx, run);
   }
 
   /**
@@ -147,6 +152,27 @@ export class RunScheduler {
     return updated;
   }
 
+  /**
+   * {@link apply} for a top-level step that succeeds or is skipped, making the next top-level
+   * step claimable in the same statement when it is a plain `run` step. `advanced` says the
+   * run moved on that way (nothing else to propagate).
+   */
+  async #applyAndAdvance(
+    step: StepRow,
+    change: StepChange,
+  ): Promise<{ row: StepRow | undefined; advanced: boolean }> {
+    assertStepTransition(step.step_id, step.state, change.to);
+    const runGoesOn = !terminalRunStates.has(this.run.state);
+    const { done, next } = await updateStepAndReadyNext(this.tx, step, change, runGoesOn);
+    if (done === undefined) return { row: undefined, advanced: false };
+    this.#changes++;
+    await this.events([stepEvent(done, step.state)]);
+    if (next === undefined) return { row: done, advanced: false };
+    await this.events([stepEvent(next, "pending", "ready")]);
+    this.#queue(next, { to: "pending", readyInSeconds: 0 });
+    return { row: done, advanced: true };
+  }
+
   #queue(step: StepRow, change: StepChange): void {
     this.ready.push({
       runId: this.run.id,
@@ -181,11 +207,15 @@ export class RunScheduler {
     const decision = stepTransition(this.run, step, event);
     if (decision.kind === "ignored") return { row: undefined, ignored: decision.why };
     let row: StepRow | undefined = step;
+    let advanced = false;
     for (const change of decision.changes) {
       if (row === undefined) break;
-      row = await this.apply(row, change);
+      if (row.parent_id === null && (change.to === "succeeded" || change.to === "skipped")) {
+        ({ row, advanced } = await this.#applyAndAdvance(row, change));
+      } else row = await this.apply(row, change);
     }
-    if (row !== undefined && terminalStepStates.has(row.state)) await this.stepFinished(row);
+    if (row !== undefined && terminalStepStates.has(row.state) && !advanced)
+      await this.stepFinished(row);
     await this.syncRunState();
     return {
       row: row === step ? undefined : row,
@@ -236,8 +266,14 @@ export class RunScheduler {
    */
   async settle(): Promise<void> {
     if (!terminalRunStates.has(this.run.state)) return;
+    if (this.settled) return;
     const settled = await this.tx.query(runStore.settleRun, [this.run.id]);
     if (settled.rowCount === 0) return;
+    await this.#settled();
+  }
+
+  /** Records the terminal event of a run that just settled. */
+  async #settled(): Promise<void> {
     const state = this.run.state;
     await this.events([
       {
@@ -352,11 +388,19 @@ export class RunScheduler {
     )
       await this.setRunState("running", "");
     assertRunTransition(this.run.id, this.run.state, state);
-    await this.tx.query(runStore.finishRun, [this.run.id, state, reason, JSON.stringify(outputs)]);
-    // The terminal event is the last event of a run: it is recorded when the run settles.
+    const row = (
+      await this.tx.query<{ settled: boolean }>(runStore.finishRun, [
+        this.run.id,
+        state,
+        reason,
+        JSON.stringify(outputs),
+      ])
+    ).rows[0];
     this.run = { ...this.run, state, reason };
     this.finishedState = state;
-    await this.settle();
+    // The terminal event is the last event of a run: it is recorded when the run settles
+    // (here when no step runs any more, else when the last running step ends).
+    if (row?.settled === true) await this.#settled();
   }
 
   private async runOutputs(): Promise<Record<string, unknown>> {

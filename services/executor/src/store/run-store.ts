@@ -38,9 +38,16 @@ UPDATE runs SET state = 'running', reason = '', started_at = now(), waiting_reas
 /** Moves the run ($1) to a non-terminal state $2 with reason $3. */
 export const setRunState = "UPDATE runs SET state = $2, reason = $3 WHERE id = $1";
 
-/** Ends the run ($1): terminal state $2, reason $3, outputs $4. */
-export const finishRun =
-  "UPDATE runs SET state = $2, reason = $3, finished_at = now(), outputs = $4 WHERE id = $1";
+/**
+ * Ends the run ($1): terminal state $2, reason $3, outputs $4; settles it in the same statement
+ * when none of its steps runs any more (`settled`).
+ */
+export const finishRun = `
+UPDATE runs SET state = $2, reason = $3, finished_at = now(), outputs = $4,
+       settled_at = CASE WHEN settled_at IS NULL AND NOT EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND state = 'running')
+                         THEN now() ELSE settled_at END
+ WHERE id = $1
+RETURNING settled_at IS NOT NULL AS settled`;
 
 /** Marks a terminal run ($1) settled once none of its steps runs any more; a row when it did. */
 export const settleRun = `

@@ -32,6 +32,24 @@ UPDATE steps SET state = $3,
  WHERE run_id = $1 AND step_id = $2 AND state = $4
 RETURNING *`;
 
+/**
+ * {@link updateStepStatement} for a top-level step that succeeds or is skipped, which in the
+ * same statement makes the next top-level step claimable when it is a plain `run` step (no
+ * run-time condition): a step's end and the next step's start in one round trip. Rows:
+ * `role` 'done' (the step), then 'next' (the step made ready), if any. $19: the run goes on.
+ */
+export const updateStepAndReadyNextStatement = `
+WITH done AS (${updateStepStatement.trim()}
+), next AS (
+  UPDATE steps n SET ready_at = now()
+    FROM done d
+   WHERE $19 AND d.parent_id IS NULL AND d.state IN ('succeeded', 'skipped')
+     AND n.run_id = d.run_id AND n.parent_id IS NULL AND n.position = d.position + 1
+     AND n.state = 'pending' AND n.ready_at IS NULL AND n.kind = 'run' AND n.planned->'enabled' = 'true'::jsonb
+  RETURNING n.*
+)
+SELECT 'done' AS role, * FROM done UNION ALL SELECT 'next' AS role, * FROM next`;
+
 /** The parameters of {@link updateStepStatement} for `change` of a step now in `from`. */
 export function updateStepParameters(
   runId: string,
@@ -72,4 +90,30 @@ export async function updateStep(
     updateStepParameters(step.run_id, step.step_id, step.state, change),
   );
   return result.rows[0];
+}
+
+/**
+ * Applies `change` to a top-level `step` and, when it succeeds or is skipped and `runGoesOn`,
+ * makes the next plain `run` step claimable in the same statement. `next` is undefined when
+ * the next step needs activation's evaluation (or there is none): the caller activates it.
+ */
+export async function updateStepAndReadyNext(
+  tx: Queryable,
+  step: Pick<StepRow, "run_id" | "step_id" | "state">,
+  change: StepChange,
+  runGoesOn: boolean,
+): Promise<{ done: StepRow | undefined; next: StepRow | undefined }> {
+  const rows = (
+    await tx.query<StepRow & { role: "done" | "next" }>(updateStepAndReadyNextStatement, [
+      ...updateStepParameters(step.run_id, step.step_id, step.state, change),
+      runGoesOn,
+    ])
+  ).rows;
+  const pick = (role: "done" | "next") => {
+    const row = rows.find((candidate) => candidate.role === role);
+    if (row === undefined) return undefined;
+    const { role: _role, ...step } = row;
+    return step as StepRow;
+  };
+  return { done: pick("done"), next: pick("next") };
 }
