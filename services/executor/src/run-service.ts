@@ -490,8 +490,8 @@ export function createRunService(options: RunServiceOptions): RunService {
         [ready, submitted] = await database.transaction(async (tx) => {
           const inserted = await tx.query<RunRow>(
             `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key, has_approvals, request_digest,
-                               not_before, timeout_seconds, schedule_id, scheduled_for, after_schedule_runs)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+                               not_before, timeout_seconds, schedule_id, scheduled_for, after_schedule_runs, has_outputs)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
              RETURNING ${runColumns}`,
             [
               runId,
@@ -515,6 +515,7 @@ export function createRunService(options: RunServiceOptions): RunService {
               submission.schedule?.id ?? null,
               submission.schedule?.dueAt ?? null,
               submission.schedule?.afterPreviousRuns ?? false,
+              plan.outputs.length > 0,
             ],
           );
           await insertStepRows(

@@ -163,10 +163,14 @@ export class RunScheduler {
   ): Promise<{ row: StepRow | undefined; advanced: boolean }> {
     assertStepTransition(step.step_id, step.state, change.to);
     const runGoesOn = !terminalRunStates.has(this.run.state);
-    const { done, next } = await updateStepAndReadyNext(this.tx, step, change, runGoesOn);
+    const { done, next, last } = await updateStepAndReadyNext(this.tx, step, change, runGoesOn);
     if (done === undefined) return { row: undefined, advanced: false };
     this.#changes++;
     await this.events([stepEvent(done, step.state)]);
+    if (last) {
+      await this.finishRun("succeeded", "");
+      return { row: done, advanced: true };
+    }
     if (next === undefined) return { row: done, advanced: false };
     await this.events([stepEvent(next, "pending", "ready")]);
     this.#queue(next, { to: "pending", readyInSeconds: 0 });
@@ -290,6 +294,16 @@ export class RunScheduler {
   /** Activates top-level steps after `position` until one keeps running or the run ends. */
   private async advanceTopLevel(position: number): Promise<void> {
     for (let next = position + 1; !terminalRunStates.has(this.run.state); next++) {
+      // A plain `run` step is reached in one statement; any other is read, then activated.
+      const readied = (
+        await this.tx.query<StepRow>(runStore.readyPlainTopLevelStep, [this.run.id, next])
+      ).rows[0];
+      if (readied !== undefined) {
+        this.#changes++;
+        await this.events([stepEvent(readied, "pending", "ready")]);
+        this.#queue(readied, { to: "pending", readyInSeconds: 0 });
+        return;
+      }
       const row = (await this.tx.query<StepRow>(runStore.topLevelStep, [this.run.id, next]))
         .rows[0];
       if (row === undefined) return this.finishRun("succeeded", "");
@@ -404,6 +418,7 @@ export class RunScheduler {
   }
 
   private async runOutputs(): Promise<Record<string, unknown>> {
+    if (!this.run.has_outputs) return {};
     const declared =
       (await this.planPart<{ name: string; path: unknown; expression: unknown }[]>("outputs")) ??
       [];

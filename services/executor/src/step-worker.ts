@@ -249,7 +249,13 @@ export class StepWorker {
   ): Promise<
     { kind: "claimed"; claimed: Claimed } | { kind: "stale" } | { kind: "later"; delayMs: number }
   > {
-    const claimed = await claimStep(db, item, this.id, this.#options.leaseMs);
+    const claimed = await claimStep(
+      db,
+      item,
+      this.id,
+      this.#options.leaseMs,
+      !this.#verifiedPlans.has(item.runId),
+    );
     if (claimed !== undefined) return { kind: "claimed", claimed };
     const due = (
       await db.query<{ wait_ms: number }>(
@@ -270,7 +276,7 @@ export class StepWorker {
    * while the stored text still hashes to planHash: a plan changed after submission is never
    * executed, whichever worker already ran a step of the run.
    */
-  async #verifyPlan({ run, step, storedPlanHash }: Claimed): Promise<Plan> {
+  async #verifyPlan({ run, step, storedPlanHash, planText }: Claimed): Promise<Plan> {
     const row = { stored_hash: storedPlanHash, plan_hash: run.plan_hash };
     if (row.stored_hash !== row.plan_hash)
       throw new PermanentStepError(
@@ -278,12 +284,14 @@ export class StepWorker {
       );
     let verified = this.#verifiedPlans.get(step.run_id);
     if (verified?.hash !== row.plan_hash) {
-      const text = (
-        await this.#options.database.query<{ plan_json: string }>(
-          "SELECT plan_json FROM runs WHERE id = $1",
-          [step.run_id],
-        )
-      ).rows[0]?.plan_json;
+      const text =
+        planText ??
+        (
+          await this.#options.database.query<{ plan_json: string }>(
+            "SELECT plan_json FROM runs WHERE id = $1",
+            [step.run_id],
+          )
+        ).rows[0]?.plan_json;
       const plan = JSON.parse(text ?? "null") as Plan;
       const actual = computePlanHash(plan);
       if (actual !== row.plan_hash)

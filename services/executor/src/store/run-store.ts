@@ -60,6 +60,16 @@ export const deadlinePassed = "SELECT deadline_at <= now() AS passed FROM runs W
 /** A part of the run's ($1) plan ($2: `approvals`, `policies`, `outputs`). */
 export const planPart = "SELECT (plan_json::jsonb)->$2 AS part FROM runs WHERE id = $1";
 
+/**
+ * Reaches the top-level step at position $2 of run $1 when it is a plain `run` step (no run-time
+ * condition): made claimable now. No row when it is another kind, already reached, or absent.
+ */
+export const readyPlainTopLevelStep = `
+UPDATE steps SET ready_at = now()
+ WHERE run_id = $1 AND parent_id IS NULL AND position = $2
+   AND state = 'pending' AND ready_at IS NULL AND kind = 'run' AND planned->'enabled' = 'true'::jsonb
+RETURNING *`;
+
 /** The top-level step at position $2 of run $1. */
 export const topLevelStep =
   "SELECT * FROM steps WHERE run_id = $1 AND parent_id IS NULL AND position = $2";

@@ -36,7 +36,8 @@ RETURNING *`;
  * {@link updateStepStatement} for a top-level step that succeeds or is skipped, which in the
  * same statement makes the next top-level step claimable when it is a plain `run` step (no
  * run-time condition): a step's end and the next step's start in one round trip. Rows:
- * `role` 'done' (the step), then 'next' (the step made ready), if any. $19: the run goes on.
+ * `role` 'done' (the step), then 'next' (the step made ready) if any, or 'last' when the step
+ * was the run's last top-level step. $19: the run goes on.
  */
 export const updateStepAndReadyNextStatement = `
 WITH done AS (${updateStepStatement.trim()}
@@ -48,7 +49,11 @@ WITH done AS (${updateStepStatement.trim()}
      AND n.state = 'pending' AND n.ready_at IS NULL AND n.kind = 'run' AND n.planned->'enabled' = 'true'::jsonb
   RETURNING n.*
 )
-SELECT 'done' AS role, * FROM done UNION ALL SELECT 'next' AS role, * FROM next`;
+SELECT 'done' AS role, * FROM done UNION ALL SELECT 'next' AS role, * FROM next
+UNION ALL
+SELECT 'last' AS role, d.* FROM done d
+ WHERE $19 AND d.parent_id IS NULL AND d.state IN ('succeeded', 'skipped')
+   AND NOT EXISTS (SELECT 1 FROM steps n WHERE n.run_id = d.run_id AND n.parent_id IS NULL AND n.position = d.position + 1)`;
 
 /** The parameters of {@link updateStepStatement} for `change` of a step now in `from`. */
 export function updateStepParameters(
@@ -95,16 +100,17 @@ export async function updateStep(
 /**
  * Applies `change` to a top-level `step` and, when it succeeds or is skipped and `runGoesOn`,
  * makes the next plain `run` step claimable in the same statement. `next` is undefined when
- * the next step needs activation's evaluation (or there is none): the caller activates it.
+ * the next step needs activation's evaluation (the caller activates it) or there is none
+ * (`last`: the run's sequence is done).
  */
 export async function updateStepAndReadyNext(
   tx: Queryable,
   step: Pick<StepRow, "run_id" | "step_id" | "state">,
   change: StepChange,
   runGoesOn: boolean,
-): Promise<{ done: StepRow | undefined; next: StepRow | undefined }> {
+): Promise<{ done: StepRow | undefined; next: StepRow | undefined; last: boolean }> {
   const rows = (
-    await tx.query<StepRow & { role: "done" | "next" }>(updateStepAndReadyNextStatement, [
+    await tx.query<StepRow & { role: "done" | "next" | "last" }>(updateStepAndReadyNextStatement, [
       ...updateStepParameters(step.run_id, step.step_id, step.state, change),
       runGoesOn,
     ])
@@ -115,5 +121,9 @@ export async function updateStepAndReadyNext(
     const { role: _role, ...step } = row;
     return step as StepRow;
   };
-  return { done: pick("done"), next: pick("next") };
+  return {
+    done: pick("done"),
+    next: pick("next"),
+    last: rows.some((row) => row.role === "last"),
+  };
 }
