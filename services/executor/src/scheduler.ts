@@ -1,8 +1,8 @@
 import type { Queryable, Transaction } from "@packrun/db";
-import { sharedPlanningPool } from "@packrun/planning";
 import { activateStep } from "./run/activate-step.ts";
 import { progressBlock } from "./run/block-progress.ts";
 import { type StepEvent, stepTransition } from "./run/life-cycle.ts";
+import { endRun, failRun, finishRun } from "./run/run-end.ts";
 import { makesReady, type StepChange } from "./run/step-change.ts";
 import { stepEvent, stepFailureReason } from "./run/step-event.ts";
 import { type RunEvent, recordEvents } from "./run-events.ts";
@@ -12,11 +12,9 @@ import {
   assertStepTransition,
   failedStepStates,
   type RunState,
-  type StepState,
   terminalRunStates,
   terminalStepStates,
 } from "./state-machine.ts";
-import { loadStepBindings } from "./step-bindings.ts";
 import * as runStore from "./store/run-store.ts";
 import { updateStep, updateStepAndReadyNext } from "./store/step-store.ts";
 
@@ -273,11 +271,11 @@ export class RunScheduler {
     if (this.settled) return;
     const settled = await this.tx.query(runStore.settleRun, [this.run.id]);
     if (settled.rowCount === 0) return;
-    await this.#settled();
+    await this.recordSettled();
   }
 
-  /** Records the terminal event of a run that just settled. */
-  async #settled(): Promise<void> {
+  /** Records the terminal event of a run that just settled (see {@link settle}). */
+  async recordSettled(): Promise<void> {
     const state = this.run.state;
     await this.events([
       {
@@ -330,14 +328,8 @@ export class RunScheduler {
   }
 
   /** Fails the run: the remaining not-started steps are skipped; running ones finish on their own. */
-  async failRun(reason: string): Promise<void> {
-    // A step stopped by the run's deadline (its timer is cut to it) fails the run only
-    // because the deadline passed: the run ends timed_out, as the deadline sweep would end it.
-    if (this.run.deadline_at !== null && (await this.deadlinePassed())) {
-      await this.endRun("timed_out", runDeadlineReason(this.run.timeout_seconds), "cancelled");
-      return;
-    }
-    await this.endRun("failed", reason, "skipped");
+  failRun(reason: string): Promise<void> {
+    return failRun(this, reason);
   }
 
   /** True when the run has a deadline and it passed (database clock). */
@@ -353,96 +345,24 @@ export class RunScheduler {
    * cancel), blocks with nothing left running are closed; running steps finish on their own
    * (their workers see the run state and stop).
    */
-  async endRun(
+  endRun(
     state: "failed" | "cancelled" | "timed_out",
     reason: string,
     notStarted: "skipped" | "cancelled",
   ): Promise<void> {
-    const untouched = (
-      await this.tx.query<StepRow & { old_state: StepState }>(runStore.endNotStartedSteps, [
-        this.run.id,
-        notStarted,
-        `run ${state}: ${reason}`,
-      ])
-    ).rows;
-    this.#changes++;
-    await this.events(untouched.map((row) => stepEvent(row, row.old_state)));
-    await this.finishRun(state, reason);
-    // Close blocks with nothing left running, innermost first, until nothing changes.
-    for (let changed = true; changed; ) {
-      changed = false;
-      const blocks = (
-        await this.tx.query<{ step_id: string }>(runStore.runningBlocks, [this.run.id])
-      ).rows;
-      for (const block of blocks)
-        if ((await this.progressContainer(block.step_id)) !== undefined) changed = true;
-    }
-    await this.settle();
+    return endRun(this, state, reason, notStarted);
   }
 
-  /** Moves the run to a terminal state and computes its outputs. */
-  async finishRun(
+  /** Moves the run to a terminal state, computes its outputs and settles it when it can. */
+  finishRun(
     state: "succeeded" | "failed" | "cancelled" | "timed_out",
     reason: string,
   ): Promise<void> {
-    if (terminalRunStates.has(this.run.state)) return;
-    let outputs: Record<string, unknown> = {};
-    if (state === "succeeded") {
-      try {
-        outputs = await this.runOutputs();
-      } catch (error) {
-        state = "failed";
-        reason = `outputs could not be evaluated: ${error instanceof Error ? error.message : String(error)}`;
-      }
-    }
-    // Success is reached through running (e.g. the approval of a run's last step, a gate).
-    if (
-      (this.run.state === "queued" || this.run.state === "awaiting-approval") &&
-      state === "succeeded"
-    )
-      await this.setRunState("running", "");
-    assertRunTransition(this.run.id, this.run.state, state);
-    const row = (
-      await this.tx.query<{ settled: boolean }>(runStore.finishRun, [
-        this.run.id,
-        state,
-        reason,
-        JSON.stringify(outputs),
-      ])
-    ).rows[0];
-    this.run = { ...this.run, state, reason };
-    this.finishedState = state;
-    // The terminal event is the last event of a run: it is recorded when the run settles
-    // (here when no step runs any more, else when the last running step ends).
-    if (row?.settled === true) await this.#settled();
-  }
-
-  private async runOutputs(): Promise<Record<string, unknown>> {
-    if (!this.run.has_outputs) return {};
-    const declared =
-      (await this.planPart<{ name: string; path: unknown; expression: unknown }[]>("outputs")) ??
-      [];
-    if (declared.length === 0) return {};
-    const bindings = {
-      inputs: this.run.inputs,
-      steps: await loadStepBindings(this.tx, this.run.id),
-    };
-    const pool = sharedPlanningPool();
-    return Object.fromEntries(
-      await Promise.all(
-        declared.map(
-          async (output) =>
-            [
-              output.name,
-              await pool.resolveRuntimeValues(output.expression ?? output.path, bindings),
-            ] as const,
-        ),
-      ),
-    );
+    return finishRun(this, state, reason);
   }
 
   /** Moves the run to a non-terminal state, with its event. */
-  private async setRunState(to: "running" | "awaiting-approval", reason: string): Promise<void> {
+  async setRunState(to: "running" | "awaiting-approval", reason: string): Promise<void> {
     if (this.run.state === to) return;
     assertRunTransition(this.run.id, this.run.state, to);
     const from = this.run.state;
