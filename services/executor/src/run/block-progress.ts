@@ -1,28 +1,17 @@
 import type { StepRow } from "../run-rows.ts";
 import type { RunScheduler } from "../scheduler.ts";
-import { failedStepStates, type StepState, terminalRunStates } from "../state-machine.ts";
+import { terminalRunStates } from "../state-machine.ts";
 import * as runStore from "../store/run-store.ts";
 import { type BlockCounts, nextBlockStep } from "./block-rule.ts";
 import { stepEvent } from "./step-event.ts";
 
-type ChildCount = { state: StepState; activated: boolean; n: number };
-
-/** Counts a block's children for {@link nextBlockStep}. */
-function countChildren(counts: readonly ChildCount[]): BlockCounts {
-  const sum = (test: (row: ChildCount) => boolean) =>
-    counts.filter(test).reduce((total, row) => total + row.n, 0);
-  return {
-    total: sum(() => true),
-    failed: sum((row) => failedStepStates.has(row.state)),
-    active: sum(
-      (row) =>
-        row.state === "running" ||
-        row.state === "awaiting-approval" ||
-        (row.state === "pending" && row.activated),
-    ),
-    waiting: sum((row) => row.state === "pending" && !row.activated),
-  };
-}
+/** A block row with its children's counters (see `blockWithChildCounts`). */
+type CountedBlock = StepRow & {
+  children_total: number;
+  children_waiting: number;
+  children_active: number;
+  children_failed: number;
+};
 
 /**
  * Starts further children of a running parallel/map step within its maxParallel, and
@@ -36,13 +25,16 @@ export async function progressBlock(
   const runId = scheduler.run.id;
   for (;;) {
     const row = (
-      await scheduler.tx.query<StepRow & { child_counts: ChildCount[] }>(
-        runStore.blockWithChildCounts,
-        [runId, blockId],
-      )
+      await scheduler.tx.query<CountedBlock>(runStore.blockWithChildCounts, [runId, blockId])
     ).rows[0];
     if (row === undefined || row.state !== "running") return undefined;
-    const { child_counts: counts, ...block } = row;
+    const { children_total, children_waiting, children_active, children_failed, ...block } = row;
+    const counts: BlockCounts = {
+      total: children_total,
+      waiting: children_waiting,
+      active: children_active,
+      failed: children_failed,
+    };
     const planned = block.planned;
     const rule =
       planned.kind === "parallel"
@@ -52,7 +44,7 @@ export async function progressBlock(
           : undefined;
     if (rule === undefined) return undefined;
     const runEnded = terminalRunStates.has(scheduler.run.state) ? scheduler.run.state : undefined;
-    const next = nextBlockStep(blockId, rule, countChildren(counts), runEnded);
+    const next = nextBlockStep(blockId, rule, counts, runEnded);
     switch (next.kind) {
       case "wait":
         return undefined;

@@ -83,14 +83,15 @@ RETURNING *`;
 /** How many steps run $1 holds (the map expansion's limit). */
 export const countSteps = "SELECT count(*)::int AS n FROM steps WHERE run_id = $1";
 
-/** A block ($2 of run $1) with its children counted by state and reached-or-not, in one trip. */
+/**
+ * A block ($2 of run $1) with its children's counters (kept by a trigger, migration 010):
+ * total, waiting (not reached), active (reached, running or awaiting approval) and failed.
+ */
 export const blockWithChildCounts = `
-SELECT s.*, coalesce(
-         (SELECT jsonb_agg(jsonb_build_object('state', state, 'activated', activated, 'n', n))
-            FROM (SELECT state, ready_at IS NOT NULL AS activated, count(*)::int AS n
-                    FROM steps WHERE run_id = s.run_id AND parent_id = s.step_id GROUP BY 1, 2) g),
-         '[]'::jsonb) AS child_counts
-  FROM steps s WHERE s.run_id = $1 AND s.step_id = $2`;
+SELECT s.*, coalesce(c.total, 0) AS children_total, coalesce(c.waiting, 0) AS children_waiting,
+       coalesce(c.active, 0) AS children_active, coalesce(c.failed, 0) AS children_failed
+  FROM steps s LEFT JOIN block_children c ON c.run_id = s.run_id AND c.block_id = s.step_id
+ WHERE s.run_id = $1 AND s.step_id = $2`;
 
 /** The next $3 children of block $2 (run $1) not reached yet, in order. */
 export const nextChildren = `
