@@ -10,13 +10,15 @@ export interface ClaimedStep {
   fence: number;
   /** What the run's stored plan text hashes to at claim time (checked against plan_hash). */
   storedPlanHash: string;
+  /** The stored plan text, when the claim asked for it (a worker without the plan cached). */
+  planText?: string;
 }
 
 /**
  * Claims a pending step: new fence and lease, an attempt row, the `step.running` event in the
  * outbox (the same event {@link stepEvent} makes for a pending → running transition; a test
  * holds the two together), and the run's columns (prefixed `run.`) with the hash of its stored
- * plan text, so the plan check costs no second query.
+ * plan text, and the text itself when asked ($5), so the plan check costs no second query.
  */
 export const claimStepStatement = `
 WITH claimed AS (
@@ -45,11 +47,13 @@ SELECT c.*, ${runColumns
   .split(", ")
   .map((column) => `r.${column} AS "run.${column}"`)
   .join(", ")},
-       'sha256:' || encode(sha256(convert_to(r.plan_json, 'UTF8')), 'hex') AS stored_plan_hash
+       'sha256:' || encode(sha256(convert_to(r.plan_json, 'UTF8')), 'hex') AS stored_plan_hash,
+       CASE WHEN $5 THEN r.plan_json END AS stored_plan_text
   FROM claimed c JOIN runs r ON r.id = c.run_id`;
 
 /**
- * Claims a queued step for `workerId` with a lease of `leaseMs`, in one statement (so it needs
+ * Claims a queued step for `workerId` with a lease of `leaseMs` (with the run's plan text when
+ * `withPlanText`), in one statement (so it needs
  * no transaction of its own). Undefined when the step is not claimable now: already claimed,
  * not ready yet, not a `run` step, or its run is no longer active.
  */
@@ -58,17 +62,15 @@ export async function claimStep(
   item: Pick<WorkItem, "runId" | "stepId">,
   workerId: string,
   leaseMs: number,
+  withPlanText = false,
 ): Promise<ClaimedStep | undefined> {
   const row = (
-    await db.query<Record<string, unknown> & { stored_plan_hash: string }>(claimStepStatement, [
-      item.runId,
-      item.stepId,
-      workerId,
-      leaseMs / 1000,
-    ])
+    await db.query<
+      Record<string, unknown> & { stored_plan_hash: string; stored_plan_text: string | null }
+    >(claimStepStatement, [item.runId, item.stepId, workerId, leaseMs / 1000, withPlanText])
   ).rows[0];
   if (row === undefined) return undefined;
-  const { stored_plan_hash: storedPlanHash, ...columns } = row;
+  const { stored_plan_hash: storedPlanHash, stored_plan_text: planText, ...columns } = row;
   const run: Record<string, unknown> = {};
   const step: Record<string, unknown> = {};
   for (const [column, value] of Object.entries(columns)) {
@@ -76,5 +78,11 @@ export async function claimStep(
     else step[column] = value;
   }
   const claimed = step as unknown as StepRow;
-  return { run: run as unknown as RunRow, step: claimed, fence: claimed.fence, storedPlanHash };
+  return {
+    run: run as unknown as RunRow,
+    step: claimed,
+    fence: claimed.fence,
+    storedPlanHash,
+    ...(planText === null ? {} : { planText }),
+  };
 }

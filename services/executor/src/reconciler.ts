@@ -2,8 +2,7 @@ import { hostname } from "node:os";
 import { type Database, isConnectionError } from "@packrun/db";
 import type { Logger } from "@packrun/logging";
 import type { ReadyWork, StepRow } from "./run-rows.ts";
-import { dbNow, RunScheduler } from "./scheduler.ts";
-import { terminalRunStates } from "./state-machine.ts";
+import { RunScheduler } from "./scheduler.ts";
 
 /** Options for {@link createReconciler}. */
 export interface ReconcilerOptions {
@@ -85,50 +84,17 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         ).rows[0];
         if (step === undefined) return undefined;
         const lostBy = step.lease_owner;
-        // New fence first: whatever the lost worker writes from now on matches nothing.
-        await tx.query("UPDATE steps SET fence = fence + 1 WHERE run_id = $1 AND step_id = $2", [
-          run_id,
-          step_id,
-        ]);
         await tx.query(
           "UPDATE step_attempts SET state = 'lost', finished_at = now(), reason = $4 WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
           [run_id, step_id, step.attempt, `lease expired (worker ${lostBy} lost)`],
         );
-        const current = { ...step, fence: step.fence + 1 };
-        const common = { lease_owner: null, lease_expires_at: null };
-        if (terminalRunStates.has(scheduler.run.state)) {
-          const done = await scheduler.transition(current, "cancelled", {
-            ...common,
-            finished_at: dbNow,
-            reason: `worker ${lostBy} lost after the run ended`,
-          });
-          if (done !== undefined) await scheduler.stepFinished(done);
-        } else if (step.lost_attempts + 1 > maxLost) {
-          const done = await scheduler.transition(current, "failed", {
-            ...common,
-            finished_at: dbNow,
-            lost_attempts: step.lost_attempts + 1,
-            reason: `lost its worker ${step.lost_attempts + 1} times`,
-          });
-          if (done !== undefined) await scheduler.stepFinished(done);
-        } else {
-          const next = await scheduler.transition(current, "pending", {
-            ...common,
-            ready_at: dbNow,
-            lost_attempts: step.lost_attempts + 1,
-            reason: `attempt ${step.attempt} lost with worker ${lostBy}; retrying elsewhere`,
-          });
-          if (next !== undefined)
-            scheduler.ready.push({
-              runId: run_id,
-              stepId: step_id,
-              tenant: step.tenant,
-              priority: scheduler.run.priority,
-              attempt: next.attempt,
-              delayMs: 0,
-            });
-        }
-        await scheduler.syncRunState();
+        // The life cycle gives the step a new fence first thing: whatever the lost worker
+        // writes from now on matches nothing.
+        await scheduler.decide(step, {
+          type: "lease-expired",
+          fence: step.fence,
+          maxLostAttempts: maxLost,
+        });
         logger.warn(
           { runId: run_id, stepId: step_id, worker: lostBy },
           "lease expired; step taken back",
@@ -186,11 +152,7 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
         const step = scheduler === undefined ? undefined : await scheduler.step(step_id);
         if (scheduler === undefined || step === undefined || step.state !== "awaiting-approval")
           return undefined;
-        const done = await scheduler.transition(step, "expired", {
-          finished_at: dbNow,
-          reason: "approval request expired",
-        });
-        if (done !== undefined) await scheduler.stepFinished(done);
+        await scheduler.decide(step, { type: "gate-expired" });
         return { ready: scheduler.ready, finished: scheduler.finishedState !== undefined };
       });
       if (result === undefined) continue;

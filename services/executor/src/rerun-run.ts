@@ -141,8 +141,8 @@ export async function rerunRun(deps: RerunDependencies, request: RerunRequest): 
     ready = await database.transaction(async (tx) => {
       // Copied row to row: the new run has exactly the original's plan, hash and inputs.
       await tx.query(
-        `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, has_approvals, rerun_of, rerun_mode)
-         SELECT $1, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, $3, labels, has_approvals, id, $4
+        `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, has_approvals, has_outputs, rerun_of, rerun_mode)
+         SELECT $1, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, $3, labels, has_approvals, has_outputs, id, $4
            FROM runs WHERE id = $2`,
         [runId, original.id, request.submittedBy, request.mode],
       );

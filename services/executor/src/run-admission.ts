@@ -49,20 +49,25 @@ async function waitingReason(
   limits: AdmissionLimits,
 ): Promise<string> {
   const run = scheduler.run;
-  const delayed = (
-    await tx.query<{ waiting: boolean }>(
-      "SELECT not_before IS NOT NULL AND not_before > now() AS waiting FROM runs WHERE id = $1",
-      [run.id],
-    )
-  ).rows[0]?.waiting;
+  // Only a delayed run or a run of a schedule needs the database's word (clock, overlap flag).
+  const delayed =
+    run.not_before !== null &&
+    (
+      await tx.query<{ waiting: boolean }>(
+        "SELECT not_before IS NOT NULL AND not_before > now() AS waiting FROM runs WHERE id = $1",
+        [run.id],
+      )
+    ).rows[0]?.waiting;
   if (delayed === true && run.not_before !== null)
     return `delayed: starts at ${run.not_before.toISOString()} (notBefore)`;
-  const serial = (
-    await tx.query<{ after_schedule_runs: boolean }>(
-      "SELECT after_schedule_runs FROM runs WHERE id = $1",
-      [run.id],
-    )
-  ).rows[0]?.after_schedule_runs;
+  const serial =
+    run.schedule_id !== null &&
+    (
+      await tx.query<{ after_schedule_runs: boolean }>(
+        "SELECT after_schedule_runs FROM runs WHERE id = $1",
+        [run.id],
+      )
+    ).rows[0]?.after_schedule_runs;
   if (serial === true && run.schedule_id !== null) {
     const previous = (
       await tx.query<{ id: string }>(

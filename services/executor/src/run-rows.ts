@@ -23,6 +23,8 @@ export interface RunRow {
   finalized_at: Date | null;
   /** False when the plan declares no approvals: the run can never wait at a gate. */
   has_approvals: boolean;
+  /** False when the plan declares no run outputs: finishing it need not read the plan. */
+  has_outputs: boolean;
   /** A delayed run starts no earlier than this. */
   not_before: Date | null;
   /** Why a queued run has not started yet ('' when nothing holds it). */
@@ -68,7 +70,7 @@ export interface StepRow {
 
 /** Columns of `runs` without the large plan and manifest texts. */
 export const runColumns =
-  "id, tenant, pack_name, pack_version, pack_digest, plan_hash, inputs, secret_names, state, priority, reason, submitted_by, labels, outputs, created_at, started_at, finished_at, finalized_at, has_approvals, not_before, waiting_reason, timeout_seconds, deadline_at, schedule_id, scheduled_for";
+  "id, tenant, pack_name, pack_version, pack_digest, plan_hash, inputs, secret_names, state, priority, reason, submitted_by, labels, outputs, created_at, started_at, finished_at, finalized_at, has_approvals, has_outputs, not_before, waiting_reason, timeout_seconds, deadline_at, schedule_id, scheduled_for";
 
 /** A step a worker may now claim, to be put on the work queue after the transaction commits. */
 export interface ReadyWork {

@@ -480,10 +480,11 @@ export function createRunService(options: RunServiceOptions): RunService {
       let submitted: RunView;
       try {
         [ready, submitted] = await database.transaction(async (tx) => {
-          await tx.query(
+          const inserted = await tx.query<RunRow>(
             `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key, has_approvals, request_digest,
-                               not_before, timeout_seconds, schedule_id, scheduled_for, after_schedule_runs)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+                               not_before, timeout_seconds, schedule_id, scheduled_for, after_schedule_runs, has_outputs)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+             RETURNING ${runColumns}`,
             [
               runId,
               submission.tenant,
@@ -506,6 +507,7 @@ export function createRunService(options: RunServiceOptions): RunService {
               submission.schedule?.id ?? null,
               submission.schedule?.dueAt ?? null,
               submission.schedule?.afterPreviousRuns ?? false,
+              plan.outputs.length > 0,
             ],
           );
           await insertStepRows(
@@ -513,9 +515,11 @@ export function createRunService(options: RunServiceOptions): RunService {
             { id: runId, tenant: submission.tenant },
             flattenPlannedSteps(plan.steps),
           );
-          const scheduler = await RunScheduler.lock(tx, runId);
-          if (scheduler === undefined)
+          const run = inserted.rows[0];
+          if (run === undefined)
             throw new PackrunError("INTERNAL", "run vanished during submission");
+          // The row this transaction inserted is invisible to others until COMMIT: no lock needed.
+          const scheduler = RunScheduler.forInserted(tx, run);
           await scheduler.events([
             {
               type: "run.queued",

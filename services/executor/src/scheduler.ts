@@ -1,26 +1,24 @@
 import type { Queryable, Transaction } from "@packrun/db";
-import {
-  ExpressionError,
-  isRuntimeValue,
-  type PlannedStep,
-  runtimeReferences,
-  sharedPlanningPool,
-} from "@packrun/planning";
-import { flattenPlannedSteps, insertStepRows } from "./plan-rows.ts";
+import { activateStep } from "./run/activate-step.ts";
+import { progressBlock } from "./run/block-progress.ts";
+import { type StepEvent, stepTransition } from "./run/life-cycle.ts";
+import { endRun, failRun, finishRun } from "./run/run-end.ts";
+import { makesReady, type StepChange } from "./run/step-change.ts";
+import { stepEvent, stepFailureReason } from "./run/step-event.ts";
 import { type RunEvent, recordEvents } from "./run-events.ts";
-import { type ReadyWork, type RunRow, runColumns, type StepRow } from "./run-rows.ts";
+import type { ReadyWork, RunRow, StepRow } from "./run-rows.ts";
 import {
   assertRunTransition,
   assertStepTransition,
   failedStepStates,
   type RunState,
-  type StepState,
   terminalRunStates,
+  terminalStepStates,
 } from "./state-machine.ts";
-import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
+import * as runStore from "./store/run-store.ts";
+import { updateStep, updateStepAndReadyNext } from "./store/step-store.ts";
 
-/** Most steps a run may hold after run-time map expansion (the planner's limit too). */
-const maxStepsPerRun = 10_000;
+export { stepEvent } from "./run/step-event.ts";
 
 /** How a step attempt ended, as its `step_attempts` row records it. */
 export interface AttemptEnd {
@@ -38,14 +36,11 @@ export function runDeadlineReason(timeoutSeconds: number): string {
   return `run deadline of ${timeoutSeconds}s passed`;
 }
 
-/** SQL for "now" in a field value: the database clock is the only clock scheduling uses. */
-export const dbNow = { sql: "now()" } as const;
-type FieldValue = unknown | typeof dbNow | { sql: string; param: unknown };
-
 /**
- * Decides and records what happens next in one run, inside one transaction that holds the
- * run's row lock (so transitions of a run are serialised). Steps that become claimable are
- * collected in {@link ready}; the caller queues them after the commit.
+ * A run transaction: holds the run's row lock (so transitions of a run are serialised), applies
+ * the life cycle's decisions (`run/`) through the store's statements (`store/`), and collects
+ * the steps that became claimable in {@link ready} (the caller queues them after the commit)
+ * and the run's events (written to the outbox in one statement just before COMMIT).
  */
 export class RunScheduler {
   readonly ready: ReadyWork[] = [];
@@ -55,11 +50,11 @@ export class RunScheduler {
   settled = false;
   readonly tx: Queryable;
   run: RunRow;
-  /** Events of this transaction, written to the outbox in one statement just before COMMIT. */
   readonly #pendingEvents: RunEvent[] = [];
   /** Bumped by every write that can change what {@link syncRunState} decides. */
   #changes = 0;
   #syncedAt = -1;
+  readonly #planParts = new Map<string, unknown>();
 
   private constructor(tx: Transaction, run: RunRow) {
     this.tx = tx;
@@ -76,12 +71,13 @@ export class RunScheduler {
     runId: string,
     tenant?: string,
   ): Promise<RunScheduler | undefined> {
-    const result = await tx.query<RunRow>(
-      `SELECT ${runColumns} FROM runs WHERE id = $1 AND ($2::text IS NULL OR tenant = $2) FOR UPDATE`,
-      [runId, tenant ?? null],
-    );
-    const run = result.rows[0];
+    const run = (await tx.query<RunRow>(runStore.lockRun, [runId, tenant ?? null])).rows[0];
     return run === undefined ? undefined : new RunScheduler(tx, run);
+  }
+
+  /** The scheduler of a run this transaction inserted (no other transaction can see it yet). */
+  static forInserted(tx: Transaction, run: RunRow): RunScheduler {
+    return new RunScheduler(tx, run);
   }
 
   /**
@@ -95,19 +91,8 @@ export class RunScheduler {
     claim: { runId: string; stepId: string; fence: number; owner: string; attempt: number },
     ended: AttemptEnd,
   ): Promise<{ scheduler: RunScheduler; holdsClaim: boolean } | undefined> {
-    // The attempt row is closed in the same statement, only if the claim holds; its condition
-    // reads the locked run row, so the run is locked first, as everywhere else.
-    const result = await tx.query<RunRow & { holds_claim: boolean }>(
-      `WITH locked AS (
-         SELECT ${runColumns}, EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.id AND s.step_id = $2 AND s.fence = $3 AND s.state = 'running' AND s.lease_owner = $4) AS holds_claim
-           FROM runs r WHERE id = $1 FOR UPDATE OF r
-       ), attempt AS (
-         UPDATE step_attempts SET state = $6, finished_at = now(), exit_code = $7, reason = $8, cpu_micros = $9, peak_memory_bytes = $10,
-                image_reference = $11, image_digest = $12
-          WHERE run_id = $1 AND step_id = $2 AND attempt = $5 AND (SELECT holds_claim FROM locked)
-       )
-       SELECT * FROM locked`,
-      [
+    const row = (
+      await tx.query<RunRow & { holds_claim: boolean }>(runStore.lockRunForReport, [
         claim.runId,
         claim.stepId,
         claim.fence,
@@ -120,9 +105,8 @@ export class RunScheduler {
         ended.peakMemoryBytes,
         ended.image?.reference ?? null,
         ended.image?.digest ?? null,
-      ],
-    );
-    const row = result.rows[0];
+      ])
+    ).rows[0];
     if (row === undefined) return undefined;
     const { holds_claim: holdsClaim, ...run } = row;
     return { scheduler: new RunScheduler(tx, run), holdsClaim };
@@ -137,71 +121,126 @@ export class RunScheduler {
   }
 
   async step(stepId: string): Promise<StepRow | undefined> {
-    const result = await this.tx.query<StepRow>(
-      "SELECT * FROM steps WHERE run_id = $1 AND step_id = $2",
-      [this.run.id, stepId],
-    );
-    return result.rows[0];
+    return (await this.tx.query<StepRow>(runStore.selectStep, [this.run.id, stepId])).rows[0];
+  }
+
+  /** A part of the run's plan (`approvals`, `policies`, `outputs`), read once per transaction. */
+  async planPart<T>(part: "approvals" | "policies" | "outputs"): Promise<T | undefined> {
+    if (!this.#planParts.has(part)) {
+      const row = (await this.tx.query<{ part: T }>(runStore.planPart, [this.run.id, part]))
+        .rows[0];
+      this.#planParts.set(part, row?.part ?? undefined);
+    }
+    return this.#planParts.get(part) as T | undefined;
   }
 
   /**
-   * Moves a step to `to`, setting `fields`, only if it is still in `step.state` (the state
-   * machine is checked here and by a trigger). Returns the updated row, or undefined when the
-   * step had already moved on (a concurrent claim won).
+   * Applies one change the life cycle decided to `step`, only if the step is still in
+   * `step.state` (the state machine is checked here and by a trigger); records its event and,
+   * when it makes a `run` step claimable, queues it. Undefined when the step had moved on.
    */
-  async transition(
-    step: StepRow,
-    to: StepState,
-    fields: Record<string, FieldValue> = {},
-    note?: string,
-  ): Promise<StepRow | undefined> {
-    assertStepTransition(step.step_id, step.state, to);
-    const sets = ["state = $3"];
-    const params: unknown[] = [this.run.id, step.step_id, to, step.state];
-    for (const [column, value] of Object.entries(fields)) {
-      if (value === dbNow) sets.push(`${column} = now()`);
-      else if (typeof value === "object" && value !== null && "sql" in value && "param" in value) {
-        params.push((value as { param: unknown }).param);
-        sets.push(
-          `${column} = ${(value as { sql: string }).sql.replace("?", `$${params.length}`)}`,
-        );
-      } else {
-        params.push(
-          value !== null && typeof value === "object" && !(value instanceof Date)
-            ? JSON.stringify(value)
-            : value,
-        );
-        sets.push(`${column} = $${params.length}`);
-      }
-    }
-    const result = await this.tx.query<StepRow>(
-      `UPDATE steps SET ${sets.join(", ")} WHERE run_id = $1 AND step_id = $2 AND state = $4 RETURNING *`,
-      params,
-    );
-    const updated = result.rows[0];
+  async apply(step: StepRow, change: StepChange): Promise<StepRow | undefined> {
+    assertStepTransition(step.step_id, step.state, change.to);
+    const updated = await updateStep(this.tx, step, change);
     if (updated === undefined) return undefined;
     this.#changes++;
-    await this.events([stepEvent(updated, step.state, note)]);
+    const ready = step.state === "pending" && change.to === "pending" ? "ready" : undefined;
+    await this.events([stepEvent(updated, step.state, ready)]);
+    if (makesReady(change) && updated.kind === "run") this.#queue(updated, change);
     return updated;
+  }
+
+  /**
+   * {@link apply} for a top-level step that succeeds or is skipped, making the next top-level
+   * step claimable in the same statement when it is a plain `run` step. `advanced` says the
+   * run moved on that way (nothing else to propagate).
+   */
+  async #applyAndAdvance(
+    step: StepRow,
+    change: StepChange,
+  ): Promise<{ row: StepRow | undefined; advanced: boolean }> {
+    assertStepTransition(step.step_id, step.state, change.to);
+    const runGoesOn = !terminalRunStates.has(this.run.state);
+    const { done, next, last } = await updateStepAndReadyNext(this.tx, step, change, runGoesOn);
+    if (done === undefined) return { row: undefined, advanced: false };
+    this.#changes++;
+    await this.events([stepEvent(done, step.state)]);
+    if (last) {
+      await this.finishRun("succeeded", "");
+      return { row: done, advanced: true };
+    }
+    if (next === undefined) return { row: done, advanced: false };
+    await this.events([stepEvent(next, "pending", "ready")]);
+    this.#queue(next, { to: "pending", readyInSeconds: 0 });
+    return { row: done, advanced: true };
+  }
+
+  #queue(step: StepRow, change: StepChange): void {
+    this.ready.push({
+      runId: this.run.id,
+      stepId: step.step_id,
+      tenant: this.run.tenant,
+      priority: this.run.priority,
+      attempt: step.attempt,
+      delayMs: (change.readyInSeconds ?? 0) * 1000,
+    });
+  }
+
+  /** Queues `run` steps a bulk statement made claimable now (see `readyRunSteps`). */
+  queueReady(steps: readonly StepRow[]): void {
+    this.#changes++;
+    for (const step of steps) this.#queue(step, { to: "pending", readyInSeconds: 0 });
+  }
+
+  /** Counts a bulk write that can change what {@link syncRunState} decides. */
+  changed(): void {
+    this.#changes++;
+  }
+
+  /**
+   * Feeds one event to the step's life cycle ({@link stepTransition}) and applies what it
+   * decides; a step that ends propagates (blocks, the run). Returns the decision and the row
+   * as it ends up (undefined when the event changed nothing).
+   */
+  async decide(
+    step: StepRow,
+    event: StepEvent,
+  ): Promise<{ row: StepRow | undefined; deadLetter?: string; ignored?: string }> {
+    const decision = stepTransition(this.run, step, event);
+    if (decision.kind === "ignored") return { row: undefined, ignored: decision.why };
+    let row: StepRow | undefined = step;
+    let advanced = false;
+    for (const change of decision.changes) {
+      if (row === undefined) break;
+      if (row.parent_id === null && (change.to === "succeeded" || change.to === "skipped")) {
+        ({ row, advanced } = await this.#applyAndAdvance(row, change));
+      } else row = await this.apply(row, change);
+    }
+    if (row !== undefined && terminalStepStates.has(row.state) && !advanced)
+      await this.stepFinished(row);
+    await this.syncRunState();
+    return {
+      row: row === step ? undefined : row,
+      ...(decision.deadLetter === undefined ? {} : { deadLetter: decision.deadLetter }),
+    };
   }
 
   /** Starts a queued run: activates its first step. */
   async startRun(): Promise<void> {
     if (this.run.state !== "queued") return;
-    await this.setRunState("running", "", { started: true });
-    if (this.run.timeout_seconds > 0) {
-      // The deadline counts from the start: a delayed or waiting run has all of its time.
-      const row = (
-        await this.tx.query<{ deadline_at: Date }>(
-          "UPDATE runs SET deadline_at = now() + make_interval(secs => timeout_seconds), waiting_reason = '' WHERE id = $1 RETURNING deadline_at",
-          [this.run.id],
-        )
-      ).rows[0];
-      if (row !== undefined) this.run = { ...this.run, deadline_at: row.deadline_at };
-    } else if (this.run.waiting_reason !== "") {
-      await this.tx.query("UPDATE runs SET waiting_reason = '' WHERE id = $1", [this.run.id]);
-    }
-    this.run = { ...this.run, waiting_reason: "" };
+    assertRunTransition(this.run.id, this.run.state, "running");
+    const row = (
+      await this.tx.query<{ deadline_at: Date | null }>(runStore.startRun, [this.run.id])
+    ).rows[0];
+    const from = this.run.state;
+    this.run = {
+      ...this.run,
+      state: "running",
+      reason: "",
+      waiting_reason: "",
+      deadline_at: row?.deadline_at ?? this.run.deadline_at,
+    };
+    await this.events([runStateEvent(this.run.id, from, "running", "")]);
     await this.advanceTopLevel(-1);
     await this.syncRunState();
   }
@@ -216,13 +255,8 @@ export class RunScheduler {
     while (current !== undefined && current.parent_id !== null)
       current = await this.progressContainer(current.parent_id);
     if (current !== undefined && !terminalRunStates.has(this.run.state)) {
-      if (failedStepStates.has(current.state)) {
-        await this.failRun(
-          `step "${current.step_id}" ${current.state.replace("_", " ")}${current.reason ? `: ${current.reason}` : ""}`,
-        );
-      } else {
-        await this.advanceTopLevel(current.position);
-      }
+      if (failedStepStates.has(current.state)) await this.failRun(stepFailureReason(current));
+      else await this.advanceTopLevel(current.position);
     }
     await this.syncRunState();
     await this.settle();
@@ -234,11 +268,14 @@ export class RunScheduler {
    */
   async settle(): Promise<void> {
     if (!terminalRunStates.has(this.run.state)) return;
-    const settled = await this.tx.query(
-      "UPDATE runs SET settled_at = now() WHERE id = $1 AND settled_at IS NULL AND NOT EXISTS (SELECT 1 FROM steps WHERE run_id = $1 AND state = 'running')",
-      [this.run.id],
-    );
+    if (this.settled) return;
+    const settled = await this.tx.query(runStore.settleRun, [this.run.id]);
     if (settled.rowCount === 0) return;
+    await this.recordSettled();
+  }
+
+  /** Records the terminal event of a run that just settled (see {@link settle}). */
+  async recordSettled(): Promise<void> {
     const state = this.run.state;
     await this.events([
       {
@@ -254,449 +291,51 @@ export class RunScheduler {
 
   /** Activates top-level steps after `position` until one keeps running or the run ends. */
   private async advanceTopLevel(position: number): Promise<void> {
-    let next = position + 1;
-    for (;;) {
-      if (terminalRunStates.has(this.run.state)) return;
-      const row = (
-        await this.tx.query<StepRow>(
-          "SELECT * FROM steps WHERE run_id = $1 AND parent_id IS NULL AND position = $2",
-          [this.run.id, next],
-        )
+    for (let next = position + 1; !terminalRunStates.has(this.run.state); next++) {
+      // A plain `run` step is reached in one statement; any other is read, then activated.
+      const readied = (
+        await this.tx.query<StepRow>(runStore.readyPlainTopLevelStep, [this.run.id, next])
       ).rows[0];
-      if (row === undefined) {
-        await this.finishRun("succeeded", "");
+      if (readied !== undefined) {
+        this.#changes++;
+        await this.events([stepEvent(readied, "pending", "ready")]);
+        this.#queue(readied, { to: "pending", readyInSeconds: 0 });
         return;
       }
+      const row = (await this.tx.query<StepRow>(runStore.topLevelStep, [this.run.id, next]))
+        .rows[0];
+      if (row === undefined) return this.finishRun("succeeded", "");
       const done = await this.activate(row);
       if (done === undefined) return;
-      if (failedStepStates.has(done.state)) {
-        await this.failRun(
-          `step "${done.step_id}" ${done.state.replace("_", " ")}${done.reason ? `: ${done.reason}` : ""}`,
-        );
-        return;
-      }
-      next++;
+      if (failedStepStates.has(done.state)) return this.failRun(stepFailureReason(done));
     }
-  }
-
-  private async bindings(step: StepRow, value: unknown): Promise<Record<string, unknown>> {
-    const ids = referencedStepIds(runtimeReferences(value));
-    return {
-      inputs: this.run.inputs,
-      steps: await loadStepBindings(this.tx, this.run.id, ids),
-      ...step.bindings,
-    };
-  }
-
-  /** Fails a pending step whose run-time expression could not be evaluated. */
-  private async failPending(step: StepRow, reason: string): Promise<StepRow> {
-    const running = (await this.transition(step, "running", { started_at: dbNow })) ?? step;
-    return (await this.transition(running, "failed", { finished_at: dbNow, reason })) ?? running;
   }
 
   /**
    * Reaches a pending step. Returns the step when it finished immediately (skipped, failed,
    * decided gate, empty block); undefined when it is now running, queued or awaiting a decision.
    */
-  /**
-   * Makes plain `run` steps (no run-time condition) claimable in one statement: what
-   * {@link activate} does for each of them, for a map's many children at once.
-   */
-  private async readyRunSteps(steps: readonly StepRow[]): Promise<void> {
-    const updated = (
-      await this.tx.query<StepRow>(
-        "UPDATE steps SET ready_at = now() WHERE run_id = $1 AND step_id = ANY($2) AND state = 'pending' AND ready_at IS NULL RETURNING *",
-        [this.run.id, steps.map((step) => step.step_id)],
-      )
-    ).rows;
-    if (updated.length === 0) return;
-    this.#changes++;
-    const byId = new Map(updated.map((row) => [row.step_id, row]));
-    const inOrder = steps.flatMap((step) => byId.get(step.step_id) ?? []);
-    await this.events(inOrder.map((row) => stepEvent(row, "pending", "ready")));
-    for (const row of inOrder)
-      this.ready.push({
-        runId: this.run.id,
-        stepId: row.step_id,
-        tenant: this.run.tenant,
-        priority: this.run.priority,
-        attempt: row.attempt,
-        delayMs: 0,
-      });
-  }
-
-  async activate(step: StepRow): Promise<StepRow | undefined> {
-    // A step a resume kept from the original run is done already: go on after it.
-    if (step.state === "succeeded") return step;
-    if (step.state !== "pending" || step.ready_at !== null) return undefined;
-    const planned = step.planned;
-    if (planned.enabled === false) {
-      return this.transition(step, "skipped", {
-        finished_at: dbNow,
-        reason: planned.skipReason ?? "disabled",
-      });
-    }
-    if (isRuntimeValue(planned.enabled)) {
-      let enabled: unknown;
-      try {
-        enabled = await sharedPlanningPool().evaluateRuntimeValue(
-          planned.enabled,
-          await this.bindings(step, planned.enabled),
-        );
-      } catch (error) {
-        return this.failPending(
-          step,
-          error instanceof ExpressionError ? error.message : String(error),
-        );
-      }
-      if (typeof enabled !== "boolean")
-        return this.failPending(
-          step,
-          `when must evaluate to true or false; \`${planned.enabled.$runtime}\` gave ${JSON.stringify(enabled)}`,
-        );
-      if (!enabled)
-        return this.transition(step, "skipped", {
-          finished_at: dbNow,
-          reason: `when \`${planned.enabled.$runtime}\` is false`,
-        });
-    }
-    switch (planned.kind) {
-      case "run": {
-        const updated = await this.transition(step, "pending", { ready_at: dbNow }, "ready");
-        if (updated !== undefined)
-          this.ready.push({
-            runId: this.run.id,
-            stepId: step.step_id,
-            tenant: this.run.tenant,
-            priority: this.run.priority,
-            attempt: step.attempt,
-            delayMs: 0,
-          });
-        return undefined;
-      }
-      case "parallel":
-      case "map": {
-        const running = await this.transition(step, "running", {
-          started_at: dbNow,
-          ready_at: dbNow,
-        });
-        if (running === undefined) return undefined;
-        if (planned.kind === "map" && isRuntimeValue(planned.map.items)) {
-          const failure = await this.expandMap(running, planned);
-          if (failure !== undefined)
-            return this.transition(running, "failed", { finished_at: dbNow, reason: failure });
-        }
-        return this.progressContainer(step.step_id);
-      }
-      case "approval-gate":
-        return this.awaitApproval(step, planned);
-      case "policy-gate":
-        return this.evaluatePolicy(step, planned);
-    }
-  }
-
-  private async expandMap(
-    container: StepRow,
-    planned: Extract<PlannedStep, { kind: "map" }>,
-  ): Promise<string | undefined> {
-    if (!isRuntimeValue(planned.map.items) || planned.map.template === null) return undefined;
-    let items: unknown;
-    try {
-      items = await sharedPlanningPool().evaluateRuntimeValue(
-        planned.map.items,
-        await this.bindings(container, planned.map.items),
-      );
-    } catch (error) {
-      return error instanceof ExpressionError ? error.message : String(error);
-    }
-    if (!Array.isArray(items))
-      return `map items must evaluate to a list; got ${items === null ? "null" : typeof items}`;
-    const template = planned.map.template;
-    let children: PlannedStep[];
-    try {
-      children = await sharedPlanningPool().expandMapTemplates(
-        template,
-        container.step_id,
-        items,
-        this.run.inputs,
-      );
-    } catch (error) {
-      return error instanceof ExpressionError ? error.message : String(error);
-    }
-    const rows = flattenPlannedSteps(children);
-    const count =
-      (
-        await this.tx.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM steps WHERE run_id = $1",
-          [this.run.id],
-        )
-      ).rows[0]?.n ?? 0;
-    if (count + rows.length > maxStepsPerRun)
-      return `map expands to ${rows.length} steps; a run holds at most ${maxStepsPerRun}`;
-    await insertStepRows(this.tx, this.run, rows);
-    this.#changes++;
-    await this.events([
-      {
-        type: "step.expanded",
-        level: "info",
-        stepId: container.step_id,
-        message: `map expanded to ${items.length} items`,
-        metadata: { items: items.length },
-        idempotencyKey: `${this.run.id}/${container.step_id}/expanded`,
-      },
-    ]);
-    return undefined;
-  }
-
-  private async awaitApproval(
-    step: StepRow,
-    planned: Extract<PlannedStep, { kind: "approval-gate" }>,
-  ): Promise<StepRow | undefined> {
-    const plan = await this.approvals();
-    const approval = plan.find((candidate) => candidate.id === planned.gate.approvalId);
-    const seconds = approval?.expiresAfterSeconds ?? null;
-    await this.transition(step, "awaiting-approval", {
-      ready_at: dbNow,
-      expires_at:
-        seconds === null ? null : { sql: "now() + make_interval(secs => ?)", param: seconds },
-      reason: `awaiting ${approval?.required ?? 1} approval(s) "${planned.gate.approvalId}"`,
-    });
-    return undefined;
-  }
-
-  private async approvals(): Promise<
-    { id: string; required: number; expiresAfterSeconds: number | null }[]
-  > {
-    const result = await this.tx.query<{
-      approvals: { id: string; required: number; expiresAfterSeconds: number | null }[];
-    }>("SELECT (plan_json::jsonb)->'approvals' AS approvals FROM runs WHERE id = $1", [
-      this.run.id,
-    ]);
-    return result.rows[0]?.approvals ?? [];
-  }
-
-  private async evaluatePolicy(
-    step: StepRow,
-    planned: Extract<PlannedStep, { kind: "policy-gate" }>,
-  ): Promise<StepRow | undefined> {
-    const policies =
-      (
-        await this.tx.query<{ policies: { name: string; expression: string }[] }>(
-          "SELECT (plan_json::jsonb)->'policies' AS policies FROM runs WHERE id = $1",
-          [this.run.id],
-        )
-      ).rows[0]?.policies ?? [];
-    const policy = policies.find((candidate) => candidate.name === planned.gate.policy);
-    const running = await this.transition(step, "running", { started_at: dbNow });
-    if (running === undefined) return undefined;
-    let passed = false;
-    let reason: string;
-    try {
-      if (policy === undefined)
-        throw new ExpressionError(`policy "${planned.gate.policy}" is not in the plan`);
-      const bindings = {
-        inputs: this.run.inputs,
-        steps: await loadStepBindings(this.tx, this.run.id),
-        run: {
-          id: this.run.id,
-          tenant: this.run.tenant,
-          packName: this.run.pack_name,
-          packVersion: this.run.pack_version,
-          planHash: this.run.plan_hash,
-        },
-        // Parameters may read earlier steps' outputs (`steps.x.outputs.y`), known only now.
-        parameters: await sharedPlanningPool().resolveRuntimeValues(
-          planned.gate.parameters,
-          await this.bindings(step, planned.gate.parameters),
-        ),
-      };
-      const value = await sharedPlanningPool().evaluateExpression(policy.expression, bindings);
-      if (typeof value !== "boolean")
-        throw new ExpressionError(
-          `policy must evaluate to true or false; gave ${JSON.stringify(value)}`,
-        );
-      passed = value;
-      reason = passed
-        ? `policy "${policy.name}" passed`
-        : `policy "${policy.name}" denied: \`${policy.expression}\` is false`;
-    } catch (error) {
-      reason = `policy "${planned.gate.policy}" could not be evaluated: ${error instanceof Error ? error.message : String(error)}`;
-    }
-    const warnOnly = !passed && planned.gate.failAction === "warn";
-    const outputs = {
-      decision: passed ? "allow" : "deny",
-      failAction: planned.gate.failAction,
-      reason,
-    };
-    await this.events([
-      {
-        type: "gate.policy",
-        level: passed ? "info" : warnOnly ? "warn" : "error",
-        stepId: step.step_id,
-        message: reason,
-        metadata: outputs,
-        idempotencyKey: `${this.run.id}/${step.step_id}/policy`,
-      },
-    ]);
-    return this.transition(running, passed || warnOnly ? "succeeded" : "failed", {
-      finished_at: dbNow,
-      outputs,
-      reason: warnOnly ? `${reason} (failAction warn)` : reason,
-    });
+  activate(step: StepRow): Promise<StepRow | undefined> {
+    return activateStep(this, step);
   }
 
   /**
    * Starts further children of a running parallel/map step within its maxParallel, and
    * finishes it when no child is left. Returns the container when it finished.
    */
-  async progressContainer(containerId: string): Promise<StepRow | undefined> {
-    for (;;) {
-      // The container and its children's counts by state, in one round trip.
-      const row = (
-        await this.tx.query<
-          StepRow & { child_counts: { state: StepState; activated: boolean; n: number }[] }
-        >(
-          `SELECT s.*, coalesce(
-                    (SELECT jsonb_agg(jsonb_build_object('state', state, 'activated', activated, 'n', n))
-                       FROM (SELECT state, ready_at IS NOT NULL AS activated, count(*)::int AS n
-                               FROM steps WHERE run_id = s.run_id AND parent_id = s.step_id GROUP BY 1, 2) g),
-                    '[]'::jsonb) AS child_counts
-             FROM steps s WHERE s.run_id = $1 AND s.step_id = $2`,
-          [this.run.id, containerId],
-        )
-      ).rows[0];
-      if (row === undefined || row.state !== "running") return undefined;
-      const { child_counts: counts, ...container } = row;
-      const planned = container.planned;
-      const block =
-        planned.kind === "parallel"
-          ? planned.parallel
-          : planned.kind === "map"
-            ? planned.map
-            : undefined;
-      if (block === undefined) return undefined;
-      const sum = (test: (row: (typeof counts)[number]) => boolean) =>
-        counts.filter(test).reduce((total, row) => total + row.n, 0);
-      const total = sum(() => true);
-      const failed = sum((row) => failedStepStates.has(row.state));
-      const active = sum(
-        (row) =>
-          row.state === "running" ||
-          row.state === "awaiting-approval" ||
-          (row.state === "pending" && row.activated),
-      );
-      const waiting = sum((row) => row.state === "pending" && !row.activated);
-      const ended = terminalRunStates.has(this.run.state);
-      const stopping = ended || (failed > 0 && !block.continueOnError);
-      if (stopping && waiting > 0) {
-        await this.skipChildren(containerId, `block "${containerId}" stopped after a child failed`);
-        continue;
-      }
-      if (!stopping && waiting > 0) {
-        const slots = block.maxParallel === 0 ? waiting : block.maxParallel - active;
-        if (slots <= 0) return undefined;
-        const next = (
-          await this.tx.query<StepRow>(
-            "SELECT * FROM steps WHERE run_id = $1 AND parent_id = $2 AND state = 'pending' AND ready_at IS NULL ORDER BY position LIMIT $3",
-            [this.run.id, containerId, slots],
-          )
-        ).rows;
-        let finishedNow = 0;
-        for (const batch of activationBatches(next)) {
-          if (Array.isArray(batch)) await this.readyRunSteps(batch);
-          else if ((await this.activate(batch)) !== undefined) finishedNow++;
-        }
-        if (finishedNow === 0) return undefined;
-        continue;
-      }
-      if (active > 0) return undefined;
-      const failedNote = failed > 0 ? `${failed} of ${total} children failed` : "";
-      if (ended && failed === 0)
-        return this.transition(container, "cancelled", {
-          finished_at: dbNow,
-          reason: `run ${this.run.state}`,
-        });
-      if (stopping)
-        return this.transition(container, "failed", { finished_at: dbNow, reason: failedNote });
-      return this.transition(container, "succeeded", {
-        finished_at: dbNow,
-        reason: failedNote === "" ? "" : `${failedNote} (continueOnError)`,
-      });
-    }
-  }
-
-  /** Skips every not-yet-started step below `parentId` (recursively). */
-  private async skipChildren(parentId: string, reason: string): Promise<void> {
-    let parents = [parentId];
-    while (parents.length > 0) {
-      const skipped = (
-        await this.tx.query<StepRow>(
-          "UPDATE steps SET state = 'skipped', finished_at = now(), reason = $3 WHERE run_id = $1 AND parent_id = ANY($2) AND state = 'pending' AND ready_at IS NULL RETURNING *",
-          [this.run.id, parents, reason],
-        )
-      ).rows;
-      this.#changes++;
-      await this.events(skipped.map((row) => stepEvent(row, "pending")));
-      parents = skipped
-        .filter((row) => row.kind === "parallel" || row.kind === "map")
-        .map((row) => row.step_id);
-    }
-  }
-
-  /**
-   * Moves the run to `to`; `also` sets the start time, or the finish time and outputs, in the
-   * same statement.
-   */
-  private async setRunState(
-    to: RunState,
-    reason: string,
-    also: { started: true } | { outputs: Record<string, unknown> } | undefined = undefined,
-  ): Promise<void> {
-    if (this.run.state === to) return;
-    assertRunTransition(this.run.id, this.run.state, to);
-    const from = this.run.state;
-    if (also !== undefined && "outputs" in also)
-      await this.tx.query(
-        "UPDATE runs SET state = $2, reason = $3, finished_at = now(), outputs = $4 WHERE id = $1",
-        [this.run.id, to, reason, JSON.stringify(also.outputs)],
-      );
-    else
-      await this.tx.query(
-        `UPDATE runs SET state = $2, reason = $3${also === undefined ? "" : ", started_at = now()"} WHERE id = $1`,
-        [this.run.id, to, reason],
-      );
-    this.run = { ...this.run, state: to, reason };
-    // The terminal event is the last event of a run: it is recorded when the run settles.
-    if (terminalRunStates.has(to)) return;
-    await this.events([
-      {
-        type: `run.${to}`,
-        level: to === "failed" ? "error" : "info",
-        message: reason || `run ${to}`,
-        metadata: { from, to },
-        idempotencyKey: `${this.run.id}/run/${to}`,
-      },
-    ]);
+  progressContainer(containerId: string): Promise<StepRow | undefined> {
+    return progressBlock(this, containerId);
   }
 
   /** Fails the run: the remaining not-started steps are skipped; running ones finish on their own. */
-  async failRun(reason: string): Promise<void> {
-    // A step stopped by the run's deadline (its timer is cut to it) fails the run only
-    // because the deadline passed: the run ends timed_out, as the deadline sweep would end it.
-    if (this.run.deadline_at !== null && (await this.deadlinePassed())) {
-      await this.endRun("timed_out", runDeadlineReason(this.run.timeout_seconds), "cancelled");
-      return;
-    }
-    await this.endRun("failed", reason, "skipped");
+  failRun(reason: string): Promise<void> {
+    return failRun(this, reason);
   }
 
   /** True when the run has a deadline and it passed (database clock). */
   async deadlinePassed(): Promise<boolean> {
     const row = (
-      await this.tx.query<{ passed: boolean | null }>(
-        "SELECT deadline_at <= now() AS passed FROM runs WHERE id = $1",
-        [this.run.id],
-      )
+      await this.tx.query<{ passed: boolean | null }>(runStore.deadlinePassed, [this.run.id])
     ).rows[0];
     return row?.passed === true;
   }
@@ -706,91 +345,30 @@ export class RunScheduler {
    * cancel), blocks with nothing left running are closed; running steps finish on their own
    * (their workers see the run state and stop).
    */
-  async endRun(
+  endRun(
     state: "failed" | "cancelled" | "timed_out",
     reason: string,
     notStarted: "skipped" | "cancelled",
   ): Promise<void> {
-    const untouched = (
-      await this.tx.query<StepRow & { old_state: StepState }>(
-        `UPDATE steps s SET state = CASE WHEN old.state = 'pending' THEN $2 ELSE 'cancelled' END,
-              finished_at = now(), reason = $3
-         FROM (SELECT step_id, state FROM steps
-                WHERE run_id = $1 AND state IN ('pending', 'awaiting-approval') FOR UPDATE) old
-        WHERE s.run_id = $1 AND s.step_id = old.step_id
-        RETURNING s.*, old.state AS old_state`,
-        [this.run.id, notStarted, `run ${state}: ${reason}`],
-      )
-    ).rows;
-    this.#changes++;
-    await this.events(untouched.map((row) => stepEvent(row, row.old_state)));
-    await this.finishRun(state, reason);
-    // Close blocks with nothing left running, innermost first, until nothing changes.
-    for (let changed = true; changed; ) {
-      changed = false;
-      const blocks = (
-        await this.tx.query<{ step_id: string }>(
-          "SELECT step_id FROM steps WHERE run_id = $1 AND state = 'running' AND kind IN ('parallel', 'map')",
-          [this.run.id],
-        )
-      ).rows;
-      for (const block of blocks)
-        if ((await this.progressContainer(block.step_id)) !== undefined) changed = true;
-    }
-    await this.settle();
+    return endRun(this, state, reason, notStarted);
   }
 
-  /** Moves the run to a terminal state and computes its outputs. */
-  async finishRun(
+  /** Moves the run to a terminal state, computes its outputs and settles it when it can. */
+  finishRun(
     state: "succeeded" | "failed" | "cancelled" | "timed_out",
     reason: string,
   ): Promise<void> {
-    if (terminalRunStates.has(this.run.state)) return;
-    let outputs: Record<string, unknown> = {};
-    if (state === "succeeded") {
-      try {
-        outputs = await this.runOutputs();
-      } catch (error) {
-        state = "failed";
-        reason = `outputs could not be evaluated: ${error instanceof Error ? error.message : String(error)}`;
-      }
-    }
-    // Success is reached through running (e.g. the approval of a run's last step, a gate).
-    if (
-      (this.run.state === "queued" || this.run.state === "awaiting-approval") &&
-      state === "succeeded"
-    )
-      await this.setRunState("running", "");
-    await this.setRunState(state, reason, { outputs });
-    this.finishedState = state;
-    await this.settle();
+    return finishRun(this, state, reason);
   }
 
-  private async runOutputs(): Promise<Record<string, unknown>> {
-    const declared =
-      (
-        await this.tx.query<{ outputs: { name: string; path: unknown; expression: unknown }[] }>(
-          "SELECT (plan_json::jsonb)->'outputs' AS outputs FROM runs WHERE id = $1",
-          [this.run.id],
-        )
-      ).rows[0]?.outputs ?? [];
-    if (declared.length === 0) return {};
-    const bindings = {
-      inputs: this.run.inputs,
-      steps: await loadStepBindings(this.tx, this.run.id),
-    };
-    const pool = sharedPlanningPool();
-    return Object.fromEntries(
-      await Promise.all(
-        declared.map(
-          async (output) =>
-            [
-              output.name,
-              await pool.resolveRuntimeValues(output.expression ?? output.path, bindings),
-            ] as const,
-        ),
-      ),
-    );
+  /** Moves the run to a non-terminal state, with its event. */
+  async setRunState(to: "running" | "awaiting-approval", reason: string): Promise<void> {
+    if (this.run.state === to) return;
+    assertRunTransition(this.run.id, this.run.state, to);
+    const from = this.run.state;
+    await this.tx.query(runStore.setRunState, [this.run.id, to, reason]);
+    this.run = { ...this.run, state: to, reason };
+    await this.events([runStateEvent(this.run.id, from, to, reason)]);
   }
 
   /** running ⇄ awaiting-approval: the run waits when a gate waits and nothing else can move. */
@@ -802,19 +380,14 @@ export class RunScheduler {
     if (this.#syncedAt === this.#changes) return;
     this.#syncedAt = this.#changes;
     const result = await this.tx.query<{ waiting: boolean; moving: boolean }>(
-      `SELECT bool_or(state = 'awaiting-approval') AS waiting,
-              bool_or((state = 'running' AND lease_owner IS NOT NULL) OR (state = 'pending' AND ready_at IS NOT NULL)) AS moving
-         FROM steps WHERE run_id = $1`,
+      runStore.waitingAndMoving,
       [this.run.id],
     );
     const { waiting, moving } = result.rows[0] ?? { waiting: false, moving: false };
-    await this.setRunStateQuietly(waiting && !moving ? "awaiting-approval" : "running");
-  }
-
-  private async setRunStateQuietly(to: "running" | "awaiting-approval"): Promise<void> {
+    const to = waiting && !moving ? "awaiting-approval" : "running";
     if (this.run.state === to) return;
     assertRunTransition(this.run.id, this.run.state, to);
-    await this.tx.query("UPDATE runs SET state = $2 WHERE id = $1", [this.run.id, to]);
+    await this.tx.query(runStore.setRunState, [this.run.id, to, this.run.reason]);
     this.run = { ...this.run, state: to };
     await this.events([
       {
@@ -827,41 +400,12 @@ export class RunScheduler {
   }
 }
 
-/**
- * Splits steps to activate, in order, into runs of plain `run` steps (activated together by one
- * statement) and single steps that need {@link RunScheduler.activate}'s evaluation.
- */
-function activationBatches(steps: readonly StepRow[]): (StepRow[] | StepRow)[] {
-  const batches: (StepRow[] | StepRow)[] = [];
-  for (const step of steps) {
-    const plain =
-      step.kind === "run" &&
-      step.planned.enabled === true &&
-      step.state === "pending" &&
-      step.ready_at === null;
-    const last = batches.at(-1);
-    if (!plain) batches.push(step);
-    else if (Array.isArray(last)) last.push(step);
-    else batches.push([step]);
-  }
-  return batches;
-}
-
-/** The event for a step transition; its idempotency key is unique per attempt and fence. */
-export function stepEvent(step: StepRow, from: StepState, note?: string): RunEvent {
-  const failed = failedStepStates.has(step.state) && step.state !== "cancelled";
+function runStateEvent(runId: string, from: RunState, to: RunState, reason: string): RunEvent {
   return {
-    type: `step.${note === "ready" ? "ready" : step.state}`,
-    level: failed ? "error" : "info",
-    stepId: step.step_id,
-    message: step.reason || `step ${note === "ready" ? "ready" : step.state}`,
-    metadata: {
-      from,
-      to: step.state,
-      attempt: step.attempt,
-      ...(step.exit_code === null ? {} : { exitCode: step.exit_code }),
-      ...(step.next_attempt_at === null ? {} : { nextAttemptAt: step.next_attempt_at }),
-    },
-    idempotencyKey: `${step.run_id}/${step.step_id}/${note ?? step.state}/${step.attempt}/${step.fence}`,
+    type: `run.${to}`,
+    level: to === "failed" ? "error" : "info",
+    message: reason || `run ${to}`,
+    metadata: { from, to },
+    idempotencyKey: `${runId}/run/${to}`,
   };
 }

@@ -20,7 +20,7 @@ import { LeaseWatchdog, type WatchedAttempt } from "./lease/lease-watchdog.ts";
 import { monotonicMs } from "./lease/monotonic-clock.ts";
 import type { LogWriter } from "./log-writer.ts";
 import { flattenPlannedSteps } from "./plan-rows.ts";
-import { retryDelaySeconds } from "./retry-delay.ts";
+import type { AttemptEnd } from "./run/attempt-ended.ts";
 import { stepTimeoutMs } from "./run-deadline.ts";
 import type { ReadyWork, StepRow } from "./run-rows.ts";
 import type {
@@ -31,9 +31,8 @@ import type {
 } from "./runtime/types.ts";
 import { DEFAULT_STEP_DISK_BYTES } from "./runtime/workdir-limit.ts";
 import { WorkdirSlots } from "./runtime/workdir-slots.ts";
-import { dbNow, RunScheduler } from "./scheduler.ts";
+import { RunScheduler } from "./scheduler.ts";
 import type { SecretVault } from "./secret-vault.ts";
-import { terminalRunStates } from "./state-machine.ts";
 import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
 import { applyDeclaredOutputs } from "./typed-outputs.ts";
 import type { WorkItem, WorkOutcome, WorkQueue } from "./work-queue.ts";
@@ -263,7 +262,13 @@ export class StepWorker {
   ): Promise<
     { kind: "claimed"; claimed: Claimed } | { kind: "stale" } | { kind: "later"; delayMs: number }
   > {
-    const claimed = await claimStep(db, item, this.id, this.#options.leaseMs);
+    const claimed = await claimStep(
+      db,
+      item,
+      this.id,
+      this.#options.leaseMs,
+      !this.#verifiedPlans.has(item.runId),
+    );
     if (claimed !== undefined) return { kind: "claimed", claimed };
     const due = (
       await db.query<{ wait_ms: number }>(
@@ -284,7 +289,7 @@ export class StepWorker {
    * while the stored text still hashes to planHash: a plan changed after submission is never
    * executed, whichever worker already ran a step of the run.
    */
-  async #verifyPlan({ run, step, storedPlanHash }: Claimed): Promise<Plan> {
+  async #verifyPlan({ run, step, storedPlanHash, planText }: Claimed): Promise<Plan> {
     const row = { stored_hash: storedPlanHash, plan_hash: run.plan_hash };
     if (row.stored_hash !== row.plan_hash)
       throw new PermanentStepError(
@@ -292,12 +297,14 @@ export class StepWorker {
       );
     let verified = this.#verifiedPlans.get(step.run_id);
     if (verified?.hash !== row.plan_hash) {
-      const text = (
-        await this.#options.database.query<{ plan_json: string }>(
-          "SELECT plan_json FROM runs WHERE id = $1",
-          [step.run_id],
-        )
-      ).rows[0]?.plan_json;
+      const text =
+        planText ??
+        (
+          await this.#options.database.query<{ plan_json: string }>(
+            "SELECT plan_json FROM runs WHERE id = $1",
+            [step.run_id],
+          )
+        ).rows[0]?.plan_json;
       const plan = JSON.parse(text ?? "null") as Plan;
       const actual = computePlanHash(plan);
       if (actual !== row.plan_hash)
@@ -583,110 +590,65 @@ export class StepWorker {
     );
   }
 
+  /**
+   * Feeds the report to the step's life cycle (`run/life-cycle.ts`: retry, hand back, cancel or
+   * fail) and applies its decision; a step that failed for good is also dead-lettered.
+   */
   async #record(
     tx: Queryable,
     scheduler: RunScheduler,
     step: StepRow,
     result: RecordedResult,
   ): Promise<{ ready: ReadyWork[]; finished: boolean; state: string }> {
-    const permanent = result.permanent === true;
-    const handedBack = result.handedBack === true;
-    const common = {
-      lease_owner: null,
-      lease_expires_at: null,
-      exit_code: result.exitCode,
-      reason: result.reason,
-    };
-    if (handedBack) {
-      const next = await scheduler.transition(step, "pending", {
-        ...common,
-        ready_at: dbNow,
-        lost_attempts: step.lost_attempts + 1,
-        reason: "handed back by a draining worker",
-      });
-      if (next !== undefined)
-        scheduler.ready.push({
-          runId: step.run_id,
-          stepId: step.step_id,
-          tenant: step.tenant,
-          priority: scheduler.run.priority,
-          attempt: next.attempt,
-          delayMs: 0,
-        });
-      return { ready: scheduler.ready, finished: false, state: "pending" };
-    }
-    if (result.outcome === "succeeded") {
-      const done = await scheduler.transition(step, "succeeded", {
-        ...common,
-        finished_at: dbNow,
-        outputs: {
-          ...result.outputs,
-          ...Object.fromEntries(
-            result.artifacts.map((artifact) => [`artifact:${artifact.name}`, artifact.digest]),
-          ),
-        },
-      });
-      if (done !== undefined) await scheduler.stepFinished(done);
-    } else if (result.outcome === "cancelled") {
-      const done = await scheduler.transition(step, "cancelled", { ...common, finished_at: dbNow });
-      if (done !== undefined) await scheduler.stepFinished(done);
-    } else {
-      const failures = step.failed_attempts + 1;
-      const planned = step.planned;
-      if (
-        !permanent &&
-        failures < step.max_attempts &&
-        !terminalRunStates.has(scheduler.run.state)
-      ) {
-        const delay = retryDelaySeconds(planned.failure, failures);
-        const next = await scheduler.transition(step, "pending", {
-          ...common,
-          failed_attempts: failures,
-          next_attempt_at: { sql: "now() + make_interval(secs => ?)", param: delay },
-          ready_at: { sql: "now() + make_interval(secs => ?)", param: delay },
-          reason: `attempt ${step.attempt} ${result.outcome.replace("_", " ")}: ${result.reason}; retrying in ${delay}s`,
-        });
-        if (next !== undefined)
-          scheduler.ready.push({
+    const decided = await scheduler.decide(step, {
+      type: "attempt-ended",
+      fence: step.fence,
+      owner: this.id,
+      end: attemptEnd(result),
+    });
+    if (decided.deadLetter !== undefined) {
+      await tx.query(
+        "INSERT INTO dead_letters (run_id, step_id, attempt, reason) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        [step.run_id, step.step_id, step.attempt, decided.deadLetter],
+      );
+      await this.#options.queue
+        .deadLetter(
+          {
             runId: step.run_id,
             stepId: step.step_id,
             tenant: step.tenant,
             priority: scheduler.run.priority,
-            attempt: next.attempt,
-            delayMs: delay * 1000,
-          });
-      } else {
-        const done = await scheduler.transition(step, result.outcome, {
-          ...common,
-          failed_attempts: failures,
-          finished_at: dbNow,
-        });
-        await tx.query(
-          "INSERT INTO dead_letters (run_id, step_id, attempt, reason) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-          [step.run_id, step.step_id, step.attempt, result.reason],
-        );
-        await this.#options.queue
-          .deadLetter(
-            {
-              runId: step.run_id,
-              stepId: step.step_id,
-              tenant: step.tenant,
-              priority: scheduler.run.priority,
-              attempt: step.attempt,
-            },
-            result.reason,
-          )
-          .catch(() => {});
-        if (done !== undefined) await scheduler.stepFinished(done);
-      }
+            attempt: step.attempt,
+          },
+          decided.deadLetter,
+        )
+        .catch(() => {});
     }
-    await scheduler.syncRunState();
     return {
       ready: scheduler.ready,
       finished: scheduler.finishedState !== undefined,
       state: scheduler.run.state,
     };
   }
+}
+
+/** The life cycle's view of a worker's result. */
+function attemptEnd(result: RecordedResult): Exclude<AttemptEnd, { kind: "lost" }> {
+  if (result.handedBack === true)
+    return { kind: "handed-back", exitCode: result.exitCode, reason: result.reason };
+  return {
+    kind: "reported",
+    outcome: result.outcome,
+    exitCode: result.exitCode,
+    reason: result.reason,
+    permanent: result.permanent === true,
+    outputs: {
+      ...result.outputs,
+      ...Object.fromEntries(
+        result.artifacts.map((artifact) => [`artifact:${artifact.name}`, artifact.digest]),
+      ),
+    },
+  };
 }
 
 class LeaseLost extends Error {}

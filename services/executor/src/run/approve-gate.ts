@@ -1,6 +1,6 @@
 import type { Queryable } from "@packrun/db";
 import type { ApprovalRequest } from "../run-service.ts";
-import { dbNow, type RunScheduler } from "../scheduler.ts";
+import type { RunScheduler } from "../scheduler.ts";
 import {
   insertGateDecision,
   readApprovalFacts,
@@ -69,38 +69,29 @@ export async function decideUnderLock(
       evidence: request.evidence,
     }),
   ]);
-  await moveGate(scheduler, decision, request.comment);
-  await scheduler.syncRunState();
+  await moveGate(scheduler, decision, request.approve, request.comment);
   return decision;
 }
 
-/** Rejects the gate, or opens it (pending, running, succeeded) once its quorum is reached. */
+/**
+ * Hands the recorded decision to the life cycle ({@link RunScheduler.decide}), which rejects the
+ * gate, opens it once the quorum is reached, or leaves it waiting (gates.ts).
+ */
 async function moveGate(
   scheduler: RunScheduler,
   decision: Extract<ApprovalDecision, { kind: "accept" }>,
+  approve: boolean,
   comment: string,
 ): Promise<void> {
   if (decision.gateOutcome === "waits") return;
   const step = await scheduler.step(decision.gate.stepId);
   if (step === undefined) return;
-  if (decision.gateOutcome === "rejected") {
-    const rejected = await scheduler.transition(step, "rejected", {
-      finished_at: dbNow,
-      reason: `rejected by ${decision.approver}${comment ? `: ${comment}` : ""}`,
-    });
-    if (rejected !== undefined) await scheduler.stepFinished(rejected);
-    return;
-  }
-  const reopened = await scheduler.transition(step, "pending", {
-    reason: `approved by ${decision.approvals} approver(s)`,
+  await scheduler.decide(step, {
+    type: "approval-decided",
+    approve,
+    approver: decision.approver,
+    comment,
+    approvals: decision.approvals,
+    required: decision.gate.required,
   });
-  const running =
-    reopened === undefined
-      ? undefined
-      : await scheduler.transition(reopened, "running", { started_at: dbNow });
-  const done =
-    running === undefined
-      ? undefined
-      : await scheduler.transition(running, "succeeded", { finished_at: dbNow });
-  if (done !== undefined) await scheduler.stepFinished(done);
 }

@@ -106,6 +106,10 @@ const terminal = new Set([
 /** Starts an {@link ExecutorStack}; `options` tune the first executor. */
 export async function startExecutorStack(
   options: Partial<ExecutorOptions> = {},
+  hooks: {
+    /** Wraps the executors' database handle (e.g. to count statements); tests query the raw one. */
+    wrapDatabase?: (database: Database) => Database;
+  } = {},
 ): Promise<ExecutorStack> {
   const testDatabase: TestDatabase = await createTestDatabase("executor");
   const logger = createLogger({
@@ -141,9 +145,10 @@ export async function startExecutorStack(
     key: secretsKey,
     keyPrefix: `${redis.keyPrefix}secrets:`,
   });
+  const executorDatabase = hooks.wrapDatabase?.(database) ?? database;
   const addExecutor = async (overrides: Partial<ExecutorOptions> = {}) => {
     const started = await startExecutor({
-      database,
+      database: executorDatabase,
       queue: newQueue(),
       vault,
       logger,
