@@ -12,6 +12,7 @@ import {
 import { errorCodeHeader, type ServiceTls, serviceTransport } from "@packrun/rpc-server";
 import { rpcClientTracing } from "@packrun/telemetry";
 import { outboxChannel, ReadPacer } from "./change-hints.ts";
+import { type LogChunkEvent, logChunkType } from "./log-writer.ts";
 import type { RunEvent } from "./run-events.ts";
 import { buildRunRecord, runRecordStruct } from "./run-record.ts";
 
@@ -63,9 +64,30 @@ const levels: Record<string, EventLevel> = {
   error: EventLevel.ERROR,
 };
 
-type StoredEvent = RunEvent & { runId: string; tenant: string; time: string };
+type StoredEvent = (RunEvent & { runId: string; tenant: string; time: string }) | LogChunkEvent;
 
+const isChunk = (event: StoredEvent): event is LogChunkEvent => event.type === logChunkType;
+
+/** An outbox row as one IngestEvents request: an event, or a chunk of log lines. */
 function request(event: StoredEvent): IngestEventsRequest {
+  if (isChunk(event)) {
+    return create(IngestEventsRequestSchema, {
+      chunk: {
+        tenant: event.tenant,
+        runId: event.runId,
+        stepId: event.stepId,
+        idempotencyKey: event.idempotencyKey,
+        lines: event.lines.map((line) => ({
+          idempotencyKey: line.idempotencyKey,
+          time: timestampFromDate(new Date(line.time)),
+          level: levels[line.level] ?? EventLevel.INFO,
+          type: line.type,
+          message: line.message,
+          metadata: (line.metadata ?? {}) as never,
+        })),
+      },
+    });
+  }
   return create(IngestEventsRequestSchema, {
     event: {
       tenant: event.tenant,
@@ -80,6 +102,19 @@ function request(event: StoredEvent): IngestEventsRequest {
     },
   });
 }
+
+/**
+ * The oldest outbox rows, at most $1 of them and about $2 bytes (stored size) together: with
+ * chunks of 64 KiB a count alone would let one round hold tens of megabytes.
+ */
+const oldestRowsSql = `SELECT id, event, candidates FROM (
+  SELECT id, event, sum(pg_column_size(event)) OVER (ORDER BY id) - pg_column_size(event) AS before,
+         count(*) OVER () AS candidates
+    FROM (SELECT id, event FROM outbox ORDER BY id LIMIT $1) AS oldest
+) AS sized WHERE before < $2 ORDER BY id`;
+
+/** About the most bytes of outbox rows one round ships (see {@link oldestRowsSql}). */
+const roundBytes = 4 * 1024 * 1024;
 
 // Refusals that resending cannot fix: the event is logged and dropped so it does not block the rest.
 const permanentRefusals = new Set(["RUN_FINISHED", "REQUEST_INVALID"]);
@@ -108,14 +143,14 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
           "SELECT pg_try_advisory_xact_lock(hashtext('packrun.executor.outbox')) AS locked",
         )
       ).rows[0];
-      if (locked?.locked !== true) return { shipped: 0, dropped: 0 };
+      if (locked?.locked !== true) return { shipped: 0, dropped: 0, more: false };
       const rows = (
-        await tx.query<{ id: number; event: StoredEvent }>(
-          "SELECT id, event FROM outbox ORDER BY id LIMIT $1",
-          [batchSize],
-        )
+        await tx.query<{ id: number; event: StoredEvent; candidates: number }>(oldestRowsSql, [
+          batchSize,
+          roundBytes,
+        ])
       ).rows;
-      if (rows.length === 0) return { shipped: 0, dropped: 0 };
+      if (rows.length === 0) return { shipped: 0, dropped: 0, more: false };
       let acked = 0;
       let dropped: number | undefined;
       try {
@@ -158,7 +193,14 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
       const done = rows.slice(0, acked).map((row) => row.id);
       if (dropped !== undefined) done.push(dropped);
       if (done.length > 0) await tx.query("DELETE FROM outbox WHERE id = ANY($1)", [done]);
-      return { shipped: acked, dropped: dropped === undefined ? 0 : 1 };
+      // More rows wait when the round was full: by count, or cut by bytes.
+      const candidates = Number(rows[0]?.candidates ?? 0);
+      const more = candidates === batchSize || rows.length < candidates;
+      return {
+        shipped: acked,
+        dropped: dropped === undefined ? 0 : 1,
+        more: more && acked + (dropped === undefined ? 0 : 1) === rows.length,
+      };
     });
 
   const finalize = async (): Promise<number> => {
@@ -208,7 +250,7 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
       const batch = await ship();
       shipped += batch.shipped;
       dropped += batch.dropped;
-      if (batch.shipped + batch.dropped < batchSize) break;
+      if (!batch.more) break;
     }
     return { shipped, dropped, finalized: await finalize() };
   };
