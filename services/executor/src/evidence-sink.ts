@@ -243,7 +243,8 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
     return finalized;
   };
 
-  const runOnce = async () => {
+  /** Ships until the outbox has no full round left (or a round fails to ship everything). */
+  const shipAll = async () => {
     let shipped = 0;
     let dropped = 0;
     for (;;) {
@@ -252,7 +253,20 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
       dropped += batch.dropped;
       if (!batch.more) break;
     }
-    return { shipped, dropped, finalized: await finalize() };
+    return { shipped, dropped };
+  };
+
+  const runOnce = async () => ({ ...(await shipAll()), finalized: await finalize() });
+
+  // Finalising reads and hashes a run's whole transcript on the evidence service: it runs beside
+  // shipping, not in its loop, so that other runs' lines do not wait for it (one at a time).
+  let finalizing: Promise<unknown> | undefined;
+  const finalizeBeside = () => {
+    finalizing ??= finalize()
+      .catch((error) => logger.warn({ err: error }, "finalising runs failed"))
+      .finally(() => {
+        finalizing = undefined;
+      });
   };
 
   return {
@@ -262,20 +276,26 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
       const rounds = new ReadPacer({
         fallbackMs: options.intervalMs ?? (changes === undefined ? 200 : 1000),
         minGapMs: changes === undefined ? 0 : shipMinGapMs,
+        // A slow round (a flood of lines) is followed at once: a longer gap would only let the
+        // backlog, and every line's latency, grow.
+        maxReadShare: 1,
       });
       pacer = rounds;
       const unwatch = changes?.watchAll(outboxChannel, () => rounds.hint());
       running = (async () => {
-        while (await rounds.next())
-          await runOnce().catch((error) =>
+        while (await rounds.next()) {
+          await shipAll().catch((error) =>
             logger.warn({ err: error }, "evidence sink round failed"),
           );
+          finalizeBeside();
+        }
       })().finally(() => unwatch?.());
     },
     async stop() {
       pacer?.close();
       pacer = undefined;
       await running;
+      await finalizing;
       // One last round so what a draining worker recorded still reaches the evidence service.
       await runOnce().catch((error) => logger.warn({ err: error }, "final evidence round failed"));
       sessions.abort();
