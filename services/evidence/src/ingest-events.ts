@@ -1,12 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import type { Database } from "@packrun/db";
+import { PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
 import {
   type IngestEventsRequest,
   type IngestEventsResponse,
   IngestEventsResponseSchema,
 } from "@packrun/proto/evidence/v1";
-import { PackrunError } from "@packrun/errors";
 import { type NewEvent, validateChunk, validateEvent } from "./event-model.ts";
 import { appendEvents } from "./event-store.ts";
 

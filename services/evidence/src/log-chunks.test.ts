@@ -18,8 +18,8 @@ import {
 } from "@packrun/proto/evidence/v1";
 import { errorCodeHeader } from "@packrun/rpc-server";
 import { beforeAll, describe, test } from "vitest";
-import { transcriptChunks } from "./transcript-store.ts";
 import { ingestAll, Pushable, type TestEvidence, testEvent, useEvidence } from "./test-helpers.ts";
+import { transcriptChunks } from "./transcript-store.ts";
 
 let evidence: TestEvidence;
 let databaseUrl: string;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { PackrunError } from "@packrun/errors";
 import type { Event } from "@packrun/proto/evidence/v1";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { errorCodeHeader } from "@packrun/rpc-server";
 import { isRunUnknownToEvidence as isUnknownRun } from "./downstream-errors.ts";
 import type { ServiceClients } from "./service-clients.ts";
