@@ -276,9 +276,6 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
       const rounds = new ReadPacer({
         fallbackMs: options.intervalMs ?? (changes === undefined ? 200 : 1000),
         minGapMs: changes === undefined ? 0 : shipMinGapMs,
-        // A slow round (a flood of lines) is followed at once: a longer gap would only let the
-        // backlog, and every line's latency, grow.
-        maxReadShare: 1,
       });
       pacer = rounds;
       const unwatch = changes?.watchAll(outboxChannel, () => rounds.hint());
