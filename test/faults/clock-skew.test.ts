@@ -86,7 +86,8 @@ for (const skewMs of [hour, -hour]) {
       assert.ok(waitedMs < 3000, `retried after ${waitedMs} ms`);
       // The skew was real: the worker stamps its output lines with its own (wrong) clock.
       const line = await stack.database.query<{ time: string }>(
-        "SELECT event->>'time' AS time FROM outbox WHERE run_id = $1 AND event->>'type' = 'log.stdout'",
+        `SELECT l->>'time' AS time FROM outbox o CROSS JOIN LATERAL jsonb_array_elements(o.event->'lines') AS l
+          WHERE o.run_id = $1 AND l->>'type' = 'log.stdout'`,
         [id],
       );
       const lineSkew = Date.parse(line.rows[0]?.time ?? "") - (second?.started_at.getTime() ?? 0);

@@ -186,3 +186,59 @@ test("evidence killed twice mid-run: events buffered and resent, the log is gapl
   const report = await verifyBundle(bundle, { integrityOnly: true });
   assert.equal(report.ok, true, JSON.stringify(report.failures));
 });
+
+test("evidence killed during a log flood: the chunks wait in the outbox, no line is lost or reordered", async () => {
+  const bursts = 20;
+  const perBurst = 1000;
+  const id = await stack.submit(
+    packManifest(
+      "evidence-flood",
+      `  steps:
+    - id: flood
+      run: {uses: builtin:shell, with: {argv: [sh, -c, 'i=0; while [ $i -lt ${bursts} ]; do seq $((i*${perBurst}+1)) $((i*${perBurst}+${perBurst})); i=$((i+1)); sleep 0.2; done']}}
+`,
+    ),
+  );
+  await eventually(
+    "the flood's first lines stored",
+    async () => (await storedEvents(id)).length >= 1000,
+    { timeoutMs: 30_000 },
+  );
+  await evidence?.kill();
+  // Lines keep coming while evidence is down: they wait in the outbox as chunks, not lines.
+  const waiting = await eventually(
+    "the flood waiting in the outbox",
+    async () => {
+      const result = await stack.database.query<{ rows: number; lines: number }>(
+        `SELECT count(*)::int AS rows,
+                coalesce(sum(jsonb_array_length(event->'lines')), 0)::int AS lines
+           FROM outbox WHERE run_id = $1 AND event->>'type' = 'log.chunk'`,
+        [id],
+      );
+      const counts = result.rows[0];
+      return counts !== undefined && counts.lines >= 3 * perBurst ? counts : undefined;
+    },
+    { timeoutMs: 20_000 },
+  );
+  assert.ok(waiting.rows * 10 < waiting.lines, `${waiting.rows} rows for ${waiting.lines} lines`);
+  evidence = await startEvidenceProcess(evidenceSettings);
+
+  const run = await stack.waitFor(id, undefined, { timeoutMs: 60_000 });
+  assert.equal(run.state, RunState.SUCCEEDED, run.reason);
+  await eventually("the outbox drained", async () => (await outboxRows(id)) === 0, {
+    timeoutMs: 30_000,
+  });
+  const events = await storedEvents(id);
+  assert.deepEqual(
+    events.map((event) => Number(event.sequence)),
+    events.map((_, index) => index + 1),
+    "sequence is gapless from 1",
+  );
+  assert.equal(events.at(-1)?.type, "run.succeeded");
+  const flood = events.filter((event) => event.type === "log.stdout").map((e) => e.message);
+  assert.equal(flood.length, bursts * perBurst);
+  assert.ok(
+    flood.every((message, i) => message === String(i + 1)),
+    "every line exactly once, in order",
+  );
+}, 120_000);

@@ -44,6 +44,9 @@ const ticker = packManifest(
 `,
 );
 
+/** The outbox's log lines: each row `o` is a chunk of one step's lines `l`. */
+const outboxLines = "outbox o CROSS JOIN LATERAL jsonb_array_elements(o.event->'lines') AS l";
+
 /**
  * Runs the ticker and returns, for each of its lines, how long after it was printed it was
  * first seen in the outbox (polled every 25 ms).
@@ -53,7 +56,7 @@ async function tickerLatencies(): Promise<number[]> {
   const seen = new Map<string, number>();
   for (;;) {
     const rows = await stack.database.query<{ message: string }>(
-      "SELECT event->>'message' AS message FROM outbox WHERE run_id = $1 AND event->>'type' = 'log.stdout'",
+      `SELECT l->>'message' AS message FROM ${outboxLines} WHERE o.run_id = $1 AND l->>'type' = 'log.stdout'`,
       [id],
     );
     const now = Date.now();
@@ -110,7 +113,7 @@ test("floods are capped with a marker, the worker's memory stays bounded, anothe
   for (const step of run.steps.filter((s) => s.id !== "flood"))
     assert.equal(step.attempts.length, 1, `${step.id} ran once`);
   const markers = await stack.database.query<{ step: string; message: string }>(
-    "SELECT event->>'stepId' AS step, event->>'message' AS message FROM outbox WHERE run_id = $1 AND event->>'type' = 'log.system' ORDER BY 1",
+    `SELECT o.event->>'stepId' AS step, l->>'message' AS message FROM ${outboxLines} WHERE o.run_id = $1 AND l->>'type' = 'log.system' ORDER BY 1`,
     [flood],
   );
   assert.deepEqual(
@@ -121,8 +124,8 @@ test("floods are capped with a marker, the worker's memory stays bounded, anothe
     ],
   );
   const counts = await stack.database.query<{ step: string; lines: number; bytes: number }>(
-    `SELECT event->>'stepId' AS step, count(*)::int AS lines, sum(length(event->>'message') + 1)::int AS bytes
-       FROM outbox WHERE run_id = $1 AND event->>'type' = 'log.stdout' GROUP BY 1 ORDER BY 1`,
+    `SELECT o.event->>'stepId' AS step, count(*)::int AS lines, sum(length(l->>'message') + 1)::int AS bytes
+       FROM ${outboxLines} WHERE o.run_id = $1 AND l->>'type' = 'log.stdout' GROUP BY 1 ORDER BY 1`,
     [flood],
   );
   const [longLines, tinyLines] = counts.rows;

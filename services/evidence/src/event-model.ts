@@ -7,7 +7,7 @@ import {
   terminalEventTypes,
 } from "@packrun/attestation";
 import { PackrunError } from "@packrun/errors";
-import { type Event, EventLevel, EventSchema } from "@packrun/proto/evidence/v1";
+import { type Event, EventLevel, EventSchema, type LogChunk } from "@packrun/proto/evidence/v1";
 import { requireIdentifier } from "./identifiers.ts";
 
 /** An event as stored in `evidence.events`. */
@@ -36,14 +36,32 @@ export interface NewEvent {
   message: string;
   /** The metadata object as JSON text (what the size limit applies to and what is stored). */
   metadataJson: string;
+  /**
+   * Set for a chunk of log lines (then `type` is {@link chunkType} and the event itself is not
+   * stored): the lines, each taking its own sequence, stored together as one row.
+   */
+  lines?: readonly NewLine[];
 }
 
-/** Size limits for one event. */
+/** One validated line of a chunk; its tenant, run and step are the chunk's. */
+export type NewLine = Pick<
+  NewEvent,
+  "idempotencyKey" | "time" | "level" | "type" | "message" | "metadataJson"
+>;
+
+/** The type of a {@link NewEvent} that stands for a chunk of log lines (never stored). */
+export const chunkType = "log.chunk";
+
+/** Size limits for one event, and for one chunk of log lines. */
 export const eventLimits = Object.freeze({
   messageBytes: 256 * 1024,
   metadataBytes: 64 * 1024,
   stepIdLength: 500,
   idempotencyKeyLength: 200,
+  /** Most lines in one chunk. */
+  chunkLines: 10_000,
+  /** Most bytes of messages and metadata in one chunk (a producer aims at about 64 KiB). */
+  chunkBytes: 4 * 1024 * 1024,
 });
 
 const eventType = /^(run|step|log|artifact|gate)\.[a-z0-9][a-z0-9._-]{0,99}$/;
@@ -134,6 +152,52 @@ export function validateEvent(event: Event | undefined): NewEvent {
     message: replaceNul(event.message),
     metadataJson,
   };
+}
+
+const logType = /^log\./;
+
+/**
+ * Validates an ingested chunk of log lines and normalises it like {@link validateEvent}: the
+ * result is a {@link NewEvent} of type {@link chunkType} whose `lines` take one sequence each.
+ * @throws PackrunError REQUEST_INVALID saying which field (of which line) is wrong
+ */
+export function validateChunk(chunk: LogChunk): NewEvent {
+  const head = validateEvent({
+    ...chunk,
+    $typeName: "packrun.evidence.v1.Event",
+    type: chunkType,
+    sequence: 0n,
+    level: EventLevel.INFO,
+    message: "",
+  });
+  if (chunk.lines.length === 0 || chunk.lines.length > eventLimits.chunkLines) {
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `chunk.lines must hold 1-${eventLimits.chunkLines} lines`,
+    );
+  }
+  let bytes = 0;
+  const lines = chunk.lines.map((line, index): NewLine => {
+    let valid: NewEvent;
+    try {
+      if (!logType.test(line.type))
+        throw new PackrunError("REQUEST_INVALID", "event.type must be log.*");
+      valid = validateEvent({ ...line, tenant: chunk.tenant, runId: chunk.runId, stepId: "" });
+    } catch (error) {
+      if (!(error instanceof PackrunError)) throw error;
+      throw new PackrunError("REQUEST_INVALID", `chunk.lines[${index}]: ${error.message}`);
+    }
+    bytes += Buffer.byteLength(valid.message) + valid.metadataJson.length;
+    const { idempotencyKey, time, level, type, message, metadataJson } = valid;
+    return { idempotencyKey, time, level, type, message, metadataJson };
+  });
+  if (bytes > eventLimits.chunkBytes) {
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `chunk.lines exceed ${eventLimits.chunkBytes} bytes together; send smaller chunks`,
+    );
+  }
+  return { ...head, lines };
 }
 
 /** The proto message of a stored event. */

@@ -1,15 +1,18 @@
 import type { Database, Queryable } from "@packrun/db";
 import { PackrunError } from "@packrun/errors";
-import type { EventRow, NewEvent } from "./event-model.ts";
+import type { EventRow, NewEvent, NewLine } from "./event-model.ts";
 import { isTerminalType } from "./event-model.ts";
 import { type RunState, runNotFound } from "./runs.ts";
 
 /** PostgreSQL NOTIFY channel announcing new events; the payload is `<run id> <last sequence>`. */
 export const eventsChannel = "packrun_evidence_events";
 
-/** Outcome of appending one event: its sequence, or why it was refused. */
+/**
+ * Outcome of appending one event: its sequence (for a chunk of lines, its first and last), or
+ * why it was refused.
+ */
 export type AppendResult =
-  | { ok: true; sequence: number; duplicate: boolean }
+  | { ok: true; sequence: number; lastSequence: number; duplicate: boolean }
   | { ok: false; error: PackrunError };
 
 const eventColumns =
@@ -23,10 +26,16 @@ interface RunGroup {
   indexes: number[];
 }
 
+/** The sequences an idempotency key took: one for an event, a chunk's first..last. */
+interface KeySequences {
+  first: number;
+  last: number;
+}
+
 /** A run's row as locked by {@link claimSql}, and the batch's keys it already stores. */
 interface ClaimedRun {
   state: RunState;
-  known: Map<string, number>;
+  known: Map<string, KeySequences>;
 }
 
 /**
@@ -57,17 +66,16 @@ const claimSql = `WITH created AS (
     FROM evidence.runs WHERE run_id = ANY($1::text[]) ORDER BY run_id FOR UPDATE
 )
 SELECT run_id, tenant, last_sequence AS sequence, terminal_sequence,
-       0::bigint AS seen_sequence, NULL::text AS idempotency_key
+       0::bigint AS seen_sequence, NULL::text AS idempotency_key, NULL::bigint AS key_last
   FROM created
 UNION ALL
 SELECT l.run_id, l.tenant, l.last_sequence, l.terminal_sequence,
-       (SELECT s.last_sequence FROM evidence.runs s WHERE s.run_id = l.run_id), NULL
+       (SELECT s.last_sequence FROM evidence.runs s WHERE s.run_id = l.run_id), NULL, NULL
   FROM locked l
 UNION ALL
-SELECT e.run_id, NULL, e.sequence, NULL, NULL, e.idempotency_key
-  FROM evidence.events e
- WHERE e.run_id = ANY($1::text[]) AND e.idempotency_key = ANY($3::text[])`;
+${keysSql("$1", "$3")}`;
 
+/** Columns of {@link claimSql} on key rows. */
 interface ClaimRow {
   run_id: string;
   /** null on key rows */
@@ -79,24 +87,43 @@ interface ClaimRow {
   seen_sequence: number | null;
   /** null on run rows */
   idempotency_key: string | null;
+  /** The stored key's last sequence (a chunk's last line); null on run rows. */
+  key_last: number | null;
 }
 
-type KeyRow = { run_id: string; idempotency_key: string; sequence: number };
-
-/** Stored events of these runs with these keys; read under the runs' locks. */
-const lookupKeysSql = `SELECT e.run_id, e.idempotency_key, e.sequence
-  FROM evidence.events e
- WHERE e.run_id = ANY($1::text[]) AND e.idempotency_key = ANY($2::text[])`;
+type KeyRow = { run_id: string; idempotency_key: string; sequence: number; key_last: number };
 
 /**
- * Stores the batch's new events, moves the runs' counters and tells subscribers, for every run
- * of the batch in one statement. The notifications are delivered on commit. (`run_id = ANY`
- * keeps the generic plan on the primary key instead of a hash join over all runs.)
+ * Stored events and log chunks of the runs `runs` with the keys `keys`, in the columns of
+ * {@link claimSql}.
+ */
+function keysSql(runs: string, keys: string): string {
+  return `SELECT e.run_id, NULL, e.sequence, NULL, NULL, e.idempotency_key, e.sequence
+  FROM evidence.events e
+ WHERE e.run_id = ANY(${runs}::text[]) AND e.idempotency_key = ANY(${keys}::text[])
+UNION ALL
+SELECT c.run_id, NULL, c.first_sequence, NULL, NULL, c.idempotency_key, c.last_sequence
+  FROM evidence.log_chunks c
+ WHERE c.run_id = ANY(${runs}::text[]) AND c.idempotency_key = ANY(${keys}::text[])`;
+}
+
+/** Stored events and chunks of these runs with these keys; read under the runs' locks. */
+const lookupKeysSql = `SELECT run_id, idempotency_key, sequence, key_last FROM (${keysSql("$1", "$2")})
+  AS k(run_id, tenant, sequence, terminal_sequence, seen_sequence, idempotency_key, key_last)`;
+
+/**
+ * Stores the batch's new events and log chunks, moves the runs' counters and tells subscribers,
+ * for every run of the batch in one statement. The notifications are delivered on commit.
+ * (`run_id = ANY` keeps the generic plan on the primary key instead of a hash join over all
+ * runs.)
  */
 const writeSql = `WITH inserted AS (
   INSERT INTO evidence.events (${eventColumns})
   SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[], $5::smallint[],
                        $6::text[], $7::text[], $8::text[], $9::jsonb[])
+), chunked AS (
+  INSERT INTO evidence.log_chunks (run_id, first_sequence, last_sequence, idempotency_key, step_id, lines)
+  SELECT * FROM unnest($13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::jsonb[])
 ), advanced AS (
   UPDATE evidence.runs AS r
      SET last_sequence = u.last_sequence, terminal_sequence = u.terminal_sequence,
@@ -158,7 +185,10 @@ async function claimRuns(
   // The key lookup matches any of the batch's runs with any of its keys; that is harmless, as a
   // run's known keys are only ever asked for its own events.
   const remember = (row: KeyRow) =>
-    claimed.get(row.run_id)?.known.set(row.idempotency_key, row.sequence);
+    claimed.get(row.run_id)?.known.set(row.idempotency_key, {
+      first: row.sequence,
+      last: row.key_last,
+    });
   for (const row of rows) {
     if (row.idempotency_key !== null && !recheck.has(row.run_id)) remember(row as KeyRow);
   }
@@ -188,6 +218,12 @@ class Writes {
   readonly advancedRuns: string[] = [];
   readonly lastSequences: number[] = [];
   readonly terminalSequences: (number | null)[] = [];
+  readonly chunkRunIds: string[] = [];
+  readonly chunkFirsts: number[] = [];
+  readonly chunkLasts: number[] = [];
+  readonly chunkKeys: string[] = [];
+  readonly chunkStepIds: string[] = [];
+  readonly chunkLines: string[] = [];
 
   add(event: NewEvent, sequence: number): void {
     this.runIds.push(event.runId);
@@ -199,6 +235,16 @@ class Writes {
     this.stepIds.push(event.stepId);
     this.messages.push(event.message);
     this.metadata.push(event.metadataJson);
+  }
+
+  /** A chunk whose lines take the sequences first.. in order. */
+  addChunk(chunk: NewEvent, lines: readonly NewLine[], first: number): void {
+    this.chunkRunIds.push(chunk.runId);
+    this.chunkFirsts.push(first);
+    this.chunkLasts.push(first + lines.length - 1);
+    this.chunkKeys.push(chunk.idempotencyKey);
+    this.chunkStepIds.push(chunk.stepId);
+    this.chunkLines.push(`[${lines.map(storedLine).join(",")}]`);
   }
 
   advance(runId: string, last: number, terminal: number | null): void {
@@ -221,8 +267,19 @@ class Writes {
       this.advancedRuns,
       this.lastSequences,
       this.terminalSequences,
+      this.chunkRunIds,
+      this.chunkFirsts,
+      this.chunkLasts,
+      this.chunkKeys,
+      this.chunkStepIds,
+      this.chunkLines,
     ];
   }
+}
+
+/** A chunk's line as stored in `log_chunks.lines` (see migrations/004-log-chunks.sql). */
+function storedLine(line: NewLine): string {
+  return `{"k":${JSON.stringify(line.idempotencyKey)},"t":"${line.time.toISOString()}","l":${line.level},"y":${JSON.stringify(line.type)},"m":${JSON.stringify(line.message)},"d":${line.metadataJson}}`;
 }
 
 /**
@@ -232,7 +289,8 @@ class Writes {
  * between batches); resent idempotency keys resolve to their original sequence (duplicate, no
  * row), new events get the next sequences of their run in ingest order, and the counters move
  * in the same transaction, so sequences are gapless and strictly increasing even with
- * concurrent writers. Events after a terminal event are refused (RUN_FINISHED); events for
+ * concurrent writers. A chunk of log lines takes one sequence per line and is stored as one
+ * row; a resent chunk (same key) resolves to its original sequences. Events after a terminal event are refused (RUN_FINISHED); events for
  * another tenant's run are refused as RUN_NOT_FOUND. Subscribers are told through NOTIFY (one
  * per run that got events), delivered on commit. Two statements per batch, however many runs it
  * touches (one or two more when another writer raced for one of its runs).
@@ -289,7 +347,12 @@ function assignSequences(
     if (event.tenant !== run.tenant) {
       results[index] = { ok: false, error: runNotFound(runId) };
     } else if (original !== undefined) {
-      results[index] = { ok: true, sequence: original, duplicate: true };
+      results[index] = {
+        ok: true,
+        sequence: original.first,
+        lastSequence: original.last,
+        duplicate: true,
+      };
     } else if (terminal !== null) {
       results[index] = {
         ok: false,
@@ -298,12 +361,18 @@ function assignSequences(
           `run ${runId} ended with event ${terminal}; event ${event.type} (${event.idempotencyKey}) comes too late`,
         ),
       };
+    } else if (event.lines !== undefined) {
+      const first = last + 1;
+      last += event.lines.length;
+      known.set(event.idempotencyKey, { first, last });
+      writes.addChunk(event, event.lines, first);
+      results[index] = { ok: true, sequence: first, lastSequence: last, duplicate: false };
     } else {
       last += 1;
       if (isTerminalType(event.type)) terminal = last;
-      known.set(event.idempotencyKey, last);
+      known.set(event.idempotencyKey, { first: last, last });
       writes.add(event, last);
-      results[index] = { ok: true, sequence: last, duplicate: false };
+      results[index] = { ok: true, sequence: last, lastSequence: last, duplicate: false };
     }
   }
   if (last !== run.lastSequence) writes.advance(runId, last, terminal);
@@ -325,30 +394,63 @@ export interface EventQuery {
   minLevel?: number;
 }
 
-/** Stored events in sequence order. */
+/**
+ * A run's log chunks expanded into one row per line, in the columns of `evidence.events`
+ * (`c` is the chunk, `l` its line and `l.n` the line's 1-based position).
+ */
+const chunkLineColumns = `c.run_id, c.first_sequence + l.n - 1 AS sequence, l.e->>'k' AS idempotency_key,
+       (l.e->>'t')::timestamptz AS time, (l.e->>'l')::smallint AS level, l.e->>'y' AS type,
+       c.step_id, l.e->>'m' AS message, l.e->'d' AS metadata`;
+
+/**
+ * Stored events in sequence order, log chunks expanded into one event per line. Only the chunks
+ * that end after `afterSequence` (and start by `upToSequence`) are expanded, so resuming in the
+ * middle of a chunk costs that chunk, and the lines up to `afterSequence` are left out.
+ */
 export async function readEvents(db: Queryable, query: EventQuery): Promise<EventRow[]> {
   const params: unknown[] = [query.runId, query.afterSequence];
-  const where = ["run_id = $1", "sequence > $2"];
+  const events = ["e.run_id = $1", "e.sequence > $2"];
+  const chunks = ["c.run_id = $1", "c.last_sequence > $2"];
+  const lines = ["x.sequence > $2"];
   if (query.upToSequence !== undefined) {
     params.push(query.upToSequence);
-    where.push(`sequence <= $${params.length}`);
+    events.push(`e.sequence <= $${params.length}`);
+    chunks.push(`c.first_sequence <= $${params.length}`);
+    lines.push(`x.sequence <= $${params.length}`);
   }
   if (query.stepId !== undefined && query.stepId !== "") {
     params.push(query.stepId);
-    where.push(
+    // Chunks hold log lines only, never a terminal run event.
+    chunks.push(`c.step_id = $${params.length}`);
+    events.push(
       query.includeTerminal
-        ? `(step_id = $${params.length} OR type IN ('run.succeeded', 'run.failed', 'run.cancelled', 'run.timed_out'))`
-        : `step_id = $${params.length}`,
+        ? `(e.step_id = $${params.length} OR e.type IN ('run.succeeded', 'run.failed', 'run.cancelled', 'run.timed_out'))`
+        : `e.step_id = $${params.length}`,
     );
   }
   if (query.minLevel !== undefined && query.minLevel > 1) {
     params.push(query.minLevel);
-    where.push(`level >= $${params.length}`);
+    events.push(`e.level >= $${params.length}`);
+    lines.push(`x.level >= $${params.length}`);
   }
   params.push(query.limit);
+  const filtered = (query.stepId ?? "") !== "" || (query.minLevel ?? 1) > 1;
+  if (!filtered) {
+    // Unfiltered: sequences are gapless, so the page lies within after+1..after+limit; chunks
+    // starting beyond it are not expanded (reading a long log page by page stays linear).
+    chunks.push(`c.first_sequence <= $2 + $${params.length}`);
+  }
   const { rows } = await db.query<EventRow>(
-    `SELECT ${eventColumns} FROM evidence.events WHERE ${where.join(" AND ")}
-      ORDER BY sequence LIMIT $${params.length}`,
+    `(SELECT ${eventColumns} FROM evidence.events e WHERE ${events.join(" AND ")}
+       ORDER BY e.sequence LIMIT $${params.length})
+     UNION ALL
+     (SELECT x.* FROM evidence.log_chunks c
+        CROSS JOIN LATERAL (
+          SELECT ${chunkLineColumns} FROM jsonb_array_elements(c.lines) WITH ORDINALITY AS l(e, n)
+        ) x
+       WHERE ${chunks.join(" AND ")} AND ${lines.join(" AND ")}
+       ORDER BY x.sequence LIMIT $${params.length})
+     ORDER BY sequence LIMIT $${params.length}`,
     params,
   );
   return rows;

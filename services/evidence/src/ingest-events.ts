@@ -1,12 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import type { Database } from "@packrun/db";
+import { PackrunError } from "@packrun/errors";
 import type { Logger } from "@packrun/logging";
 import {
   type IngestEventsRequest,
   type IngestEventsResponse,
   IngestEventsResponseSchema,
 } from "@packrun/proto/evidence/v1";
-import { type NewEvent, validateEvent } from "./event-model.ts";
+import { type NewEvent, validateChunk, validateEvent } from "./event-model.ts";
 import { appendEvents } from "./event-store.ts";
 
 /** Longest wait for the rest of a burst of requests before its first ones are committed. */
@@ -96,7 +97,7 @@ export async function* ingestEvents(
       let invalid: unknown;
       for (const request of batch) {
         try {
-          events.push(validateEvent(request.event));
+          events.push(validateRequest(request));
         } catch (error) {
           invalid = error;
           break;
@@ -118,8 +119,9 @@ export async function* ingestEvents(
         for (const [index, result] of results.entries()) {
           if (!result.ok) throw result.error;
           yield create(IngestEventsResponseSchema, {
-            idempotencyKey: batch[index]?.event?.idempotencyKey ?? "",
+            idempotencyKey: events[index]?.idempotencyKey ?? "",
             sequence: BigInt(result.sequence),
+            lastSequence: BigInt(result.lastSequence),
             duplicate: result.duplicate,
           });
         }
@@ -131,4 +133,13 @@ export async function* ingestEvents(
     wakeReader?.();
     reader.catch(() => {});
   }
+}
+
+/** The event or the chunk of a request (exactly one must be set). */
+function validateRequest(request: IngestEventsRequest): NewEvent {
+  if (request.chunk === undefined) return validateEvent(request.event);
+  if (request.event !== undefined) {
+    throw new PackrunError("REQUEST_INVALID", "set either event or chunk in a request, not both");
+  }
+  return validateChunk(request.chunk);
 }

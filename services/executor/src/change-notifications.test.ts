@@ -246,7 +246,9 @@ test("the shipper sends a run's events and finalises it on notification, not on 
   assert.ok(lag < 2000, `finalised ${lag} ms after the run finished`);
   const shipped = (
     await evidenceDatabase.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM events WHERE run_id = $1 AND type = 'log.stdout'",
+      `SELECT (SELECT count(*) FROM events WHERE run_id = $1 AND type = 'log.stdout')::int
+            + (SELECT count(*) FROM log_chunks c CROSS JOIN LATERAL jsonb_array_elements(c.lines) AS l
+                WHERE c.run_id = $1 AND l->>'y' = 'log.stdout')::int AS n`,
       [id],
     )
   ).rows[0]?.n;

@@ -12,6 +12,7 @@ import {
 import { errorCodeHeader, type ServiceTls, serviceTransport } from "@packrun/rpc-server";
 import { rpcClientTracing } from "@packrun/telemetry";
 import { outboxChannel, ReadPacer } from "./change-hints.ts";
+import { type LogChunkEvent, logChunkType } from "./log-writer.ts";
 import type { RunEvent } from "./run-events.ts";
 import { buildRunRecord, runRecordStruct } from "./run-record.ts";
 
@@ -63,12 +64,33 @@ const levels: Record<string, EventLevel> = {
   error: EventLevel.ERROR,
 };
 
-/** What one shipping round did. */
-type Shipped = { shipped: number; dropped: number };
+/** What one shipping round did, and whether rows are left for another. */
+type Shipped = { shipped: number; dropped: number; more: boolean };
 
-type StoredEvent = RunEvent & { runId: string; tenant: string; time: string };
+type StoredEvent = (RunEvent & { runId: string; tenant: string; time: string }) | LogChunkEvent;
 
+const isChunk = (event: StoredEvent): event is LogChunkEvent => event.type === logChunkType;
+
+/** An outbox row as one IngestEvents request: an event, or a chunk of log lines. */
 function request(event: StoredEvent): IngestEventsRequest {
+  if (isChunk(event)) {
+    return create(IngestEventsRequestSchema, {
+      chunk: {
+        tenant: event.tenant,
+        runId: event.runId,
+        stepId: event.stepId,
+        idempotencyKey: event.idempotencyKey,
+        lines: event.lines.map((line) => ({
+          idempotencyKey: line.idempotencyKey,
+          time: timestampFromDate(new Date(line.time)),
+          level: levels[line.level] ?? EventLevel.INFO,
+          type: line.type,
+          message: line.message,
+          metadata: (line.metadata ?? {}) as never,
+        })),
+      },
+    });
+  }
   return create(IngestEventsRequestSchema, {
     event: {
       tenant: event.tenant,
@@ -83,6 +105,19 @@ function request(event: StoredEvent): IngestEventsRequest {
     },
   });
 }
+
+/**
+ * The oldest outbox rows, at most $1 of them and about $2 bytes (stored size) together: with
+ * chunks of 64 KiB a count alone would let one round hold tens of megabytes.
+ */
+const oldestRowsSql = `SELECT id, event, candidates FROM (
+  SELECT id, event, sum(pg_column_size(event)) OVER (ORDER BY id) - pg_column_size(event) AS before,
+         count(*) OVER () AS candidates
+    FROM (SELECT id, event FROM outbox ORDER BY id LIMIT $1) AS oldest
+) AS sized WHERE before < $2 ORDER BY id`;
+
+/** About the most bytes of outbox rows one round ships (see {@link oldestRowsSql}). */
+const roundBytes = 4 * 1024 * 1024;
 
 // Refusals that resending cannot fix: the event is logged and dropped so it does not block the rest.
 const permanentRefusals = new Set(["RUN_FINISHED", "REQUEST_INVALID"]);
@@ -120,19 +155,19 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
           "SELECT pg_try_advisory_xact_lock(hashtext('packrun.executor.outbox')) AS locked",
         )
       ).rows[0];
-      return locked?.locked === true ? work(tx) : { shipped: 0, dropped: 0 };
+      return locked?.locked === true ? work(tx) : { shipped: 0, dropped: 0, more: false };
     });
   };
 
   const ship = () =>
     shipment(async (tx) => {
       const rows = (
-        await tx.query<{ id: number; event: StoredEvent }>(
-          "SELECT id, event FROM outbox ORDER BY id LIMIT $1",
-          [batchSize],
-        )
+        await tx.query<{ id: number; event: StoredEvent; candidates: number }>(oldestRowsSql, [
+          batchSize,
+          roundBytes,
+        ])
       ).rows;
-      if (rows.length === 0) return { shipped: 0, dropped: 0 };
+      if (rows.length === 0) return { shipped: 0, dropped: 0, more: false };
       let acked = 0;
       let dropped: number | undefined;
       try {
@@ -175,7 +210,14 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
       const done = rows.slice(0, acked).map((row) => row.id);
       if (dropped !== undefined) done.push(dropped);
       if (done.length > 0) await tx.query("DELETE FROM outbox WHERE id = ANY($1)", [done]);
-      return { shipped: acked, dropped: dropped === undefined ? 0 : 1 };
+      // More rows wait when the round was full: by count, or cut by bytes.
+      const candidates = Number(rows[0]?.candidates ?? 0);
+      const more = candidates === batchSize || rows.length < candidates;
+      return {
+        shipped: acked,
+        dropped: dropped === undefined ? 0 : 1,
+        more: more && acked + (dropped === undefined ? 0 : 1) === rows.length,
+      };
     });
 
   const finalize = async (): Promise<number> => {
@@ -218,16 +260,30 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
     return finalized;
   };
 
-  const runOnce = async () => {
+  /** Ships until the outbox has no full round left (or a round fails to ship everything). */
+  const shipAll = async () => {
     let shipped = 0;
     let dropped = 0;
     for (;;) {
       const batch = await ship();
       shipped += batch.shipped;
       dropped += batch.dropped;
-      if (batch.shipped + batch.dropped < batchSize) break;
+      if (!batch.more) break;
     }
-    return { shipped, dropped, finalized: await finalize() };
+    return { shipped, dropped };
+  };
+
+  const runOnce = async () => ({ ...(await shipAll()), finalized: await finalize() });
+
+  // Finalising reads and hashes a run's whole transcript on the evidence service: it runs beside
+  // shipping, not in its loop, so that other runs' lines do not wait for it (one at a time).
+  let finalizing: Promise<unknown> | undefined;
+  const finalizeBeside = () => {
+    finalizing ??= finalize()
+      .catch((error) => logger.warn({ err: error }, "finalising runs failed"))
+      .finally(() => {
+        finalizing = undefined;
+      });
   };
 
   return {
@@ -241,16 +297,19 @@ export function createEvidenceSink(options: EvidenceSinkOptions): EvidenceSink {
       pacer = rounds;
       const unwatch = changes?.watchAll(outboxChannel, () => rounds.hint());
       running = (async () => {
-        while (await rounds.next())
-          await runOnce().catch((error) =>
+        while (await rounds.next()) {
+          await shipAll().catch((error) =>
             logger.warn({ err: error }, "evidence sink round failed"),
           );
+          finalizeBeside();
+        }
       })().finally(() => unwatch?.());
     },
     async stop() {
       pacer?.close();
       pacer = undefined;
       await running;
+      await finalizing;
       // One last round so what a draining worker recorded still reaches the evidence service.
       await runOnce().catch((error) => logger.warn({ err: error }, "final evidence round failed"));
       sessions.abort();

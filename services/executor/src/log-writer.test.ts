@@ -2,11 +2,12 @@ import assert from "node:assert/strict";
 import type { Database } from "@packrun/db";
 import { createLogger } from "@packrun/logging";
 import { test } from "vitest";
-import { createLogWriter } from "./log-writer.ts";
+import { createLogWriter, type LogChunkEvent, logChunkType } from "./log-writer.ts";
 
-/** A database that records each INSERT's lines and can be made unreachable. */
+/** A database that records each INSERT's chunks and lines and can be made unreachable. */
 function fakeDatabase() {
   const batches: { stepId: string; message: string }[][] = [];
+  const chunks: LogChunkEvent[][] = [];
   let down = false;
   const database: Database = {
     query: (async (_text: string, params?: unknown[]) => {
@@ -16,7 +17,13 @@ function fakeDatabase() {
         });
       // A little latency, so that batches pile up like against a real database.
       await new Promise((resolve) => setTimeout(resolve, 5));
-      batches.push(JSON.parse(String(params?.[0])) as { stepId: string; message: string }[]);
+      const rows = JSON.parse(String(params?.[0])) as LogChunkEvent[];
+      chunks.push(rows);
+      batches.push(
+        rows.flatMap((chunk) =>
+          chunk.lines.map((l) => ({ stepId: chunk.stepId, message: l.message })),
+        ),
+      );
       return { rows: [], rowCount: 0 };
     }) as Database["query"],
     transaction: async () => {
@@ -27,6 +34,7 @@ function fakeDatabase() {
   return {
     database,
     batches,
+    chunks,
     setDown: (value: boolean) => {
       down = value;
     },
@@ -94,4 +102,46 @@ test("flush(runId) waits only for that run's lines", async () => {
   );
   await writer.close();
   assert.equal(batches.flat().length, 1001);
+});
+
+test("a step's lines become chunks of at most chunkBytes, one outbox row each, every line kept in order", async () => {
+  const { database, chunks } = fakeDatabase();
+  const writer = createLogWriter(database, logger, { chunkBytes: 1024 });
+  const message = (i: number) => `line ${i} ${"x".repeat(90)}`;
+  for (let i = 0; i < 500; i++)
+    writer.append(run, { ...line("big", i), message: message(i), metadata: { line: i } });
+  writer.append(run, line("small", 0));
+  await writer.flush();
+  const rows = chunks.flat();
+  assert.ok(rows.every((chunk) => chunk.type === logChunkType && chunk.runId === run.id));
+  // 500 lines of ~100 bytes (+64 counted per line) in chunks of 1 KiB: several lines per
+  // chunk, far fewer rows than lines.
+  const big = rows.filter((chunk) => chunk.stepId === "big");
+  assert.ok(big.length >= 500 / 6 && big.length < 500 / 4, `${big.length} chunks`);
+  for (const chunk of big) {
+    const bytes = chunk.lines.reduce((sum, l) => sum + Buffer.byteLength(l.message) + 64, 0);
+    assert.ok(chunk.lines.length === 1 || bytes <= 1024, `chunk of ${bytes} bytes`);
+    assert.equal(chunk.idempotencyKey, chunk.lines[0]?.idempotencyKey);
+  }
+  const lines = big.flatMap((chunk) => chunk.lines);
+  assert.deepEqual(
+    lines.map((l) => l.message),
+    Array.from({ length: 500 }, (_, i) => message(i)),
+  );
+  assert.deepEqual(
+    lines.map((l) => [l.idempotencyKey, l.metadata, l.type, l.level]),
+    Array.from({ length: 500 }, (_, i) => [
+      `${run.id}/big/1/log/${i}`,
+      { line: i },
+      "log.stdout",
+      "info",
+    ]),
+  );
+  assert.ok(lines.every((l) => !Number.isNaN(Date.parse(l.time))));
+  // Another step's lines never share a chunk.
+  assert.deepEqual(
+    rows.filter((chunk) => chunk.stepId === "small").map((chunk) => chunk.lines.length),
+    [1],
+  );
+  await writer.close();
 });

@@ -17,11 +17,83 @@ interface LineQueue {
   written: number;
 }
 
+/** Most bytes of messages in one chunk of lines (one outbox row, one evidence row). */
+export const defaultChunkBytes = 64 * 1024;
+
+/** The outbox's type of an event that is a chunk of log lines (see evidence-sink.ts). */
+export const logChunkType = "log.chunk";
+
+/** A line of a {@link LogChunkEvent}, as the outbox stores it. */
+export interface ChunkLine {
+  type: string;
+  level: RunEvent["level"];
+  message: string;
+  metadata?: Record<string, unknown>;
+  idempotencyKey: string;
+  time: string;
+}
+
+/**
+ * An outbox row holding consecutive lines of one step: what the evidence service stores as one
+ * log chunk, each line with its own sequence. Its key is its first line's.
+ */
+export interface LogChunkEvent {
+  type: typeof logChunkType;
+  runId: string;
+  tenant: string;
+  stepId: string;
+  idempotencyKey: string;
+  lines: ChunkLine[];
+}
+
+/** Cuts one queue's lines (of one run and step) into chunks of at most `maxBytes` messages. */
+function cutChunks(lines: readonly PendingLine[], maxBytes: number): PendingLine[][] {
+  const chunks: PendingLine[][] = [];
+  let current: PendingLine[] = [];
+  let bytes = 0;
+  for (const line of lines) {
+    const size = Buffer.byteLength(line.event.message) + 64;
+    if (current.length > 0 && bytes + size > maxBytes) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(line);
+    bytes += size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+/** The outbox row of one chunk (`lines` is not empty and of one run and step). */
+function chunkEvent(lines: readonly PendingLine[]): LogChunkEvent {
+  const first = lines[0] as PendingLine;
+  return {
+    type: logChunkType,
+    runId: first.runId,
+    tenant: first.tenant,
+    stepId: first.event.stepId ?? "",
+    idempotencyKey: first.event.idempotencyKey,
+    lines: lines.map(({ event }) => ({
+      type: event.type,
+      level: event.level,
+      // jsonb cannot hold U+0000; the evidence service stores it as U+FFFD as well.
+      message: event.message.replaceAll("\u0000", "\uFFFD"),
+      ...(event.metadata === undefined ? {} : { metadata: event.metadata }),
+      idempotencyKey: event.idempotencyKey,
+      time: event.time ?? new Date().toISOString(),
+    })),
+  };
+}
+
 /**
  * Batches step output lines into the outbox (one INSERT per batch) so a chatty step costs a
- * few statements per second, not one per line. An idle writer writes a line right away; lines
- * that arrive while a write is in flight form the next batch (at most `maxBatch` lines), so the
- * batch size follows the load. `intervalMs` is only the backstop of retries.
+ * few statements per second, not one per line, and stores each step's lines of a batch as
+ * chunks (one outbox row per up to `chunkBytes` of lines; the evidence service keeps them as
+ * one row as well). An idle writer writes a line right away; lines that arrive while a write is
+ * in flight form the next batch (at most `maxBatch` lines), so the batch size follows the load
+ * and a line waits at most about one write before its chunk is stored. `intervalMs` is only the
+ * backstop of retries.
  *
  * One writer serves every step of the worker, and it is fair: each batch takes lines from every
  * step with lines waiting, in turn, so a step flooding its output (up to its line cap) delays
@@ -40,10 +112,10 @@ export interface LogWriter {
 export function createLogWriter(
   database: Database,
   logger: Logger,
-  options: { intervalMs?: number; maxBatch?: number; retryMs?: number } = {},
+  options: { intervalMs?: number; maxBatch?: number; retryMs?: number; chunkBytes?: number } = {},
 ): LogWriter {
   const intervalMs = options.intervalMs ?? 100;
-  const maxBatch = options.maxBatch ?? 500;
+  const maxBatch = options.maxBatch ?? 4000;
   const retryMs = options.retryMs ?? 500;
   // Insertion-ordered: round robin over the queues in the order they first had lines.
   const queues = new Map<string, LineQueue>();
@@ -53,21 +125,16 @@ export function createLogWriter(
   let soon = false;
   const waiters: { until: Map<LineQueue, number>; resolve: () => void }[] = [];
 
-  const insert = (batch: PendingLine[]) =>
+  const chunkBytes = options.chunkBytes ?? defaultChunkBytes;
+  /** One outbox row per chunk: every queue's lines of the batch, cut at `chunkBytes`. */
+  const insert = (taken: Map<LineQueue, PendingLine[]>) =>
     database.query(
       `INSERT INTO outbox (run_id, idempotency_key, event)
        SELECT (e->>'runId')::uuid, e->>'idempotencyKey', e FROM jsonb_array_elements($1::jsonb) AS e
        ON CONFLICT (idempotency_key) DO NOTHING`,
       [
         JSON.stringify(
-          batch.map((line) => ({
-            ...line.event,
-            // jsonb cannot hold U+0000; the evidence service stores it as U+FFFD as well.
-            message: line.event.message.replaceAll("\u0000", "\uFFFD"),
-            runId: line.runId,
-            tenant: line.tenant,
-            time: line.event.time ?? new Date().toISOString(),
-          })),
+          [...taken.values()].flatMap((lines) => cutChunks(lines, chunkBytes).map(chunkEvent)),
         ),
       ],
     );
@@ -111,7 +178,7 @@ export function createLogWriter(
     while (waiting > 0) {
       const { batch, taken } = nextBatch();
       try {
-        await insert(batch);
+        await insert(taken);
       } catch (error) {
         if (isConnectionError(error) && !closing) {
           // Put the lines back in front, in order, and try again shortly.

@@ -165,11 +165,10 @@ test("role all: serves, runs steps with secrets masked, drains on SIGTERM and ex
   assert.equal(run?.state, "succeeded");
   assert.deepEqual(run?.outputs, { token: "***" }, "secret values are masked in outputs");
   const events = (
-    await executorDatabase.query<{ event: { type: string; message: string } }>(
-      "SELECT event FROM outbox WHERE run_id = $1 ORDER BY id",
-      [runId],
-    )
-  ).rows.map((row) => row.event);
+    await executorDatabase.query<{
+      event: { type: string; message: string; lines?: { type: string; message: string }[] };
+    }>("SELECT event FROM outbox WHERE run_id = $1 ORDER BY id", [runId])
+  ).rows.flatMap(({ event }) => event.lines ?? [event]); // a chunk's lines, or an event
   assert.ok(events.some((event) => event.type === "log.stdout" && event.message === "token=***"));
   assert.ok(!JSON.stringify(events).includes(secretValue), "no secret value in any event");
   assert.ok(!executor.output().includes(secretValue), "no secret value in the process's output");

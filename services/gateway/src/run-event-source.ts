@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { PackrunError } from "@packrun/errors";
 import type { Event } from "@packrun/proto/evidence/v1";
+import { errorCodeHeader } from "@packrun/rpc-server";
 import { isRunUnknownToEvidence as isUnknownRun } from "./downstream-errors.ts";
 import type { ServiceClients } from "./service-clients.ts";
 
@@ -19,10 +21,24 @@ export interface RunEventQuery {
   readonly signal: AbortSignal;
 }
 
+/** The evidence service cut the subscription off because it fell too far behind. */
+function isCutOffAsTooSlow(error: unknown): boolean {
+  return (
+    error instanceof ConnectError &&
+    error.code === Code.ResourceExhausted &&
+    error.metadata.get(errorCodeHeader) === "SUBSCRIBER_TOO_SLOW"
+  );
+}
+
 /**
  * A run's events in sequence order from the evidence service: stored ones, then (when
  * following) live ones until the terminal event. The caller has already checked, through the
  * executor, that the run exists for the tenant.
+ *
+ * The gateway follows as fast as its client reads. When the evidence service cuts it off as too
+ * slow (a flood outran the client), it subscribes again after the last event it passed on:
+ * the client sees a delay, never a gap or an early end. A client that stops reading altogether
+ * is dropped by the caller's own stall limit.
  */
 export async function* readRunEvents(
   clients: ServiceClients,
@@ -60,6 +76,7 @@ export async function* readRunEvents(
       }
       return;
     } catch (error) {
+      if (isCutOffAsTooSlow(error) && !signal.aborted) continue;
       if (isUnknownRun(error) && after === 0n && Date.now() < giveUpAt && !signal.aborted) {
         await sleep(100, undefined, { signal }).catch(() => {});
         continue;

@@ -147,6 +147,8 @@ export declare type EventJson = {
 export declare const EventSchema: GenMessage<Event, {jsonType: EventJson}>;
 
 /**
+ * One request carries either one event or one chunk of log lines (set exactly one).
+ *
  * @generated from message packrun.evidence.v1.IngestEventsRequest
  */
 export declare type IngestEventsRequest = Message<"packrun.evidence.v1.IngestEventsRequest"> & {
@@ -156,9 +158,16 @@ export declare type IngestEventsRequest = Message<"packrun.evidence.v1.IngestEve
    * @generated from field: packrun.evidence.v1.Event event = 1;
    */
   event?: Event | undefined;
+
+  /**
+   * @generated from field: packrun.evidence.v1.LogChunk chunk = 2;
+   */
+  chunk?: LogChunk | undefined;
 };
 
 /**
+ * One request carries either one event or one chunk of log lines (set exactly one).
+ *
  * @generated from message packrun.evidence.v1.IngestEventsRequest
  */
 export declare type IngestEventsRequestJson = {
@@ -168,6 +177,11 @@ export declare type IngestEventsRequestJson = {
    * @generated from field: packrun.evidence.v1.Event event = 1;
    */
   event?: EventJson;
+
+  /**
+   * @generated from field: packrun.evidence.v1.LogChunk chunk = 2;
+   */
+  chunk?: LogChunkJson;
 };
 
 /**
@@ -177,25 +191,122 @@ export declare type IngestEventsRequestJson = {
 export declare const IngestEventsRequestSchema: GenMessage<IngestEventsRequest, {jsonType: IngestEventsRequestJson}>;
 
 /**
+ * Consecutive log lines of one step of one run, stored as one row. Each line still gets its
+ * own sequence (consecutive, in order) and is served as one event by every reading RPC: the
+ * chunk is a storage and transport detail.
+ *
+ * @generated from message packrun.evidence.v1.LogChunk
+ */
+export declare type LogChunk = Message<"packrun.evidence.v1.LogChunk"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: string step_id = 3;
+   */
+  stepId: string;
+
+  /**
+   * Chosen by the producer for the whole chunk; a resent chunk carries the same key and the
+   * same lines.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
+
+  /**
+   * At least one line; each of type "log.*". Their tenant, run_id, step_id and sequence are
+   * ignored (the chunk's apply); their idempotency keys are kept in the log as they are.
+   *
+   * @generated from field: repeated packrun.evidence.v1.Event lines = 5;
+   */
+  lines: Event[];
+};
+
+/**
+ * Consecutive log lines of one step of one run, stored as one row. Each line still gets its
+ * own sequence (consecutive, in order) and is served as one event by every reading RPC: the
+ * chunk is a storage and transport detail.
+ *
+ * @generated from message packrun.evidence.v1.LogChunk
+ */
+export declare type LogChunkJson = {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant?: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId?: string;
+
+  /**
+   * @generated from field: string step_id = 3;
+   */
+  stepId?: string;
+
+  /**
+   * Chosen by the producer for the whole chunk; a resent chunk carries the same key and the
+   * same lines.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey?: string;
+
+  /**
+   * At least one line; each of type "log.*". Their tenant, run_id, step_id and sequence are
+   * ignored (the chunk's apply); their idempotency keys are kept in the log as they are.
+   *
+   * @generated from field: repeated packrun.evidence.v1.Event lines = 5;
+   */
+  lines?: EventJson[];
+};
+
+/**
+ * Describes the message packrun.evidence.v1.LogChunk.
+ * Use `create(LogChunkSchema)` to create a new message.
+ */
+export declare const LogChunkSchema: GenMessage<LogChunk, {jsonType: LogChunkJson}>;
+
+/**
  * @generated from message packrun.evidence.v1.IngestEventsResponse
  */
 export declare type IngestEventsResponse = Message<"packrun.evidence.v1.IngestEventsResponse"> & {
   /**
+   * The event's key, or the chunk's.
+   *
    * @generated from field: string idempotency_key = 1;
    */
   idempotencyKey: string;
 
   /**
+   * The event's sequence; for a chunk, its first line's.
+   *
    * @generated from field: uint64 sequence = 2;
    */
   sequence: bigint;
 
   /**
-   * True when the event had already been stored.
+   * True when the event (or chunk) had already been stored.
    *
    * @generated from field: bool duplicate = 3;
    */
   duplicate: boolean;
+
+  /**
+   * The last sequence taken: the event's own, or the chunk's last line's.
+   *
+   * @generated from field: uint64 last_sequence = 4;
+   */
+  lastSequence: bigint;
 };
 
 /**
@@ -203,21 +314,32 @@ export declare type IngestEventsResponse = Message<"packrun.evidence.v1.IngestEv
  */
 export declare type IngestEventsResponseJson = {
   /**
+   * The event's key, or the chunk's.
+   *
    * @generated from field: string idempotency_key = 1;
    */
   idempotencyKey?: string;
 
   /**
+   * The event's sequence; for a chunk, its first line's.
+   *
    * @generated from field: uint64 sequence = 2;
    */
   sequence?: string;
 
   /**
-   * True when the event had already been stored.
+   * True when the event (or chunk) had already been stored.
    *
    * @generated from field: bool duplicate = 3;
    */
   duplicate?: boolean;
+
+  /**
+   * The last sequence taken: the event's own, or the chunk's last line's.
+   *
+   * @generated from field: uint64 last_sequence = 4;
+   */
+  lastSequence?: string;
 };
 
 /**
