@@ -16,13 +16,13 @@ import { RunState } from "@packrun/proto/executor/v1";
 import { readTestEnv } from "@packrun/testing";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, test } from "vitest";
-import { createBullmqWorkQueue } from "../../services/executor/src/bullmq-work-queue.ts";
-import { createRedisSecretVault } from "../../services/executor/src/secret-vault.ts";
+import { createRedisSecretVault } from "../../services/executor/src/secrets/secret-vault.ts";
 import {
   type ExecutorStack,
   packManifest,
   startExecutorStack,
 } from "../../services/executor/src/testing/executor-stack.ts";
+import { createBullmqWorkQueue } from "../../services/executor/src/worker/bullmq-work-queue.ts";
 import { type FreezableProxy, startFreezableProxy } from "./support/freezable-proxy.ts";
 
 const freezeMs = 10_000;

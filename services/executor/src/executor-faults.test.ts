@@ -17,19 +17,19 @@ import { createLogger } from "@packrun/logging";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
 import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
-import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
-import type { Executor } from "./executor-server.ts";
-import { createLogWriter } from "./log-writer.ts";
-import { createMemoryWorkQueue } from "./memory-work-queue.ts";
-import { createReconciler } from "./reconciler.ts";
-import type { AttemptRow } from "./run-service.ts";
+import type { Executor } from "./rpc/executor-server.ts";
+import type { AttemptRow } from "./rpc/run-service.ts";
+import { createReconciler } from "./run/reconciler.ts";
 import type { StepExecutionResult } from "./runtime/index.ts";
 import { releaseWorkdirMounts } from "./runtime/workdir-limit.ts";
-import { createMemorySecretVault } from "./secret-vault.ts";
-import { StepWorker } from "./step-worker.ts";
+import { createMemorySecretVault } from "./secrets/secret-vault.ts";
 import { boundApproval } from "./testing/bound-approval.ts";
 import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/executor-stack.ts";
 import { eventually, processesWithMarker, uniqueMarker } from "./testing/processes.ts";
+import { createBullmqWorkQueue } from "./worker/bullmq-work-queue.ts";
+import { createLogWriter } from "./worker/log-writer.ts";
+import { createMemoryWorkQueue } from "./worker/memory-work-queue.ts";
+import { StepWorker } from "./worker/step-worker.ts";
 
 const pack = packManifest;
 

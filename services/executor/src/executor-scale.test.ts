@@ -13,8 +13,8 @@ import { join } from "node:path";
 import { RunState } from "@packrun/proto/executor/v1";
 import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
-import type { Executor } from "./executor-server.ts";
-import type { AttemptRow } from "./run-service.ts";
+import type { Executor } from "./rpc/executor-server.ts";
+import type { AttemptRow } from "./rpc/run-service.ts";
 import {
   type ExecutorStack,
   packManifest,

@@ -1,7 +1,6 @@
 /** The executor service: runs, steps, queue, workers, reconciler and the evidence sink. */
-export { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
-export { executorChannels, outboxChannel, runChangedChannel } from "./change-hints.ts";
-export { createEvidenceSink, type EvidenceSink } from "./evidence-sink.ts";
+
+export { createEvidenceSink, type EvidenceSink } from "./evidence/evidence-sink.ts";
 export {
   defaultExecutorPort,
   type ExecutorConfig,
@@ -17,23 +16,15 @@ export {
   executorSchema,
   plannerPlanFetcher,
   startExecutor,
-} from "./executor-server.ts";
-export { createFileSecretVault, type FileSecretVaultOptions } from "./file-secret-vault.ts";
-export { createMemoryWorkQueue } from "./memory-work-queue.ts";
-export type { Reconciler, SweepReport } from "./reconciler.ts";
+} from "./rpc/executor-server.ts";
 export type {
   PlanFetcher,
   PlannedPack,
   RunService,
   RunSubmission,
   RunView,
-} from "./run-service.ts";
-export { executeStep, probeRuntimes, reapOrphans } from "./runtime/index.ts";
-export {
-  createMemorySecretVault,
-  createRedisSecretVault,
-  type SecretVault,
-} from "./secret-vault.ts";
+} from "./rpc/run-service.ts";
+export type { Reconciler, SweepReport } from "./run/reconciler.ts";
 export {
   assertRunTransition,
   assertStepTransition,
@@ -43,6 +34,16 @@ export {
   type StepState,
   terminalRunStates,
   terminalStepStates,
-} from "./state-machine.ts";
-export { defaultStepLimits, type StepRunner, type StepWorker } from "./step-worker.ts";
-export type { QueueDepth, WorkItem, WorkQueue } from "./work-queue.ts";
+} from "./run/state-machine.ts";
+export { executeStep, probeRuntimes, reapOrphans } from "./runtime/index.ts";
+export { createFileSecretVault, type FileSecretVaultOptions } from "./secrets/file-secret-vault.ts";
+export {
+  createMemorySecretVault,
+  createRedisSecretVault,
+  type SecretVault,
+} from "./secrets/secret-vault.ts";
+export { executorChannels, outboxChannel, runChangedChannel } from "./store/change-hints.ts";
+export { createBullmqWorkQueue } from "./worker/bullmq-work-queue.ts";
+export { createMemoryWorkQueue } from "./worker/memory-work-queue.ts";
+export { defaultStepLimits, type StepRunner, type StepWorker } from "./worker/step-worker.ts";
+export type { QueueDepth, WorkItem, WorkQueue } from "./worker/work-queue.ts";

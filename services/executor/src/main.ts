@@ -12,12 +12,12 @@ import { createLogger } from "@packrun/logging";
 import { serviceSecurityFromConfig, stopOnSignals } from "@packrun/rpc-server";
 import { initTelemetry } from "@packrun/telemetry";
 import { Redis } from "ioredis";
-import { createBullmqWorkQueue } from "./bullmq-work-queue.ts";
 import { loadExecutorConfig } from "./executor-config.ts";
-import { type Executor, executorSchema, startExecutor } from "./executor-server.ts";
+import { type Executor, executorSchema, startExecutor } from "./rpc/executor-server.ts";
 import { executeStep, probeRuntimes, reapOrphans } from "./runtime/index.ts";
-import { createRedisSecretVault } from "./secret-vault.ts";
-import { defaultStepLimits } from "./step-worker.ts";
+import { createRedisSecretVault } from "./secrets/secret-vault.ts";
+import { createBullmqWorkQueue } from "./worker/bullmq-work-queue.ts";
+import { defaultStepLimits } from "./worker/step-worker.ts";
 
 let config: ReturnType<typeof loadExecutorConfig>;
 try {

@@ -15,7 +15,7 @@ import { createLogger } from "@packrun/logging";
 import { RunState } from "@packrun/proto/executor/v1";
 import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
-import type { Executor } from "../executor-server.ts";
+import type { Executor } from "../rpc/executor-server.ts";
 import { type ExecutorStack, packManifest, startExecutorStack } from "../testing/executor-stack.ts";
 import { LeaseWatchdog } from "./lease-watchdog.ts";
 import { monotonicMs } from "./monotonic-clock.ts";

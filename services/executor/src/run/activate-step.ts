@@ -5,10 +5,8 @@ import {
   runtimeReferences,
   sharedPlanningPool,
 } from "@packrun/planning";
-import { flattenPlannedSteps, insertStepRows } from "../plan-rows.ts";
-import type { StepRow } from "../run-rows.ts";
-import type { RunScheduler } from "../scheduler.ts";
-import { loadStepBindings, referencedStepIds } from "../step-bindings.ts";
+import { flattenPlannedSteps, insertStepRows } from "../store/plan-rows.ts";
+import type { StepRow } from "../store/run-rows.ts";
 import * as runStore from "../store/run-store.ts";
 import {
   awaitApprovalChange,
@@ -16,6 +14,8 @@ import {
   type PolicyEvaluation,
   policyGateOutcome,
 } from "./gates.ts";
+import type { RunScheduler } from "./scheduler.ts";
+import { loadStepBindings, referencedStepIds } from "./step-bindings.ts";
 
 /** Most steps a run may hold after run-time map expansion (the planner's limit too). */
 const maxStepsPerRun = 10_000;

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { RunEvent } from "../run-events.ts";
+import type { RunEvent } from "../store/run-events.ts";
 
 /** A refused approval as the run's evidence records it. */
 export interface RefusedApproval {

@@ -1,6 +1,5 @@
 import type { Queryable } from "@packrun/db";
-import type { ApprovalRequest } from "../run-service.ts";
-import type { RunScheduler } from "../scheduler.ts";
+import type { ApprovalRequest } from "../rpc/run-service.ts";
 import {
   insertGateDecision,
   readApprovalFacts,
@@ -13,6 +12,7 @@ import {
   decideApprovalGate,
 } from "./approval-decision.ts";
 import { approvalDecidedEvent } from "./approval-events.ts";
+import type { RunScheduler } from "./scheduler.ts";
 
 /**
  * Decides `request` with {@link decideApprovalGate} over the run's gates as stored, inside the

@@ -1,6 +1,6 @@
-import { retryDelaySeconds } from "../retry-delay.ts";
-import type { RunRow, StepRow } from "../run-rows.ts";
-import { terminalRunStates } from "../state-machine.ts";
+import type { RunRow, StepRow } from "../store/run-rows.ts";
+import { retryDelaySeconds } from "./retry-delay.ts";
+import { terminalRunStates } from "./state-machine.ts";
 import type { StepChange } from "./step-change.ts";
 
 /**

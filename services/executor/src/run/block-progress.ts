@@ -1,8 +1,8 @@
-import type { StepRow } from "../run-rows.ts";
-import type { RunScheduler } from "../scheduler.ts";
-import { terminalRunStates } from "../state-machine.ts";
+import type { StepRow } from "../store/run-rows.ts";
 import * as runStore from "../store/run-store.ts";
 import { type BlockCounts, nextBlockStep } from "./block-rule.ts";
+import type { RunScheduler } from "./scheduler.ts";
+import { terminalRunStates } from "./state-machine.ts";
 import { stepEvent } from "./step-event.ts";
 
 /** A block row with its children's counters (see `blockWithChildCounts`). */

@@ -1,5 +1,5 @@
 import type { PlannedStep } from "@packrun/planning";
-import type { RunEvent } from "../run-events.ts";
+import type { RunEvent } from "../store/run-events.ts";
 import type { StepChange } from "./step-change.ts";
 
 /** An approval the plan declares (`plan.approvals[]`). */

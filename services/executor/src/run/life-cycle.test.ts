@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import type { PlannedStep } from "@packrun/planning";
 import fc from "fast-check";
 import { describe, test } from "vitest";
-import type { RunRow, StepRow } from "../run-rows.ts";
+import type { RunRow, StepRow } from "../store/run-rows.ts";
+import { type StepEvent, stepTransition } from "./life-cycle.ts";
 import {
   failedStepStates,
   isLegalStepTransition,
@@ -10,8 +11,7 @@ import {
   type StepState,
   terminalRunStates,
   terminalStepStates,
-} from "../state-machine.ts";
-import { type StepEvent, stepTransition } from "./life-cycle.ts";
+} from "./state-machine.ts";
 import type { StepChange } from "./step-change.ts";
 
 // A model of one run of sequential top-level steps (some of them approval gates) driven by

@@ -1,7 +1,7 @@
-import type { RunRow, StepRow } from "../run-rows.ts";
-import { isLegalStepTransition, terminalRunStates } from "../state-machine.ts";
+import type { RunRow, StepRow } from "../store/run-rows.ts";
 import { type AttemptEnd, onAttemptEnded } from "./attempt-ended.ts";
 import { type ApprovalDecided, gateExpiredChange, onApprovalDecided } from "./gates.ts";
+import { isLegalStepTransition, terminalRunStates } from "./state-machine.ts";
 import type { StepChange } from "./step-change.ts";
 
 /** Something that happens to one step of a run. */

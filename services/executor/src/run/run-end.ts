@@ -1,9 +1,9 @@
 import { sharedPlanningPool } from "@packrun/planning";
-import type { StepRow } from "../run-rows.ts";
-import { type RunScheduler, runDeadlineReason } from "../scheduler.ts";
-import { assertRunTransition, type StepState, terminalRunStates } from "../state-machine.ts";
-import { loadStepBindings } from "../step-bindings.ts";
+import type { StepRow } from "../store/run-rows.ts";
 import * as runStore from "../store/run-store.ts";
+import { type RunScheduler, runDeadlineReason } from "./scheduler.ts";
+import { assertRunTransition, type StepState, terminalRunStates } from "./state-machine.ts";
+import { loadStepBindings } from "./step-bindings.ts";
 import { stepEvent } from "./step-event.ts";
 
 /** Fails the run: the remaining not-started steps are skipped; running ones finish on their own. */

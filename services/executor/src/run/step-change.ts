@@ -1,4 +1,4 @@
-import type { StepState } from "../state-machine.ts";
+import type { StepState } from "./state-machine.ts";
 
 /**
  * What one transition does to a step row, as data: the store turns it into one fixed

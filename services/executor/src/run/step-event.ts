@@ -1,6 +1,6 @@
-import type { RunEvent } from "../run-events.ts";
-import type { StepRow } from "../run-rows.ts";
-import { failedStepStates, type StepState } from "../state-machine.ts";
+import type { RunEvent } from "../store/run-events.ts";
+import type { StepRow } from "../store/run-rows.ts";
+import { failedStepStates, type StepState } from "./state-machine.ts";
 
 /**
  * The event for a step transition; its idempotency key is unique per attempt and fence. A

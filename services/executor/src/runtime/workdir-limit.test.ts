@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RunState } from "@packrun/proto/executor/v1";
 import { afterAll, beforeAll, test } from "vitest";
-import type { Executor } from "../executor-server.ts";
+import type { Executor } from "../rpc/executor-server.ts";
 import { type ExecutorStack, packManifest, startExecutorStack } from "../testing/executor-stack.ts";
 import { reapOrphans } from "./reap-orphans.ts";
 import { WORKER_IS_ROOT } from "./step-user.ts";

@@ -1,4 +1,4 @@
-import { runColumns } from "../run-rows.ts";
+import { runColumns } from "./run-rows.ts";
 
 // The statements of a run transaction (RunScheduler), named and explained once. Every one of
 // them runs under the run's row lock, taken first by `lockRun` or `lockRunForReport`.

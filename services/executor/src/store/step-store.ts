@@ -1,7 +1,7 @@
 import type { Queryable } from "@packrun/db";
+import type { StepState } from "../run/state-machine.ts";
 import type { StepChange } from "../run/step-change.ts";
-import type { StepRow } from "../run-rows.ts";
-import type { StepState } from "../state-machine.ts";
+import type { StepRow } from "./run-rows.ts";
 
 /**
  * Applies a {@link StepChange} to one step, only if the step is still in the state the change

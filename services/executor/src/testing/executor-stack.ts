@@ -18,12 +18,12 @@ import {
   type TestRedis,
 } from "@packrun/testing";
 import { Redis } from "ioredis";
-import { createBullmqWorkQueue } from "../bullmq-work-queue.ts";
-import { type Executor, type ExecutorOptions, startExecutor } from "../executor-server.ts";
+import { type Executor, type ExecutorOptions, startExecutor } from "../rpc/executor-server.ts";
 import { executeStep, reapOrphans } from "../runtime/index.ts";
 import { releaseWorkdirMounts } from "../runtime/workdir-limit.ts";
-import { createRedisSecretVault, type SecretVault } from "../secret-vault.ts";
-import type { WorkQueue } from "../work-queue.ts";
+import { createRedisSecretVault, type SecretVault } from "../secrets/secret-vault.ts";
+import { createBullmqWorkQueue } from "../worker/bullmq-work-queue.ts";
+import type { WorkQueue } from "../worker/work-queue.ts";
 import type { WorkerProcessConfig } from "./worker-process.ts";
 
 const workerScript = new URL("./worker-process.ts", import.meta.url).pathname;

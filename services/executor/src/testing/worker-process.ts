@@ -11,10 +11,10 @@
 import { createPostgresDatabase } from "@packrun/db";
 import { createLogger } from "@packrun/logging";
 import { Redis } from "ioredis";
-import { createBullmqWorkQueue } from "../bullmq-work-queue.ts";
-import { startExecutor } from "../executor-server.ts";
+import { startExecutor } from "../rpc/executor-server.ts";
 import { executeStep, reapOrphans } from "../runtime/index.ts";
-import { createRedisSecretVault } from "../secret-vault.ts";
+import { createRedisSecretVault } from "../secrets/secret-vault.ts";
+import { createBullmqWorkQueue } from "../worker/bullmq-work-queue.ts";
 
 /** What {@link ExecutorStack.spawnWorker} hands the process. */
 export interface WorkerProcessConfig {
