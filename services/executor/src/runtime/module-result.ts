@@ -54,6 +54,8 @@ export function describeExit(
     exitCode: number | null;
     signal: string | null;
     stoppedFor: "timeout" | "cancel" | null;
+    /** The exit status may also mean death by this signal (see SupervisedExit.maybeSignal). */
+    maybeSignal?: string | null;
   },
   timeoutText: string,
 ): { outcome: StepOutcome; reason: string } {
@@ -61,6 +63,11 @@ export function describeExit(
     return { outcome: "timed_out", reason: `timed out after ${timeoutText}` };
   if (exit.stoppedFor === "cancel") return { outcome: "cancelled", reason: "cancelled" };
   if (exit.exitCode === 0) return { outcome: "succeeded", reason: "exited with code 0" };
+  if (exit.exitCode !== null && exit.maybeSignal)
+    return {
+      outcome: "failed",
+      reason: `exited with code ${exit.exitCode}, or was killed by ${exit.maybeSignal} (the sandbox reports both alike)`,
+    };
   if (exit.exitCode !== null)
     return { outcome: "failed", reason: `exited with code ${exit.exitCode}` };
   return { outcome: "failed", reason: `killed by signal ${exit.signal ?? "unknown"}` };

@@ -15,6 +15,11 @@ export interface NetworkTools {
   nft: string;
   /** util-linux unshare: holds a network namespace open for container steps. */
   unshare: string;
+  /**
+   * coreutils sleep, by absolute path: the namespace holder's program (found once, so that
+   * each held namespace does not search the worker's PATH again).
+   */
+  sleep?: string;
 }
 
 /** What an open step may reach. */

@@ -85,6 +85,13 @@ export interface SupervisedExit {
   signal: string | null;
   /** Set when we stopped it. */
   stoppedFor: "timeout" | "cancel" | null;
+  /**
+   * Without GNU time, a PID-namespace sandbox reports "killed by signal N" as exit status 128+N
+   * (bubblewrap's init, and its `--json-status-fd`, carry only that number): for an exit status
+   * above 128 that we did not cause, this names the signal it may stand for. The step either
+   * exited with `exitCode` or died of this signal; nothing outside the sandbox can tell which.
+   */
+  maybeSignal: string | null;
   report: TimeReport | null;
   /** The command could not be started at all (or its network could not be set up). */
   spawnError: string | null;
@@ -148,6 +155,7 @@ function notStarted(spawnError: string): SupervisedExit {
     exitCode: null,
     signal: null,
     stoppedFor: null,
+    maybeSignal: null,
     report: null,
     spawnError,
     setupFailed: false,
@@ -363,10 +371,14 @@ function superviseProcess(
       const timed = parseTimeReport(timeReport.text);
       let exitCode = timed ? timed.exitCode : code;
       let signalOut = timed ? timed.signal : signal;
+      let maybeSignal: string | null = null;
       if (!timed && plan.pidNamespace && exitCode !== null && exitCode > 128) {
-        // bubblewrap turns "killed by signal N" into exit status 128+N.
-        signalOut = signalName(exitCode - 128);
-        exitCode = null;
+        // bubblewrap turns "killed by signal N" into exit status 128+N. Only when we sent the
+        // signal ourselves is it known to be one; otherwise say both (see maybeSignal).
+        if (stoppedFor !== null) {
+          signalOut = signalName(exitCode - 128);
+          exitCode = null;
+        } else maybeSignal = signalName(exitCode - 128);
       }
       const report: TimeReport | null =
         timed ??
@@ -394,6 +406,7 @@ function superviseProcess(
         exitCode,
         signal: signalOut,
         stoppedFor,
+        maybeSignal,
         report,
         spawnError,
         setupFailed,

@@ -30,7 +30,7 @@ export function runtimeSupport(): Promise<RuntimeSupport> {
 }
 
 async function probe(): Promise<RuntimeSupport> {
-  const [bwrap, time, prlimit, podman, setpriv, slirp4netns, nsenter, nft, unshare] =
+  const [bwrap, time, prlimit, podman, setpriv, slirp4netns, nsenter, nft, unshare, sleep] =
     await Promise.all(
       [
         "bwrap",
@@ -42,6 +42,7 @@ async function probe(): Promise<RuntimeSupport> {
         "nsenter",
         "nft",
         "unshare",
+        "sleep",
       ].map(findExecutable),
     );
   const details: string[] = [];
@@ -52,7 +53,9 @@ async function probe(): Promise<RuntimeSupport> {
     podman: podman ?? null,
     setpriv: setpriv ?? null,
     network:
-      slirp4netns && nsenter && nft && unshare ? { slirp4netns, nsenter, nft, unshare } : null,
+      slirp4netns && nsenter && nft && unshare
+        ? { slirp4netns, nsenter, nft, unshare, ...(sleep ? { sleep } : {}) }
+        : null,
     unisolated: process.env.PACKRUN_EXECUTOR_UNISOLATED_STEPS === "1",
     ...(await usableCgroups()),
     pidNamespace: false,

@@ -39,7 +39,7 @@ export interface HeldNetwork extends StepNetwork {
  */
 export async function holdNetwork(tools: NetworkTools, policy: EgressPolicy): Promise<HeldNetwork> {
   // unshare(2), then exec sleep: one process, no shell.
-  const holder = await launch(tools.unshare, ["--net", "--", "sleep", "infinity"], {
+  const holder = await launch(tools.unshare, ["--net", "--", tools.sleep ?? "sleep", "infinity"], {
     stdio: ["ignore", "ignore", "ignore"],
   });
   const stop = (): void => {
@@ -65,9 +65,13 @@ export async function holdNetwork(tools: NetworkTools, policy: EgressPolicy): Pr
   }
 }
 
+/** The worker's own network namespace (it never changes): read once. */
+let ownNetwork: Promise<string> | undefined;
+
 /** Waits until the holder's network namespace is no longer ours: unshare(2) has happened. */
 async function holderReady(holder: LaunchedProcess): Promise<void> {
-  const ours = await readlink("/proc/self/ns/net");
+  ownNetwork ??= readlink("/proc/self/ns/net");
+  const ours = await ownNetwork;
   const deadline = Date.now() + HOLDER_TIMEOUT_MS;
   for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
     if (holder.exitCode !== null || holder.signalCode !== null)
