@@ -1,7 +1,7 @@
 import { PackrunError } from "@packrun/errors";
 import { canonicalJson, computePlanHash, type Plan } from "@packrun/planning";
 import { LRUCache } from "lru-cache";
-import type { LatestVersionResolver, PlanFetcher, PlannedPack } from "./run-service.ts";
+import type { LatestVersionResolver, PlanFetcher, PlannedPack } from "./run-submission.ts";
 
 /** A planner answer whose plan text was parsed and checked against its planHash. */
 export interface VerifiedPlan {
