@@ -229,10 +229,10 @@ function queuedEvent(fresh: NewRun): RunEvent {
 }
 
 /**
- * Stores the run in one transaction (row, steps, queued event, admission) and reads its view
- * before the commit. Returns the steps to queue and the view.
+ * Stores the run in one transaction (row, steps, queued event, admission). Returns the steps
+ * to queue once it committed.
  */
-function storeRun(context: SubmitContext, fresh: NewRun): Promise<readonly [ReadyWork[], RunView]> {
+function storeRun(context: SubmitContext, fresh: NewRun): Promise<ReadyWork[]> {
   return context.database.transaction(async (tx) => {
     const run = await insertRun(tx, fresh);
     // The row this transaction inserted is invisible to others until COMMIT: no lock needed.
@@ -240,9 +240,7 @@ function storeRun(context: SubmitContext, fresh: NewRun): Promise<readonly [Read
     await scheduler.events([queuedEvent(fresh)]);
     // Starts now unless it is delayed, queued behind its schedule or over its user's limit.
     await admitRun(tx, scheduler, context.admission);
-    // The run as this transaction leaves it, read before the commit: no second round of
-    // queries after it.
-    return [scheduler.ready, await readRunView(tx, fresh.submission.tenant, fresh.runId)] as const;
+    return scheduler.ready;
   });
 }
 
@@ -256,7 +254,8 @@ export async function submitRun(
   submission: RunSubmission,
 ): Promise<{ view: RunView; created: boolean }> {
   const { database, vault, logger } = context;
-  const digest = requestDigest(submission);
+  // Only a keyed submission stores (and compares) its request's digest.
+  const digest = submission.idempotencyKey === "" ? "" : requestDigest(submission);
   const existingRun = async () => {
     const existing = await runWithIdempotencyKey(database, submission, digest);
     return existing === undefined
@@ -278,9 +277,8 @@ export async function submitRun(
   const fresh: NewRun = { runId: randomUUID(), submission, verified, digest, timeoutSeconds };
   await putRunSecrets(vault, fresh.runId, submission.secrets);
   let ready: ReadyWork[];
-  let submitted: RunView;
   try {
-    [ready, submitted] = await storeRun(context, fresh);
+    ready = await storeRun(context, fresh);
   } catch (error) {
     void vault.delete(fresh.runId).catch(() => {});
     // A concurrent submission with the same idempotency key won the race: return it.
@@ -290,7 +288,14 @@ export async function submitRun(
     }
     throw error;
   }
-  await context.enqueue(ready);
+  // The run is committed: its first steps go to the queue at once (a worker may start them
+  // while the answer's view is still being read; the view is one snapshot either way). Should
+  // that read fail, the caller sees an error for a stored run, as after a lost answer: its
+  // idempotency key finds the run on retry.
+  const [submitted] = await Promise.all([
+    readRunView(database, submission.tenant, fresh.runId),
+    context.enqueue(ready),
+  ]);
   const { planned } = verified;
   logger.info(
     {
