@@ -111,3 +111,45 @@ test("without a resolver a reference without a version is never cached", async (
   await plan(latestRef);
   assert.equal(planner.calls.length, 2);
 });
+
+test("requests arriving together share one planner call; a failed call is shared, then retried", async () => {
+  const planner = countingPlanner();
+  const plan = createPlanCache(planner.fetch);
+  const burst = await Promise.all(Array.from({ length: 32 }, () => plan(request)));
+  assert.equal(planner.calls.length, 1);
+  for (const verified of burst) assert.equal(verified, burst[0]);
+  // Another request in the same burst is not held behind the first one's call.
+  await Promise.all([plan({ ...request, inputs: { a: 3 } }), plan({ ...request, tenant: "b" })]);
+  assert.equal(planner.calls.length, 3);
+
+  let failures = 1;
+  const flaky = countingPlanner();
+  const failing = createPlanCache(async (submitted) => {
+    if (failures-- > 0) {
+      flaky.calls.push(submitted);
+      throw new Error("planner unavailable");
+    }
+    return flaky.fetch(submitted);
+  });
+  const outcomes = await Promise.allSettled([failing(request), failing(request)]);
+  assert.deepEqual(
+    outcomes.map((outcome) => outcome.status),
+    ["rejected", "rejected"],
+  );
+  assert.equal(flaky.calls.length, 1);
+  // Nothing was cached and nothing stays in flight: the next request plans again.
+  await failing(request);
+  assert.equal(flaky.calls.length, 2);
+
+  const corrupt = countingPlanner({ corrupt: true });
+  const refusing = createPlanCache(corrupt.fetch);
+  const refused = await Promise.allSettled([refusing(request), refusing(request)]);
+  for (const outcome of refused) {
+    assert.equal(outcome.status, "rejected");
+    assert.ok(isPackrunError(outcome.reason));
+    assert.equal(outcome.reason.code, "PLAN_HASH_MISMATCH");
+  }
+  assert.equal(corrupt.calls.length, 1);
+  await assert.rejects(refusing(request));
+  assert.equal(corrupt.calls.length, 2);
+});

@@ -1,7 +1,7 @@
 import { PackrunError } from "@packrun/errors";
 import { canonicalJson, computePlanHash, type Plan } from "@packrun/planning";
 import { LRUCache } from "lru-cache";
-import type { LatestVersionResolver, PlanFetcher, PlannedPack } from "./run-service.ts";
+import type { LatestVersionResolver, PlanFetcher, PlannedPack } from "./run-submission.ts";
 
 /** A planner answer whose plan text was parsed and checked against its planHash. */
 export interface VerifiedPlan {
@@ -33,6 +33,9 @@ export interface PlanCacheOptions {
  * published: it is resolved to an exact version first (and planned as that version, so the
  * plan and the cache key agree even if another version is published meanwhile).
  *
+ * Requests for the same key while its planner call is in flight wait for that call instead of
+ * making their own (its failure is theirs too: the same request would have failed alike).
+ *
  * The plan object is shared by every submission that reuses it: callers must not modify it.
  *
  * @throws PackrunError PLAN_HASH_MISMATCH when the planner's plan does not hash to its planHash
@@ -46,6 +49,7 @@ export function createPlanCache(
     max: options.maxEntries ?? 500,
     ttl: options.ttlMs ?? 60_000,
   });
+  const inFlight = new Map<string, Promise<VerifiedPlan>>();
   return async (submitted) => {
     const request = await pinVersion(submitted, options.latestVersion);
     if (request === undefined) return verify(await fetch(submitted));
@@ -57,9 +61,19 @@ export function createPlanCache(
     });
     const cached = cache.get(key);
     if (cached !== undefined) return cached;
-    const verified = verify(await fetch(request));
-    cache.set(key, verified);
-    return verified;
+    // Submissions of one pack arriving together (a burst) share one planner call.
+    let planning = inFlight.get(key);
+    if (planning === undefined) {
+      planning = fetch(request)
+        .then((planned) => {
+          const verified = verify(planned);
+          cache.set(key, verified);
+          return verified;
+        })
+        .finally(() => inFlight.delete(key));
+      inFlight.set(key, planning);
+    }
+    return planning;
   };
 }
 
