@@ -57,7 +57,7 @@ export async function recordEvents(
          FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS x(e, n)
      )
      INSERT INTO outbox (run_id, idempotency_key, event)
-     SELECT $1, $3, CASE WHEN $5 THEN events->0
+     SELECT $1::text::uuid, $3::text, CASE WHEN $5::boolean THEN events->0
                          ELSE jsonb_build_object('type', '${eventBatchType}', 'runId', $1::text,
                                 'tenant', $4::text, 'idempotencyKey', $3::text, 'events', events) END
        FROM stamped
