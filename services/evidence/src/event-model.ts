@@ -7,7 +7,13 @@ import {
   terminalEventTypes,
 } from "@packrun/attestation";
 import { PackrunError } from "@packrun/errors";
-import { type Event, EventLevel, EventSchema, type LogChunk } from "@packrun/proto/evidence/v1";
+import {
+  type Event,
+  type EventBatch,
+  EventLevel,
+  EventSchema,
+  type LogChunk,
+} from "@packrun/proto/evidence/v1";
 import { requireIdentifier } from "./identifiers.ts";
 
 /** An event as stored in `evidence.events`. */
@@ -37,20 +43,27 @@ export interface NewEvent {
   /** The metadata object as JSON text (what the size limit applies to and what is stored). */
   metadataJson: string;
   /**
-   * Set for a chunk of log lines (then `type` is {@link chunkType} and the event itself is not
-   * stored): the lines, each taking its own sequence, stored together as one row.
+   * Set for a chunk of log lines or a batch of events (then `type` is {@link chunkType} or
+   * {@link batchType} and the event itself is not stored): the lines, each taking its own
+   * sequence, stored together as one row.
    */
   lines?: readonly NewLine[];
 }
 
-/** One validated line of a chunk; its tenant, run and step are the chunk's. */
+/**
+ * One validated line of a chunk or a batch; its tenant and run are the chunk's, and so is its
+ * step unless it has its own (the events of a batch).
+ */
 export type NewLine = Pick<
   NewEvent,
   "idempotencyKey" | "time" | "level" | "type" | "message" | "metadataJson"
->;
+> & { stepId?: string };
 
 /** The type of a {@link NewEvent} that stands for a chunk of log lines (never stored). */
 export const chunkType = "log.chunk";
+
+/** The type of a {@link NewEvent} that stands for a batch of events (never stored). */
+export const batchType = "run.batch";
 
 /** Size limits for one event, and for one chunk of log lines. */
 export const eventLimits = Object.freeze({
@@ -58,7 +71,7 @@ export const eventLimits = Object.freeze({
   metadataBytes: 64 * 1024,
   stepIdLength: 500,
   idempotencyKeyLength: 200,
-  /** Most lines in one chunk. */
+  /** Most lines in one chunk (and events in one batch). */
   chunkLines: 10_000,
   /** Most bytes of messages and metadata in one chunk (a producer aims at about 64 KiB). */
   chunkBytes: 4 * 1024 * 1024,
@@ -229,4 +242,43 @@ export function transcriptEvent(row: EventRow): TranscriptEvent {
     metadata: row.metadata,
     idempotencyKey: row.idempotency_key,
   };
+}
+
+/**
+ * Validates an ingested batch of events (one producer transaction) and normalises each event
+ * like {@link validateEvent}: the result is a {@link NewEvent} of type {@link batchType} whose
+ * `lines` are the events, each keeping its own key and step and taking one sequence.
+ * @throws PackrunError REQUEST_INVALID naming the batch's event that is wrong
+ */
+export function validateBatch(batch: EventBatch): NewEvent {
+  const head = validateEvent({
+    ...batch,
+    $typeName: "packrun.evidence.v1.Event",
+    type: batchType,
+    sequence: 0n,
+    level: EventLevel.INFO,
+    stepId: "",
+    message: "",
+  });
+  if (batch.events.length === 0 || batch.events.length > eventLimits.chunkLines) {
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      `batch.events must hold 1-${eventLimits.chunkLines} events`,
+    );
+  }
+  const lines = batch.events.map((event, index): NewLine => {
+    try {
+      if (logType.test(event.type))
+        throw new PackrunError("REQUEST_INVALID", "event.type log.* travels in chunks");
+      if (isTerminalType(event.type) && index !== batch.events.length - 1)
+        throw new PackrunError("REQUEST_INVALID", `${event.type} must be the batch's last event`);
+      const valid = validateEvent({ ...event, tenant: batch.tenant, runId: batch.runId });
+      const { idempotencyKey, time, level, type, stepId, message, metadataJson } = valid;
+      return { idempotencyKey, time, level, type, stepId, message, metadataJson };
+    } catch (error) {
+      if (!(error instanceof PackrunError)) throw error;
+      throw new PackrunError("REQUEST_INVALID", `batch.events[${index}]: ${error.message}`);
+    }
+  });
+  return { ...head, lines };
 }

@@ -1,7 +1,7 @@
 import type { Database, Queryable } from "@packrun/db";
 import { PackrunError } from "@packrun/errors";
 import type { EventRow, NewEvent, NewLine } from "./event-model.ts";
-import { isTerminalType } from "./event-model.ts";
+import { batchType, isTerminalType } from "./event-model.ts";
 import { type RunState, runNotFound } from "./runs.ts";
 
 /** PostgreSQL NOTIFY channel announcing new events; the payload is `<run id> <last sequence>`. */
@@ -104,7 +104,25 @@ function keysSql(runs: string, keys: string): string {
 UNION ALL
 SELECT c.run_id, NULL, c.first_sequence, NULL, NULL, c.idempotency_key, c.last_sequence
   FROM evidence.log_chunks c
- WHERE c.run_id = ANY(${runs}::text[]) AND c.idempotency_key = ANY(${keys}::text[])`;
+ WHERE c.run_id = ANY(${runs}::text[]) AND c.idempotency_key = ANY(${keys}::text[])
+UNION ALL
+SELECT c.run_id, NULL, c.first_sequence + l.n - 1, NULL, NULL, l.e->>'k', c.first_sequence + l.n - 1
+  FROM evidence.log_chunks c CROSS JOIN LATERAL jsonb_array_elements(c.lines) WITH ORDINALITY AS l(e, n)
+ WHERE c.run_id = ANY(${runs}::text[]) AND c.step_id = '' AND l.e->>'k' = ANY(${keys}::text[])`;
+}
+
+/**
+ * The keys a batch is looked up by: every request's key, and every event of a batch (each event
+ * keeps its key, so an event sent again in another batch, or alone, finds its original).
+ * Batches are a run's few rows of step '' (the third branch of {@link keysSql}); a log chunk's
+ * lines are found by the chunk's key alone.
+ */
+function lookupKeys(events: readonly NewEvent[]): string[] {
+  return events.flatMap((event) =>
+    event.type === batchType && event.lines !== undefined
+      ? [event.idempotencyKey, ...event.lines.map((line) => line.idempotencyKey)]
+      : [event.idempotencyKey],
+  );
 }
 
 /** Stored events and chunks of these runs with these keys; read under the runs' locks. */
@@ -163,7 +181,7 @@ async function claimRuns(
   const { rows } = await tx.query<ClaimRow>(claimSql, [
     runIds,
     groups.map((group) => group.tenant),
-    events.map((event) => event.idempotencyKey),
+    lookupKeys(events),
   ]);
   const claimed = new Map<string, ClaimedRun>();
   // Runs whose stored keys must be looked up again under the lock.
@@ -197,7 +215,7 @@ async function claimRuns(
     // locks: look their keys up again now that the locks are held (a new snapshot).
     const again = await tx.query<KeyRow>(lookupKeysSql, [
       [...recheck],
-      events.filter((event) => recheck.has(event.runId)).map((event) => event.idempotencyKey),
+      lookupKeys(events.filter((event) => recheck.has(event.runId))),
     ]);
     for (const row of again.rows) remember(row);
   }
@@ -277,9 +295,15 @@ class Writes {
   }
 }
 
-/** A chunk's line as stored in `log_chunks.lines` (see migrations/004-log-chunks.sql). */
+/**
+ * A chunk's line (or a batch's event) as stored in `log_chunks.lines` (see
+ * migrations/004-log-chunks.sql and 005-event-batches.sql): a batch's event keeps its own step
+ * in "s" when it has one.
+ */
 function storedLine(line: NewLine): string {
-  return `{"k":${JSON.stringify(line.idempotencyKey)},"t":"${line.time.toISOString()}","l":${line.level},"y":${JSON.stringify(line.type)},"m":${JSON.stringify(line.message)},"d":${line.metadataJson}}`;
+  const step =
+    line.stepId === undefined || line.stepId === "" ? "" : `,"s":${JSON.stringify(line.stepId)}`;
+  return `{"k":${JSON.stringify(line.idempotencyKey)},"t":"${line.time.toISOString()}","l":${line.level},"y":${JSON.stringify(line.type)},"m":${JSON.stringify(line.message)},"d":${line.metadataJson}${step}}`;
 }
 
 /**
@@ -361,6 +385,14 @@ function assignSequences(
           `run ${runId} ended with event ${terminal}; event ${event.type} (${event.idempotencyKey}) comes too late`,
         ),
       };
+    } else if (event.type === batchType && event.lines !== undefined) {
+      results[index] = appendBatch(event, event.lines, last, known, writes);
+      const appended = results[index];
+      if (appended.ok && !appended.duplicate) {
+        last = appended.lastSequence;
+        // A batch's terminal run event is its last (validateBatch).
+        if (isTerminalType(event.lines.at(-1)?.type ?? "")) terminal = last;
+      }
     } else if (event.lines !== undefined) {
       const first = last + 1;
       last += event.lines.length;
@@ -376,6 +408,38 @@ function assignSequences(
     }
   }
   if (last !== run.lastSequence) writes.advance(runId, last, terminal);
+}
+
+/**
+ * A batch of events after the run's sequence `last`: its events whose keys are not stored yet
+ * (resent or repeated events find their originals, one by one) take the next sequences and are
+ * stored as one row; a batch whose events are all stored is a duplicate.
+ */
+function appendBatch(
+  batch: NewEvent,
+  lines: readonly NewLine[],
+  last: number,
+  known: Map<string, KeySequences>,
+  writes: Writes,
+): AppendResult {
+  const fresh: NewLine[] = [];
+  for (const line of lines) {
+    if (known.has(line.idempotencyKey)) continue;
+    known.set(line.idempotencyKey, {
+      first: last + fresh.length + 1,
+      last: last + fresh.length + 1,
+    });
+    fresh.push(line);
+  }
+  if (fresh.length === 0) {
+    const first = known.get(lines[0]?.idempotencyKey ?? "")?.first ?? last;
+    const final = known.get(lines.at(-1)?.idempotencyKey ?? "")?.last ?? first;
+    return { ok: true, sequence: first, lastSequence: final, duplicate: true };
+  }
+  const range = { first: last + 1, last: last + fresh.length };
+  known.set(batch.idempotencyKey, range);
+  writes.addChunk(batch, fresh, range.first);
+  return { ok: true, sequence: range.first, lastSequence: range.last, duplicate: false };
 }
 
 /** Filters for {@link readEvents}. */
@@ -400,7 +464,7 @@ export interface EventQuery {
  */
 const chunkLineColumns = `c.run_id, c.first_sequence + l.n - 1 AS sequence, l.e->>'k' AS idempotency_key,
        (l.e->>'t')::timestamptz AS time, (l.e->>'l')::smallint AS level, l.e->>'y' AS type,
-       c.step_id, l.e->>'m' AS message, l.e->'d' AS metadata`;
+       coalesce(l.e->>'s', c.step_id) AS step_id, l.e->>'m' AS message, l.e->'d' AS metadata`;
 
 /**
  * Stored events in sequence order, log chunks expanded into one event per line. Only the chunks
@@ -420,13 +484,14 @@ export async function readEvents(db: Queryable, query: EventQuery): Promise<Even
   }
   if (query.stepId !== undefined && query.stepId !== "") {
     params.push(query.stepId);
-    // Chunks hold log lines only, never a terminal run event.
-    chunks.push(`c.step_id = $${params.length}`);
-    events.push(
+    const ofStep = (alias: string) =>
       query.includeTerminal
-        ? `(e.step_id = $${params.length} OR e.type IN ('run.succeeded', 'run.failed', 'run.cancelled', 'run.timed_out'))`
-        : `e.step_id = $${params.length}`,
-    );
+        ? `(${alias}.step_id = $${params.length} OR ${alias}.type IN ('run.succeeded', 'run.failed', 'run.cancelled', 'run.timed_out'))`
+        : `${alias}.step_id = $${params.length}`;
+    // A log chunk is one step's; a batch of events (step '') has each event's own step.
+    chunks.push(`c.step_id IN ($${params.length}, '')`);
+    lines.push(ofStep("x"));
+    events.push(ofStep("e"));
   }
   if (query.minLevel !== undefined && query.minLevel > 1) {
     params.push(query.minLevel);

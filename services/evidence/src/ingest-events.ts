@@ -7,7 +7,7 @@ import {
   type IngestEventsResponse,
   IngestEventsResponseSchema,
 } from "@packrun/proto/evidence/v1";
-import { type NewEvent, validateChunk, validateEvent } from "./event-model.ts";
+import { type NewEvent, validateBatch, validateChunk, validateEvent } from "./event-model.ts";
 import { appendEvents } from "./event-store.ts";
 
 /** Longest wait for the rest of a burst of requests before its first ones are committed. */
@@ -135,11 +135,16 @@ export async function* ingestEvents(
   }
 }
 
-/** The event or the chunk of a request (exactly one must be set). */
+/** The event, the chunk or the batch of a request (exactly one must be set). */
 function validateRequest(request: IngestEventsRequest): NewEvent {
-  if (request.chunk === undefined) return validateEvent(request.event);
-  if (request.event !== undefined) {
-    throw new PackrunError("REQUEST_INVALID", "set either event or chunk in a request, not both");
+  const set = [request.event, request.chunk, request.batch].filter((part) => part !== undefined);
+  if (set.length > 1) {
+    throw new PackrunError(
+      "REQUEST_INVALID",
+      "set either event or chunk or batch in a request, only one of them",
+    );
   }
-  return validateChunk(request.chunk);
+  if (request.batch !== undefined) return validateBatch(request.batch);
+  if (request.chunk !== undefined) return validateChunk(request.chunk);
+  return validateEvent(request.event);
 }

@@ -5,6 +5,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
 import { stepSharedDir } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
+import { outboxEventsSql } from "./store/run-events.ts";
 import { boundApproval } from "./testing/bound-approval.ts";
 import { type ExecutorStack, packManifest, startExecutorStack } from "./testing/executor-stack.ts";
 
@@ -416,7 +417,7 @@ describe("gates", () => {
   const countEvents = async (runId: string, where: string, params: unknown[] = []) =>
     (
       await stack.database.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM outbox WHERE run_id = $1 AND ${where}`,
+        `SELECT count(*)::int AS n FROM (${outboxEventsSql}) AS outbox WHERE run_id = $1 AND ${where}`,
         [runId, ...params],
       )
     ).rows[0]?.n;
@@ -643,7 +644,7 @@ describe("approval refusals", () => {
   const refusals = async (runId: string) =>
     (
       await stack.database.query<{ event: StoredEvent }>(
-        "SELECT event FROM outbox WHERE run_id = $1 AND event->>'type' = 'gate.approval_refused' ORDER BY id",
+        `SELECT event FROM (${outboxEventsSql}) AS outbox WHERE run_id = $1 AND event->>'type' = 'gate.approval_refused' ORDER BY id`,
         [runId],
       )
     ).rows.map((row) => row.event);
@@ -882,7 +883,7 @@ describe("approval refusals", () => {
     // Nothing follows the run's terminal event.
     const last = (
       await stack.database.query<{ type: string }>(
-        "SELECT event->>'type' AS type FROM outbox WHERE run_id = $1 ORDER BY id DESC LIMIT 1",
+        `SELECT event->>'type' AS type FROM (${outboxEventsSql}) AS outbox WHERE run_id = $1 ORDER BY id DESC, n DESC LIMIT 1`,
         [id],
       )
     ).rows[0];

@@ -20,6 +20,7 @@ import {
   type TestRedis,
 } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
+import { outboxEventsSql } from "./store/run-events.ts";
 import { eventually } from "./testing/processes.ts";
 
 const mainPath = fileURLToPath(new URL("./main.ts", import.meta.url));
@@ -167,7 +168,7 @@ test("role all: serves, runs steps with secrets masked, drains on SIGTERM and ex
   const events = (
     await executorDatabase.query<{
       event: { type: string; message: string; lines?: { type: string; message: string }[] };
-    }>("SELECT event FROM outbox WHERE run_id = $1 ORDER BY id", [runId])
+    }>(`SELECT event FROM (${outboxEventsSql}) AS outbox WHERE run_id = $1 ORDER BY id, n`, [runId])
   ).rows.flatMap(({ event }) => event.lines ?? [event]); // a chunk's lines, or an event
   assert.ok(events.some((event) => event.type === "log.stdout" && event.message === "token=***"));
   assert.ok(!JSON.stringify(events).includes(secretValue), "no secret value in any event");

@@ -12,7 +12,7 @@ import {
 import { errorCodeHeader, type ServiceTls, serviceTransport } from "@packrun/rpc-server";
 import { rpcClientTracing } from "@packrun/telemetry";
 import { outboxChannel, ReadPacer } from "../store/change-hints.ts";
-import type { RunEvent } from "../store/run-events.ts";
+import { type EventBatchRow, eventBatchType, type RunEvent } from "../store/run-events.ts";
 import { type LogChunkEvent, logChunkType } from "../worker/log-writer.ts";
 import { buildRunRecord, runRecordStruct } from "./run-record.ts";
 
@@ -67,12 +67,41 @@ const levels: Record<string, EventLevel> = {
 /** What one shipping round did, and whether rows are left for another. */
 type Shipped = { shipped: number; dropped: number; more: boolean };
 
-type StoredEvent = (RunEvent & { runId: string; tenant: string; time: string }) | LogChunkEvent;
+type StoredEvent =
+  | (RunEvent & { runId: string; tenant: string; time: string })
+  | LogChunkEvent
+  | EventBatchRow;
 
 const isChunk = (event: StoredEvent): event is LogChunkEvent => event.type === logChunkType;
+const isBatch = (event: StoredEvent): event is EventBatchRow => event.type === eventBatchType;
 
-/** An outbox row as one IngestEvents request: an event, or a chunk of log lines. */
+/** A run's event in the proto's form (its tenant and run id, when in a batch, are the batch's). */
+function eventMessage(event: RunEvent & { time: string }, tenant = "", runId = "") {
+  return {
+    tenant,
+    runId,
+    idempotencyKey: event.idempotencyKey,
+    time: timestampFromDate(new Date(event.time)),
+    level: levels[event.level] ?? EventLevel.INFO,
+    type: event.type,
+    stepId: event.stepId ?? "",
+    message: event.message,
+    metadata: (event.metadata ?? {}) as never,
+  };
+}
+
+/** An outbox row as one IngestEvents request: an event, a chunk of log lines, or a batch. */
 function request(event: StoredEvent): IngestEventsRequest {
+  if (isBatch(event)) {
+    return create(IngestEventsRequestSchema, {
+      batch: {
+        tenant: event.tenant,
+        runId: event.runId,
+        idempotencyKey: event.idempotencyKey,
+        events: event.events.map((each) => eventMessage(each)),
+      },
+    });
+  }
   if (isChunk(event)) {
     return create(IngestEventsRequestSchema, {
       chunk: {
@@ -92,17 +121,7 @@ function request(event: StoredEvent): IngestEventsRequest {
     });
   }
   return create(IngestEventsRequestSchema, {
-    event: {
-      tenant: event.tenant,
-      runId: event.runId,
-      idempotencyKey: event.idempotencyKey,
-      time: timestampFromDate(new Date(event.time)),
-      level: levels[event.level] ?? EventLevel.INFO,
-      type: event.type,
-      stepId: event.stepId ?? "",
-      message: event.message,
-      metadata: (event.metadata ?? {}) as never,
-    },
+    event: eventMessage(event, event.tenant, event.runId),
   });
 }
 

@@ -230,7 +230,9 @@ export class RunScheduler {
     if (this.run.state !== "queued") return;
     assertRunTransition(this.run.id, this.run.state, "running");
     const row = (
-      await this.tx.query<{ deadline_at: Date | null }>(runStore.startRun, [this.run.id])
+      await this.tx.query<
+        Omit<StepRow, "run_id"> & { run_id: string | null; run_deadline_at: Date | null }
+      >(runStore.startRunAndReadyFirst, [this.run.id])
     ).rows[0];
     const from = this.run.state;
     this.run = {
@@ -238,10 +240,11 @@ export class RunScheduler {
       state: "running",
       reason: "",
       waiting_reason: "",
-      deadline_at: row?.deadline_at ?? this.run.deadline_at,
+      deadline_at: row?.run_deadline_at ?? this.run.deadline_at,
     };
     await this.events([runStateEvent(this.run.id, from, "running", "")]);
-    await this.advanceTopLevel(-1);
+    const { run_deadline_at: _deadline, ...first } = row ?? { run_id: null };
+    await this.advanceTopLevel(-1, first.run_id === null ? null : (first as StepRow));
     await this.syncRunState();
   }
 
@@ -289,13 +292,19 @@ export class RunScheduler {
     this.settled = true;
   }
 
-  /** Activates top-level steps after `position` until one keeps running or the run ends. */
-  private async advanceTopLevel(position: number): Promise<void> {
+  /**
+   * Activates top-level steps after `position` until one keeps running or the run ends.
+   * `nextReadied`: the caller already tried to ready the next step in its own statement (the
+   * step it readied, or null for none).
+   */
+  private async advanceTopLevel(position: number, nextReadied?: StepRow | null): Promise<void> {
     for (let next = position + 1; !terminalRunStates.has(this.run.state); next++) {
       // A plain `run` step is reached in one statement; any other is read, then activated.
-      const readied = (
-        await this.tx.query<StepRow>(runStore.readyPlainTopLevelStep, [this.run.id, next])
-      ).rows[0];
+      const readied =
+        next === position + 1 && nextReadied !== undefined
+          ? (nextReadied ?? undefined)
+          : (await this.tx.query<StepRow>(runStore.readyPlainTopLevelStep, [this.run.id, next]))
+              .rows[0];
       if (readied !== undefined) {
         this.#changes++;
         await this.events([stepEvent(readied, "pending", "ready")]);

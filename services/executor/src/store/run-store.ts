@@ -70,6 +70,18 @@ UPDATE steps SET ready_at = now()
    AND state = 'pending' AND ready_at IS NULL AND kind = 'run' AND planned->'enabled' = 'true'::jsonb
 RETURNING *`;
 
+/**
+ * {@link startRun} and, in the same statement, {@link readyPlainTopLevelStep} for the run's first
+ * step: a run's start and its first step's readiness in one round trip. One row: the run's
+ * `run_deadline_at`, with the readied step's columns (all NULL when the first step is not a
+ * plain `run` step; the caller then activates it).
+ */
+export const startRunAndReadyFirst = `
+WITH started AS (${startRun.trim().replace("RETURNING deadline_at", "RETURNING deadline_at AS run_deadline_at")}
+), readied AS (${readyPlainTopLevelStep.trim().replaceAll("$2", "0")}
+)
+SELECT started.run_deadline_at, readied.* FROM started LEFT JOIN readied ON true`;
+
 /** The top-level step at position $2 of run $1. */
 export const topLevelStep =
   "SELECT * FROM steps WHERE run_id = $1 AND parent_id IS NULL AND position = $2";

@@ -147,7 +147,7 @@ export declare type EventJson = {
 export declare const EventSchema: GenMessage<Event, {jsonType: EventJson}>;
 
 /**
- * One request carries either one event or one chunk of log lines (set exactly one).
+ * One request carries one event, one chunk of log lines or one batch of events (set exactly one).
  *
  * @generated from message packrun.evidence.v1.IngestEventsRequest
  */
@@ -163,10 +163,15 @@ export declare type IngestEventsRequest = Message<"packrun.evidence.v1.IngestEve
    * @generated from field: packrun.evidence.v1.LogChunk chunk = 2;
    */
   chunk?: LogChunk | undefined;
+
+  /**
+   * @generated from field: packrun.evidence.v1.EventBatch batch = 3;
+   */
+  batch?: EventBatch | undefined;
 };
 
 /**
- * One request carries either one event or one chunk of log lines (set exactly one).
+ * One request carries one event, one chunk of log lines or one batch of events (set exactly one).
  *
  * @generated from message packrun.evidence.v1.IngestEventsRequest
  */
@@ -182,6 +187,11 @@ export declare type IngestEventsRequestJson = {
    * @generated from field: packrun.evidence.v1.LogChunk chunk = 2;
    */
   chunk?: LogChunkJson;
+
+  /**
+   * @generated from field: packrun.evidence.v1.EventBatch batch = 3;
+   */
+  batch?: EventBatchJson;
 };
 
 /**
@@ -189,6 +199,84 @@ export declare type IngestEventsRequestJson = {
  * Use `create(IngestEventsRequestSchema)` to create a new message.
  */
 export declare const IngestEventsRequestSchema: GenMessage<IngestEventsRequest, {jsonType: IngestEventsRequestJson}>;
+
+/**
+ * Events of one run that the producer committed together (one transaction), stored as one row.
+ * Each event still gets its own sequence (consecutive, in order), keeps its own idempotency key
+ * and step, and is served as one event by every reading RPC: the batch is a storage and
+ * transport detail.
+ *
+ * @generated from message packrun.evidence.v1.EventBatch
+ */
+export declare type EventBatch = Message<"packrun.evidence.v1.EventBatch"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId: string;
+
+  /**
+   * Chosen by the producer for the whole batch; a resent batch carries the same key and the
+   * same events.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey: string;
+
+  /**
+   * At least one event, none of type "log.*" (those travel in chunks); a terminal run event
+   * only as the last. Their tenant, run_id and sequence are ignored (the batch's apply).
+   *
+   * @generated from field: repeated packrun.evidence.v1.Event events = 4;
+   */
+  events: Event[];
+};
+
+/**
+ * Events of one run that the producer committed together (one transaction), stored as one row.
+ * Each event still gets its own sequence (consecutive, in order), keeps its own idempotency key
+ * and step, and is served as one event by every reading RPC: the batch is a storage and
+ * transport detail.
+ *
+ * @generated from message packrun.evidence.v1.EventBatch
+ */
+export declare type EventBatchJson = {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant?: string;
+
+  /**
+   * @generated from field: string run_id = 2;
+   */
+  runId?: string;
+
+  /**
+   * Chosen by the producer for the whole batch; a resent batch carries the same key and the
+   * same events.
+   *
+   * @generated from field: string idempotency_key = 3;
+   */
+  idempotencyKey?: string;
+
+  /**
+   * At least one event, none of type "log.*" (those travel in chunks); a terminal run event
+   * only as the last. Their tenant, run_id and sequence are ignored (the batch's apply).
+   *
+   * @generated from field: repeated packrun.evidence.v1.Event events = 4;
+   */
+  events?: EventJson[];
+};
+
+/**
+ * Describes the message packrun.evidence.v1.EventBatch.
+ * Use `create(EventBatchSchema)` to create a new message.
+ */
+export declare const EventBatchSchema: GenMessage<EventBatch, {jsonType: EventBatchJson}>;
 
 /**
  * Consecutive log lines of one step of one run, stored as one row. Each line still gets its
@@ -281,28 +369,28 @@ export declare const LogChunkSchema: GenMessage<LogChunk, {jsonType: LogChunkJso
  */
 export declare type IngestEventsResponse = Message<"packrun.evidence.v1.IngestEventsResponse"> & {
   /**
-   * The event's key, or the chunk's.
+   * The event's key, or the chunk's, or the batch's.
    *
    * @generated from field: string idempotency_key = 1;
    */
   idempotencyKey: string;
 
   /**
-   * The event's sequence; for a chunk, its first line's.
+   * The event's sequence; for a chunk or a batch, its first line's.
    *
    * @generated from field: uint64 sequence = 2;
    */
   sequence: bigint;
 
   /**
-   * True when the event (or chunk) had already been stored.
+   * True when the event (or chunk, or batch) had already been stored.
    *
    * @generated from field: bool duplicate = 3;
    */
   duplicate: boolean;
 
   /**
-   * The last sequence taken: the event's own, or the chunk's last line's.
+   * The last sequence taken: the event's own, or the chunk's (batch's) last line's.
    *
    * @generated from field: uint64 last_sequence = 4;
    */
@@ -314,28 +402,28 @@ export declare type IngestEventsResponse = Message<"packrun.evidence.v1.IngestEv
  */
 export declare type IngestEventsResponseJson = {
   /**
-   * The event's key, or the chunk's.
+   * The event's key, or the chunk's, or the batch's.
    *
    * @generated from field: string idempotency_key = 1;
    */
   idempotencyKey?: string;
 
   /**
-   * The event's sequence; for a chunk, its first line's.
+   * The event's sequence; for a chunk or a batch, its first line's.
    *
    * @generated from field: uint64 sequence = 2;
    */
   sequence?: string;
 
   /**
-   * True when the event (or chunk) had already been stored.
+   * True when the event (or chunk, or batch) had already been stored.
    *
    * @generated from field: bool duplicate = 3;
    */
   duplicate?: boolean;
 
   /**
-   * The last sequence taken: the event's own, or the chunk's last line's.
+   * The last sequence taken: the event's own, or the chunk's (batch's) last line's.
    *
    * @generated from field: uint64 last_sequence = 4;
    */

@@ -12,7 +12,7 @@ import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bu
  * Describes the file packrun/evidence/v1/evidence.proto.
  */
 export const file_packrun_evidence_v1_evidence = /*@__PURE__*/
-  fileDesc("CiJwYWNrcnVuL2V2aWRlbmNlL3YxL2V2aWRlbmNlLnByb3RvEhNwYWNrcnVuLmV2aWRlbmNlLnYxIocCCgVFdmVudBIOCgZ0ZW5hbnQYASABKAkSDgoGcnVuX2lkGAIgASgJEhAKCHNlcXVlbmNlGAMgASgEEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgVsZXZlbBgGIAEoDjIfLnBhY2tydW4uZXZpZGVuY2UudjEuRXZlbnRMZXZlbBIMCgR0eXBlGAcgASgJEg8KB3N0ZXBfaWQYCCABKAkSDwoHbWVzc2FnZRgJIAEoCRIpCghtZXRhZGF0YRgKIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QibgoTSW5nZXN0RXZlbnRzUmVxdWVzdBIpCgVldmVudBgBIAEoCzIaLnBhY2tydW4uZXZpZGVuY2UudjEuRXZlbnQSLAoFY2h1bmsYAiABKAsyHS5wYWNrcnVuLmV2aWRlbmNlLnYxLkxvZ0NodW5rIn8KCExvZ0NodW5rEg4KBnRlbmFudBgBIAEoCRIOCgZydW5faWQYAiABKAkSDwoHc3RlcF9pZBgDIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkSKQoFbGluZXMYBSADKAsyGi5wYWNrcnVuLmV2aWRlbmNlLnYxLkV2ZW50ImsKFEluZ2VzdEV2ZW50c1Jlc3BvbnNlEhcKD2lkZW1wb3RlbmN5X2tleRgBIAEoCRIQCghzZXF1ZW5jZRgCIAEoBBIRCglkdXBsaWNhdGUYAyABKAgSFQoNbGFzdF9zZXF1ZW5jZRgEIAEoBCKjAQoRTGlzdEV2ZW50c1JlcXVlc3QSDgoGdGVuYW50GAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIWCg5hZnRlcl9zZXF1ZW5jZRgDIAEoBBIRCglwYWdlX3NpemUYBCABKA0SDwoHc3RlcF9pZBgFIAEoCRIyCgltaW5fbGV2ZWwYBiABKA4yHy5wYWNrcnVuLmV2aWRlbmNlLnYxLkV2ZW50TGV2ZWwiXQoSTGlzdEV2ZW50c1Jlc3BvbnNlEioKBmV2ZW50cxgBIAMoCzIaLnBhY2tydW4uZXZpZGVuY2UudjEuRXZlbnQSGwoTbmV4dF9hZnRlcl9zZXF1ZW5jZRgCIAEoBCJhChZTdWJzY3JpYmVFdmVudHNSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIOCgZydW5faWQYAiABKAkSFgoOYWZ0ZXJfc2VxdWVuY2UYAyABKAQSDwoHc3RlcF9pZBgEIAEoCSJEChdTdWJzY3JpYmVFdmVudHNSZXNwb25zZRIpCgVldmVudBgBIAEoCzIaLnBhY2tydW4uZXZpZGVuY2UudjEuRXZlbnQiiwEKDkFydGlmYWN0SGVhZGVyEg4KBnRlbmFudBgBIAEoCRIOCgZydW5faWQYAiABKAkSDwoHc3RlcF9pZBgDIAEoCRIMCgRuYW1lGAQgASgJEgwKBHR5cGUYBSABKAkSEwoLc291cmNlX3BhdGgYBiABKAkSFwoPZXhwZWN0ZWRfZGlnZXN0GAcgASgJImQKElB1dEFydGlmYWN0UmVxdWVzdBI1CgZoZWFkZXIYASABKAsyIy5wYWNrcnVuLmV2aWRlbmNlLnYxLkFydGlmYWN0SGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0IsABCghBcnRpZmFjdBIOCgZydW5faWQYASABKAkSDwoHc3RlcF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEgwKBHR5cGUYBCABKAkSDgoGZGlnZXN0GAUgASgJEhIKCnNpemVfYnl0ZXMYBiABKAQSEwoLc291cmNlX3BhdGgYByABKAkSDgoGc3RhdHVzGAggASgJEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkYKE1B1dEFydGlmYWN0UmVzcG9uc2USLwoIYXJ0aWZhY3QYASABKAsyHS5wYWNrcnVuLmV2aWRlbmNlLnYxLkFydGlmYWN0IjYKFExpc3RBcnRpZmFjdHNSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIOCgZydW5faWQYAiABKAkiSQoVTGlzdEFydGlmYWN0c1Jlc3BvbnNlEjAKCWFydGlmYWN0cxgBIAMoCzIdLnBhY2tydW4uZXZpZGVuY2UudjEuQXJ0aWZhY3QiRAoSR2V0QXJ0aWZhY3RSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIOCgZydW5faWQYAiABKAkSDgoGZGlnZXN0GAMgASgJIiQKE0dldEFydGlmYWN0UmVzcG9uc2USDQoFY2h1bmsYASABKAwiiQEKEkZpbmFsaXplUnVuUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSDgoGcnVuX2lkGAIgASgJEisKCnJ1bl9yZWNvcmQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhEKCXBsYW5fanNvbhgEIAEoCRITCgtwYWNrX3NvdXJjZRgFIAEoCSJdChNGaW5hbGl6ZVJ1blJlc3BvbnNlEjUKC2F0dGVzdGF0aW9uGAEgASgLMiAucGFja3J1bi5ldmlkZW5jZS52MS5BdHRlc3RhdGlvbhIPCgdjcmVhdGVkGAIgASgIInQKC0F0dGVzdGF0aW9uEg4KBnJ1bl9pZBgBIAEoCRIVCg1lbnZlbG9wZV9qc29uGAIgASgJEg4KBmtleV9pZBgDIAEoCRIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI3ChVHZXRBdHRlc3RhdGlvblJlcXVlc3QSDgoGdGVuYW50GAEgASgJEg4KBnJ1bl9pZBgCIAEoCSJPChZHZXRBdHRlc3RhdGlvblJlc3BvbnNlEjUKC2F0dGVzdGF0aW9uGAEgASgLMiAucGFja3J1bi5ldmlkZW5jZS52MS5BdHRlc3RhdGlvbiIyChBHZXRCdW5kbGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIOCgZydW5faWQYAiABKAkiIgoRR2V0QnVuZGxlUmVzcG9uc2USDQoFY2h1bmsYASABKAwiHQobTGlzdFZlcmlmaWNhdGlvbktleXNSZXF1ZXN0IlwKD1ZlcmlmaWNhdGlvbktleRIOCgZrZXlfaWQYASABKAkSEQoJYWxnb3JpdGhtGAIgASgJEhYKDnB1YmxpY19rZXlfcGVtGAMgASgJEg4KBmFjdGl2ZRgEIAEoCCJSChxMaXN0VmVyaWZpY2F0aW9uS2V5c1Jlc3BvbnNlEjIKBGtleXMYASADKAsyJC5wYWNrcnVuLmV2aWRlbmNlLnYxLlZlcmlmaWNhdGlvbktleSJSChpTaWduQXBwcm92YWxSZXF1ZXN0UmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSDgoGcnVuX2lkGAIgASgJEhQKDHBheWxvYWRfanNvbhgDIAEoCSJEChtTaWduQXBwcm92YWxSZXF1ZXN0UmVzcG9uc2USFQoNZW52ZWxvcGVfanNvbhgBIAEoCRIOCgZrZXlfaWQYAiABKAkqmgEKCkV2ZW50TGV2ZWwSGwoXRVZFTlRfTEVWRUxfVU5TUEVDSUZJRUQQABIVChFFVkVOVF9MRVZFTF9UUkFDRRABEhUKEUVWRU5UX0xFVkVMX0RFQlVHEAISFAoQRVZFTlRfTEVWRUxfSU5GTxADEhQKEEVWRU5UX0xFVkVMX1dBUk4QBBIVChFFVkVOVF9MRVZFTF9FUlJPUhAFMpsJCg9FdmlkZW5jZVNlcnZpY2USZwoMSW5nZXN0RXZlbnRzEigucGFja3J1bi5ldmlkZW5jZS52MS5Jbmdlc3RFdmVudHNSZXF1ZXN0GikucGFja3J1bi5ldmlkZW5jZS52MS5Jbmdlc3RFdmVudHNSZXNwb25zZSgBMAESXQoKTGlzdEV2ZW50cxImLnBhY2tydW4uZXZpZGVuY2UudjEuTGlzdEV2ZW50c1JlcXVlc3QaJy5wYWNrcnVuLmV2aWRlbmNlLnYxLkxpc3RFdmVudHNSZXNwb25zZRJuCg9TdWJzY3JpYmVFdmVudHMSKy5wYWNrcnVuLmV2aWRlbmNlLnYxLlN1YnNjcmliZUV2ZW50c1JlcXVlc3QaLC5wYWNrcnVuLmV2aWRlbmNlLnYxLlN1YnNjcmliZUV2ZW50c1Jlc3BvbnNlMAESYgoLUHV0QXJ0aWZhY3QSJy5wYWNrcnVuLmV2aWRlbmNlLnYxLlB1dEFydGlmYWN0UmVxdWVzdBooLnBhY2tydW4uZXZpZGVuY2UudjEuUHV0QXJ0aWZhY3RSZXNwb25zZSgBEmYKDUxpc3RBcnRpZmFjdHMSKS5wYWNrcnVuLmV2aWRlbmNlLnYxLkxpc3RBcnRpZmFjdHNSZXF1ZXN0GioucGFja3J1bi5ldmlkZW5jZS52MS5MaXN0QXJ0aWZhY3RzUmVzcG9uc2USYgoLR2V0QXJ0aWZhY3QSJy5wYWNrcnVuLmV2aWRlbmNlLnYxLkdldEFydGlmYWN0UmVxdWVzdBooLnBhY2tydW4uZXZpZGVuY2UudjEuR2V0QXJ0aWZhY3RSZXNwb25zZTABEmAKC0ZpbmFsaXplUnVuEicucGFja3J1bi5ldmlkZW5jZS52MS5GaW5hbGl6ZVJ1blJlcXVlc3QaKC5wYWNrcnVuLmV2aWRlbmNlLnYxLkZpbmFsaXplUnVuUmVzcG9uc2USaQoOR2V0QXR0ZXN0YXRpb24SKi5wYWNrcnVuLmV2aWRlbmNlLnYxLkdldEF0dGVzdGF0aW9uUmVxdWVzdBorLnBhY2tydW4uZXZpZGVuY2UudjEuR2V0QXR0ZXN0YXRpb25SZXNwb25zZRJcCglHZXRCdW5kbGUSJS5wYWNrcnVuLmV2aWRlbmNlLnYxLkdldEJ1bmRsZVJlcXVlc3QaJi5wYWNrcnVuLmV2aWRlbmNlLnYxLkdldEJ1bmRsZVJlc3BvbnNlMAESewoUTGlzdFZlcmlmaWNhdGlvbktleXMSMC5wYWNrcnVuLmV2aWRlbmNlLnYxLkxpc3RWZXJpZmljYXRpb25LZXlzUmVxdWVzdBoxLnBhY2tydW4uZXZpZGVuY2UudjEuTGlzdFZlcmlmaWNhdGlvbktleXNSZXNwb25zZRJ4ChNTaWduQXBwcm92YWxSZXF1ZXN0Ei8ucGFja3J1bi5ldmlkZW5jZS52MS5TaWduQXBwcm92YWxSZXF1ZXN0UmVxdWVzdBowLnBhY2tydW4uZXZpZGVuY2UudjEuU2lnbkFwcHJvdmFsUmVxdWVzdFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiJwYWNrcnVuL2V2aWRlbmNlL3YxL2V2aWRlbmNlLnByb3RvEhNwYWNrcnVuLmV2aWRlbmNlLnYxIocCCgVFdmVudBIOCgZ0ZW5hbnQYASABKAkSDgoGcnVuX2lkGAIgASgJEhAKCHNlcXVlbmNlGAMgASgEEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCRIoCgR0aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgVsZXZlbBgGIAEoDjIfLnBhY2tydW4uZXZpZGVuY2UudjEuRXZlbnRMZXZlbBIMCgR0eXBlGAcgASgJEg8KB3N0ZXBfaWQYCCABKAkSDwoHbWVzc2FnZRgJIAEoCRIpCghtZXRhZGF0YRgKIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QingEKE0luZ2VzdEV2ZW50c1JlcXVlc3QSKQoFZXZlbnQYASABKAsyGi5wYWNrcnVuLmV2aWRlbmNlLnYxLkV2ZW50EiwKBWNodW5rGAIgASgLMh0ucGFja3J1bi5ldmlkZW5jZS52MS5Mb2dDaHVuaxIuCgViYXRjaBgDIAEoCzIfLnBhY2tydW4uZXZpZGVuY2UudjEuRXZlbnRCYXRjaCJxCgpFdmVudEJhdGNoEg4KBnRlbmFudBgBIAEoCRIOCgZydW5faWQYAiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAMgASgJEioKBmV2ZW50cxgEIAMoCzIaLnBhY2tydW4uZXZpZGVuY2UudjEuRXZlbnQifwoITG9nQ2h1bmsSDgoGdGVuYW50GAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIPCgdzdGVwX2lkGAMgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCRIpCgVsaW5lcxgFIAMoCzIaLnBhY2tydW4uZXZpZGVuY2UudjEuRXZlbnQiawoUSW5nZXN0RXZlbnRzUmVzcG9uc2USFwoPaWRlbXBvdGVuY3lfa2V5GAEgASgJEhAKCHNlcXVlbmNlGAIgASgEEhEKCWR1cGxpY2F0ZRgDIAEoCBIVCg1sYXN0X3NlcXVlbmNlGAQgASgEIqMBChFMaXN0RXZlbnRzUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSDgoGcnVuX2lkGAIgASgJEhYKDmFmdGVyX3NlcXVlbmNlGAMgASgEEhEKCXBhZ2Vfc2l6ZRgEIAEoDRIPCgdzdGVwX2lkGAUgASgJEjIKCW1pbl9sZXZlbBgGIAEoDjIfLnBhY2tydW4uZXZpZGVuY2UudjEuRXZlbnRMZXZlbCJdChJMaXN0RXZlbnRzUmVzcG9uc2USKgoGZXZlbnRzGAEgAygLMhoucGFja3J1bi5ldmlkZW5jZS52MS5FdmVudBIbChNuZXh0X2FmdGVyX3NlcXVlbmNlGAIgASgEImEKFlN1YnNjcmliZUV2ZW50c1JlcXVlc3QSDgoGdGVuYW50GAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIWCg5hZnRlcl9zZXF1ZW5jZRgDIAEoBBIPCgdzdGVwX2lkGAQgASgJIkQKF1N1YnNjcmliZUV2ZW50c1Jlc3BvbnNlEikKBWV2ZW50GAEgASgLMhoucGFja3J1bi5ldmlkZW5jZS52MS5FdmVudCKLAQoOQXJ0aWZhY3RIZWFkZXISDgoGdGVuYW50GAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIPCgdzdGVwX2lkGAMgASgJEgwKBG5hbWUYBCABKAkSDAoEdHlwZRgFIAEoCRITCgtzb3VyY2VfcGF0aBgGIAEoCRIXCg9leHBlY3RlZF9kaWdlc3QYByABKAkiZAoSUHV0QXJ0aWZhY3RSZXF1ZXN0EjUKBmhlYWRlchgBIAEoCzIjLnBhY2tydW4uZXZpZGVuY2UudjEuQXJ0aWZhY3RIZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAQgYKBHBhcnQiwAEKCEFydGlmYWN0Eg4KBnJ1bl9pZBgBIAEoCRIPCgdzdGVwX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDAoEdHlwZRgEIAEoCRIOCgZkaWdlc3QYBSABKAkSEgoKc2l6ZV9ieXRlcxgGIAEoBBITCgtzb3VyY2VfcGF0aBgHIAEoCRIOCgZzdGF0dXMYCCABKAkSLgoKY3JlYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgoTUHV0QXJ0aWZhY3RSZXNwb25zZRIvCghhcnRpZmFjdBgBIAEoCzIdLnBhY2tydW4uZXZpZGVuY2UudjEuQXJ0aWZhY3QiNgoUTGlzdEFydGlmYWN0c1JlcXVlc3QSDgoGdGVuYW50GAEgASgJEg4KBnJ1bl9pZBgCIAEoCSJJChVMaXN0QXJ0aWZhY3RzUmVzcG9uc2USMAoJYXJ0aWZhY3RzGAEgAygLMh0ucGFja3J1bi5ldmlkZW5jZS52MS5BcnRpZmFjdCJEChJHZXRBcnRpZmFjdFJlcXVlc3QSDgoGdGVuYW50GAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIOCgZkaWdlc3QYAyABKAkiJAoTR2V0QXJ0aWZhY3RSZXNwb25zZRINCgVjaHVuaxgBIAEoDCKJAQoSRmluYWxpemVSdW5SZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIOCgZydW5faWQYAiABKAkSKwoKcnVuX3JlY29yZBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEQoJcGxhbl9qc29uGAQgASgJEhMKC3BhY2tfc291cmNlGAUgASgJIl0KE0ZpbmFsaXplUnVuUmVzcG9uc2USNQoLYXR0ZXN0YXRpb24YASABKAsyIC5wYWNrcnVuLmV2aWRlbmNlLnYxLkF0dGVzdGF0aW9uEg8KB2NyZWF0ZWQYAiABKAgidAoLQXR0ZXN0YXRpb24SDgoGcnVuX2lkGAEgASgJEhUKDWVudmVsb3BlX2pzb24YAiABKAkSDgoGa2V5X2lkGAMgASgJEi4KCmNyZWF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjcKFUdldEF0dGVzdGF0aW9uUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSDgoGcnVuX2lkGAIgASgJIk8KFkdldEF0dGVzdGF0aW9uUmVzcG9uc2USNQoLYXR0ZXN0YXRpb24YASABKAsyIC5wYWNrcnVuLmV2aWRlbmNlLnYxLkF0dGVzdGF0aW9uIjIKEEdldEJ1bmRsZVJlcXVlc3QSDgoGdGVuYW50GAEgASgJEg4KBnJ1bl9pZBgCIAEoCSIiChFHZXRCdW5kbGVSZXNwb25zZRINCgVjaHVuaxgBIAEoDCIdChtMaXN0VmVyaWZpY2F0aW9uS2V5c1JlcXVlc3QiXAoPVmVyaWZpY2F0aW9uS2V5Eg4KBmtleV9pZBgBIAEoCRIRCglhbGdvcml0aG0YAiABKAkSFgoOcHVibGljX2tleV9wZW0YAyABKAkSDgoGYWN0aXZlGAQgASgIIlIKHExpc3RWZXJpZmljYXRpb25LZXlzUmVzcG9uc2USMgoEa2V5cxgBIAMoCzIkLnBhY2tydW4uZXZpZGVuY2UudjEuVmVyaWZpY2F0aW9uS2V5IlIKGlNpZ25BcHByb3ZhbFJlcXVlc3RSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIOCgZydW5faWQYAiABKAkSFAoMcGF5bG9hZF9qc29uGAMgASgJIkQKG1NpZ25BcHByb3ZhbFJlcXVlc3RSZXNwb25zZRIVCg1lbnZlbG9wZV9qc29uGAEgASgJEg4KBmtleV9pZBgCIAEoCSqaAQoKRXZlbnRMZXZlbBIbChdFVkVOVF9MRVZFTF9VTlNQRUNJRklFRBAAEhUKEUVWRU5UX0xFVkVMX1RSQUNFEAESFQoRRVZFTlRfTEVWRUxfREVCVUcQAhIUChBFVkVOVF9MRVZFTF9JTkZPEAMSFAoQRVZFTlRfTEVWRUxfV0FSThAEEhUKEUVWRU5UX0xFVkVMX0VSUk9SEAUymwkKD0V2aWRlbmNlU2VydmljZRJnCgxJbmdlc3RFdmVudHMSKC5wYWNrcnVuLmV2aWRlbmNlLnYxLkluZ2VzdEV2ZW50c1JlcXVlc3QaKS5wYWNrcnVuLmV2aWRlbmNlLnYxLkluZ2VzdEV2ZW50c1Jlc3BvbnNlKAEwARJdCgpMaXN0RXZlbnRzEiYucGFja3J1bi5ldmlkZW5jZS52MS5MaXN0RXZlbnRzUmVxdWVzdBonLnBhY2tydW4uZXZpZGVuY2UudjEuTGlzdEV2ZW50c1Jlc3BvbnNlEm4KD1N1YnNjcmliZUV2ZW50cxIrLnBhY2tydW4uZXZpZGVuY2UudjEuU3Vic2NyaWJlRXZlbnRzUmVxdWVzdBosLnBhY2tydW4uZXZpZGVuY2UudjEuU3Vic2NyaWJlRXZlbnRzUmVzcG9uc2UwARJiCgtQdXRBcnRpZmFjdBInLnBhY2tydW4uZXZpZGVuY2UudjEuUHV0QXJ0aWZhY3RSZXF1ZXN0GigucGFja3J1bi5ldmlkZW5jZS52MS5QdXRBcnRpZmFjdFJlc3BvbnNlKAESZgoNTGlzdEFydGlmYWN0cxIpLnBhY2tydW4uZXZpZGVuY2UudjEuTGlzdEFydGlmYWN0c1JlcXVlc3QaKi5wYWNrcnVuLmV2aWRlbmNlLnYxLkxpc3RBcnRpZmFjdHNSZXNwb25zZRJiCgtHZXRBcnRpZmFjdBInLnBhY2tydW4uZXZpZGVuY2UudjEuR2V0QXJ0aWZhY3RSZXF1ZXN0GigucGFja3J1bi5ldmlkZW5jZS52MS5HZXRBcnRpZmFjdFJlc3BvbnNlMAESYAoLRmluYWxpemVSdW4SJy5wYWNrcnVuLmV2aWRlbmNlLnYxLkZpbmFsaXplUnVuUmVxdWVzdBooLnBhY2tydW4uZXZpZGVuY2UudjEuRmluYWxpemVSdW5SZXNwb25zZRJpCg5HZXRBdHRlc3RhdGlvbhIqLnBhY2tydW4uZXZpZGVuY2UudjEuR2V0QXR0ZXN0YXRpb25SZXF1ZXN0GisucGFja3J1bi5ldmlkZW5jZS52MS5HZXRBdHRlc3RhdGlvblJlc3BvbnNlElwKCUdldEJ1bmRsZRIlLnBhY2tydW4uZXZpZGVuY2UudjEuR2V0QnVuZGxlUmVxdWVzdBomLnBhY2tydW4uZXZpZGVuY2UudjEuR2V0QnVuZGxlUmVzcG9uc2UwARJ7ChRMaXN0VmVyaWZpY2F0aW9uS2V5cxIwLnBhY2tydW4uZXZpZGVuY2UudjEuTGlzdFZlcmlmaWNhdGlvbktleXNSZXF1ZXN0GjEucGFja3J1bi5ldmlkZW5jZS52MS5MaXN0VmVyaWZpY2F0aW9uS2V5c1Jlc3BvbnNlEngKE1NpZ25BcHByb3ZhbFJlcXVlc3QSLy5wYWNrcnVuLmV2aWRlbmNlLnYxLlNpZ25BcHByb3ZhbFJlcXVlc3RSZXF1ZXN0GjAucGFja3J1bi5ldmlkZW5jZS52MS5TaWduQXBwcm92YWxSZXF1ZXN0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Describes the message packrun.evidence.v1.Event.
@@ -29,186 +29,193 @@ export const IngestEventsRequestSchema = /*@__PURE__*/
   messageDesc(file_packrun_evidence_v1_evidence, 1);
 
 /**
+ * Describes the message packrun.evidence.v1.EventBatch.
+ * Use `create(EventBatchSchema)` to create a new message.
+ */
+export const EventBatchSchema = /*@__PURE__*/
+  messageDesc(file_packrun_evidence_v1_evidence, 2);
+
+/**
  * Describes the message packrun.evidence.v1.LogChunk.
  * Use `create(LogChunkSchema)` to create a new message.
  */
 export const LogChunkSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 2);
+  messageDesc(file_packrun_evidence_v1_evidence, 3);
 
 /**
  * Describes the message packrun.evidence.v1.IngestEventsResponse.
  * Use `create(IngestEventsResponseSchema)` to create a new message.
  */
 export const IngestEventsResponseSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 3);
+  messageDesc(file_packrun_evidence_v1_evidence, 4);
 
 /**
  * Describes the message packrun.evidence.v1.ListEventsRequest.
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 4);
+  messageDesc(file_packrun_evidence_v1_evidence, 5);
 
 /**
  * Describes the message packrun.evidence.v1.ListEventsResponse.
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 5);
+  messageDesc(file_packrun_evidence_v1_evidence, 6);
 
 /**
  * Describes the message packrun.evidence.v1.SubscribeEventsRequest.
  * Use `create(SubscribeEventsRequestSchema)` to create a new message.
  */
 export const SubscribeEventsRequestSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 6);
+  messageDesc(file_packrun_evidence_v1_evidence, 7);
 
 /**
  * Describes the message packrun.evidence.v1.SubscribeEventsResponse.
  * Use `create(SubscribeEventsResponseSchema)` to create a new message.
  */
 export const SubscribeEventsResponseSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 7);
+  messageDesc(file_packrun_evidence_v1_evidence, 8);
 
 /**
  * Describes the message packrun.evidence.v1.ArtifactHeader.
  * Use `create(ArtifactHeaderSchema)` to create a new message.
  */
 export const ArtifactHeaderSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 8);
+  messageDesc(file_packrun_evidence_v1_evidence, 9);
 
 /**
  * Describes the message packrun.evidence.v1.PutArtifactRequest.
  * Use `create(PutArtifactRequestSchema)` to create a new message.
  */
 export const PutArtifactRequestSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 9);
+  messageDesc(file_packrun_evidence_v1_evidence, 10);
 
 /**
  * Describes the message packrun.evidence.v1.Artifact.
  * Use `create(ArtifactSchema)` to create a new message.
  */
 export const ArtifactSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 10);
+  messageDesc(file_packrun_evidence_v1_evidence, 11);
 
 /**
  * Describes the message packrun.evidence.v1.PutArtifactResponse.
  * Use `create(PutArtifactResponseSchema)` to create a new message.
  */
 export const PutArtifactResponseSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 11);
+  messageDesc(file_packrun_evidence_v1_evidence, 12);
 
 /**
  * Describes the message packrun.evidence.v1.ListArtifactsRequest.
  * Use `create(ListArtifactsRequestSchema)` to create a new message.
  */
 export const ListArtifactsRequestSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 12);
+  messageDesc(file_packrun_evidence_v1_evidence, 13);
 
 /**
  * Describes the message packrun.evidence.v1.ListArtifactsResponse.
  * Use `create(ListArtifactsResponseSchema)` to create a new message.
  */
 export const ListArtifactsResponseSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 13);
+  messageDesc(file_packrun_evidence_v1_evidence, 14);
 
 /**
  * Describes the message packrun.evidence.v1.GetArtifactRequest.
  * Use `create(GetArtifactRequestSchema)` to create a new message.
  */
 export const GetArtifactRequestSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 14);
+  messageDesc(file_packrun_evidence_v1_evidence, 15);
 
 /**
  * Describes the message packrun.evidence.v1.GetArtifactResponse.
  * Use `create(GetArtifactResponseSchema)` to create a new message.
  */
 export const GetArtifactResponseSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 15);
+  messageDesc(file_packrun_evidence_v1_evidence, 16);
 
 /**
  * Describes the message packrun.evidence.v1.FinalizeRunRequest.
  * Use `create(FinalizeRunRequestSchema)` to create a new message.
  */
 export const FinalizeRunRequestSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 16);
+  messageDesc(file_packrun_evidence_v1_evidence, 17);
 
 /**
  * Describes the message packrun.evidence.v1.FinalizeRunResponse.
  * Use `create(FinalizeRunResponseSchema)` to create a new message.
  */
 export const FinalizeRunResponseSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 17);
+  messageDesc(file_packrun_evidence_v1_evidence, 18);
 
 /**
  * Describes the message packrun.evidence.v1.Attestation.
  * Use `create(AttestationSchema)` to create a new message.
  */
 export const AttestationSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 18);
+  messageDesc(file_packrun_evidence_v1_evidence, 19);
 
 /**
  * Describes the message packrun.evidence.v1.GetAttestationRequest.
  * Use `create(GetAttestationRequestSchema)` to create a new message.
  */
 export const GetAttestationRequestSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 19);
+  messageDesc(file_packrun_evidence_v1_evidence, 20);
 
 /**
  * Describes the message packrun.evidence.v1.GetAttestationResponse.
  * Use `create(GetAttestationResponseSchema)` to create a new message.
  */
 export const GetAttestationResponseSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 20);
+  messageDesc(file_packrun_evidence_v1_evidence, 21);
 
 /**
  * Describes the message packrun.evidence.v1.GetBundleRequest.
  * Use `create(GetBundleRequestSchema)` to create a new message.
  */
 export const GetBundleRequestSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 21);
+  messageDesc(file_packrun_evidence_v1_evidence, 22);
 
 /**
  * Describes the message packrun.evidence.v1.GetBundleResponse.
  * Use `create(GetBundleResponseSchema)` to create a new message.
  */
 export const GetBundleResponseSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 22);
+  messageDesc(file_packrun_evidence_v1_evidence, 23);
 
 /**
  * Describes the message packrun.evidence.v1.ListVerificationKeysRequest.
  * Use `create(ListVerificationKeysRequestSchema)` to create a new message.
  */
 export const ListVerificationKeysRequestSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 23);
+  messageDesc(file_packrun_evidence_v1_evidence, 24);
 
 /**
  * Describes the message packrun.evidence.v1.VerificationKey.
  * Use `create(VerificationKeySchema)` to create a new message.
  */
 export const VerificationKeySchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 24);
+  messageDesc(file_packrun_evidence_v1_evidence, 25);
 
 /**
  * Describes the message packrun.evidence.v1.ListVerificationKeysResponse.
  * Use `create(ListVerificationKeysResponseSchema)` to create a new message.
  */
 export const ListVerificationKeysResponseSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 25);
+  messageDesc(file_packrun_evidence_v1_evidence, 26);
 
 /**
  * Describes the message packrun.evidence.v1.SignApprovalRequestRequest.
  * Use `create(SignApprovalRequestRequestSchema)` to create a new message.
  */
 export const SignApprovalRequestRequestSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 26);
+  messageDesc(file_packrun_evidence_v1_evidence, 27);
 
 /**
  * Describes the message packrun.evidence.v1.SignApprovalRequestResponse.
  * Use `create(SignApprovalRequestResponseSchema)` to create a new message.
  */
 export const SignApprovalRequestResponseSchema = /*@__PURE__*/
-  messageDesc(file_packrun_evidence_v1_evidence, 27);
+  messageDesc(file_packrun_evidence_v1_evidence, 28);
 
 /**
  * Describes the enum packrun.evidence.v1.EventLevel.
