@@ -25,7 +25,7 @@ describe("embedded bundle", () => {
     );
     await writeFile(
       entry,
-      'import { url, version, where } from "./lib/where.ts";\nimport { z } from "zod";\nexport const found = { where, url, version, zod: typeof z };\n',
+      'import { url, version, where } from "./lib/where.ts";\nimport { z } from "zod";\nimport { PGlite } from "@electric-sql/pglite";\nexport const found = { where, url, version, zod: typeof z, pglite: typeof PGlite };\n',
     );
   });
   afterAll(async () => {
@@ -38,15 +38,19 @@ describe("embedded bundle", () => {
     assert.equal(bundle, join(bundleDir, "main.mjs"));
     assert.equal(currentBundle(bundleDir), bundle);
     const loaded = (await import(pathToFileURL(bundle).href)) as {
-      found: { where: string; url: string; version: number; zod: string };
+      found: { where: string; url: string; version: number; zod: string; pglite: string };
     };
     // import.meta is the source file's, not the bundle's (migrations, threads, helper scripts).
     assert.equal(loaded.found.where, join(dir, "src", "lib"));
     assert.equal(loaded.found.url, pathToFileURL(helper).href);
     assert.equal(loaded.found.version, 1);
-    // npm packages stay imports, resolved from node_modules at run time.
-    assert.match(await readFile(bundle, "utf8"), /from "zod"/);
+    // npm packages are bundled, but for the few that load files beside them (PGlite's
+    // WebAssembly), which stay imports resolved from node_modules.
+    const text = await readFile(bundle, "utf8");
+    assert.doesNotMatch(text, /from "zod"/);
+    assert.match(text, /from "@electric-sql\/pglite"/);
     assert.equal(loaded.found.zod, "object");
+    assert.equal(loaded.found.pglite, "function");
   });
 
   test("a changed or missing source makes the bundle stale until it is built again", async () => {

@@ -5,10 +5,9 @@ import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
 /**
- * The embedded default as one ES module: packrun's own TypeScript (every `@packrun/*` package
- * `main.ts` imports) bundled by esbuild at `npm install`, so that a start loads one file instead
- * of type-stripping and resolving hundreds. npm packages stay imports (loaded from node_modules
- * as before). The bundle records a digest of every file it was made from; a start runs it only
+ * The embedded default as one ES module: `main.ts` with everything it imports, packrun's
+ * TypeScript and npm packages alike, bundled by esbuild at `npm install`, so that a start loads
+ * one file instead of resolving, type-stripping and compiling about 3,000. The bundle records a digest of every file it was made from; a start runs it only
  * when the sources still have that digest (see {@link currentBundle}), never a stale one.
  */
 
@@ -18,6 +17,7 @@ export const embeddedEntry = join(import.meta.dirname, "main.ts");
 /** Kept outside the work tree (node_modules is ignored), beside the other install-time caches. */
 export const embeddedBundleDir = join(repository, "node_modules", ".cache", "packrun", "embedded");
 const lockFile = join(repository, "package-lock.json");
+const installedLockFile = join(repository, "node_modules", ".package-lock.json");
 
 /** What a bundle was made from: its input files (relative to the repository) and their digest. */
 interface BundleStamp {
@@ -26,16 +26,24 @@ interface BundleStamp {
   readonly digest: string;
 }
 
-/** SHA-256 over the Node version, the lockfile, and each input's path and content. */
+/**
+ * SHA-256 over the Node version, this recipe, the lockfiles, each input's path, and each
+ * source's content.
+ * The content of an input under node_modules is pinned by the lockfiles (npm's own
+ * node_modules/.package-lock.json changes with every install), so only its path counts: reading
+ * the 10 MB of them would cost a start 100 ms.
+ */
 function sourcesDigest(inputs: readonly string[]): string {
   const hash = createHash("sha256").update(process.version).update("\0");
+  // This file is the recipe: a bundle made by another recipe is not current either.
+  hash.update(readFileSync(import.meta.filename)).update("\0");
   hash.update(readFileSync(lockFile)).update("\0");
-  for (const input of inputs)
-    hash
-      .update(input)
-      .update("\0")
-      .update(readFileSync(join(repository, input)))
-      .update("\0");
+  hash.update(readFileSync(installedLockFile)).update("\0");
+  for (const input of inputs) {
+    hash.update(input).update("\0");
+    if (!input.startsWith("node_modules/"))
+      hash.update(readFileSync(join(repository, input))).update("\0");
+  }
   return `sha256:${hash.digest("hex")}`;
 }
 
@@ -63,12 +71,28 @@ function bundlePaths(bundleDir: string) {
   };
 }
 
+/**
+ * npm packages left as imports, loaded from node_modules: PGlite (its WebAssembly and data files
+ * beside it), pino (its transports run files of their own in threads) and the build tools that
+ * only a console build imports.
+ */
+const keptExternal = [
+  "@electric-sql/pglite",
+  "pino",
+  "thread-stream",
+  "vite",
+  "@preact/preset-vite",
+  "esbuild",
+];
+
 /** `import.meta` of a source file, written into its bundled copy as the source's own values. */
 function pinImportMeta(source: string, file: string): string {
   return source
     .replaceAll("import.meta.dirname", JSON.stringify(dirname(file)))
     .replaceAll("import.meta.filename", JSON.stringify(file))
-    .replaceAll("import.meta.url", JSON.stringify(pathToFileURL(file).href));
+    .replaceAll("import.meta.url", JSON.stringify(pathToFileURL(file).href))
+    .replace(/(?<![.\w$])__dirname(?![\w$])/g, JSON.stringify(dirname(file)))
+    .replace(/(?<![.\w$])__filename(?![\w$])/g, JSON.stringify(file));
 }
 
 /**
@@ -93,21 +117,28 @@ export async function buildEmbeddedBundle(
     format: "esm",
     target: "node26",
     metafile: true,
+    // The repository's packages, wherever the entry is (tests bundle entries of their own).
+    nodePaths: [join(repository, "node_modules")],
     logLevel: "warning",
+    banner: {
+      js: 'import { createRequire as __packrunCreateRequire } from "node:module"; const require = __packrunCreateRequire(import.meta.url);',
+    },
     plugins: [
       {
         name: "packrun-sources",
         setup(build) {
-          // npm packages load from node_modules at run time, as they do from the sources;
-          // packrun's own workspace packages are bundled.
+          // Everything is bundled, npm packages too (resolving and compiling some 2,700 files
+          // from node_modules was most of a start), but for the few kept as imports.
           build.onResolve({ filter: /^[^./]/ }, (args) =>
-            args.path.startsWith("@packrun/") ? undefined : { path: args.path, external: true },
+            keptExternal.some((name) => args.path === name || args.path.startsWith(`${name}/`))
+              ? { path: args.path, external: true }
+              : undefined,
           );
-          // Paths a source computes from its own location (migrations, worker threads, the
-          // spawn helper, the console's assets) keep pointing at the sources.
-          build.onLoad({ filter: /\.[mc]?ts$/ }, async (args) => ({
+          // Paths a file computes from its own location (migrations, worker threads, the spawn
+          // helper, the console's assets, a package's worker script) keep pointing at the file.
+          build.onLoad({ filter: /\.[mc]?[jt]s$/ }, async (args) => ({
             contents: pinImportMeta(await readFile(args.path, "utf8"), args.path),
-            loader: "ts",
+            loader: /\.[mc]?ts$/.test(args.path) ? "ts" : "js",
           }));
         },
       },

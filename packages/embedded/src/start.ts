@@ -12,6 +12,7 @@ async function entry(): Promise<string> {
   if (process.env.PACKRUN_EMBEDDED_BUNDLE === "0") return embeddedEntry;
   const bundle = currentBundle();
   if (bundle !== undefined) return bundle;
+  process.stdout.write("packrun: bundling the embedded default (its sources changed)\n");
   // A failed build (a syntax error in a source) shows its error again from the sources.
   return (await buildEmbeddedBundle().catch(() => undefined)) ?? embeddedEntry;
 }
