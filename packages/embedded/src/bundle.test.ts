@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -63,6 +63,13 @@ describe("embedded bundle", () => {
     assert.equal(currentBundle(bundleDir), undefined);
     await writeFile(helper, "export const where = 'x', url = 'y', version = 3;\n");
     assert.equal(currentBundle(bundleDir), undefined, "same paths, other content");
+  });
+
+  test("a touched but unchanged source keeps the bundle (the content decides)", async () => {
+    const bundle = await buildEmbeddedBundle({ entry, bundleDir });
+    const later = new Date(Date.now() + 60_000);
+    await utimes(helper, later, later);
+    assert.equal(currentBundle(bundleDir), bundle);
   });
 
   test("no stamp, or a stamp of another Node, is no bundle", async () => {
