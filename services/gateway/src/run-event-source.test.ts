@@ -32,7 +32,7 @@ async function flood(runId: string): Promise<void> {
     const to = Math.min(from + 49, total);
     await ingestAll(
       evidence.client,
-      range(from, to).map((i) => testEvent(runId, `e${i}`, { message: "x".repeat(512) })),
+      range(from, to).map((i) => testEvent(runId, `e${i}`, { message: "x".repeat(8192) })),
     );
     await sleep(25);
   }
