@@ -159,6 +159,27 @@ describe("run feeds", () => {
     assert.deepEqual(received, range(1, total + 1));
   }, 60_000);
 
+  test("a reader that cancels during a flood releases its subscription (the server still closes)", async () => {
+    const runId = "run-cancelled";
+    await ingestAll(client, [testEvent(runId, "e1")]);
+    const abort = new AbortController();
+    const ownClient = createClient(EvidenceService, createGrpcTransport({ baseUrl: server.url }));
+    const reader = ownClient
+      .subscribeEvents({ tenant: "acme", runId, batch: true }, { signal: abort.signal })
+      [Symbol.asyncIterator]();
+    await reader.next();
+    for (let from = 2; from <= 2001; from += 100) {
+      await ingestAll(
+        client,
+        range(from, from + 99).map((i) => testEvent(runId, `e${i}`, { message: "z".repeat(4096) })),
+      );
+    }
+    abort.abort();
+    await reader.next().catch(() => {});
+    await ingestAll(client, [testEvent(runId, "end", { type: "run.succeeded", stepId: "" })]);
+    // afterAll closes the server: it would wait for ever on a subscription left behind.
+  });
+
   test("another tenant cannot attach to a run's feed, even while it is open", async () => {
     const runId = "run-private-feed";
     await ingestAll(client, [testEvent(runId, "e1")]);
