@@ -29,6 +29,7 @@ import { requireRunRef } from "./identifiers.ts";
 import { ingestEvents } from "./ingest-events.ts";
 import type { KeyRing } from "./key-ring.ts";
 import { putArtifact } from "./put-artifact.ts";
+import { RunFeeds } from "./run-feed.ts";
 import { findRun } from "./runs.ts";
 import { signApprovalRequest } from "./sign-approval-request.ts";
 import { followEvents } from "./subscribe-events.ts";
@@ -77,6 +78,12 @@ export interface EvidenceServiceDeps {
 
 const maxPageSize = 1000;
 const chunkBytes = 64 * 1024;
+// Most bytes (estimated) of events in one batched SubscribeEvents message (gRPC's usual
+// receive limit is 4 MiB).
+const subscribeBatchBytes = 1024 * 1024;
+// The newest events each followed run keeps for its subscribers (estimated bytes): followers
+// within a few seconds of a flood's head share them; one further behind reads the store.
+const feedWindowBytes = 8 * 1024 * 1024;
 
 /** Splits a byte stream into messages of at most 64 KiB. */
 async function* rechunk(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
@@ -92,6 +99,16 @@ export function createEvidenceService(
   deps: EvidenceServiceDeps,
 ): ServiceImpl<typeof EvidenceService> {
   const { database, logger, limits } = deps;
+  const feeds = new RunFeeds({
+    database,
+    notifier: deps.notifier,
+    logger,
+    limits: {
+      pageSize: limits.subscriberPageSize,
+      windowBytes: feedWindowBytes,
+      pollIntervalMs: limits.subscriberPollMs,
+    },
+  });
   return {
     ingestEvents(requests) {
       return ingestEvents(
@@ -130,19 +147,22 @@ export function createEvidenceService(
       const events = followEvents(
         {
           database,
-          notifier: deps.notifier,
+          feeds,
           logger,
           limits: {
             maxBacklog: limits.subscriberMaxBacklog,
             backlogGraceMs: limits.subscriberBacklogGraceMs,
             pageSize: limits.subscriberPageSize,
-            pollIntervalMs: limits.subscriberPollMs,
+            batchBytes: subscribeBatchBytes,
           },
         },
         { tenant, runId, afterSequence: Number(request.afterSequence), stepId: request.stepId },
         context.signal,
       );
-      for await (const event of events) yield create(SubscribeEventsResponseSchema, { event });
+      for await (const batch of events) {
+        if (request.batch) yield create(SubscribeEventsResponseSchema, { events: batch });
+        else for (const event of batch) yield create(SubscribeEventsResponseSchema, { event });
+      }
     },
 
     async putArtifact(requests) {

@@ -66,13 +66,16 @@ export async function* readRunEvents(
   }
   for (;;) {
     try {
+      // Batched: a flood arrives as a message per page of events, not one per event.
       for await (const response of clients.evidence.subscribeEvents(
-        { tenant, runId, afterSequence: after, stepId },
+        { tenant, runId, afterSequence: after, stepId, batch: true },
         { signal },
       )) {
-        if (response.event === undefined) continue;
-        after = response.event.sequence;
-        yield response.event;
+        const events = response.event === undefined ? response.events : [response.event];
+        for (const event of events) {
+          after = event.sequence;
+          yield event;
+        }
       }
       return;
     } catch (error) {

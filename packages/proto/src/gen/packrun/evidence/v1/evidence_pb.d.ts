@@ -579,6 +579,14 @@ export declare type SubscribeEventsRequest = Message<"packrun.evidence.v1.Subscr
    * @generated from field: string step_id = 4;
    */
   stepId: string;
+
+  /**
+   * Send several events per message, in `events` (a flood costs a message per batch, not per
+   * event). Unset: one event per message, in `event`.
+   *
+   * @generated from field: bool batch = 5;
+   */
+  batch: boolean;
 };
 
 /**
@@ -604,6 +612,14 @@ export declare type SubscribeEventsRequestJson = {
    * @generated from field: string step_id = 4;
    */
   stepId?: string;
+
+  /**
+   * Send several events per message, in `events` (a flood costs a message per batch, not per
+   * event). Unset: one event per message, in `event`.
+   *
+   * @generated from field: bool batch = 5;
+   */
+  batch?: boolean;
 };
 
 /**
@@ -617,9 +633,18 @@ export declare const SubscribeEventsRequestSchema: GenMessage<SubscribeEventsReq
  */
 export declare type SubscribeEventsResponse = Message<"packrun.evidence.v1.SubscribeEventsResponse"> & {
   /**
+   * One event (requests without `batch`).
+   *
    * @generated from field: packrun.evidence.v1.Event event = 1;
    */
   event?: Event | undefined;
+
+  /**
+   * With `batch`: consecutive events in sequence order (at most a page, about 1 MiB).
+   *
+   * @generated from field: repeated packrun.evidence.v1.Event events = 2;
+   */
+  events: Event[];
 };
 
 /**
@@ -627,9 +652,18 @@ export declare type SubscribeEventsResponse = Message<"packrun.evidence.v1.Subsc
  */
 export declare type SubscribeEventsResponseJson = {
   /**
+   * One event (requests without `batch`).
+   *
    * @generated from field: packrun.evidence.v1.Event event = 1;
    */
   event?: EventJson;
+
+  /**
+   * With `batch`: consecutive events in sequence order (at most a page, about 1 MiB).
+   *
+   * @generated from field: repeated packrun.evidence.v1.Event events = 2;
+   */
+  events?: EventJson[];
 };
 
 /**
