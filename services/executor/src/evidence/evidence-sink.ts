@@ -75,19 +75,21 @@ type StoredEvent =
 const isChunk = (event: StoredEvent): event is LogChunkEvent => event.type === logChunkType;
 const isBatch = (event: StoredEvent): event is EventBatchRow => event.type === eventBatchType;
 
-/** A run's event in the proto's form (its tenant and run id, when in a batch, are the batch's). */
-function eventMessage(event: RunEvent & { time: string }, tenant = "", runId = "") {
+/** The fields an event and a log chunk's line share, in the proto's form. */
+function lineMessage(event: RunEvent & { time: string }) {
   return {
-    tenant,
-    runId,
     idempotencyKey: event.idempotencyKey,
     time: timestampFromDate(new Date(event.time)),
     level: levels[event.level] ?? EventLevel.INFO,
     type: event.type,
-    stepId: event.stepId ?? "",
     message: event.message,
     metadata: (event.metadata ?? {}) as never,
   };
+}
+
+/** A run's event in the proto's form (its tenant and run id, when in a batch, are the batch's). */
+function eventMessage(event: RunEvent & { time: string }, tenant = "", runId = "") {
+  return { ...lineMessage(event), tenant, runId, stepId: event.stepId ?? "" };
 }
 
 /** An outbox row as one IngestEvents request: an event, a chunk of log lines, or a batch. */
@@ -109,14 +111,7 @@ function request(event: StoredEvent): IngestEventsRequest {
         runId: event.runId,
         stepId: event.stepId,
         idempotencyKey: event.idempotencyKey,
-        lines: event.lines.map((line) => ({
-          idempotencyKey: line.idempotencyKey,
-          time: timestampFromDate(new Date(line.time)),
-          level: levels[line.level] ?? EventLevel.INFO,
-          type: line.type,
-          message: line.message,
-          metadata: (line.metadata ?? {}) as never,
-        })),
+        lines: event.lines.map(lineMessage),
       },
     });
   }
