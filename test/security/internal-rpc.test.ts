@@ -15,10 +15,10 @@ import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { ensureDevCertificates, type ServiceIdentity } from "@packrun/rpc-server";
+import { stockLoaderOptions } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import { runtimeSupport } from "../../services/executor/src/runtime/support.ts";
 import {
@@ -30,38 +30,28 @@ import {
   waitForRun,
 } from "./support/stack.ts";
 
-const protoDir = fileURLToPath(new URL("../../proto", import.meta.url));
-const loaderOptions: protoLoader.Options = {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [protoDir],
-};
-
 type Callback = (error: grpc.ServiceError | null, response: unknown) => void;
 type Unary = (request: object, metadata: grpc.Metadata, callback: Callback) => void;
 type AnyClient = grpc.Client & Record<string, unknown>;
 
 const packages = {
   executor: grpc.loadPackageDefinition(
-    protoLoader.loadSync("packrun/executor/v1/executor.proto", loaderOptions),
+    protoLoader.loadSync("packrun/executor/v1/executor.proto", stockLoaderOptions),
   ) as unknown as {
     packrun: { executor: { v1: { ExecutorService: grpc.ServiceClientConstructor } } };
   },
   evidence: grpc.loadPackageDefinition(
-    protoLoader.loadSync("packrun/evidence/v1/evidence.proto", loaderOptions),
+    protoLoader.loadSync("packrun/evidence/v1/evidence.proto", stockLoaderOptions),
   ) as unknown as {
     packrun: { evidence: { v1: { EvidenceService: grpc.ServiceClientConstructor } } };
   },
   planner: grpc.loadPackageDefinition(
-    protoLoader.loadSync("packrun/planner/v1/planner.proto", loaderOptions),
+    protoLoader.loadSync("packrun/planner/v1/planner.proto", stockLoaderOptions),
   ) as unknown as {
     packrun: { planner: { v1: { PlannerService: grpc.ServiceClientConstructor } } };
   },
   health: grpc.loadPackageDefinition(
-    protoLoader.loadSync("grpc/health/v1/health.proto", loaderOptions),
+    protoLoader.loadSync("grpc/health/v1/health.proto", stockLoaderOptions),
   ) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } },
 };
 

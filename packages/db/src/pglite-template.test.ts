@@ -56,3 +56,29 @@ test("an existing database, or anything else in the directory, is never replaced
   assert.equal(await seedFromTemplate(empty), true, "an empty directory is seeded");
   assert.ok((await readdir(empty)).includes("PG_VERSION"));
 });
+
+test("the template is built beside its place and renamed in: once, and never left half made", async () => {
+  const place = join(scratch, "cache", "pglite-test");
+  let builds = 0;
+  const initialise = async (dataDir: string) => {
+    builds += 1;
+    await mkdir(dataDir, { recursive: true });
+    await writeFile(join(dataDir, "PG_VERSION"), "15\n");
+  };
+  // A build that fails part way leaves neither the template nor its building directory.
+  await assert.rejects(
+    preparePgliteTemplate(async (dataDir) => {
+      await mkdir(dataDir, { recursive: true });
+      await writeFile(join(dataDir, "half"), "");
+      throw new Error("initdb failed");
+    }, place),
+    /initdb failed/,
+  );
+  assert.deepEqual(await readdir(join(scratch, "cache")), []);
+  assert.equal(await preparePgliteTemplate(initialise, place), place);
+  assert.equal(await readFile(join(place, "PG_VERSION"), "utf8"), "15\n");
+  // Made already: not built again.
+  assert.equal(await preparePgliteTemplate(initialise, place), place);
+  assert.equal(builds, 1);
+  assert.deepEqual(await readdir(join(scratch, "cache")), ["pglite-test"]);
+});

@@ -27,12 +27,14 @@ async function exists(path: string): Promise<boolean> {
 /**
  * Makes the template with `initialise` (which must leave a complete, closed data directory in
  * the directory it is given) unless it exists; built beside its place and renamed into it, so an
- * interrupted build leaves no half template. Returns the template's directory.
+ * interrupted build leaves no half template. Returns the template's directory (`template`, by
+ * default {@link pgliteTemplateDir}).
  */
 export async function preparePgliteTemplate(
   initialise: (dataDir: string) => Promise<void>,
+  template?: string,
 ): Promise<string> {
-  const template = await pgliteTemplateDir();
+  template ??= await pgliteTemplateDir();
   if (await exists(join(template, "PG_VERSION"))) return template;
   const building = `${template}.building-${process.pid}`;
   await rm(building, { recursive: true, force: true });

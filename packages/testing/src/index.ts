@@ -5,6 +5,7 @@
 
 export { measureEventLoopLag } from "./event-loop-lag.ts";
 export { stepSharedDir } from "./step-shared-dir.ts";
+export { loadStockService, protoSourceDir, stockLoaderOptions } from "./stock-grpc.ts";
 export {
   createTestDatabase,
   type TestDatabase,

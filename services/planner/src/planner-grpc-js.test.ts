@@ -3,25 +3,13 @@
  * generated code) can call the planner: the contract is plain gRPC, not a Connect dialect.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { createPostgresDatabase, type Database } from "@packrun/db";
 import { createLogger } from "@packrun/logging";
-import { createTestDatabase, type TestDatabase } from "@packrun/testing";
+import { createTestDatabase, stockLoaderOptions, type TestDatabase } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
 import { type PlannerServer, startPlannerServer } from "./planner-server.ts";
-
-const protoDir = fileURLToPath(new URL("../../../proto", import.meta.url));
-// Plain objects out: enums as names, 64-bit numbers as strings, defaults filled in.
-const loaderOptions: protoLoader.Options = {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [protoDir],
-};
 
 type Callback<Response> = (error: grpc.ServiceError | null, response: Response) => void;
 type Unary = (request: object, callback: Callback<unknown>) => void;
@@ -55,7 +43,7 @@ beforeAll(async () => {
   const credentials = grpc.credentials.createInsecure();
 
   const plannerPackage = grpc.loadPackageDefinition(
-    protoLoader.loadSync("packrun/planner/v1/planner.proto", loaderOptions),
+    protoLoader.loadSync("packrun/planner/v1/planner.proto", stockLoaderOptions),
   ) as unknown as {
     packrun: { planner: { v1: { PlannerService: grpc.ServiceClientConstructor } } };
   };
@@ -65,7 +53,7 @@ beforeAll(async () => {
   ) as unknown as PlannerClient;
 
   const healthPackage = grpc.loadPackageDefinition(
-    protoLoader.loadSync("grpc/health/v1/health.proto", loaderOptions),
+    protoLoader.loadSync("grpc/health/v1/health.proto", stockLoaderOptions),
   ) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
   health = new healthPackage.grpc.health.v1.Health(address, credentials) as unknown as HealthClient;
 });

@@ -4,12 +4,10 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
+import { stockLoaderOptions } from "@packrun/testing";
 import type { SecurityStack } from "./stack.ts";
-
-const protoDir = fileURLToPath(new URL("../../../proto", import.meta.url));
 
 type Callback = (error: grpc.ServiceError | null, response: unknown) => void;
 type Unary = (request: object, metadata: grpc.Metadata, callback: Callback) => void;
@@ -18,14 +16,7 @@ type Unary = (request: object, metadata: grpc.Metadata, callback: Callback) => v
 export type AnyClient = grpc.Client & Record<string, unknown>;
 
 const executorPackage = grpc.loadPackageDefinition(
-  protoLoader.loadSync("packrun/executor/v1/executor.proto", {
-    keepCase: false,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-    includeDirs: [protoDir],
-  }),
+  protoLoader.loadSync("packrun/executor/v1/executor.proto", stockLoaderOptions),
 ) as unknown as {
   packrun: { executor: { v1: { ExecutorService: grpc.ServiceClientConstructor } } };
 };

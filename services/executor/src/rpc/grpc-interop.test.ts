@@ -11,11 +11,9 @@ import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
 import {
   generateSigningKeyPem,
   loadSigningKey,
@@ -27,28 +25,14 @@ import { type EvidenceServer, startEvidenceServer } from "@packrun/evidence";
 import { createLogger } from "@packrun/logging";
 import { SubscribeEventsRequestSchema } from "@packrun/proto/evidence/v1";
 import { GetRunRequestSchema, WatchRunRequestSchema } from "@packrun/proto/executor/v1";
+import { loadStockService } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
 import { type ExecutorStack, startExecutorStack } from "../testing/executor-stack.ts";
 
 const run = promisify(execFile);
-const protoDir = fileURLToPath(new URL("../../../../proto", import.meta.url));
-const loaderOptions: protoLoader.Options = {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [protoDir],
-};
 
 type Callback = (error: grpc.ServiceError | null, response: Record<string, unknown>) => void;
 type AnyClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
-
-function load(file: string, path: string[]): grpc.ServiceClientConstructor {
-  let node: unknown = grpc.loadPackageDefinition(protoLoader.loadSync(file, loaderOptions));
-  for (const key of path) node = (node as Record<string, unknown>)[key];
-  return node as grpc.ServiceClientConstructor;
-}
 
 /** A unary call as a promise; a status error resolves too, as `{ error }`. */
 function unary(
@@ -112,13 +96,13 @@ beforeAll(async () => {
     serve: false,
   });
   const credentials = grpc.credentials.createInsecure();
-  const Executor = load("packrun/executor/v1/executor.proto", [
+  const Executor = loadStockService("packrun/executor/v1/executor.proto", [
     "packrun",
     "executor",
     "v1",
     "ExecutorService",
   ]);
-  const Evidence = load("packrun/evidence/v1/evidence.proto", [
+  const Evidence = loadStockService("packrun/evidence/v1/evidence.proto", [
     "packrun",
     "evidence",
     "v1",
@@ -152,7 +136,12 @@ spec:
 `;
 
 test("grpc.health.v1 answers SERVING on the executor and the evidence service", async () => {
-  const Health = load("grpc/health/v1/health.proto", ["grpc", "health", "v1", "Health"]);
+  const Health = loadStockService("grpc/health/v1/health.proto", [
+    "grpc",
+    "health",
+    "v1",
+    "Health",
+  ]);
   for (const url of [stack.executor.url, evidence.url]) {
     const client = new Health(
       new URL(url).host,
@@ -508,7 +497,7 @@ test("offline approvals over grpc-js: export a signed request, import the approv
       keys: new Map([["acme", [{ approver: "alice", groups: [], key: approverKey }]]]),
     },
   });
-  const client = new (load("packrun/executor/v1/executor.proto", [
+  const client = new (loadStockService("packrun/executor/v1/executor.proto", [
     "packrun",
     "executor",
     "v1",

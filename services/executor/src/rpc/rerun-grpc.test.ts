@@ -6,15 +6,12 @@
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { RunState, StepState } from "@packrun/proto/executor/v1";
-import { stepSharedDir } from "@packrun/testing";
+import { stepSharedDir, stockLoaderOptions } from "@packrun/testing";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import { type ExecutorStack, packManifest, startExecutorStack } from "../testing/executor-stack.ts";
-
-const protoDir = fileURLToPath(new URL("../../../../proto", import.meta.url));
 
 type AnyClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 type Reply = { response?: Record<string, unknown>; error?: grpc.ServiceError };
@@ -61,14 +58,7 @@ let client: AnyClient;
 
 beforeAll(async () => {
   stack = await startExecutorStack();
-  const definition = protoLoader.loadSync("packrun/executor/v1/executor.proto", {
-    keepCase: false,
-    longs: String,
-    enums: String,
-    defaults: true,
-    oneofs: true,
-    includeDirs: [protoDir],
-  });
+  const definition = protoLoader.loadSync("packrun/executor/v1/executor.proto", stockLoaderOptions);
   const loaded = grpc.loadPackageDefinition(definition) as unknown as {
     packrun: { executor: { v1: { ExecutorService: grpc.ServiceClientConstructor } } };
   };

@@ -4,29 +4,16 @@
  * contract is plain gRPC, with proper status codes for every refusal.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
+import { loadStockService } from "@packrun/testing";
 import { afterAll, beforeAll, test } from "vitest";
 import { type ExecutorStack, packManifest, startExecutorStack } from "../testing/executor-stack.ts";
-
-const protoDir = fileURLToPath(new URL("../../../../proto", import.meta.url));
-const loaderOptions: protoLoader.Options = {
-  keepCase: false,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-  includeDirs: [protoDir],
-};
 
 type Callback = (error: grpc.ServiceError | null, response: Record<string, unknown>) => void;
 type AnyClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
 function client(file: string, service: string[], url: string): AnyClient {
-  let node: unknown = grpc.loadPackageDefinition(protoLoader.loadSync(file, loaderOptions));
-  for (const key of service) node = (node as Record<string, unknown>)[key];
-  const Client = node as grpc.ServiceClientConstructor;
+  const Client = loadStockService(file, service);
   return new Client(new URL(url).host, grpc.credentials.createInsecure()) as unknown as AnyClient;
 }
 
