@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import type { PlannedStep } from "@packrun/planning";
 import fc from "fast-check";
 import { describe, test } from "vitest";
-import type { RunRow, StepRow } from "../store/run-rows.ts";
-import { type StepEvent, stepTransition } from "./life-cycle.ts";
+import type { RunRow } from "../store/run-rows.ts";
+import { type LifeCycleStep, type StepEvent, stepTransition } from "./life-cycle.ts";
 import {
   failedStepStates,
   isLegalStepTransition,
@@ -19,17 +19,7 @@ import type { StepChange } from "./step-change.ts";
 // (state, fence, lease, counters) and runs the run-level rule of RunScheduler (a failed step
 // fails the run and ends the steps not started; the last success succeeds it).
 
-type ModelStep = Pick<
-  StepRow,
-  | "state"
-  | "fence"
-  | "lease_owner"
-  | "attempt"
-  | "failed_attempts"
-  | "lost_attempts"
-  | "max_attempts"
-  | "planned"
-> & {
+type ModelStep = LifeCycleStep & {
   gate: boolean;
   ready: boolean;
   approvers: Set<string>;

@@ -29,6 +29,19 @@ export type StepTransition =
 
 const ignored = (why: string): StepTransition => ({ kind: "ignored", why });
 
+/** What the life cycle reads of a step. */
+export type LifeCycleStep = Pick<
+  StepRow,
+  | "state"
+  | "fence"
+  | "lease_owner"
+  | "attempt"
+  | "failed_attempts"
+  | "lost_attempts"
+  | "max_attempts"
+  | "planned"
+>;
+
 /**
  * The step life cycle as one pure function `(run, step, event) → changes`: every decision about
  * a step after it was made claimable goes through here (the step worker's report, the
@@ -38,17 +51,7 @@ const ignored = (why: string): StepTransition => ({ kind: "ignored", why });
  */
 export function stepTransition(
   run: Pick<RunRow, "state">,
-  step: Pick<
-    StepRow,
-    | "state"
-    | "fence"
-    | "lease_owner"
-    | "attempt"
-    | "failed_attempts"
-    | "lost_attempts"
-    | "max_attempts"
-    | "planned"
-  >,
+  step: LifeCycleStep,
   event: StepEvent,
   random: () => number = Math.random,
 ): StepTransition {
