@@ -19,24 +19,36 @@ export interface RunFeedLimits {
   pollIntervalMs: number;
 }
 
-/** Estimated encoded sizes of events (computed once per event, shared by subscribers). */
-const estimatedSizes = new WeakMap<Event, number>();
-
-/** A generous estimate of an event's encoded size (UTF-16 units × 3 bounds UTF-8 bytes). */
+/**
+ * A generous estimate of an event's encoded size (UTF-16 units × 3 bounds UTF-8 bytes). Called
+ * for every event each subscriber is sent, so it avoids serialising: a string value is bounded
+ * like text, a number (a log line's attempt and line) by 24 bytes, anything else by twice its
+ * JSON.
+ */
 export function estimatedEventSize(event: Event): number {
-  let size = estimatedSizes.get(event);
-  if (size === undefined) {
-    const text =
-      event.message.length +
-      event.stepId.length +
-      event.type.length +
-      event.idempotencyKey.length +
-      event.runId.length +
-      event.tenant.length;
-    size = 3 * text + 2 * JSON.stringify(event.metadata ?? {}).length + 64;
-    estimatedSizes.set(event, size);
+  const text =
+    event.message.length +
+    event.stepId.length +
+    event.type.length +
+    event.idempotencyKey.length +
+    event.runId.length +
+    event.tenant.length;
+  let metadata = 0;
+  const fields = event.metadata;
+  if (fields !== undefined) {
+    for (const key in fields) {
+      const value = fields[key];
+      metadata +=
+        3 * key.length +
+        8 +
+        (typeof value === "string"
+          ? 3 * value.length
+          : typeof value === "number"
+            ? 24
+            : 2 * (JSON.stringify(value) ?? "").length);
+    }
   }
-  return size;
+  return 3 * text + metadata + 64;
 }
 
 /** A wake-up that many waiters share: every call to {@link Signal.fire} releases them all. */

@@ -1,5 +1,5 @@
 /**
- * readRunEvents against a real evidence service that cuts off subscribers which stay too far
+ * readRunEventBatches against a real evidence service that cuts off subscribers which stay too far
  * behind: a direct (unbatched) subscriber that stalls during a flood is cut off (the control),
  * while the gateway's (batched) reader, cut off the same way, subscribes again and passes on
  * every event once, in order, to the end.
@@ -18,7 +18,7 @@ import {
   testEvent,
   useEvidence,
 } from "../../evidence/src/test-helpers.ts";
-import { readRunEvents } from "./run-event-source.ts";
+import { readRunEventBatches } from "./run-event-source.ts";
 import type { ServiceClients } from "./service-clients.ts";
 
 let evidence: TestEvidence;
@@ -40,9 +40,14 @@ async function flood(runId: string): Promise<void> {
 }
 
 /** Reads 5 events, stalls through the flood and past the grace period, then reads the rest. */
-async function stallThenRead(runId: string, events: AsyncIterable<Event>): Promise<number[]> {
+async function stallThenRead(
+  runId: string,
+  batches: AsyncIterable<readonly Event[]>,
+): Promise<number[]> {
   const received: number[] = [];
-  const iterator = events[Symbol.asyncIterator]();
+  const iterator = (async function* () {
+    for await (const batch of batches) yield* batch;
+  })();
   for (let i = 0; i < 5; i++) received.push(Number((await iterator.next()).value?.sequence));
   await flood(runId);
   await sleep(1200);
@@ -74,7 +79,7 @@ describe("a log reader the evidence service cuts off as too slow", () => {
     const client = ownClient();
     const events = (async function* () {
       for await (const response of client.subscribeEvents({ tenant: "acme", runId }))
-        if (response.event !== undefined) yield response.event;
+        if (response.event !== undefined) yield [response.event];
     })();
     const outcome = await stallThenRead(runId, events).then(
       () => "ended",
@@ -125,7 +130,7 @@ describe("a log reader the evidence service cuts off as too slow", () => {
     const clients = { evidence: counted } as unknown as ServiceClients;
     const received = await stallThenRead(
       runId,
-      readRunEvents(clients, {
+      readRunEventBatches(clients, {
         tenant: "acme",
         runId,
         afterSequence: 0,

@@ -6,14 +6,20 @@ import type { Event } from "@packrun/proto/evidence/v1";
 import type { FastifyReply } from "fastify";
 import { Type } from "typebox";
 import { runEventJson, runStateName } from "../api-json.ts";
-import { LogsQuerySchema, RunIdParamsSchema } from "../api-schemas.ts";
+import { LogsQuerySchema, type RunEventJson, RunIdParamsSchema } from "../api-schemas.ts";
 import { type GatewayApp, type GatewayContext, principalOf } from "../gateway-context.ts";
 import { bearerSecurity, mediaResponse, withProblems } from "../route-helpers.ts";
-import { readRunEvents } from "../run-event-source.ts";
+import { readRunEventBatches } from "../run-event-source.ts";
 
-/** Where one log stream writes: SSE frames or NDJSON lines. */
+/**
+ * Where one log stream writes: SSE frames or NDJSON lines. A batch of events (one message from
+ * the evidence service, up to a page) becomes one string and one socket write: under a flood a
+ * write, a promise and a timer per line cost the gateway more than the lines themselves.
+ */
 interface EventSink {
-  write(id: number, event: string, data: unknown): Promise<void>;
+  writeEvents(events: readonly RunEventJson[]): Promise<void>;
+  /** The last message: the run's final state. */
+  writeEnd(state: string): Promise<void>;
   end(): void;
 }
 
@@ -21,7 +27,14 @@ interface EventSink {
 // service cuts the subscription behind it soon after, so nothing grows without bound.
 const stalledWriteLimitMs = 30_000;
 
-async function withinStallLimit(write: Promise<void>, reply: FastifyReply): Promise<void> {
+/**
+ * Writes `text` and, when the socket's buffer is full, waits for it to drain (at most the stall
+ * limit): the next batch is only read from the evidence service once this one is taken, so a
+ * slow client holds at most one batch in the gateway.
+ */
+async function writeText(reply: FastifyReply, text: string): Promise<void> {
+  if (reply.raw.destroyed) return;
+  if (reply.raw.write(text)) return;
   let timer: NodeJS.Timeout | undefined;
   const stalled = new Promise<void>((resolve) => {
     timer = setTimeout(() => {
@@ -31,66 +44,58 @@ async function withinStallLimit(write: Promise<void>, reply: FastifyReply): Prom
     }, stalledWriteLimitMs);
   });
   try {
-    await Promise.race([write, stalled]);
+    await Promise.race([once(reply.raw, "drain").then(() => {}), stalled]);
   } finally {
     clearTimeout(timer);
   }
 }
 
-/**
- * Gathers the writes of one turn of the event loop into one socket write: a page of a run's
- * log arrives as many events at once, and a write (a system call) per line costs a flooded
- * gateway more than the lines themselves. The data goes out at the end of the turn.
- */
-function coalescer(reply: FastifyReply): () => void {
-  let corked = false;
-  return () => {
-    if (corked || reply.raw.writableEnded || reply.raw.destroyed) return;
-    corked = true;
-    reply.raw.cork();
-    setImmediate(() => {
-      corked = false;
-      reply.raw.uncork();
-    });
-  };
+/** One SSE message; JSON never contains a line break, so `data` is one line. */
+function sseFrame(id: number | undefined, event: string, data: unknown): string {
+  const head = id === undefined ? "" : `id: ${id}\n`;
+  return `${head}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
 function sseSink(reply: FastifyReply): EventSink {
   const sse = reply.sse;
   if (sse === undefined) throw new PackrunError("INTERNAL", "SSE is not enabled on this route");
-  const coalesce = coalescer(reply);
   return {
+    writeEvents(events) {
+      sse.sendHeaders();
+      let text = "";
+      for (const event of events) text += sseFrame(event.sequence, "run-event", event);
+      return writeText(reply, text);
+    },
     // The end message carries no id: a client that reconnects after it must not restart.
-    write: (id, event, data) => {
-      coalesce();
-      return withinStallLimit(
-        sse.send(id > 0 ? { id: String(id), event, data } : { event, data }),
-        reply,
-      );
+    writeEnd(state) {
+      sse.sendHeaders();
+      return writeText(reply, sseFrame(undefined, "end", { state }));
     },
     end: () => sse.close(),
   };
 }
 
 function ndjsonSink(reply: FastifyReply): EventSink {
-  const coalesce = coalescer(reply);
+  // Headers go out with the first line, so earlier failures still get a problem document.
+  const sendHeaders = () => {
+    if (reply.raw.headersSent) return;
+    reply.hijack();
+    reply.raw.writeHead(200, {
+      "content-type": "application/x-ndjson; charset=utf-8",
+      "cache-control": "no-store",
+      "x-accel-buffering": "no",
+    });
+  };
   return {
-    async write(_id, _event, data) {
-      // Headers go out with the first line, so earlier failures still get a problem document.
-      if (!reply.raw.headersSent) {
-        reply.hijack();
-        reply.raw.writeHead(200, {
-          "content-type": "application/x-ndjson; charset=utf-8",
-          "cache-control": "no-store",
-          "x-accel-buffering": "no",
-        });
-      }
-      coalesce();
-      if (!reply.raw.write(`${JSON.stringify(data)}\n`))
-        await withinStallLimit(
-          once(reply.raw, "drain").then(() => {}),
-          reply,
-        );
+    writeEvents(events) {
+      sendHeaders();
+      let text = "";
+      for (const event of events) text += `${JSON.stringify(event)}\n`;
+      return writeText(reply, text);
+    },
+    writeEnd(state) {
+      sendHeaders();
+      return writeText(reply, `${JSON.stringify({ end: true, state })}\n`);
     },
     end: () => reply.raw.end(),
   };
@@ -184,7 +189,7 @@ export function registerLogRoutes(app: GatewayApp, context: GatewayContext): voi
           : undefined;
       const abort = new AbortController();
       reply.raw.on("close", () => abort.abort());
-      let events: AsyncIterable<Event> = readRunEvents(clients, {
+      let batches: AsyncIterable<readonly Event[]> = readRunEventBatches(clients, {
         tenant: principal.tenant,
         runId: run.id,
         afterSequence: query.after ?? resumeAfter ?? 0,
@@ -201,19 +206,18 @@ export function registerLogRoutes(app: GatewayApp, context: GatewayContext): voi
         resumeAfter !== undefined &&
         terminalRunStates.has(runStateName(run.state))
       ) {
-        const peeked = await finishedOrEvents(events, finishedPeekMs);
+        const peeked = await finishedOrEvents(batches, finishedPeekMs);
         if (peeked === "finished") {
           abort.abort();
           return reply.code(204).send();
         }
-        events = peeked;
+        batches = peeked;
       }
       const sink = query.format === "ndjson" ? ndjsonSink(reply) : sseSink(reply);
       try {
-        for await (const event of events) {
+        for await (const batch of batches) {
           if (abort.signal.aborted) break;
-          const json = runEventJson(event);
-          await sink.write(json.sequence, "run-event", json);
+          await sink.writeEvents(batch.map(runEventJson));
         }
         if (!abort.signal.aborted) {
           const { run: finished } = await clients.executor.getRun({
@@ -221,8 +225,7 @@ export function registerLogRoutes(app: GatewayApp, context: GatewayContext): voi
             runId: run.id,
           });
           const state = runStateName(finished?.state ?? run.state);
-          if (query.format === "ndjson") await sink.write(0, "end", { end: true, state });
-          else await sink.write(0, "end", { state });
+          await sink.writeEnd(state);
         }
       } catch (error) {
         // Headers are out: the only honest signal left is closing the stream; the client
