@@ -25,6 +25,7 @@ import {
   spawnStep,
   startStep,
 } from "./lib/durable.ts";
+import { isolatedStepRunner } from "./lib/isolated-step.ts";
 import { nowMs } from "./lib/util.ts";
 
 export interface PeerConfig {
@@ -33,11 +34,19 @@ export interface PeerConfig {
   redisUrl?: string;
   queueName?: string;
   concurrency: number;
+  /** Run steps through the executor's step runtime in this sandbox mode (workload 8). */
+  isolation?: "open" | "sealed";
+  /** Where isolated steps get their workdirs. */
+  workRoot?: string;
 }
 
 const config = JSON.parse(process.env.BENCH_PEER ?? "{}") as PeerConfig;
 const say = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(line)}\n`);
 const pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.concurrency + 4 });
+const isolatedStep =
+  config.isolation === undefined
+    ? undefined
+    : await isolatedStepRunner(config.isolation, config.workRoot ?? "/tmp/bench-peer-steps");
 
 /** Runs one attempt of one step job; throws when the step failed (the queue retries). */
 async function runStep(
@@ -47,7 +56,7 @@ async function runStep(
 ) {
   await startStep(pool, job, attempt, nowMs());
   const argv = job.map ? job.argv[0] : job.argv[job.idx];
-  const code = await spawnStep(argv ?? []);
+  const code = await (isolatedStep ? isolatedStep.run(argv ?? []) : spawnStep(argv ?? []));
   if (code !== 0) {
     await failStep(pool, job, nowMs());
     throw new Error(`step ${job.runId}/${job.idx} exited with code ${code}`);
@@ -219,6 +228,7 @@ say({ event: "ready", pid: process.pid });
 
 async function shutdown(): Promise<void> {
   await stop().catch(() => {});
+  await isolatedStep?.close().catch(() => {});
   await pool.end().catch(() => {});
   process.exit(0);
 }

@@ -8,6 +8,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { Redis } from "ioredis";
 import pg from "pg";
+import { Meter } from "./meter.ts";
 import { type Distribution, distribution, nowMs } from "./util.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -50,6 +51,66 @@ export function measureSpawn(
     child.on("close", (code) => {
       if (code === 0 && result) resolve(result);
       else reject(new Error(`spawn limit measurement failed (${code}): ${stderr}`));
+    });
+  });
+}
+
+/** The executor's step runtime alone (bench/runtime-alone.ts): the isolation floor of a step. */
+export interface RuntimeAlone {
+  mode: "open" | "sealed";
+  concurrency: number;
+  stepsPerSecond: number;
+  latencyMs: { p50: number; p99: number };
+  /** CPU of the whole runtime process tree (helper, sandbox, network, step) per step. */
+  cpuMsPerStep: number;
+}
+
+/**
+ * Runs `count` isolated `/bin/true` steps through the executor's runtime alone, `concurrency`
+ * at a time, metering the child's whole process tree during the measured window only.
+ */
+export function measureRuntimeAlone(
+  mode: "open" | "sealed",
+  count: number,
+  concurrency: number,
+  workRoot: string,
+): Promise<RuntimeAlone> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, "bench/runtime-alone.ts")], {
+      env: {
+        ...process.env,
+        BENCH_RUNTIME: JSON.stringify({ mode, count, concurrency, workRoot }),
+        PACKRUN_LOG_LEVEL: "warn",
+      },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const meter = new Meter({ runtime: [child.pid ?? 0] }, []);
+    let result: RuntimeAlone | undefined;
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      if (line === "ready") {
+        meter.start();
+        child.stdin.write("go\n");
+        return;
+      }
+      const usage = meter.stop();
+      const parsed = JSON.parse(line) as { seconds: number; latencyMs: RuntimeAlone["latencyMs"] };
+      result = {
+        mode,
+        concurrency,
+        stepsPerSecond: count / parsed.seconds,
+        latencyMs: parsed.latencyMs,
+        cpuMsPerStep: ((usage.cpuSeconds.runtime ?? 0) * 1000) / count,
+      };
+      child.stdin.end("done\n");
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code === 0 && result) resolve(result);
+      else reject(new Error(`runtime measurement (${mode}) failed (${code}): ${stderr}`));
     });
   });
 }

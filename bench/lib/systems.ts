@@ -111,6 +111,12 @@ export interface StartOptions {
   workers: number;
   /** Steps at once per worker process. */
   concurrency: number;
+  /**
+   * Peers only: run each step through the executor's step runtime (isolated as a packrun step of
+   * that sandbox mode: bubblewrap, cgroup, network namespace) instead of a bare spawn, so that a
+   * comparison with packrun isolates both sides alike. packrun ignores it (its pack decides).
+   */
+  isolation?: "open" | "sealed";
 }
 
 export interface System {
@@ -671,6 +677,8 @@ export class PeerSystem implements System {
             redisUrl: this.#env.redisUrl,
             queueName: this.#queueName,
             concurrency: options.concurrency,
+            isolation: options.isolation,
+            workRoot: path.join(this.#env.tempDir, `${this.name}-worker-${i}-steps`),
           }),
         },
         path.join(this.#env.tempDir, "logs"),

@@ -12,6 +12,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { RunState } from "@packrun/proto/executor/v1";
 import type { RunTimes } from "./durable.ts";
 import {
+  measureRuntimeAlone,
   measureSpawn,
   type SpawnLimit,
   spawnAt,
@@ -1081,106 +1082,154 @@ async function podmanUlimits(): Promise<string[]> {
   return ["--ulimit", `nofile=${nofile}:${nofile}`, "--ulimit", `nproc=${nproc}:${nproc}`];
 }
 
-/** The wrappers packrun puts around a step, spawned bare (see docs/runtimes.md). */
-function bareWrappers(
-  dir: string,
-  image: string | undefined,
-  ulimits: string[],
-): Record<string, string[]> {
-  const time = ["/usr/bin/time", "-f", "%e %U %S %M", "-o", path.join(dir, "time-report"), "--"];
-  const wrappers: Record<string, string[]> = {
-    process: [
-      "bwrap",
-      "--dev-bind",
-      "/",
-      "/",
-      "--proc",
-      "/proc",
-      "--unshare-pid",
-      "--die-with-parent",
-      "--",
-      ...time,
-      "/bin/true",
-    ],
-    sandbox: [
-      "bwrap",
-      "--unshare-pid",
-      "--unshare-ipc",
-      "--unshare-uts",
-      "--unshare-cgroup-try",
-      "--unshare-net",
-      "--hostname",
-      "packrun",
-      "--new-session",
-      "--cap-drop",
-      "ALL",
-      "--ro-bind",
-      "/usr",
-      "/usr",
-      "--symlink",
-      "usr/bin",
-      "/bin",
-      "--symlink",
-      "usr/sbin",
-      "/sbin",
-      "--symlink",
-      "usr/lib",
-      "/lib",
-      "--symlink",
-      "usr/lib64",
-      "/lib64",
-      "--ro-bind",
-      "/etc",
-      "/etc",
-      "--dev",
-      "/dev",
-      "--proc",
-      "/proc",
-      "--size",
-      String(64 * 1024 * 1024),
-      "--tmpfs",
-      "/tmp",
-      "--bind",
-      dir,
-      dir,
-      "--remount-ro",
-      "/",
-      "--die-with-parent",
-      "--chdir",
-      dir,
-      "--",
-      ...time,
-      "/bin/true",
-    ],
-  };
-  if (image)
-    wrappers.container = [
-      "podman",
-      "--runtime",
-      "runc",
-      "--cgroup-manager",
-      "cgroupfs",
-      "--events-backend",
-      "file",
-      "run",
-      "--rm",
-      "--network",
-      "none",
-      ...ulimits,
-      "--log-driver",
-      "none",
-      "--pull",
-      "never",
-      image,
-      "/bin/true",
-    ];
-  return wrappers;
+/** `podman run` of the busybox image, spawned bare: the container runtime's own floor. */
+function bareContainer(image: string, ulimits: string[]): string[] {
+  return [
+    "podman",
+    "--runtime",
+    "runc",
+    "--cgroup-manager",
+    "cgroupfs",
+    "--events-backend",
+    "file",
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    ...ulimits,
+    "--log-driver",
+    "none",
+    "--pull",
+    "never",
+    image,
+    "/bin/true",
+  ];
 }
 
+/** The sandbox mode a runtime of workload 8 stands for (process = an open step). */
+const ISOLATION: Record<string, "open" | "sealed"> = { process: "open", sandbox: "sealed" };
+
+/** The floors of workload 8 per runtime: what one step costs with nothing of packrun around it. */
+interface StepFloor {
+  /** Steps per second at concurrency 8. */
+  perSecond: number;
+  /** Latency of one step at concurrency 1 (ms). */
+  p50: number;
+  /** CPU of the whole process tree per step, at concurrency 1 and 8 (ms). */
+  cpuMsPerStep: number;
+  cpuMsPerStepAt8: number;
+  what: string;
+}
+
+async function stepFloors(
+  context: BenchContext,
+  size: Sizes,
+  image: string | undefined,
+  notes: string[],
+): Promise<Record<string, StepFloor>> {
+  const floors: Record<string, StepFloor> = {};
+  const count = Math.max(30, size.sandboxRuns);
+  for (const [runtime, mode] of Object.entries(ISOLATION)) {
+    try {
+      const root = path.join(context.scratch, `runtime-alone-${mode}`);
+      const at1 = await measureRuntimeAlone(mode, Math.ceil(count / 2), 1, `${root}-1`);
+      const at8 = await measureRuntimeAlone(mode, count, 8, `${root}-8`);
+      floors[runtime] = {
+        perSecond: at8.stepsPerSecond,
+        p50: at1.latencyMs.p50,
+        cpuMsPerStep: at1.cpuMsPerStep,
+        cpuMsPerStepAt8: at8.cpuMsPerStep,
+        what: `the executor's step runtime alone (${mode} step)`,
+      };
+    } catch (error) {
+      notes.push(`${runtime}: the runtime alone failed (${String(error).split("\n")[0]})`);
+    }
+  }
+  if (image) {
+    try {
+      const argv = bareContainer(image, await podmanUlimits());
+      const measured = await measureSpawn(
+        context.limits.workerRssMiB,
+        [1, 8],
+        Math.max(2, size.containerRuns * 3),
+        argv,
+      );
+      floors.container = {
+        perSecond: spawnAt(measured, 8).perSecond,
+        p50: spawnAt(measured, 1).latencyMs.p50,
+        cpuMsPerStep: spawnAt(measured, 1).cpuMsPerSpawn,
+        cpuMsPerStepAt8: spawnAt(measured, 8).cpuMsPerSpawn,
+        what: "podman run spawned bare",
+      };
+    } catch (error) {
+      notes.push(`container: the bare podman run failed (${String(error).split("\n")[0]})`);
+    }
+  }
+  return floors;
+}
+
+const SANDBOX_MANIFESTS = (image: string | undefined): Record<string, string> => {
+  const steps = (run: string) =>
+    [0, 1, 2].map((i) => `    - id: s${i}\n      run: ${run}\n`).join("");
+  const shell = `{uses: builtin:shell, with: {argv: ["/bin/true"]}}`;
+  const head = (name: string, sandbox: string) =>
+    `apiVersion: stellaops.io/pack.v1\nkind: TaskPack\nmetadata: {name: ${name}, version: 1.0.0}\nspec:\n${sandbox}  failure: {retries: {maxAttempts: 3}}\n  steps:\n`;
+  return {
+    process: `${head("rt-process", "")}${steps(shell)}`,
+    sandbox: `${head("rt-sandbox", "  sandbox: {mode: sealed}\n")}${steps(shell)}`,
+    container: `${head("rt-container", "  sandbox: {mode: sealed}\n")}${steps(`{uses: builtin:container, with: {image: "${image ?? ""}", command: ["/bin/true"]}}`)}`,
+  };
+};
+
+/** Closed-loop runs of `request` on `target`, as in workload 2, with step wall times. */
+async function sandboxRuns(
+  context: BenchContext,
+  target: System,
+  options: StartOptions,
+  request: RunRequest,
+  count: number,
+  reps: number,
+  floor: StepFloor | undefined,
+  label: string,
+): Promise<SystemResult> {
+  return withSystem(target, options, async () => {
+    await target.closedLoop(Math.min(8, count), 8, request);
+    return repetitions(target, reps, async () => {
+      const { value: ids, usage } = await metered(context.wal, target, () =>
+        target.closedLoop(count, 8, request),
+      );
+      const runs = await target.results(ids);
+      assertSucceeded(runs, count, label);
+      const first = Math.min(...runs.map((run) => run.submittedMs));
+      const last = Math.max(...runs.map((run) => run.finishedMs));
+      const stepWall = runs.flatMap((run) =>
+        run.steps.map((step) => step.finishedMs - step.startedMs),
+      );
+      const stepsPerSecond = (runs.length * 3) / ((last - first) / 1000);
+      return {
+        runs: runs.length,
+        usage,
+        metrics: {
+          runsPerSecond: runs.length / ((last - first) / 1000),
+          stepsPerSecond,
+          stepWallP50Ms: quantile(stepWall, 0.5),
+          floorStepP50Ms: floor?.p50 ?? Number.NaN,
+          floorCpuMsPerRun: 3 * (floor?.cpuMsPerStepAt8 ?? Number.NaN),
+          throughputVsFloor: stepsPerSecond / (floor?.perSecond ?? Number.NaN),
+        },
+      };
+    });
+  });
+}
+
+/**
+ * Workload 8: workload 2 per runtime, against the floor of each runtime measured in the same
+ * run (the executor's step runtime alone for process and sandbox steps, a bare `podman run` for
+ * containers) and against BullMQ running its steps through that same runtime, so that both
+ * sides pay the same isolation and the ratio is what packrun's orchestration costs.
+ */
 export async function sandboxCost(context: BenchContext, size: Sizes): Promise<WorkloadResult> {
   const packrun = context.systems.packrun;
-  const dir = path.join(context.scratch, "wrappers");
-  await mkdir(dir, { recursive: true });
   const notes: string[] = [];
   let image: string | undefined;
   try {
@@ -1191,84 +1240,63 @@ export async function sandboxCost(context: BenchContext, size: Sizes): Promise<W
       `container runtime not measured: the local test image could not be built (${String(error).split("\n")[0]})`,
     );
   }
-  const wrappers = bareWrappers(dir, image, await podmanUlimits());
-  const bare: Record<string, { perSecond: number; p50: number; cpuMsPerSpawn: number }> = {};
-  for (const [runtime, argv] of Object.entries(wrappers)) {
-    try {
-      const count =
-        runtime === "container"
-          ? Math.max(2, size.containerRuns * 3)
-          : Math.max(30, size.sandboxRuns);
-      const measured = await measureSpawn(context.limits.workerRssMiB, [1, 8], count, argv);
-      bare[runtime] = {
-        perSecond: spawnAt(measured, 8).perSecond,
-        p50: spawnAt(measured, 1).latencyMs.p50,
-        cpuMsPerSpawn: spawnAt(measured, 1).cpuMsPerSpawn,
-      };
-    } catch (error) {
-      notes.push(`${runtime}: the bare wrapper failed (${String(error).split("\n")[0]})`);
-    }
-  }
-  const manifests: Record<string, string> = {
-    process: `apiVersion: stellaops.io/pack.v1\nkind: TaskPack\nmetadata: {name: rt-process, version: 1.0.0}\nspec:\n  failure: {retries: {maxAttempts: 3}}\n  steps:\n${[0, 1, 2].map((i) => `    - id: s${i}\n      run: {uses: builtin:shell, with: {argv: ["/bin/true"]}}\n`).join("")}`,
-    sandbox: `apiVersion: stellaops.io/pack.v1\nkind: TaskPack\nmetadata: {name: rt-sandbox, version: 1.0.0}\nspec:\n  sandbox: {mode: sealed}\n  failure: {retries: {maxAttempts: 3}}\n  steps:\n${[0, 1, 2].map((i) => `    - id: s${i}\n      run: {uses: builtin:shell, with: {argv: ["/bin/true"]}}\n`).join("")}`,
-    container: `apiVersion: stellaops.io/pack.v1\nkind: TaskPack\nmetadata: {name: rt-container, version: 1.0.0}\nspec:\n  sandbox: {mode: sealed}\n  failure: {retries: {maxAttempts: 3}}\n  steps:\n${[0, 1, 2].map((i) => `    - id: s${i}\n      run: {uses: builtin:container, with: {image: "${image ?? ""}", command: ["/bin/true"]}}\n`).join("")}`,
-  };
+  const floors = await stepFloors(context, size, image, notes);
+  const manifests = SANDBOX_MANIFESTS(image);
   const results: Record<string, SystemResult> = {};
   const out: WorkloadResult["ratios"] = {};
-  const runtimes = Object.keys(bare);
-  for (const runtime of runtimes) {
+  const peerWanted = pick(context, ["bullmq"]).length > 0;
+  for (const runtime of Object.keys(floors)) {
     const count = runtime === "container" ? size.containerRuns : size.sandboxRuns;
-    const request: RunRequest = { steps: [], maxAttempts: 3, manifest: manifests[runtime] ?? "" };
-    results[`packrun/${runtime}`] = await withSystem(
+    const floor = floors[runtime];
+    const mode = ISOLATION[runtime];
+    if (mode !== undefined && peerWanted)
+      results[`bullmq/${runtime}`] = await sandboxRuns(
+        context,
+        context.systems.bullmq,
+        { workers: 1, concurrency: 8, isolation: mode },
+        TRUE_RUN,
+        count,
+        size.sandboxReps,
+        floor,
+        `sandbox cost (bullmq, ${runtime})`,
+      );
+    results[`packrun/${runtime}`] = await sandboxRuns(
+      context,
       packrun,
       { workers: 1, concurrency: 8 },
-      async () => {
-        await packrun.closedLoop(Math.min(size.warmup, count), 8, request);
-        return repetitions(packrun, size.sandboxReps, async () => {
-          const { value: ids, usage } = await metered(context.wal, packrun, () =>
-            packrun.closedLoop(count, 8, request),
-          );
-          const runs = await packrun.results(ids);
-          assertSucceeded(runs, count, `sandbox cost (${runtime})`);
-          const first = Math.min(...runs.map((run) => run.submittedMs));
-          const last = Math.max(...runs.map((run) => run.finishedMs));
-          const stepWall = runs.flatMap((run) =>
-            run.steps.map((step) => step.finishedMs - step.startedMs),
-          );
-          const stepsPerSecond = (runs.length * 3) / ((last - first) / 1000);
-          return {
-            runs: runs.length,
-            usage,
-            metrics: {
-              runsPerSecond: runs.length / ((last - first) / 1000),
-              stepsPerSecond,
-              stepWallP50Ms: quantile(stepWall, 0.5),
-              bareWrapperP50Ms: bare[runtime]?.p50 ?? Number.NaN,
-              stepWallVsBare: quantile(stepWall, 0.5) / (bare[runtime]?.p50 ?? Number.NaN),
-              throughputVsBare: stepsPerSecond / (bare[runtime]?.perSecond ?? Number.NaN),
-            },
-          };
-        });
-      },
+      { steps: [], maxAttempts: 3, manifest: manifests[runtime] ?? "" },
+      count,
+      size.sandboxReps,
+      floor,
+      `sandbox cost (${runtime})`,
     );
-    const result = results[`packrun/${runtime}`];
-    const ratio = result?.metrics.throughputVsBare?.median;
-    if (ratio !== undefined) out[`packrun/${runtime}`] = { toLimit: ratio };
+    const ours = results[`packrun/${runtime}`]?.metrics.runsPerSecond?.median;
+    const peer = results[`bullmq/${runtime}`]?.metrics.runsPerSecond?.median;
+    const toFloor = results[`packrun/${runtime}`]?.metrics.throughputVsFloor?.median;
+    out[`packrun/${runtime}`] = {
+      ...(toFloor === undefined ? {} : { toLimit: toFloor }),
+      ...(ours === undefined || peer === undefined ? {} : { toBestPeer: ours / peer }),
+    };
+    const peerToFloor = results[`bullmq/${runtime}`]?.metrics.throughputVsFloor?.median;
+    if (peerToFloor !== undefined) out[`bullmq/${runtime}`] = { toLimit: peerToFloor };
   }
   return {
     id: "8-sandbox-cost",
-    title: "Sandbox cost: workload 2 per runtime",
+    title: "Sandbox cost: workload 2 per runtime, with BullMQ paying the same isolation",
     measures:
-      "workload 2 (3 × /bin/true per run, 8 in flight) with the process runtime (bubblewrap PID namespace + GNU time), the sandbox runtime (sealed pack: bubblewrap namespaces, read-only root, no network) and the container runtime (podman, busybox image, --network none), against the same wrapper spawned bare from a Node process as large as a worker",
-    params: { runs: size.sandboxRuns, containerRuns: size.containerRuns, bare },
-    headline: { metric: "throughputVsBare", unit: "× bare", higherIsBetter: true },
+      "workload 2 (3 × /bin/true per run, 8 in flight) with the process runtime (an open step: bubblewrap, cgroup, network namespace with slirp4netns and egress rules), the sandbox runtime (a sealed step: no network) and the container runtime (podman, busybox image, --network none); BullMQ with its steps run through the same step runtime (process and sandbox); the floor of each runtime: the executor's step runtime alone (executeStep of /bin/true from a small process, no queue, database or evidence) for process and sandbox, a bare podman run for containers",
+    params: { runs: size.sandboxRuns, containerRuns: size.containerRuns, floors },
+    headline: { metric: "throughputVsFloor", unit: "× floor", higherIsBetter: true },
     systems: results,
     ratios: out,
     checks: [],
     notes: [
       ...notes,
-      "The bare wrappers are rebuilt from docs/runtimes.md (the executor does not export its launch plan); the sandbox's bare wrapper uses merged-/usr symlinks.",
+      ...Object.entries(floors).map(
+        ([runtime, floor]) =>
+          `floor of ${runtime} (${floor.what}): ${floor.perSecond.toFixed(1)} steps/s at concurrency 8, one step ${floor.p50.toFixed(1)} ms p50 alone, ${floor.cpuMsPerStep.toFixed(1)} CPU ms per step alone and ${floor.cpuMsPerStepAt8.toFixed(1)} at concurrency 8 (${(3 * floor.cpuMsPerStepAt8).toFixed(0)} per 3-step run)`,
+      ),
+      "ratios: ÷ limit = steps/s ÷ the runtime's floor at concurrency 8; ÷ best peer = packrun's runs/s ÷ BullMQ's with the same isolation.",
     ],
     durationSeconds: 0,
   };
