@@ -13,9 +13,9 @@ import { afterAll, describe, test } from "vitest";
 import { type AnyClient, executorClient, unaryCall } from "./support/grpc-clients.ts";
 import {
   eventsWhen,
-  manifest,
+  gatedManifest,
   type RunJson,
-  submitRun,
+  runAwaitingGate,
   useSecurityStack,
   waitForRun,
 } from "./support/stack.ts";
@@ -30,23 +30,8 @@ function asGateway(): AnyClient {
   return gateway;
 }
 
-const gated = manifest(
-  "approval-claims",
-  `  approvals: [{id: release, required: 2, grants: [release-managers]}]
-  steps:
-    - id: gate
-      gate: {approval: {id: release}}
-    - id: after
-      run: {uses: builtin:noop}
-`,
-);
-
-async function awaitingRun(): Promise<RunJson> {
-  const run = await submitRun(ctx.alice, { manifest: gated });
-  return waitForRun(ctx.alice, run.id, (r) =>
-    r.gates.some((g) => g.stepId === "gate" && g.state === "awaiting-approval"),
-  );
-}
+const gated = gatedManifest("approval-claims", { required: 2, grants: ["release-managers"] });
+const awaitingRun = () => runAwaitingGate(ctx.alice, gated);
 
 let tokens = 0;
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, test } from "vitest";
 import { restClient } from "../../services/gateway/src/testing/rest-client.ts";
 import {
   eventsWhen,
-  manifest,
+  gatedManifest,
   type RunJson,
   type SecurityStack,
   startSecurityStack,
@@ -19,16 +19,10 @@ import {
 } from "./support/stack.ts";
 
 const gated = (required: number) =>
-  manifest(
-    `concurrent-approvals-${required}`,
-    `  approvals: [{id: release, required: ${required}}]
-  steps:
-    - id: gate
-      gate: {approval: {id: release}}
-    - id: after
-      run: {uses: builtin:shell, with: {argv: [sh, -c, "echo ran once"]}}
-`,
-  );
+  gatedManifest(`concurrent-approvals-${required}`, {
+    required,
+    after: `{uses: builtin:shell, with: {argv: [sh, -c, "echo ran once"]}}`,
+  });
 
 let stack: SecurityStack;
 beforeAll(async () => {

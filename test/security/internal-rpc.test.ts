@@ -23,8 +23,10 @@ import { afterAll, beforeAll, describe, test } from "vitest";
 import { runtimeSupport } from "../../services/executor/src/runtime/support.ts";
 import {
   eventsWhen,
+  gatedManifest,
   manifest,
   type RunJson,
+  runAwaitingGate,
   submitRun,
   useSecurityStack,
   waitForRun,
@@ -157,23 +159,8 @@ function ingest(
   });
 }
 
-const gated = manifest(
-  "internal-rpc-gated",
-  `  approvals: [{id: release, grants: [release-managers]}]
-  steps:
-    - id: gate
-      gate: {approval: {id: release}}
-    - id: after
-      run: {uses: builtin:noop}
-`,
-);
-
-async function awaitingRun(): Promise<RunJson> {
-  const run = await submitRun(ctx.alice, { manifest: gated });
-  return waitForRun(ctx.alice, run.id, (r) =>
-    r.gates.some((g) => g.stepId === "gate" && g.state === "awaiting-approval"),
-  );
-}
+const gated = gatedManifest("internal-rpc-gated", { grants: ["release-managers"] });
+const awaitingRun = () => runAwaitingGate(ctx.alice, gated);
 
 function forgedApproval(run: RunJson): object {
   return {

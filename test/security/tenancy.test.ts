@@ -11,6 +11,7 @@ import { afterAll, beforeAll, test } from "vitest";
 import type { RestClient } from "../../services/gateway/src/testing/rest-client.ts";
 import {
   eventsWhen,
+  gatedManifest,
   manifest,
   type RunJson,
   type SecurityStack,
@@ -30,16 +31,7 @@ const withArtifact = manifest(
 `,
 );
 
-const gated = manifest(
-  "tenant-gated",
-  `  approvals: [{id: release}]
-  steps:
-    - id: gate
-      gate: {approval: {id: release}}
-    - id: after
-      run: {uses: builtin:noop}
-`,
-);
+const gated = gatedManifest("tenant-gated");
 
 interface Operation {
   parameters?: { name: string; in: string }[];

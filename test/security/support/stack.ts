@@ -142,6 +142,36 @@ export function manifest(name: string, spec: string, version = "1.0.0"): string 
   return `apiVersion: stellaops.io/pack.v1\nkind: TaskPack\nmetadata: {name: ${name}, version: ${version}}\nspec:\n${spec}`;
 }
 
+/**
+ * A pack whose first step waits at approval gate `release` (`required` approvals, granted to
+ * `grants` when given), then runs `after` (a noop unless said).
+ */
+export function gatedManifest(
+  name: string,
+  options: { required?: number; grants?: string[]; after?: string } = {},
+): string {
+  const required = options.required === undefined ? "" : `, required: ${options.required}`;
+  const grants = options.grants === undefined ? "" : `, grants: [${options.grants.join(", ")}]`;
+  return manifest(
+    name,
+    `  approvals: [{id: release${required}${grants}}]
+  steps:
+    - id: gate
+      gate: {approval: {id: release}}
+    - id: after
+      run: ${options.after ?? "{uses: builtin:noop}"}
+`,
+  );
+}
+
+/** Submits `manifestText` as `client` and waits until the run's gate `gate` awaits approval. */
+export async function runAwaitingGate(client: RestClient, manifestText: string): Promise<RunJson> {
+  const run = await submitRun(client, { manifest: manifestText });
+  return waitForRun(client, run.id, (r) =>
+    r.gates.some((g) => g.stepId === "gate" && g.state === "awaiting-approval"),
+  );
+}
+
 /** Wall time of `work`, in milliseconds, with its result. */
 export async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; value: T }> {
   const started = performance.now();
