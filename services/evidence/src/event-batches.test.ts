@@ -19,7 +19,13 @@ import {
 } from "@packrun/proto/evidence/v1";
 import { errorCodeHeader } from "@packrun/rpc-server";
 import { afterAll, beforeAll, describe, test } from "vitest";
-import { Pushable, type TestEvidence, testEvent, useEvidence } from "./test-helpers.ts";
+import {
+  storedFields as fields,
+  Pushable,
+  type TestEvidence,
+  testEvent,
+  useEvidence,
+} from "./test-helpers.ts";
 import { transcriptChunks } from "./transcript-store.ts";
 
 let evidence: TestEvidence;
@@ -70,18 +76,6 @@ async function list(runId: string, stepId = ""): Promise<Event[]> {
   const page = await evidence.client.listEvents({ tenant: "acme", runId, pageSize: 1000, stepId });
   return page.events;
 }
-
-/** An event's fields apart from its run. */
-const fields = (event: Event) => ({
-  sequence: event.sequence,
-  key: event.idempotencyKey,
-  time: event.time,
-  level: event.level,
-  type: event.type,
-  stepId: event.stepId,
-  message: event.message,
-  metadata: event.metadata,
-});
 
 const rowsOf = async (runId: string) =>
   (

@@ -18,7 +18,14 @@ import {
 } from "@packrun/proto/evidence/v1";
 import { errorCodeHeader } from "@packrun/rpc-server";
 import { beforeAll, describe, test } from "vitest";
-import { ingestAll, Pushable, type TestEvidence, testEvent, useEvidence } from "./test-helpers.ts";
+import {
+  storedFields as fields,
+  ingestAll,
+  Pushable,
+  type TestEvidence,
+  testEvent,
+  useEvidence,
+} from "./test-helpers.ts";
 import { transcriptChunks } from "./transcript-store.ts";
 
 let evidence: TestEvidence;
@@ -77,18 +84,6 @@ async function listAll(
 const sequences = (events: readonly Event[]) => events.map((event) => Number(event.sequence));
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
-
-/** An event's fields apart from its run (what a line of a chunk must keep). */
-const fields = (event: Event) => ({
-  sequence: event.sequence,
-  key: event.idempotencyKey,
-  time: event.time,
-  level: event.level,
-  type: event.type,
-  stepId: event.stepId,
-  message: event.message,
-  metadata: event.metadata,
-});
 
 describe("log chunks", () => {
   const fixture = useEvidence("evidence_chunks");

@@ -180,3 +180,15 @@ export function useEvidence(
     },
   };
 }
+
+/** An event's fields apart from its run and tenant: what storing it in a batch or chunk keeps. */
+export const storedFields = (event: Event) => ({
+  sequence: event.sequence,
+  key: event.idempotencyKey,
+  time: event.time,
+  level: event.level,
+  type: event.type,
+  stepId: event.stepId,
+  message: event.message,
+  metadata: event.metadata,
+});
