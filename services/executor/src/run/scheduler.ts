@@ -161,18 +161,35 @@ export class RunScheduler {
   ): Promise<{ row: StepRow | undefined; advanced: boolean }> {
     assertStepTransition(step.step_id, step.state, change.to);
     const runGoesOn = !terminalRunStates.has(this.run.state);
-    const { done, next, last } = await updateStepAndReadyNext(this.tx, step, change, runGoesOn);
+    // A running run without declared outputs ends with nothing to evaluate: in the same statement.
+    const finishIfLast = this.run.state === "running" && !this.run.has_outputs;
+    const { done, next, last, runEnded } = await updateStepAndReadyNext(
+      this.tx,
+      step,
+      change,
+      runGoesOn,
+      finishIfLast,
+    );
     if (done === undefined) return { row: undefined, advanced: false };
     this.#changes++;
     await this.events([stepEvent(done, step.state)]);
     if (last) {
-      await this.finishRun("succeeded", "");
+      if (runEnded === undefined) await this.finishRun("succeeded", "");
+      else await this.#succeeded(runEnded.settled);
       return { row: done, advanced: true };
     }
     if (next === undefined) return { row: done, advanced: false };
     await this.events([stepEvent(next, "pending", "ready")]);
     this.#queue(next, { to: "pending", readyInSeconds: 0 });
     return { row: done, advanced: true };
+  }
+
+  /** Takes note of the run's success that a step's statement applied (see `finishRun`). */
+  async #succeeded(settled: boolean): Promise<void> {
+    assertRunTransition(this.run.id, this.run.state, "succeeded");
+    this.run = { ...this.run, state: "succeeded", reason: "" };
+    this.finishedState = "succeeded";
+    if (settled) await this.recordSettled();
   }
 
   #queue(step: StepRow, change: StepChange): void {

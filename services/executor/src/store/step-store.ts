@@ -38,6 +38,12 @@ RETURNING *`;
  * run-time condition): a step's end and the next step's start in one round trip. Rows:
  * `role` 'done' (the step), then 'next' (the step made ready) if any, or 'last' when the step
  * was the run's last top-level step. $19: the run goes on.
+ *
+ * When the step is the last and $20 (the run is `running` and declares no outputs, so its end
+ * needs nothing evaluated), the run succeeds in the same statement, as `finishRun` in
+ * `store/run-store.ts` would end it: the 'last' row's `run_settled` says whether it also settled
+ * (no other step runs; the statement's snapshot still shows this step running, so it is left
+ * out by name). `run_settled` is NULL when the run was not ended here.
  */
 export const updateStepAndReadyNextStatement = `
 WITH done AS (${updateStepStatement.trim()}
@@ -48,12 +54,21 @@ WITH done AS (${updateStepStatement.trim()}
      AND n.run_id = d.run_id AND n.parent_id IS NULL AND n.position = d.position + 1
      AND n.state = 'pending' AND n.ready_at IS NULL AND n.kind = 'run' AND n.planned->'enabled' = 'true'::jsonb
   RETURNING n.*
+), last AS (
+  SELECT d.* FROM done d
+   WHERE $19 AND d.parent_id IS NULL AND d.state IN ('succeeded', 'skipped')
+     AND NOT EXISTS (SELECT 1 FROM steps n WHERE n.run_id = d.run_id AND n.parent_id IS NULL AND n.position = d.position + 1)
+), finished AS (
+  UPDATE runs r SET state = 'succeeded', reason = '', finished_at = now(), outputs = '{}',
+         settled_at = CASE WHEN r.settled_at IS NULL AND NOT EXISTS (
+                             SELECT 1 FROM steps o WHERE o.run_id = r.id AND o.state = 'running' AND o.step_id <> $2)
+                           THEN now() ELSE r.settled_at END
+   WHERE $20 AND r.id = $1 AND r.state = 'running' AND EXISTS (SELECT 1 FROM last)
+  RETURNING r.settled_at IS NOT NULL AS run_settled
 )
-SELECT 'done' AS role, * FROM done UNION ALL SELECT 'next' AS role, * FROM next
-UNION ALL
-SELECT 'last' AS role, d.* FROM done d
- WHERE $19 AND d.parent_id IS NULL AND d.state IN ('succeeded', 'skipped')
-   AND NOT EXISTS (SELECT 1 FROM steps n WHERE n.run_id = d.run_id AND n.parent_id IS NULL AND n.position = d.position + 1)`;
+SELECT 'done' AS role, *, NULL::boolean AS run_settled FROM done
+UNION ALL SELECT 'next' AS role, *, NULL::boolean FROM next
+UNION ALL SELECT 'last' AS role, l.*, (SELECT run_settled FROM finished) FROM last l`;
 
 /** The parameters of {@link updateStepStatement} for `change` of a step now in `from`. */
 export function updateStepParameters(
@@ -101,29 +116,44 @@ export async function updateStep(
  * Applies `change` to a top-level `step` and, when it succeeds or is skipped and `runGoesOn`,
  * makes the next plain `run` step claimable in the same statement. `next` is undefined when
  * the next step needs activation's evaluation (the caller activates it) or there is none
- * (`last`: the run's sequence is done).
+ * (`last`: the run's sequence is done). With `finishRunIfLast`, a last step also ends the run
+ * as succeeded in the same statement: `runEnded` then says whether the run settled too
+ * (undefined when the run was not ended here).
  */
 export async function updateStepAndReadyNext(
   tx: Queryable,
   step: Pick<StepRow, "run_id" | "step_id" | "state">,
   change: StepChange,
   runGoesOn: boolean,
-): Promise<{ done: StepRow | undefined; next: StepRow | undefined; last: boolean }> {
+  finishRunIfLast = false,
+): Promise<{
+  done: StepRow | undefined;
+  next: StepRow | undefined;
+  last: boolean;
+  runEnded: { settled: boolean } | undefined;
+}> {
   const rows = (
-    await tx.query<StepRow & { role: "done" | "next" | "last" }>(updateStepAndReadyNextStatement, [
-      ...updateStepParameters(step.run_id, step.step_id, step.state, change),
-      runGoesOn,
-    ])
+    await tx.query<StepRow & { role: "done" | "next" | "last"; run_settled: boolean | null }>(
+      updateStepAndReadyNextStatement,
+      [
+        ...updateStepParameters(step.run_id, step.step_id, step.state, change),
+        runGoesOn,
+        finishRunIfLast,
+      ],
+    )
   ).rows;
   const pick = (role: "done" | "next") => {
     const row = rows.find((candidate) => candidate.role === role);
     if (row === undefined) return undefined;
-    const { role: _role, ...step } = row;
+    const { role: _role, run_settled: _settled, ...step } = row;
     return step as StepRow;
   };
+  const last = rows.find((row) => row.role === "last");
   return {
     done: pick("done"),
     next: pick("next"),
-    last: rows.some((row) => row.role === "last"),
+    last: last !== undefined,
+    runEnded:
+      last === undefined || last.run_settled === null ? undefined : { settled: last.run_settled },
   };
 }
