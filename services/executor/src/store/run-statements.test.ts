@@ -9,8 +9,8 @@ import { type ExecutorStack, packManifest, startExecutorStack } from "../testing
 // path's cost cannot creep back unnoticed. Reads by watchers and sweeps that find nothing to do
 // do not name the run and are not counted; the test follows the run on the raw handle.
 
-/** Statements of a submitted 3-step run through to its settlement (measured: 24). */
-const maxStatementsPerRun = 24;
+/** Statements of a submitted 3-step run through to its settlement (measured: 20). */
+const maxStatementsPerRun = 20;
 
 let stack: ExecutorStack;
 let counter: ReturnType<typeof countingDatabase>;

@@ -1,6 +1,12 @@
 import type { Queryable } from "@packrun/db";
 import type { StepState } from "../run/state-machine.ts";
 import type { StepChange } from "../run/step-change.ts";
+import {
+  outboxInsertSql,
+  outboxParameterValues,
+  type RunEvent,
+  stepEventSql,
+} from "./run-events.ts";
 import type { StepRow } from "./run-rows.ts";
 
 /**
@@ -44,6 +50,10 @@ RETURNING *`;
  * `store/run-store.ts` would end it: the 'last' row's `run_settled` says whether it also settled
  * (no other step runs; the statement's snapshot still shows this step running, so it is left
  * out by name). `run_settled` is NULL when the run was not ended here.
+ *
+ * The statement also writes the transaction's outbox row (`outboxInsertSql`): the events
+ * decided before it ($23, with $21 run id, $22 tenant, $24 batch key), then the step's event,
+ * the next step's `step.ready` and, when the run settled here, the run's terminal event ($25).
  */
 export const updateStepAndReadyNextStatement = `
 WITH done AS (${updateStepStatement.trim()}
@@ -65,6 +75,13 @@ WITH done AS (${updateStepStatement.trim()}
                            THEN now() ELSE r.settled_at END
    WHERE $20 AND r.id = $1 AND r.state = 'running' AND EXISTS (SELECT 1 FROM last)
   RETURNING r.settled_at IS NOT NULL AS run_settled
+), events AS (
+  ${outboxInsertSql(
+    { run: 21, tenant: 22, known: 23, batchKey: 24 },
+    `SELECT 1 AS n, ${stepEventSql("d", "$4::text")} AS event FROM done d
+     UNION ALL SELECT 2, ${stepEventSql("x", "'pending'", "ready")} FROM next x
+     UNION ALL SELECT 3, $25::jsonb FROM finished f WHERE f.run_settled`,
+  )}
 )
 SELECT 'done' AS role, *, NULL::boolean AS run_settled FROM done
 UNION ALL SELECT 'next' AS role, *, NULL::boolean FROM next
@@ -118,14 +135,17 @@ export async function updateStep(
  * the next step needs activation's evaluation (the caller activates it) or there is none
  * (`last`: the run's sequence is done). With `finishRunIfLast`, a last step also ends the run
  * as succeeded in the same statement: `runEnded` then says whether the run settled too
- * (undefined when the run was not ended here).
+ * (undefined when the run was not ended here). The statement writes the transaction's events
+ * so far (`events.known`), those of the rows it changed and, when the run settled here,
+ * `events.settled`, as one outbox row.
  */
 export async function updateStepAndReadyNext(
   tx: Queryable,
   step: Pick<StepRow, "run_id" | "step_id" | "state">,
   change: StepChange,
   runGoesOn: boolean,
-  finishRunIfLast = false,
+  finishRunIfLast: boolean,
+  events: { run: { id: string; tenant: string }; known: readonly RunEvent[]; settled: RunEvent },
 ): Promise<{
   done: StepRow | undefined;
   next: StepRow | undefined;
@@ -139,6 +159,8 @@ export async function updateStepAndReadyNext(
         ...updateStepParameters(step.run_id, step.step_id, step.state, change),
         runGoesOn,
         finishRunIfLast,
+        ...outboxParameterValues(events.run, events.known),
+        JSON.stringify(events.settled),
       ],
     )
   ).rows;
