@@ -40,7 +40,8 @@ export function runDeadlineReason(timeoutSeconds: number): string {
  * A run transaction: holds the run's row lock (so transitions of a run are serialised), applies
  * the life cycle's decisions (`run/`) through the store's statements (`store/`), and collects
  * the steps that became claimable in {@link ready} (the caller queues them after the commit)
- * and the run's events (written to the outbox in one statement just before COMMIT).
+ * and the run's events (written to the outbox in one statement just before COMMIT, or by the
+ * run's start or a step's end, whose statements carry the events decided so far and their own).
  */
 export class RunScheduler {
   readonly ready: ReadyWork[] = [];
