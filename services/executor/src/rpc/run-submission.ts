@@ -6,7 +6,12 @@ import { canonicalJson, type Plan, sha256Digest } from "@packrun/planning";
 import { type AdmissionLimits, admitRun } from "../run/run-admission.ts";
 import { RunScheduler } from "../run/scheduler.ts";
 import type { SecretVault } from "../secrets/secret-vault.ts";
-import { flattenPlannedSteps, insertStepRows } from "../store/plan-rows.ts";
+import {
+  flattenPlannedSteps,
+  insertStepRows,
+  insertStepRowsSql,
+  stepRowsPerStatement,
+} from "../store/plan-rows.ts";
 import type { RunEvent } from "../store/run-events.ts";
 import { type ReadyWork, type RunRow, runColumns } from "../store/run-rows.ts";
 import type { VerifiedPlan } from "./plan-cache.ts";
@@ -146,12 +151,21 @@ async function runWithIdempotencyKey(
   return existing.id;
 }
 
-/** A new run's row, as planned. */
+/**
+ * A new run's row, as planned, and the first {@link stepRowsPerStatement} rows of its steps
+ * ($23, as JSON) in the same statement (the steps' inserts see the run's row: foreign keys are
+ * checked at the statement's end).
+ */
 const insertRunStatement = `
-INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key, has_approvals, request_digest,
-                  not_before, timeout_seconds, schedule_id, scheduled_for, after_schedule_runs, has_outputs)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
-RETURNING ${runColumns}`;
+WITH run AS (
+  INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, secret_names, priority, submitted_by, labels, idempotency_key, has_approvals, request_digest,
+                    not_before, timeout_seconds, schedule_id, scheduled_for, after_schedule_runs, has_outputs)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+  RETURNING ${runColumns}
+), steps AS (
+  ${insertStepRowsSql(1, 2, 23)}
+)
+SELECT * FROM run`;
 
 /** A submission on its way into the database. */
 interface NewRun {
@@ -162,11 +176,12 @@ interface NewRun {
   timeoutSeconds: number;
 }
 
-/** Inserts the run's row and its steps' rows; returns the run row. */
+/** Inserts the run's row and its steps' rows (one statement up to 500 steps); returns the run row. */
 async function insertRun(tx: Transaction, fresh: NewRun): Promise<RunRow> {
   const { runId, submission, digest, timeoutSeconds } = fresh;
   const { planned, plan } = fresh.verified;
   const keyed = submission.idempotencyKey !== "";
+  const steps = flattenPlannedSteps(plan.steps);
   const inserted = await tx.query<RunRow>(insertRunStatement, [
     runId,
     submission.tenant,
@@ -190,11 +205,12 @@ async function insertRun(tx: Transaction, fresh: NewRun): Promise<RunRow> {
     submission.schedule?.dueAt ?? null,
     submission.schedule?.afterPreviousRuns ?? false,
     plan.outputs.length > 0,
+    JSON.stringify(steps.slice(0, stepRowsPerStatement)),
   ]);
   await insertStepRows(
     tx,
     { id: runId, tenant: submission.tenant },
-    flattenPlannedSteps(plan.steps),
+    steps.slice(stepRowsPerStatement),
   );
   const run = inserted.rows[0];
   if (run === undefined) throw new PackrunError("INTERNAL", "run vanished during submission");

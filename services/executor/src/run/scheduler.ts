@@ -1,5 +1,5 @@
 import type { Queryable, Transaction } from "@packrun/db";
-import { type RunEvent, recordEvents } from "../store/run-events.ts";
+import { outboxParameterValues, type RunEvent, recordEvents } from "../store/run-events.ts";
 import type { ReadyWork, RunRow, StepRow } from "../store/run-rows.ts";
 import * as runStore from "../store/run-store.ts";
 import { updateStep, updateStepAndReadyNext } from "../store/step-store.ts";
@@ -40,7 +40,8 @@ export function runDeadlineReason(timeoutSeconds: number): string {
  * A run transaction: holds the run's row lock (so transitions of a run are serialised), applies
  * the life cycle's decisions (`run/`) through the store's statements (`store/`), and collects
  * the steps that became claimable in {@link ready} (the caller queues them after the commit)
- * and the run's events (written to the outbox in one statement just before COMMIT).
+ * and the run's events (written to the outbox in one statement just before COMMIT, or by the
+ * run's start or a step's end, whose statements carry the events decided so far and their own).
  */
 export class RunScheduler {
   readonly ready: ReadyWork[] = [];
@@ -161,18 +162,43 @@ export class RunScheduler {
   ): Promise<{ row: StepRow | undefined; advanced: boolean }> {
     assertStepTransition(step.step_id, step.state, change.to);
     const runGoesOn = !terminalRunStates.has(this.run.state);
-    const { done, next, last } = await updateStepAndReadyNext(this.tx, step, change, runGoesOn);
+    // A running run without declared outputs ends with nothing to evaluate: in the same statement.
+    const finishIfLast = this.run.state === "running" && !this.run.has_outputs;
+    // The statement writes the events so far and its own (the step's, the next step's
+    // `step.ready`, the run's terminal one when it settled) as the transaction's outbox row.
+    const { done, next, last, runEnded } = await updateStepAndReadyNext(
+      this.tx,
+      step,
+      change,
+      runGoesOn,
+      finishIfLast,
+      {
+        run: this.run,
+        known: this.#pendingEvents.splice(0),
+        settled: runSettledEvent(this.run.id, "succeeded", ""),
+      },
+    );
     if (done === undefined) return { row: undefined, advanced: false };
     this.#changes++;
-    await this.events([stepEvent(done, step.state)]);
     if (last) {
-      await this.finishRun("succeeded", "");
+      if (runEnded === undefined) await this.finishRun("succeeded", "");
+      else this.#succeeded(runEnded.settled);
       return { row: done, advanced: true };
     }
     if (next === undefined) return { row: done, advanced: false };
-    await this.events([stepEvent(next, "pending", "ready")]);
     this.#queue(next, { to: "pending", readyInSeconds: 0 });
     return { row: done, advanced: true };
+  }
+
+  /**
+   * Takes note of the run's success that a step's statement applied (see `finishRun`), with
+   * its terminal event when it settled (the statement recorded it).
+   */
+  #succeeded(settled: boolean): void {
+    assertRunTransition(this.run.id, this.run.state, "succeeded");
+    this.run = { ...this.run, state: "succeeded", reason: "" };
+    this.finishedState = "succeeded";
+    if (settled) this.settled = true;
   }
 
   #queue(step: StepRow, change: StepChange): void {
@@ -229,12 +255,18 @@ export class RunScheduler {
   async startRun(): Promise<void> {
     if (this.run.state !== "queued") return;
     assertRunTransition(this.run.id, this.run.state, "running");
+    const from = this.run.state;
+    // The statement writes the events so far, the run's start and the first step's
+    // `step.ready` as the transaction's outbox row.
+    const known = [
+      ...this.#pendingEvents.splice(0),
+      runStateEvent(this.run.id, from, "running", ""),
+    ];
     const row = (
       await this.tx.query<
         Omit<StepRow, "run_id"> & { run_id: string | null; run_deadline_at: Date | null }
-      >(runStore.startRunAndReadyFirst, [this.run.id])
+      >(runStore.startRunAndReadyFirst, [this.run.id, ...outboxParameterValues(this.run, known)])
     ).rows[0];
-    const from = this.run.state;
     this.run = {
       ...this.run,
       state: "running",
@@ -242,9 +274,8 @@ export class RunScheduler {
       waiting_reason: "",
       deadline_at: row?.run_deadline_at ?? this.run.deadline_at,
     };
-    await this.events([runStateEvent(this.run.id, from, "running", "")]);
     const { run_deadline_at: _deadline, ...first } = row ?? { run_id: null };
-    await this.advanceTopLevel(-1, first.run_id === null ? null : (first as StepRow));
+    await this.advanceTopLevel(-1, first.run_id === null ? null : (first as StepRow), true);
     await this.syncRunState();
   }
 
@@ -279,25 +310,20 @@ export class RunScheduler {
 
   /** Records the terminal event of a run that just settled (see {@link settle}). */
   async recordSettled(): Promise<void> {
-    const state = this.run.state;
-    await this.events([
-      {
-        type: `run.${state}`,
-        level: state === "failed" || state === "timed_out" ? "error" : "info",
-        message: this.run.reason || `run ${state}`,
-        metadata: { state },
-        idempotencyKey: `${this.run.id}/run/${state}`,
-      },
-    ]);
+    await this.events([runSettledEvent(this.run.id, this.run.state, this.run.reason)]);
     this.settled = true;
   }
 
   /**
    * Activates top-level steps after `position` until one keeps running or the run ends.
    * `nextReadied`: the caller already tried to ready the next step in its own statement (the
-   * step it readied, or null for none).
+   * step it readied, or null for none); `readyRecorded`: that statement recorded its event.
    */
-  private async advanceTopLevel(position: number, nextReadied?: StepRow | null): Promise<void> {
+  private async advanceTopLevel(
+    position: number,
+    nextReadied?: StepRow | null,
+    readyRecorded = false,
+  ): Promise<void> {
     for (let next = position + 1; !terminalRunStates.has(this.run.state); next++) {
       // A plain `run` step is reached in one statement; any other is read, then activated.
       const readied =
@@ -307,7 +333,8 @@ export class RunScheduler {
               .rows[0];
       if (readied !== undefined) {
         this.#changes++;
-        await this.events([stepEvent(readied, "pending", "ready")]);
+        const recorded = readyRecorded && next === position + 1;
+        if (!recorded) await this.events([stepEvent(readied, "pending", "ready")]);
         this.#queue(readied, { to: "pending", readyInSeconds: 0 });
         return;
       }
@@ -407,6 +434,17 @@ export class RunScheduler {
       },
     ]);
   }
+}
+
+/** The terminal event of a run that settled in `state` with `reason`. */
+function runSettledEvent(runId: string, state: RunState, reason: string): RunEvent {
+  return {
+    type: `run.${state}`,
+    level: state === "failed" || state === "timed_out" ? "error" : "info",
+    message: reason || `run ${state}`,
+    metadata: { state },
+    idempotencyKey: `${runId}/run/${state}`,
+  };
 }
 
 function runStateEvent(runId: string, from: RunState, to: RunState, reason: string): RunEvent {

@@ -43,19 +43,31 @@ export function flattenPlannedSteps(
   return rows;
 }
 
-/** Inserts step rows in batches (one statement per 500 rows). */
+/** Most step rows one statement inserts. */
+export const stepRowsPerStatement = 500;
+
+/**
+ * The INSERT of a batch of step rows: run id, tenant and the rows as a JSON array are the
+ * parameters numbered `runParameter`, `tenantParameter` and `rowsParameter`.
+ */
+export function insertStepRowsSql(
+  runParameter: number,
+  tenantParameter: number,
+  rowsParameter: number,
+): string {
+  return `INSERT INTO steps (run_id, tenant, step_id, parent_id, position, kind, planned, max_attempts, bindings)
+       SELECT $${runParameter}, $${tenantParameter}, r.step_id, r.parent_id, r.position, r.kind, r.planned, r.max_attempts, r.bindings
+         FROM jsonb_to_recordset($${rowsParameter}::jsonb) AS r(step_id text, parent_id text, position integer, kind text, planned jsonb, max_attempts integer, bindings jsonb)`;
+}
+
+/** Inserts step rows in batches (one statement per {@link stepRowsPerStatement} rows). */
 export async function insertStepRows(
   tx: Queryable,
   run: { id: string; tenant: string },
   rows: readonly NewStepRow[],
 ): Promise<void> {
-  for (let start = 0; start < rows.length; start += 500) {
-    const batch = rows.slice(start, start + 500);
-    await tx.query(
-      `INSERT INTO steps (run_id, tenant, step_id, parent_id, position, kind, planned, max_attempts, bindings)
-       SELECT $1, $2, r.step_id, r.parent_id, r.position, r.kind, r.planned, r.max_attempts, r.bindings
-         FROM jsonb_to_recordset($3::jsonb) AS r(step_id text, parent_id text, position integer, kind text, planned jsonb, max_attempts integer, bindings jsonb)`,
-      [run.id, run.tenant, JSON.stringify(batch)],
-    );
+  for (let start = 0; start < rows.length; start += stepRowsPerStatement) {
+    const batch = rows.slice(start, start + stepRowsPerStatement);
+    await tx.query(insertStepRowsSql(1, 2, 3), [run.id, run.tenant, JSON.stringify(batch)]);
   }
 }

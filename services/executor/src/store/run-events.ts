@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { failedStepStates } from "@packrun/contract";
 import type { Queryable } from "@packrun/db";
 
 /** Severity of an event, as the evidence service stores it. */
@@ -34,6 +35,76 @@ export interface EventBatchRow {
 
 /** ISO time of the database's clock, as events carry it. */
 const clockIso = `to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** The step states whose event is an error (the failed ones but `cancelled`), as a SQL array. */
+const errorStepStatesSql = `ARRAY[${[...failedStepStates]
+  .filter((state) => state !== "cancelled")
+  .map((state) => `'${state}'`)
+  .join(", ")}]::text[]`;
+
+/**
+ * The event `stepEvent` (run/step-event.ts) makes for a step transition, as a SQL jsonb
+ * expression over the steps row `row` (an alias in the statement) that moved from `from` (a
+ * SQL text expression): for a statement that records the event of the change it applies in
+ * the same round trip. A test holds the two together (run-events.test.ts).
+ */
+export function stepEventSql(row: string, from: string, note?: "ready"): string {
+  const name = note === "ready" ? "'ready'" : `${row}.state`;
+  return `jsonb_build_object(
+    'type', 'step.' || ${name},
+    'level', CASE WHEN ${row}.state = ANY(${errorStepStatesSql}) THEN 'error' ELSE 'info' END,
+    'stepId', ${row}.step_id,
+    'message', coalesce(nullif(${row}.reason, ''), 'step ' || ${name}),
+    'metadata', jsonb_build_object('from', ${from}, 'to', ${row}.state, 'attempt', ${row}.attempt)
+      || CASE WHEN ${row}.exit_code IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('exitCode', ${row}.exit_code) END
+      || CASE WHEN ${row}.next_attempt_at IS NULL THEN '{}'::jsonb
+              ELSE jsonb_build_object('nextAttemptAt', to_char(${row}.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) END,
+    'idempotencyKey', ${row}.run_id || '/' || ${row}.step_id || '/' || ${name} || '/' || ${row}.attempt || '/' || ${row}.fence)`;
+}
+
+/** Parameter numbers of {@link outboxInsertSql} in its statement. */
+export interface OutboxParameters {
+  /** The run's id, as text. */
+  run: number;
+  tenant: number;
+  /** The events decided before the statement (JSON array of {@link RunEvent}). */
+  known: number;
+  /** The key of the row when it holds several events (a batch). */
+  batchKey: number;
+}
+
+/**
+ * The outbox INSERT of {@link recordEvents} as part of a statement that applies a change (a
+ * data-modifying CTE), so the change and its events take one round trip: one row holding, in
+ * order, the events decided before the statement and those of `derived` (a query of `n`,
+ * `event` rows the statement makes from the rows it changed, e.g. with {@link stepEventSql});
+ * no row when there is no event.
+ */
+export function outboxInsertSql(parameters: OutboxParameters, derived: string): string {
+  const run = `$${parameters.run}::text`;
+  const tenant = `$${parameters.tenant}::text`;
+  const batchKey = `$${parameters.batchKey}::text`;
+  return `INSERT INTO outbox (run_id, idempotency_key, event)
+  SELECT ${run}::uuid,
+         CASE WHEN s.total = 1 THEN s.events->0->>'idempotencyKey' ELSE ${batchKey} END,
+         CASE WHEN s.total = 1 THEN s.events->0 || jsonb_build_object('runId', ${run}, 'tenant', ${tenant})
+              ELSE jsonb_build_object('type', '${eventBatchType}', 'runId', ${run}, 'tenant', ${tenant},
+                                      'idempotencyKey', ${batchKey}, 'events', s.events) END
+    FROM (SELECT count(*) AS total,
+                 jsonb_agg(a.e || jsonb_build_object('time', coalesce(a.e->>'time', ${clockIso})) ORDER BY a.o, a.n) AS events
+            FROM (SELECT 0 AS o, x.n, x.e FROM jsonb_array_elements($${parameters.known}::jsonb) WITH ORDINALITY AS x(e, n)
+                  UNION ALL SELECT 1, d.n, d.event FROM (${derived}) AS d) a) s
+   WHERE s.total > 0
+  ON CONFLICT (idempotency_key) DO NOTHING`;
+}
+
+/** The values of {@link OutboxParameters}' parameters, in their order: run, tenant, known, batch key. */
+export function outboxParameterValues(
+  run: { id: string; tenant: string },
+  known: readonly RunEvent[],
+): [string, string, string, string] {
+  return [run.id, run.tenant, JSON.stringify(known), `${run.id}/batch/${randomUUID()}`];
+}
 
 /**
  * Writes events to the transactional outbox inside the caller's transaction, so an event

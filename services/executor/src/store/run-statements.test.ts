@@ -3,14 +3,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, test } from "vitest";
 import { countingDatabase, statementsOfRun } from "../testing/counting-database.ts";
 import { type ExecutorStack, packManifest, startExecutorStack } from "../testing/executor-stack.ts";
+import { outboxEventsSql, type RunEvent } from "./run-events.ts";
 
 // The executor's round trips for one 3-step run, counted on its database handle (every
 // statement naming the run, with the BEGIN and COMMIT of its transactions), so that the hot
 // path's cost cannot creep back unnoticed. Reads by watchers and sweeps that find nothing to do
 // do not name the run and are not counted; the test follows the run on the raw handle.
 
-/** Statements of a submitted 3-step run through to its settlement (measured: 26). */
-const maxStatementsPerRun = 26;
+/** Statements of a submitted 3-step run through to its settlement (measured: 20). */
+const maxStatementsPerRun = 20;
 
 let stack: ExecutorStack;
 let counter: ReturnType<typeof countingDatabase>;
@@ -62,5 +63,24 @@ test("a 3-step run costs the executor a bounded number of statements", async () 
     );
     // Each step: one claim, and its report in one transaction of four statements.
     assert.equal(listing.filter((text) => text.startsWith("WITH claimed AS")).length, 3);
+    // Fewer statements, the same events: every transition's, once, in order.
+    const events = (
+      await stack.database.query<{ event: RunEvent }>(
+        `SELECT event FROM (${outboxEventsSql}) AS outbox WHERE run_id = $1 ORDER BY id, n`,
+        [id],
+      )
+    ).rows.map(
+      ({ event }) => `${event.type}${event.stepId === undefined ? "" : ` ${event.stepId}`}`,
+    );
+    assert.deepEqual(events, [
+      "run.queued",
+      "run.running",
+      ...["a", "b", "c"].flatMap((step) => [
+        `step.ready ${step}`,
+        `step.running ${step}`,
+        `step.succeeded ${step}`,
+      ]),
+      "run.succeeded",
+    ]);
   }
 });

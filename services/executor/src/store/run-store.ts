@@ -1,3 +1,4 @@
+import { outboxInsertSql, stepEventSql } from "./run-events.ts";
 import { runColumns } from "./run-rows.ts";
 
 // The statements of a run transaction (RunScheduler), named and explained once. Every one of
@@ -74,11 +75,18 @@ RETURNING *`;
  * {@link startRun} and, in the same statement, {@link readyPlainTopLevelStep} for the run's first
  * step: a run's start and its first step's readiness in one round trip. One row: the run's
  * `run_deadline_at`, with the readied step's columns (all NULL when the first step is not a
- * plain `run` step; the caller then activates it).
+ * plain `run` step; the caller then activates it). The statement writes the transaction's
+ * outbox row too (`outboxInsertSql`): the events decided before it ($4, the run's start among
+ * them; $2 run id, $3 tenant, $5 batch key), then the first step's `step.ready`.
  */
 export const startRunAndReadyFirst = `
 WITH started AS (${startRun.trim().replace("RETURNING deadline_at", "RETURNING deadline_at AS run_deadline_at")}
 ), readied AS (${readyPlainTopLevelStep.trim().replaceAll("$2", "0")}
+), events AS (
+  ${outboxInsertSql(
+    { run: 2, tenant: 3, known: 4, batchKey: 5 },
+    `SELECT 1 AS n, ${stepEventSql("x", "'pending'", "ready")} AS event FROM readied x`,
+  )}
 )
 SELECT started.run_deadline_at, readied.* FROM started LEFT JOIN readied ON true`;
 
