@@ -44,6 +44,10 @@ try {
   print(`packrun: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(2);
 }
+// Open steps get a prepared network namespace each (slirp4netns and a sleeping holder, about
+// 5 MB) from a pool per egress policy; a separate executor keeps 8 ready, but this worker never
+// starts more steps at once than its concurrency, so more would be memory nobody uses.
+process.env.PACKRUN_EXECUTOR_WARM_NETWORKS ??= String(limits.concurrency);
 // Before the executor probes the machine: steps are isolated, or the banner says they are not.
 const isolationWarning = await ensureStepTools(print);
 const startedAt = performance.now();
