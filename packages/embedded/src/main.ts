@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { allScopes, mintToken } from "@packrun/auth";
 import { PackrunError } from "@packrun/errors";
-import { type ExecutorLimits, loadExecutorLimits } from "@packrun/executor";
+import { type ExecutorLimits, loadExecutorLimits, startSpawnHelper } from "@packrun/executor";
 import { createLogger } from "@packrun/logging";
 import type { JWK } from "jose";
 import { runQuickstart } from "./quickstart.ts";
@@ -48,6 +48,10 @@ try {
 // 5 MB) from a pool per egress policy; a separate executor keeps 8 ready, but this worker never
 // starts more steps at once than its concurrency, so more would be memory nobody uses.
 process.env.PACKRUN_EXECUTOR_WARM_NETWORKS ??= String(limits.concurrency);
+// Steps and tools start through the spawn helper, a small process of its own; it is started by
+// fork and exec, and a fork of this process shows all of its resident pages until the exec:
+// now, before the database and the services grow it, rather than at the first step.
+startSpawnHelper();
 // Before the executor probes the machine: steps are isolated, or the banner says they are not.
 const isolationWarning = await ensureStepTools(print);
 const startedAt = performance.now();
