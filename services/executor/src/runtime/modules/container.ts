@@ -11,8 +11,8 @@ import {
   type ModuleResult,
 } from "../module-result.ts";
 import { checkEnvNames } from "../step-env.ts";
-import { containerRuntime } from "../support.ts";
 import { handToStepUser, stepUser, WORKER_IS_ROOT } from "../step-user.ts";
+import { containerRuntime } from "../support.ts";
 import { containerParams, parseParams } from "./params.ts";
 
 /**
