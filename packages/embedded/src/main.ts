@@ -45,9 +45,10 @@ try {
   process.exit(2);
 }
 // Open steps get a prepared network namespace each (slirp4netns and a sleeping holder, about
-// 5 MB) from a pool per egress policy; a separate executor keeps 8 ready, but this worker never
-// starts more steps at once than its concurrency, so more would be memory nobody uses.
-process.env.PACKRUN_EXECUTOR_WARM_NETWORKS ??= String(limits.concurrency);
+// 5 MB) from a pool per egress policy. A separate executor keeps 8 ready for bursts; one person's
+// runs here rarely start more than two open steps at once (the quickstart: two), and a step
+// beyond the pool makes its own namespace as it starts, so 2 (at most the concurrency).
+process.env.PACKRUN_EXECUTOR_WARM_NETWORKS ??= String(Math.min(2, limits.concurrency));
 // Steps and tools start through the spawn helper, a small process of its own; it is started by
 // fork and exec, and a fork of this process shows all of its resident pages until the exec:
 // now, before the database and the services grow it, rather than at the first step.
