@@ -13,8 +13,10 @@
  * - CPU at ready: CPU time of the process tree until then (less load-dependent than ready);
  * - whether the quickstart ended in a verified bundle (exit code 0 of `--once`).
  *
- * `npm start` adds npm's own start and the console build's up-to-date check before this.
- * Cold clears V8's compile cache too, as a fresh clone has none.
+ * `npm start` adds npm's own start and the console build's up-to-date check before this. The
+ * environment and Node options are the `start` script's own (read from package.json), so the
+ * figures are those of what `npm start` runs. Cold clears V8's compile cache too, as a fresh clone
+ * has none.
  *
  * Usage: `npm run bench:start [-- --warm=N] [--keep]`. A program, never a timed test.
  */
@@ -29,6 +31,28 @@ const { values: args } = parseArgs({
   options: { warm: { type: "string", default: "2" }, keep: { type: "boolean", default: false } },
 });
 const warmStarts = Number(args.warm);
+
+/**
+ * What the root `start` script runs last: its environment assignments (`NAME=value`) and the
+ * options given to node before the script, e.g. `NODE_COMPILE_CACHE=… MALLOC_ARENA_MAX=2 node
+ * --max-semi-space-size=2 packages/embedded/src/start.ts`.
+ */
+function startCommand(): { env: Record<string, string>; nodeOptions: string[] } {
+  const scripts = JSON.parse(readFileSync(join(repository, "package.json"), "utf8")).scripts;
+  const words = String(scripts.start).split("&&").at(-1)?.trim().split(/\s+/) ?? [];
+  const env: Record<string, string> = {};
+  let word = words.shift();
+  for (; word !== undefined && /^[A-Z_][A-Z0-9_]*=/.test(word); word = words.shift()) {
+    const equals = word.indexOf("=");
+    env[word.slice(0, equals)] = word.slice(equals + 1);
+  }
+  if (word !== "node" || words.at(-1) !== "packages/embedded/src/start.ts")
+    throw new Error(
+      `bench: the start script no longer runs packages/embedded/src/start.ts: ${word}`,
+    );
+  return { env, nodeOptions: words.slice(0, -1) };
+}
+const start = startCommand();
 
 /** The pids of `root` and all its descendants, from /proc's children lists. */
 function processTree(root: number): number[] {
@@ -104,15 +128,12 @@ function measureStart(kind: "cold" | "warm", home: string): Promise<StartFigures
   const started = performance.now();
   const child = spawn(
     process.execPath,
-    [join(repository, "packages/embedded/src/start.ts"), "--once"],
+    [...start.nodeOptions, join(repository, "packages/embedded/src/start.ts"), "--once"],
     {
       cwd: repository,
-      // As `npm start` runs it: V8's code cache (and the stripped TypeScript) kept between starts.
-      env: {
-        ...process.env,
-        PACKRUN_HOME: home,
-        NODE_COMPILE_CACHE: join(repository, "node_modules/.cache/node-compile-cache"),
-      },
+      // As `npm start` runs it, e.g. V8's code cache (and the stripped TypeScript) kept between
+      // starts in NODE_COMPILE_CACHE (relative to the repository, the cwd).
+      env: { ...process.env, ...start.env, PACKRUN_HOME: home },
       stdio: ["ignore", "pipe", "inherit"],
     },
   );
@@ -182,7 +203,7 @@ function measureStart(kind: "cold" | "warm", home: string): Promise<StartFigures
 
 const home = mkdtempSync(join(tmpdir(), "packrun-start-bench-"));
 const results: StartFigures[] = [];
-rmSync(join(repository, "node_modules/.cache/node-compile-cache"), {
+rmSync(join(repository, start.env.NODE_COMPILE_CACHE ?? "node_modules/.cache/node-compile-cache"), {
   recursive: true,
   force: true,
 });
@@ -194,6 +215,11 @@ try {
   if (args.keep) process.stderr.write(`bench: kept ${home}\n`);
   else rmSync(home, { recursive: true, force: true });
 }
+process.stdout.write(
+  `Started as npm start does: ${Object.entries(start.env)
+    .map(([name, value]) => `${name}=${value}`)
+    .join(" ")} node ${start.nodeOptions.join(" ")}\n\n`,
+);
 const header =
   "| start | ready ms | services ms | CPU ms at ready | RSS at ready MiB | peak RSS MiB | processes | quickstart ms | verified bundle | load (1/5/15 min) |";
 process.stdout.write(`${header}\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n`);

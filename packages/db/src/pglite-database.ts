@@ -25,7 +25,7 @@ export interface EmbeddedPostgresOptions {
 }
 
 /** Postgres's cache of table and index pages in the embedded database. */
-const sharedBuffers = "16MB";
+const sharedBuffers = "8MB";
 
 /** Default of `EmbeddedPostgresOptions.stallWarningMs`. */
 export const stallWarningMs = 5_000;
@@ -76,8 +76,9 @@ export async function openEmbeddedPostgres(
     ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }),
     ...(options.initialMemory === undefined ? {} : { initialMemory: options.initialMemory }),
     // Postgres touches all its shared buffers when it starts: at the default 128 MB they are
-    // most of the process's resident memory. A cache, not durability: 16 MB holds the embedded
-    // default's working set (pages are read from the files beyond it).
+    // most of the process's resident memory. A cache, not durability: 8 MB holds the embedded
+    // default's working set (pages are read from the files beyond it); a warm `npm start` peaks
+    // about 20 MiB lower than with 16 MB, and 4 MB saved no more (docs/benchmarks.md).
     startParams: [...PGlite.defaultStartParams, "-c", `shared_buffers=${sharedBuffers}`],
     // int8 as a number, as the pg adapter does (counts and sizes fit in a double).
     parsers: { [types.INT8]: (value: string) => Number(value) },

@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { allScopes, mintToken } from "@packrun/auth";
 import { PackrunError } from "@packrun/errors";
-import { type ExecutorLimits, loadExecutorLimits } from "@packrun/executor";
+import { type ExecutorLimits, loadExecutorLimits, startSpawnHelper } from "@packrun/executor";
 import { createLogger } from "@packrun/logging";
 import type { JWK } from "jose";
 import { runQuickstart } from "./quickstart.ts";
@@ -44,6 +44,15 @@ try {
   print(`packrun: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(2);
 }
+// Open steps get a prepared network namespace each (slirp4netns and a sleeping holder, about
+// 5 MB) from a pool per egress policy. A separate executor keeps 8 ready for bursts; one person's
+// runs here rarely start more than two open steps at once (the quickstart: two), and a step
+// beyond the pool makes its own namespace as it starts, so 2 (at most the concurrency).
+process.env.PACKRUN_EXECUTOR_WARM_NETWORKS ??= String(Math.min(2, limits.concurrency));
+// Steps and tools start through the spawn helper, a small process of its own; it is started by
+// fork and exec, and a fork of this process shows all of its resident pages until the exec:
+// now, before the database and the services grow it, rather than at the first step.
+startSpawnHelper();
 // Before the executor probes the machine: steps are isolated, or the banner says they are not.
 const isolationWarning = await ensureStepTools(print);
 const startedAt = performance.now();

@@ -35,7 +35,7 @@ export {
   terminalRunStates,
   terminalStepStates,
 } from "./run/state-machine.ts";
-export { executeStep, probeRuntimes, reapOrphans } from "./runtime/index.ts";
+export { executeStep, probeRuntimes, reapOrphans, startSpawnHelper } from "./runtime/index.ts";
 export { createFileSecretVault, type FileSecretVaultOptions } from "./secrets/file-secret-vault.ts";
 export {
   createMemorySecretVault,

@@ -12,7 +12,7 @@ import { runNoop } from "./modules/noop.ts";
 import { runShell } from "./modules/shell.ts";
 import { DEFAULT_MAX_OUTPUT_FILE_BYTES, readOutputFile } from "./output-file.ts";
 import { attemptLayout } from "./step-env.ts";
-import { type RuntimeSupport, runtimeSupport } from "./support.ts";
+import { type HostSupport, hostSupport } from "./support.ts";
 import type { StepExecutionRequest, StepExecutionResult } from "./types.ts";
 
 /** Least time left for collecting a step's artifacts after its command ended. */
@@ -27,7 +27,7 @@ export const DEFAULT_WORKER_ID = `${hostname()}-${process.pid}`;
  * the worker itself (e.g. the workdir cannot be written).
  */
 export function executeStep(request: StepExecutionRequest): Promise<StepExecutionResult> {
-  return executeStepWith(request, runtimeSupport());
+  return executeStepWith(request, hostSupport());
 }
 
 /**
@@ -36,7 +36,7 @@ export function executeStep(request: StepExecutionRequest): Promise<StepExecutio
  */
 export async function executeStepWith(
   request: StepExecutionRequest,
-  supportPromise: Promise<RuntimeSupport> | RuntimeSupport,
+  supportPromise: Promise<HostSupport> | HostSupport,
 ): Promise<StepExecutionResult> {
   const started = performance.now();
   const masker = createMasker(request.secrets);

@@ -6,6 +6,7 @@ import { runtimeSupport } from "./support.ts";
 import type { RuntimeCapabilities } from "./types.ts";
 
 export { DEFAULT_WORKER_ID, executeStep } from "./execute-step.ts";
+export { startSpawnHelper } from "./launcher.ts";
 export { reapOrphans } from "./reap-orphans.ts";
 export type {
   ArtifactRecord,

@@ -1,6 +1,6 @@
 import type { LogSink } from "./log-sink.ts";
 import type { AttemptLayout } from "./step-env.ts";
-import type { RuntimeSupport } from "./support.ts";
+import type { HostSupport } from "./support.ts";
 import type { StepExecutionRequest, StepOutcome } from "./types.ts";
 
 /** What a module hands back to executeStep, which adds outputs, artifacts and the duration. */
@@ -31,7 +31,7 @@ export interface ModuleContext {
   request: StepExecutionRequest;
   sink: LogSink;
   layout: AttemptLayout;
-  support: RuntimeSupport;
+  support: HostSupport;
   workerId: string;
 }
 

@@ -11,25 +11,76 @@ import { findExecutable } from "./tools.ts";
 
 const PROBE_TIMEOUT_MS = 30_000;
 
-/** Tools found on this machine and which runtimes work with them. */
-export interface RuntimeSupport extends LaunchSupport {
+/**
+ * Tools found on this machine and which runtimes work with them, except whether podman works:
+ * what running a step needs (a container step asks {@link containerRuntime} when it comes).
+ */
+export interface HostSupport extends LaunchSupport {
   /** The sandbox runtime works (bubblewrap with every namespace it uses). */
   sandbox: boolean;
   podman: string | null;
-  /** podman answers with the configured global options. */
-  container: boolean;
   details: string[];
 }
 
-let probed: Promise<RuntimeSupport> | undefined;
-
-/** Probes the machine once per process (later calls share the first probe). */
-export function runtimeSupport(): Promise<RuntimeSupport> {
-  probed ??= probe();
-  return probed;
+/** Tools found on this machine and which runtimes work with them, podman included. */
+export interface RuntimeSupport extends HostSupport {
+  /** podman answers with the configured global options. */
+  container: boolean;
 }
 
-async function probe(): Promise<RuntimeSupport> {
+let probedHost: Promise<HostSupport> | undefined;
+let probedContainer: Promise<{ works: boolean; detail: string }> | undefined;
+
+/** Probes the machine once per process (later calls share the first probe), podman included. */
+export async function runtimeSupport(): Promise<RuntimeSupport> {
+  const host = await hostSupport();
+  const container = await containerRuntime();
+  return { ...host, container: container.works, details: [...host.details, container.detail] };
+}
+
+/**
+ * {@link runtimeSupport} without podman's check, probed once per process: steps start without
+ * waiting for it, and a worker that never runs a container never starts podman (`podman info`
+ * is two processes of about 30 MiB each, for a few hundred ms).
+ */
+export function hostSupport(): Promise<HostSupport> {
+  probedHost ??= probe();
+  return probedHost;
+}
+
+/** Whether the podman {@link hostSupport} found works here, checked once per process. */
+export function containerRuntime(): Promise<{ works: boolean; detail: string }> {
+  probedContainer ??= checkContainer();
+  return probedContainer;
+}
+
+async function checkContainer(): Promise<{ works: boolean; detail: string }> {
+  const { podman } = await hostSupport();
+  if (!podman)
+    return {
+      works: false,
+      detail: "podman missing (Debian packages podman, runc): container runtime unavailable",
+    };
+  const info = await runTool(
+    podman,
+    [
+      ...podmanGlobalArgs(),
+      "info",
+      "--format",
+      "{{.Version.Version}} {{.Host.OCIRuntime.Name}} cgroups-{{.Host.CgroupsVersion}}",
+    ],
+    { timeoutMs: PROBE_TIMEOUT_MS },
+  );
+  const works = info.code === 0;
+  return {
+    works,
+    detail: works
+      ? `container runtime: podman ${info.stdout.trim()} (${podmanGlobalArgs().join(" ")})`
+      : `container runtime: podman does not work here (${reasonOf(info)})`,
+  };
+}
+
+async function probe(): Promise<HostSupport> {
   const [bwrap, time, prlimit, podman, setpriv, slirp4netns, nsenter, nft, unshare, sleep] =
     await Promise.all(
       [
@@ -46,7 +97,7 @@ async function probe(): Promise<RuntimeSupport> {
       ].map(findExecutable),
     );
   const details: string[] = [];
-  const support: RuntimeSupport = {
+  const support: HostSupport = {
     bwrap: bwrap ?? null,
     time: time ?? null,
     prlimit: prlimit ?? null,
@@ -60,7 +111,6 @@ async function probe(): Promise<RuntimeSupport> {
     ...(await usableCgroups()),
     pidNamespace: false,
     sandbox: false,
-    container: false,
     details,
   };
 
@@ -123,31 +173,11 @@ async function probe(): Promise<RuntimeSupport> {
     );
   }
 
-  if (support.podman) {
-    const info = await runTool(
-      support.podman,
-      [
-        ...podmanGlobalArgs(),
-        "info",
-        "--format",
-        "{{.Version.Version}} {{.Host.OCIRuntime.Name}} cgroups-{{.Host.CgroupsVersion}}",
-      ],
-      { timeoutMs: PROBE_TIMEOUT_MS },
-    );
-    support.container = info.code === 0;
-    details.push(
-      support.container
-        ? `container runtime: podman ${info.stdout.trim()} (${podmanGlobalArgs().join(" ")})`
-        : `container runtime: podman does not work here (${reasonOf(info)})`,
-    );
-  } else {
-    details.push("podman missing (Debian packages podman, runc): container runtime unavailable");
-  }
   return support;
 }
 
 /** Runs `true` with exactly the sandbox flags steps get (sealed variant); null when it works. */
-async function checkSandbox(support: RuntimeSupport): Promise<string | null> {
+async function checkSandbox(support: HostSupport): Promise<string | null> {
   const root = await mkdtemp(path.join(tmpdir(), "packrun-probe-"));
   try {
     const layout = attemptLayout(root);

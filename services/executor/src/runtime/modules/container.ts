@@ -12,6 +12,7 @@ import {
 } from "../module-result.ts";
 import { checkEnvNames } from "../step-env.ts";
 import { handToStepUser, stepUser, WORKER_IS_ROOT } from "../step-user.ts";
+import { containerRuntime } from "../support.ts";
 import { containerParams, parseParams } from "./params.ts";
 
 /**
@@ -29,7 +30,8 @@ export async function runContainerModule(context: ModuleContext): Promise<Module
   const envProblem = checkEnvNames(env);
   if (envProblem)
     return failedBeforeStart(`invalid parameters for builtin:container: ${envProblem}`);
-  if (!support.container || !support.podman) {
+  // Checked at the first container step, not at start (containerRuntime, support.ts).
+  if (!support.podman || !(await containerRuntime()).works) {
     return failedBeforeStart(
       "the container runtime is not available on this worker (podman missing or not working)",
     );
