@@ -5,7 +5,6 @@ import { createTokenVerifier, loadOrCreateLocalSigningKey, mintToken } from "@pa
 import { consoleAssetsDir } from "@packrun/console";
 import { loadKeyRing, type S3ArtifactStoreOptions, startEvidenceServer } from "@packrun/evidence";
 import {
-  createBullmqWorkQueue,
   createFileSecretVault,
   createMemoryWorkQueue,
   createRedisSecretVault,
@@ -20,7 +19,6 @@ import { startPlannerServer } from "@packrun/planner";
 import { configureSharedPlanningPool, sharedPlanningPool } from "@packrun/planning";
 import { type DevCertificates, ensureDevCertificates } from "@packrun/rpc-server";
 import { flushTelemetry, initTelemetry } from "@packrun/telemetry";
-import { Redis } from "ioredis";
 import type { JWK } from "jose";
 import { openServiceDatabases } from "./service-databases.ts";
 
@@ -249,15 +247,19 @@ export async function startEmbedded(options: EmbeddedOptions): Promise<Embedded>
     ),
   ]);
   const namespace = options.redisNamespace;
+  // ioredis and BullMQ are loaded only with Redis: the default never needs them (memory).
   const redis =
     redisUrl === undefined
       ? undefined
-      : new Redis(redisUrl, namespace === undefined ? {} : { keyPrefix: namespace.keyPrefix });
+      : new (await import("ioredis")).Redis(
+          redisUrl,
+          namespace === undefined ? {} : { keyPrefix: namespace.keyPrefix },
+        );
   redis?.on("error", () => {});
   const queue =
     redisUrl === undefined
       ? createMemoryWorkQueue()
-      : createBullmqWorkQueue({
+      : (await import("@packrun/executor/bullmq-work-queue")).createBullmqWorkQueue({
           redisUrl,
           ...(namespace === undefined
             ? {}

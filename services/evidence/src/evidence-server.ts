@@ -14,7 +14,7 @@ import {
   type EvidenceLimits,
 } from "./evidence-service.ts";
 import { createKeyRing } from "./key-ring.ts";
-import { createS3ArtifactStore, type S3ArtifactStoreOptions } from "./s3-artifact-store.ts";
+import type { S3ArtifactStoreOptions } from "./s3-artifact-store.ts";
 
 /** The Postgres schema the evidence service owns; no other service reads it. */
 export const evidenceSchema = "evidence";
@@ -88,7 +88,8 @@ export async function startEvidenceServer(options: EvidenceServerOptions): Promi
             ? {}
             : { fileSystem: options.artifactFileSystem }),
         })
-      : createS3ArtifactStore(options.objectStore);
+      : // Loaded only when used: the AWS SDK is a large module the default never needs.
+        (await import("./s3-artifact-store.ts")).createS3ArtifactStore(options.objectStore);
   try {
     const swept = await store.sweepTemporaryFiles(hour);
     if (swept > 0)

@@ -43,9 +43,6 @@ export {
   type KeyRing,
   loadKeyRing,
 } from "./key-ring.ts";
-export {
-  createS3ArtifactStore,
-  minimumPartSizeBytes,
-  type S3ArtifactStoreOptions,
-} from "./s3-artifact-store.ts";
+// Only the type: the store itself (and the AWS SDK) is loaded when an object store is configured.
+export type { S3ArtifactStoreOptions } from "./s3-artifact-store.ts";
 export { resumeAfterTrailer } from "./subscribe-events.ts";

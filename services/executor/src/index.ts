@@ -43,7 +43,8 @@ export {
   type SecretVault,
 } from "./secrets/secret-vault.ts";
 export { executorChannels, outboxChannel, runChangedChannel } from "./store/change-hints.ts";
-export { createBullmqWorkQueue } from "./worker/bullmq-work-queue.ts";
+// createBullmqWorkQueue is its own entry point (`@packrun/executor/bullmq-work-queue`): BullMQ and
+// ioredis load only where a Redis queue is used, not in the embedded default.
 export { createMemoryWorkQueue } from "./worker/memory-work-queue.ts";
 export { defaultStepLimits, type StepRunner, type StepWorker } from "./worker/step-worker.ts";
 export type { QueueDepth, WorkItem, WorkQueue } from "./worker/work-queue.ts";
