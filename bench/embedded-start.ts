@@ -18,17 +18,24 @@
  * figures are those of what `npm start` runs. Cold clears V8's compile cache too, as a fresh clone
  * has none.
  *
- * Usage: `npm run bench:start [-- --warm=N] [--keep]`. A program, never a timed test.
+ * Usage: `npm run bench:start [-- --warm=N] [--keep] [--save]`; `--save` also writes the report
+ * to `bench/results/latest/npm-start.md` (committed beside the latest full run, which keeps it).
+ * A program, never a timed test.
  */
-import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { formatWithBiome } from "./lib/util.ts";
 
 const repository = resolve(import.meta.dirname, "..");
 const { values: args } = parseArgs({
-  options: { warm: { type: "string", default: "2" }, keep: { type: "boolean", default: false } },
+  options: {
+    warm: { type: "string", default: "2" },
+    keep: { type: "boolean", default: false },
+    save: { type: "boolean", default: false },
+  },
 });
 const warmStarts = Number(args.warm);
 
@@ -215,18 +222,36 @@ try {
   if (args.keep) process.stderr.write(`bench: kept ${home}\n`);
   else rmSync(home, { recursive: true, force: true });
 }
-process.stdout.write(
+const lines = [
   `Started as npm start does: ${Object.entries(start.env)
     .map(([name, value]) => `${name}=${value}`)
-    .join(" ")} node ${start.nodeOptions.join(" ")}\n\n`,
-);
-const header =
-  "| start | ready ms | services ms | CPU ms at ready | RSS at ready MiB | peak RSS MiB | processes | quickstart ms | verified bundle | load (1/5/15 min) |";
-process.stdout.write(`${header}\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n`);
-for (const r of results)
-  process.stdout.write(
-    `| ${r.kind} | ${r.readyMs} | ${r.servicesMs} | ${r.cpuAtReadyMs} | ${r.residentAtReadyMiB} | ${r.peakResidentMiB} | ${r.peakProcesses} | ${r.quickstartMs} | ${r.verified ? "yes" : "NO"} | ${r.load} |\n`,
+    .join(" ")} node ${start.nodeOptions.join(" ")}`,
+  "",
+  "| start | ready ms | services ms | CPU ms at ready | RSS at ready MiB | peak RSS MiB | processes | quickstart ms | verified bundle | load (1/5/15 min) |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  ...results.map(
+    (r) =>
+      `| ${r.kind} | ${r.readyMs} | ${r.servicesMs} | ${r.cpuAtReadyMs} | ${r.residentAtReadyMiB} | ${r.peakResidentMiB} | ${r.peakProcesses} | ${r.quickstartMs} | ${r.verified ? "yes" : "NO"} | ${r.load} |`,
+  ),
+  "",
+  "Resident MiB per process at each start's peak:",
+  "",
+  ...results.map((r) => `- ${r.kind}: ${r.peakBreakdown}`),
+];
+const report = `${lines.join("\n")}\n`;
+process.stdout.write(report);
+if (args.save) {
+  const commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+    cwd: repository,
+    encoding: "utf8",
+  }).trim();
+  const saved = join(repository, "bench", "results", "latest", "npm-start.md");
+  mkdirSync(dirname(saved), { recursive: true });
+  writeFileSync(
+    saved,
+    `# \`npm start\`: ready time and memory\n\n\`npm run bench:start -- --save\` on ${new Date().toISOString()}, commit \`${commit}\`.\n\n${report}`,
   );
-process.stdout.write("\nResident MiB per process at each start's peak:\n");
-for (const r of results) process.stdout.write(`- ${r.kind}: ${r.peakBreakdown}\n`);
+  formatWithBiome(saved);
+  process.stderr.write(`bench: wrote ${saved}\n`);
+}
 if (results.some((r) => !r.verified)) process.exitCode = 1;

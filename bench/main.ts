@@ -19,9 +19,8 @@
  * Exits 1 when the harness fails (a system does not start, runs fail, a correctness check such
  * as "zero duplicate successes" fails); never because of a timing.
  */
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -36,7 +35,7 @@ import { measureCommits, measureRedis, measureSpawn, WalCounter } from "./lib/li
 import { pidFromFile, postmasterPid, rssMiB } from "./lib/meter.ts";
 import { describeMachine, summary } from "./lib/report.ts";
 import { type BenchEnv, FloorSystem, PackrunSystem, PeerSystem } from "./lib/systems.ts";
-import { log, round } from "./lib/util.ts";
+import { formatWithBiome, log, round } from "./lib/util.ts";
 import {
   type BenchContext,
   benchSizes,
@@ -46,6 +45,8 @@ import {
 } from "./lib/workloads.ts";
 
 const RESULTS = path.resolve(import.meta.dirname, "results");
+/** `npm run bench:start -- --save` writes its figures here in `latest/` (bench/embedded-start.ts). */
+const START_FIGURES = "npm-start.md";
 
 /** The same durability for every system. */
 const POSTGRES_SETTINGS = [
@@ -110,16 +111,6 @@ function rounded(value: unknown): unknown {
   if (value && typeof value === "object")
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, rounded(v)]));
   return value;
-}
-
-/**
- * Formats the result files the way the repository's formatter (Biome) wants them, so that a
- * committed `latest/` passes `npm run lint`. Best effort: without Biome the files stay as written.
- */
-function formatResults(dir: string): void {
-  const biome = path.resolve(import.meta.dirname, "../node_modules/.bin/biome");
-  const result = spawnSync(biome, ["format", "--write", dir], { stdio: "ignore" });
-  if (result.status !== 0) log(`could not format ${dir} with Biome; the results are as written`);
 }
 
 /** The statements each database ran most often, with their total time (diagnostic runs). */
@@ -277,9 +268,12 @@ async function main(): Promise<number> {
   await writeFile(path.join(outDir, "summary.md"), markdown);
   if (!quick && !only && !onlySystems) {
     const latest = path.join(RESULTS, "latest");
+    // `npm run bench:start -- --save` keeps its own latest figures there: not this run's to drop.
+    const startFigures = await readFile(path.join(latest, START_FIGURES), "utf8").catch(() => null);
     await rm(latest, { recursive: true, force: true });
     await cp(outDir, latest, { recursive: true });
-    formatResults(latest);
+    if (startFigures !== null) await writeFile(path.join(latest, START_FIGURES), startFigures);
+    formatWithBiome(latest);
   }
   process.stdout.write(markdown);
   log(

@@ -45,10 +45,11 @@ try {
   process.exit(2);
 }
 // Open steps get a prepared network namespace each (slirp4netns and a sleeping holder, about
-// 5 MB) from a pool per egress policy. A separate executor keeps 8 ready for bursts; one person's
-// runs here rarely start more than two open steps at once (the quickstart: two), and a step
-// beyond the pool makes its own namespace as it starts, so 2 (at most the concurrency).
-process.env.PACKRUN_EXECUTOR_WARM_NETWORKS ??= String(Math.min(2, limits.concurrency));
+// 5 MB) from a pool per egress policy. A separate executor keeps 8 ready for bursts; here one is
+// kept per policy: a second open step starting at the same moment makes its own namespace as it
+// starts (tens of ms), and the 400 MB memory budget of `npm start` has little room for more
+// (docs/benchmarks.md, "npm start: ready time and memory").
+process.env.PACKRUN_EXECUTOR_WARM_NETWORKS ??= "1";
 // Steps and tools start through the spawn helper, a small process of its own; it is started by
 // fork and exec, and a fork of this process shows all of its resident pages until the exec:
 // now, before the database and the services grow it, rather than at the first step.
