@@ -39,6 +39,16 @@ const event = (key: string, stepId?: string): RunEvent => ({
   ...(stepId === undefined ? {} : { stepId }),
 });
 
+/** A run's outbox rows in insertion order. */
+async function outboxRows(runId: string) {
+  return (
+    await database.query<{ idempotency_key: string; event: Record<string, unknown> }>(
+      "SELECT idempotency_key, event FROM outbox WHERE run_id = $1 ORDER BY id",
+      [runId],
+    )
+  ).rows;
+}
+
 test("one row per transaction: an event alone as itself, several as one batch in order", async () => {
   await database.transaction((tx) => recordEvents(tx, run, [event("alone")]));
   await database.transaction((tx) =>
@@ -46,12 +56,7 @@ test("one row per transaction: an event alone as itself, several as one batch in
   );
   // No events, no row.
   await database.transaction((tx) => recordEvents(tx, run, []));
-  const rows = (
-    await database.query<{ idempotency_key: string; event: Record<string, unknown> }>(
-      "SELECT idempotency_key, event FROM outbox WHERE run_id = $1 ORDER BY id",
-      [run.id],
-    )
-  ).rows;
+  const rows = await outboxRows(run.id);
   assert.equal(rows.length, 2);
   const [alone, batch] = rows;
   assert.equal(alone?.idempotency_key, `${run.id}/alone`);
@@ -144,12 +149,7 @@ test("outboxInsertSql writes one row as recordEvents does: known events, then de
     ),
     outboxParameterValues(stepRun, [event("x"), event("y")]),
   );
-  const rows = (
-    await database.query<{ idempotency_key: string; event: Record<string, unknown> }>(
-      "SELECT idempotency_key, event FROM outbox WHERE run_id = $1 ORDER BY id",
-      [stepRun.id],
-    )
-  ).rows;
+  const rows = await outboxRows(stepRun.id);
   assert.equal(rows.length, 2);
   const [solo, batch] = rows;
   assert.equal(solo?.idempotency_key, `${run.id}/solo`);
