@@ -1,33 +1,21 @@
 import assert from "node:assert/strict";
-import { createPostgresDatabase, type Database, migrate } from "@packrun/db";
-import { createTestDatabase, type TestDatabase } from "@packrun/testing";
-import { afterAll, beforeAll, test } from "vitest";
-import { executorMigrationsDir, executorSchema } from "../rpc/executor-server.ts";
+import { test } from "vitest";
 import { stepEvent } from "../run/scheduler.ts";
+import { useExecutorDatabase } from "../testing/executor-database.ts";
 import { claimStep } from "./claim-step.ts";
 
-let testDatabase: TestDatabase;
-let database: Database;
-beforeAll(async () => {
-  testDatabase = await createTestDatabase("claim");
-  database = createPostgresDatabase({ url: testDatabase.url, schema: executorSchema });
-  await migrate(database, executorSchema, executorMigrationsDir);
-});
-afterAll(async () => {
-  await database.close();
-  await testDatabase.drop();
-});
+const executor = useExecutorDatabase("claim");
 
 const runId = "7d3f2c1e-0000-4000-8000-000000000001";
 const planJson = '{"steps":[]}';
 
 async function seed(step: { reason: string; exitCode: number | null; attempt: number }) {
-  await database.query(
+  await executor.database.query(
     `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, state)
      VALUES ($1, 'acme', 'p', '1.0.0', 'sha256:d', 'sha256:' || encode(sha256(convert_to($2::text, 'UTF8')), 'hex'), $2, '', '{}', 'running')`,
     [runId, planJson],
   );
-  await database.query(
+  await executor.database.query(
     `INSERT INTO steps (run_id, step_id, tenant, position, kind, planned, ready_at, attempt, fence, failed_attempts, reason, exit_code)
      VALUES ($1, 'build', 'acme', 0, 'run', '{}', now(), $2::int, $2::int, $2::int, $3, $4)`,
     [runId, step.attempt, step.reason, step.exitCode],
@@ -37,7 +25,12 @@ async function seed(step: { reason: string; exitCode: number | null; attempt: nu
 test("a claim records exactly the event stepEvent makes for pending → running, once", async () => {
   // A retry: the step carries the previous attempt's reason and exit code into its claim.
   await seed({ reason: "attempt 1 failed: exit 3; retrying in 1s", exitCode: 3, attempt: 1 });
-  const claimed = await claimStep(database, { runId, stepId: "build" }, "worker-a", 15_000);
+  const claimed = await claimStep(
+    executor.database,
+    { runId, stepId: "build" },
+    "worker-a",
+    15_000,
+  );
   assert.ok(claimed !== undefined);
   assert.equal(claimed.step.state, "running");
   assert.equal(claimed.step.attempt, 2);
@@ -49,7 +42,7 @@ test("a claim records exactly the event stepEvent makes for pending → running,
   assert.equal(claimed.storedPlanHash, claimed.run.plan_hash);
 
   const outbox = (
-    await database.query<{ idempotency_key: string; event: Record<string, unknown> }>(
+    await executor.database.query<{ idempotency_key: string; event: Record<string, unknown> }>(
       "SELECT idempotency_key, event FROM outbox WHERE run_id = $1",
       [runId],
     )
@@ -63,35 +56,36 @@ test("a claim records exactly the event stepEvent makes for pending → running,
   assert.equal(outbox[0]?.idempotency_key, `${runId}/build/running/2/2`);
 
   const attempts = (
-    await database.query("SELECT attempt, state, worker_id, fence FROM step_attempts")
+    await executor.database.query("SELECT attempt, state, worker_id, fence FROM step_attempts")
   ).rows;
   assert.deepEqual(attempts, [{ attempt: 2, state: "running", worker_id: "worker-a", fence: 2 }]);
 
   // Running now: a second claim of the same item finds nothing to take.
   assert.equal(
-    await claimStep(database, { runId, stepId: "build" }, "worker-b", 15_000),
+    await claimStep(executor.database, { runId, stepId: "build" }, "worker-b", 15_000),
     undefined,
   );
 
   // A first attempt without a previous reason gets the plain message and no exit code.
-  await database.query("DELETE FROM runs");
-  await database.query("DELETE FROM outbox");
+  await executor.database.query("DELETE FROM runs");
+  await executor.database.query("DELETE FROM outbox");
   await seed({ reason: "", exitCode: null, attempt: 0 });
-  const first = await claimStep(database, { runId, stepId: "build" }, "worker-a", 15_000);
+  const first = await claimStep(executor.database, { runId, stepId: "build" }, "worker-a", 15_000);
   assert.ok(first !== undefined);
-  const row = (await database.query<{ event: Record<string, unknown> }>("SELECT event FROM outbox"))
-    .rows[0];
+  const row = (
+    await executor.database.query<{ event: Record<string, unknown> }>("SELECT event FROM outbox")
+  ).rows[0];
   const { time: _t, runId: _r, tenant: _n, ...plain } = row?.event ?? {};
   assert.deepEqual(plain, stepEvent(first.step, "pending"));
 });
 
 test("a step of a run that is no longer active is not claimed", async () => {
-  await database.query("DELETE FROM runs");
+  await executor.database.query("DELETE FROM runs");
   await seed({ reason: "", exitCode: null, attempt: 0 });
-  await database.query("UPDATE runs SET state = 'cancelled' WHERE id = $1", [runId]);
+  await executor.database.query("UPDATE runs SET state = 'cancelled' WHERE id = $1", [runId]);
   assert.equal(
-    await claimStep(database, { runId, stepId: "build" }, "worker-a", 15_000),
+    await claimStep(executor.database, { runId, stepId: "build" }, "worker-a", 15_000),
     undefined,
   );
-  assert.equal((await database.query("SELECT 1 FROM step_attempts")).rowCount, 0);
+  assert.equal((await executor.database.query("SELECT 1 FROM step_attempts")).rowCount, 0);
 });

@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { createPostgresDatabase, type Database, migrate } from "@packrun/db";
-import { createTestDatabase, type TestDatabase } from "@packrun/testing";
-import { afterAll, beforeAll, test } from "vitest";
-import { executorMigrationsDir, executorSchema } from "../rpc/executor-server.ts";
+import { test } from "vitest";
 import { stepEvent } from "../run/step-event.ts";
+import { useExecutorDatabase } from "../testing/executor-database.ts";
 import {
   type EventBatchRow,
   outboxEventsSql,
@@ -18,17 +16,7 @@ import type { StepRow } from "./run-rows.ts";
 // A transaction's events are one outbox row: the event itself when alone, or a batch holding
 // them in order, each with its own key and time.
 
-let testDatabase: TestDatabase;
-let database: Database;
-beforeAll(async () => {
-  testDatabase = await createTestDatabase("run_events");
-  database = createPostgresDatabase({ url: testDatabase.url, schema: executorSchema });
-  await migrate(database, executorSchema, executorMigrationsDir);
-});
-afterAll(async () => {
-  await database.close();
-  await testDatabase.drop();
-});
+const executor = useExecutorDatabase("run_events");
 
 const run = { id: "7d3f2c1e-0000-4000-8000-0000000000e1", tenant: "acme" };
 const event = (key: string, stepId?: string): RunEvent => ({
@@ -42,7 +30,7 @@ const event = (key: string, stepId?: string): RunEvent => ({
 /** A run's outbox rows in insertion order. */
 async function outboxRows(runId: string) {
   return (
-    await database.query<{ idempotency_key: string; event: Record<string, unknown> }>(
+    await executor.database.query<{ idempotency_key: string; event: Record<string, unknown> }>(
       "SELECT idempotency_key, event FROM outbox WHERE run_id = $1 ORDER BY id",
       [runId],
     )
@@ -50,12 +38,12 @@ async function outboxRows(runId: string) {
 }
 
 test("one row per transaction: an event alone as itself, several as one batch in order", async () => {
-  await database.transaction((tx) => recordEvents(tx, run, [event("alone")]));
-  await database.transaction((tx) =>
+  await executor.database.transaction((tx) => recordEvents(tx, run, [event("alone")]));
+  await executor.database.transaction((tx) =>
     recordEvents(tx, run, [event("a", "build"), event("b", "test"), event("c")]),
   );
   // No events, no row.
-  await database.transaction((tx) => recordEvents(tx, run, []));
+  await executor.database.transaction((tx) => recordEvents(tx, run, []));
   const rows = await outboxRows(run.id);
   assert.equal(rows.length, 2);
   const [alone, batch] = rows;
@@ -80,7 +68,7 @@ test("one row per transaction: an event alone as itself, several as one batch in
   assert.ok(stored.events.every((each) => /Z$/.test(each.time)));
   // Readers looking for events see four, in order.
   const events = (
-    await database.query<{ event: { message: string } }>(
+    await executor.database.query<{ event: { message: string } }>(
       `SELECT event FROM (${outboxEventsSql}) AS outbox WHERE run_id = $1 ORDER BY id, n`,
       [run.id],
     )
@@ -92,12 +80,12 @@ const stepRun = { id: "7d3f2c1e-0000-4000-8000-0000000000e2", tenant: "acme" };
 
 /** Seeds a run with steps in the states the statements write events for. */
 async function seedSteps(): Promise<void> {
-  await database.query(
+  await executor.database.query(
     `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, state)
      VALUES ($1, 'acme', 'p', '1.0.0', 'sha256:d', 'sha256:h', '{}', '', '{}', 'running')`,
     [stepRun.id],
   );
-  await database.query(
+  await executor.database.query(
     `INSERT INTO steps (run_id, step_id, tenant, position, kind, planned, state, attempt, fence, reason, exit_code, next_attempt_at)
      VALUES ($1, 'ok', 'acme', 0, 'run', '{}', 'succeeded', 1, 1, '', 0, NULL),
             ($1, 'broke', 'acme', 1, 'run', '{}', 'failed', 3, 4, 'exit 3', 3, NULL),
@@ -113,7 +101,7 @@ async function seedSteps(): Promise<void> {
 test("stepEventSql makes the event stepEvent makes, for every kind of step row", async () => {
   await seedSteps();
   const rows = (
-    await database.query<StepRow & { changed: RunEvent; readied: RunEvent }>(
+    await executor.database.query<StepRow & { changed: RunEvent; readied: RunEvent }>(
       `SELECT s.*, ${stepEventSql("s", "'running'")} AS changed, ${stepEventSql("s", "'pending'", "ready")} AS readied
          FROM steps s WHERE run_id = $1 ORDER BY position`,
       [stepRun.id],
@@ -133,16 +121,19 @@ test("stepEventSql makes the event stepEvent makes, for every kind of step row",
 });
 
 test("outboxInsertSql writes one row as recordEvents does: known events, then derived ones", async () => {
-  await database.query("DELETE FROM outbox");
+  await executor.database.query("DELETE FROM outbox");
   const statement = (derived: string) =>
     `WITH events AS (${outboxInsertSql({ run: 1, tenant: 2, known: 3, batchKey: 4 }, derived)}) SELECT 1`;
   const noDerived = "SELECT 1 AS n, '{}'::jsonb AS event WHERE false";
   // Nothing at all: no row.
-  await database.query(statement(noDerived), outboxParameterValues(stepRun, []));
+  await executor.database.query(statement(noDerived), outboxParameterValues(stepRun, []));
   // One known event alone: the event itself under its own key, with the run's identity.
-  await database.query(statement(noDerived), outboxParameterValues(stepRun, [event("solo")]));
+  await executor.database.query(
+    statement(noDerived),
+    outboxParameterValues(stepRun, [event("solo")]),
+  );
   // Known events and two derived ones: one batch, known first, derived in their order.
-  await database.query(
+  await executor.database.query(
     statement(
       `SELECT 2 AS n, jsonb_build_object('type', 'step.ready', 'message', 'second', 'idempotencyKey', 'k2') AS event
        UNION ALL SELECT 1, jsonb_build_object('type', 'step.succeeded', 'message', 'first', 'idempotencyKey', 'k1')`,
@@ -167,9 +158,13 @@ test("outboxInsertSql writes one row as recordEvents does: known events, then de
   );
   assert.ok(stored.events.every((each) => /Z$/.test(each.time)));
   // A resent single event (same key) is not written twice.
-  await database.query(statement(noDerived), outboxParameterValues(stepRun, [event("solo")]));
+  await executor.database.query(
+    statement(noDerived),
+    outboxParameterValues(stepRun, [event("solo")]),
+  );
   assert.equal(
-    (await database.query("SELECT 1 FROM outbox WHERE run_id = $1", [stepRun.id])).rowCount,
+    (await executor.database.query("SELECT 1 FROM outbox WHERE run_id = $1", [stepRun.id]))
+      .rowCount,
     2,
   );
 });

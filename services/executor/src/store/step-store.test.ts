@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { createPostgresDatabase, type Database, migrate } from "@packrun/db";
-import { createTestDatabase, type TestDatabase } from "@packrun/testing";
-import { afterAll, beforeAll, beforeEach, test } from "vitest";
-import { executorMigrationsDir, executorSchema } from "../rpc/executor-server.ts";
+import { beforeEach, test } from "vitest";
 import type { StepChange } from "../run/step-change.ts";
+import { useExecutorDatabase } from "../testing/executor-database.ts";
 import type { RunEvent } from "./run-events.ts";
 import { updateStepAndReadyNext } from "./step-store.ts";
 
@@ -11,20 +9,10 @@ import { updateStepAndReadyNext } from "./step-store.ts";
 // last step of a running run without outputs, the run's success, settled only when no other
 // step of the run still runs; the transaction's events in one outbox row.
 
-let testDatabase: TestDatabase;
-let database: Database;
-beforeAll(async () => {
-  testDatabase = await createTestDatabase("step_store");
-  database = createPostgresDatabase({ url: testDatabase.url, schema: executorSchema });
-  await migrate(database, executorSchema, executorMigrationsDir);
-});
-afterAll(async () => {
-  await database.close();
-  await testDatabase.drop();
-});
+const executor = useExecutorDatabase("step_store");
 beforeEach(async () => {
-  await database.query("DELETE FROM outbox");
-  await database.query("DELETE FROM runs");
+  await executor.database.query("DELETE FROM outbox");
+  await executor.database.query("DELETE FROM runs");
 });
 
 const run = { id: "7d3f2c1e-0000-4000-8000-0000000000f1", tenant: "acme" };
@@ -39,13 +27,13 @@ const settledEvent: RunEvent = {
 
 /** A running run whose top-level steps are in the given states, in position order. */
 async function seed(states: readonly string[]): Promise<void> {
-  await database.query(
+  await executor.database.query(
     `INSERT INTO runs (id, tenant, pack_name, pack_version, pack_digest, plan_hash, plan_json, manifest, inputs, state)
      VALUES ($1, 'acme', 'p', '1.0.0', 'sha256:d', 'sha256:h', '{"steps":[]}', '', '{}', 'running')`,
     [run.id],
   );
   for (const [position, state] of states.entries())
-    await database.query(
+    await executor.database.query(
       `INSERT INTO steps (run_id, step_id, tenant, position, kind, planned, state, attempt, fence)
        VALUES ($1, $2, 'acme', $3, 'run', '{"enabled": true}', $4, 1, 1)`,
       [run.id, `s${position}`, position, state],
@@ -53,7 +41,7 @@ async function seed(states: readonly string[]): Promise<void> {
 }
 
 async function endStep(stepId: string, finishRunIfLast: boolean) {
-  return database.transaction((tx) =>
+  return executor.database.transaction((tx) =>
     updateStepAndReadyNext(
       tx,
       { run_id: run.id, step_id: stepId, state: "running" },
@@ -67,7 +55,7 @@ async function endStep(stepId: string, finishRunIfLast: boolean) {
 
 async function runRow() {
   return (
-    await database.query<{ state: string; settled: boolean; finished: boolean }>(
+    await executor.database.query<{ state: string; settled: boolean; finished: boolean }>(
       "SELECT state, settled_at IS NOT NULL AS settled, finished_at IS NOT NULL AS finished FROM runs WHERE id = $1",
       [run.id],
     )
@@ -77,7 +65,7 @@ async function runRow() {
 /** The types of the events in the run's outbox, in order. */
 async function outboxTypes(): Promise<string[]> {
   const rows = (
-    await database.query<{ event: { type: string; events?: { type: string }[] } }>(
+    await executor.database.query<{ event: { type: string; events?: { type: string }[] } }>(
       "SELECT event FROM outbox WHERE run_id = $1 ORDER BY id",
       [run.id],
     )
