@@ -44,7 +44,12 @@ async function writeText(reply: FastifyReply, text: string): Promise<void> {
     }, stalledWriteLimitMs);
   });
   try {
-    await Promise.race([once(reply.raw, "drain").then(() => {}), stalled]);
+    // A client that goes away ends the wait too: its stream is over.
+    await Promise.race([
+      once(reply.raw, "drain").then(() => {}),
+      once(reply.raw, "close").then(() => {}),
+      stalled,
+    ]);
   } finally {
     clearTimeout(timer);
   }
